@@ -1,0 +1,3 @@
+from advstudio.cli import main
+
+raise SystemExit(main())

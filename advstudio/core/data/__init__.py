@@ -1,0 +1,1 @@
+"""Datasets: the layouts users bring, and the offline demo set advstudio renders itself."""

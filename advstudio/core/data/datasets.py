@@ -1,0 +1,182 @@
+"""Dataset layouts: a folder per class, a CSV of path,label (optionally split), and the
+FSDKaggle2019 curated train set with the paper-002 selection and split.
+
+A layout yields a `Dataset`: labelled file paths and the sorted class list (class index =
+position), with train and validation subsets.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advstudio.core.audio import AUDIO_EXTENSIONS
+from advstudio.core.errors import DatasetError
+
+PAPER_002_CLASSES = (
+    "Accordion", "Acoustic_guitar", "Bass_drum", "Bass_guitar", "Electric_guitar",
+    "Female_singing", "Glockenspiel", "Gong", "Harmonica", "Hi-hat", "Male_singing",
+    "Marimba_and_xylophone",
+)  # fmt: skip
+PAPER_002_SPLIT_SEED = 21
+PAPER_002_TRAIN_FRACTION = 0.75
+LAYOUTS = ("folder", "csv", "fsdkaggle2019")
+
+
+@dataclass(frozen=True)
+class Example:
+    path: Path
+    label: str
+    split: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    examples: tuple[Example, ...]
+    classes: tuple[str, ...]
+    description: str = ""  # what the data is, for model cards (a DATASET.md beside a CSV)
+
+    def subset(self, split: str) -> Dataset:
+        chosen = tuple(e for e in self.examples if e.split == split)
+        return Dataset(f"{self.name}:{split}", chosen, self.classes, self.description)
+
+    @property
+    def splits(self) -> set[str]:
+        return {e.split for e in self.examples}
+
+    def class_index(self, label: str) -> int:
+        return self.classes.index(label)
+
+
+def paper_split(
+    names: list[str],
+    seed: int = PAPER_002_SPLIT_SEED,
+    train_fraction: float = PAPER_002_TRAIN_FRACTION,
+) -> dict[str, str]:
+    """The paper-002 split: sort names, shuffle with RandomState(seed), first 75 % train."""
+    ordered = sorted(names)
+    np.random.RandomState(seed).shuffle(ordered)
+    n_train = int(len(ordered) * train_fraction)
+    return {name: ("train" if i < n_train else "validation") for i, name in enumerate(ordered)}
+
+
+def folder_per_class(root: Path) -> Dataset:
+    """`root/<class>/<file>`; classes are the sorted sub-folder names. Split by `paper_split`."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory")
+    pairs = [
+        (path, sub.name)
+        for sub in sorted(p for p in root.iterdir() if p.is_dir())
+        for path in sorted(sub.rglob("*"))
+        if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+    ]
+    if not pairs:
+        raise DatasetError(f"{root}: no audio files in class sub-folders")
+    split = paper_split([str(p.relative_to(root)) for p, _ in pairs])
+    examples = tuple(Example(p, label, split[str(p.relative_to(root))]) for p, label in pairs)
+    return Dataset(root.name, examples, tuple(sorted({label for _, label in pairs})))
+
+
+def csv_listing(csv_path: Path) -> Dataset:
+    """A CSV with columns path,label and optionally split; paths relative to the CSV's folder.
+
+    Without a split column the paper split is applied.
+    """
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: no such CSV file")
+    try:
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{csv_path}: unreadable CSV ({exc})") from None
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise DatasetError(f"{csv_path}: needs a header with columns path,label")
+    has_split = "split" in rows[0]
+    split = {} if has_split else paper_split([r["path"] for r in rows])
+    examples = []
+    for line, row in enumerate(rows, start=2):
+        if not row["path"] or not row["label"]:
+            raise DatasetError(f"{csv_path}:{line}: empty path or label")
+        path = Path(row["path"])
+        path = path if path.is_absolute() else csv_path.parent / path
+        examples.append(
+            Example(path, row["label"], row["split"] if has_split else split[row["path"]])
+        )
+    readme = csv_path.parent / "DATASET.md"
+    description = readme.read_text() if readme.is_file() else ""
+    return Dataset(
+        csv_path.parent.name,
+        tuple(examples),
+        tuple(sorted({e.label for e in examples})),
+        description,
+    )
+
+
+def fsdkaggle2019(root: Path) -> Dataset:
+    """The paper-002 selection from FSDKaggle2019's curated train set.
+
+    `root` holds `train_curated.csv` (columns fname, labels) and the `train_curated/` audio
+    folder (the FSDKaggle2019.meta and FSDKaggle2019.audio_train_curated downloads). A file
+    qualifies when exactly one of the 12 classes is among its labels: 799 files.
+    """
+    meta = next(
+        (
+            p
+            for p in (
+                root / "train_curated.csv",
+                root / "FSDKaggle2019.meta" / "train_curated_post_competition.csv",
+            )
+            if p.is_file()
+        ),
+        None,
+    )
+    audio = next(
+        (
+            p
+            for p in (root / "train_curated", root / "FSDKaggle2019.audio_train_curated")
+            if p.is_dir()
+        ),
+        None,
+    )
+    if meta is None or audio is None:
+        raise DatasetError(
+            f"{root}: expected train_curated.csv and the train_curated/ audio folder"
+        )
+    with open(meta, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"fname", "labels"} <= set(rows[0]):
+        raise DatasetError(f"{meta}: needs columns fname,labels")
+    chosen = {}
+    for row in rows:
+        hits = [label for label in row["labels"].split(",") if label in PAPER_002_CLASSES]
+        if len(hits) == 1:
+            chosen[row["fname"]] = hits[0]
+    split = paper_split(list(chosen))
+    examples = tuple(
+        Example(audio / name, label, split[name]) for name, label in sorted(chosen.items())
+    )
+    return Dataset("fsdkaggle2019", examples, PAPER_002_CLASSES)
+
+
+def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:
+    """Open `path` with the named layout, or guess: a CSV file, FSDKaggle2019, or folders."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such dataset file or folder")
+    if layout is None:
+        if path.is_file():
+            layout = "csv"
+        elif (path / "metadata.csv").is_file():
+            path, layout = path / "metadata.csv", "csv"
+        elif (path / "train_curated.csv").is_file() or (path / "FSDKaggle2019.meta").is_dir():
+            layout = "fsdkaggle2019"
+        else:
+            layout = "folder"
+    readers = {"folder": folder_per_class, "csv": csv_listing, "fsdkaggle2019": fsdkaggle2019}
+    if layout not in readers:
+        raise DatasetError(f"unknown dataset layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    return readers[layout](path)

@@ -1,0 +1,65 @@
+"""Classifying files: load each at the model's rate, batch by length, keep per-file errors
+apart so one bad file never stops the others."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advstudio.core.audio import Audio, load_audio
+from advstudio.core.errors import AdvStudioError, NoSamplesError
+from advstudio.core.models.base import AudioClassifier, predict_proba
+
+
+@dataclass(frozen=True)
+class Classification:
+    path: Path
+    probabilities: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: Path
+    message: str
+
+
+def load_for_model(path: str | os.PathLike, model: AudioClassifier) -> Audio:
+    """Load a file at the model's rate; a clip shorter than the model accepts is an error."""
+    audio = load_audio(path, model.sample_rate)
+    if len(audio.samples) < model.min_samples:
+        raise NoSamplesError(
+            f"{path}: too short ({len(audio.samples)} samples at {model.sample_rate} Hz; "
+            f"the model needs at least {model.min_samples})"
+        )
+    return audio
+
+
+def classify_files(
+    model: AudioClassifier, paths: Sequence[str | os.PathLike]
+) -> list[Classification | FileError]:
+    """One result per path, in order: class probabilities, or the one-line reason it failed."""
+    results: list[Classification | FileError | None] = [None] * len(paths)
+    loaded: list[tuple[int, np.ndarray]] = []
+    for i, path in enumerate(paths):
+        try:
+            loaded.append((i, load_for_model(path, model).samples))
+        except AdvStudioError as exc:
+            results[i] = FileError(Path(path), str(exc))
+    if loaded:
+        probabilities = predict_proba(model, [clip for _, clip in loaded])
+        for (i, _), row in zip(loaded, probabilities, strict=True):
+            results[i] = Classification(
+                Path(paths[i]), dict(zip(model.labels, row.astype(float).tolist(), strict=True))
+            )
+    return results  # type: ignore[return-value]

@@ -1,0 +1,65 @@
+"""The AudioClassifier contract every model in advstudio fulfils.
+
+A classifier takes a zero-padded batch of waveforms and their true lengths and returns logits.
+The front end lives inside the module, so gradients flow from the logits back to the samples
+and every attack works end to end on the waveform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class AudioClassifier(nn.Module):
+    """`forward(wave [B, T] float in [-1, 1], lengths [B] int) -> logits [B, C]`.
+
+    Padding beyond `lengths[b]` must never change row `b` of the result.
+    """
+
+    labels: list[str]
+    sample_rate: int
+    min_samples: int
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters(), torch.empty(0)).device
+
+
+def pad_batch(
+    clips: Sequence[np.ndarray | torch.Tensor], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack clips of different lengths into a zero-padded [B, T] batch and a lengths vector."""
+    tensors = [torch.as_tensor(np.asarray(c, dtype=np.float32)) for c in clips]
+    lengths = torch.tensor([len(t) for t in tensors], dtype=torch.long)
+    wave = torch.zeros(len(tensors), int(lengths.max()), dtype=torch.float32)
+    for i, t in enumerate(tensors):
+        wave[i, : len(t)] = t
+    return wave.to(device), lengths.to(device)
+
+
+@torch.no_grad()
+def predict_proba(
+    model: AudioClassifier,
+    clips: Sequence[np.ndarray],
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Class probabilities [N, C] for clips of any lengths, batched by similar length."""
+    order = np.argsort([len(c) for c in clips])
+    out = np.zeros((len(clips), model.num_classes), dtype=np.float32)
+    device = model.device
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        wave, lengths = pad_batch([clips[i] for i in idx], device)
+        out[idx] = torch.softmax(model(wave, lengths), dim=-1).cpu().numpy()
+    return out

@@ -1,0 +1,89 @@
+"""The paper-002 instrument classifier: `AveragePoolCNN` behind the mel front end.
+
+The CNN tracks each clip's valid length through every convolution and pooling and zeroes the
+time steps past it before each convolution, so a clip's logits are the same whether it is
+classified alone or zero-padded inside a batch of longer clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from advstudio.core.models.base import AudioClassifier
+from advstudio.core.models.frontend import MelFrontEnd, circular_pad_frames, frame_mask
+
+MIN_FRAMES = 35  # the CNN's pooling needs this many frames to leave one time step
+TRAIN_FRAMES = 116  # training window length of the paper
+
+
+def _conv_unit(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    """Convolution, then ReLU, then BatchNorm, as in the reference."""
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    return [conv, nn.ReLU(), nn.BatchNorm2d(c_out)]
+
+
+class AveragePoolCNN(nn.Module):
+    """Features [B, 1, F, N] with valid frame counts [B] -> logits [B, n_classes]."""
+
+    def __init__(self, n_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_unit(1, 64, 5, stride=2),
+            *_conv_unit(64, 64, 3),
+            nn.AvgPool2d((2, 2)),
+            nn.Dropout(0.3),
+            *_conv_unit(64, 128, 3),
+            *_conv_unit(128, 128, 3),
+            nn.AvgPool2d((2, 3), stride=(2, 3)),
+            nn.Dropout(0.3),
+            *_conv_unit(128, 256, 3),
+            *_conv_unit(256, 256, 3),
+            nn.AvgPool2d((2, 3), stride=(2, 3)),
+            nn.Dropout(0.3),
+            *_conv_unit(256, 512, 1),
+            nn.Dropout(0.5),
+            nn.Conv2d(512, n_classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        lengths = n_frames
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
+                x = x * frame_mask(lengths, x.shape[-1])[:, None, None, :]
+                k, s, p = layer.kernel_size[1], layer.stride[1], layer.padding[1]
+                lengths = (lengths + 2 * p - k) // s + 1
+            elif isinstance(layer, nn.AvgPool2d):
+                k, s = _time_param(layer.kernel_size), _time_param(layer.stride)
+                lengths = (lengths - k) // s + 1
+            x = layer(x)
+        # Mean over frequency, then max over each clip's valid time steps.
+        x = x.mean(dim=2)
+        x = x.masked_fill(~frame_mask(lengths, x.shape[-1])[:, None, :], float("-inf"))
+        return x.amax(dim=-1)
+
+
+def _time_param(value: int | Sequence[int]) -> int:
+    return value if isinstance(value, int) else value[1]
+
+
+class InstrumentClassifier(AudioClassifier):
+    """Mel front end + AveragePoolCNN: waveform [B, T] at 16 kHz -> logits [B, C]."""
+
+    def __init__(self, labels: Sequence[str], sample_rate: int = 16000, **frontend: float) -> None:
+        super().__init__()
+        self.labels = list(labels)
+        self.sample_rate = sample_rate
+        self.frontend = MelFrontEnd(sample_rate=sample_rate, **frontend)
+        self.cnn = AveragePoolCNN(len(self.labels))
+        self.min_samples = self.frontend.min_samples
+
+    def classify_features(self, features: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        """Logits from standardised features [B, F, N] (training feeds fixed windows here)."""
+        features, n_frames = circular_pad_frames(features, n_frames, MIN_FRAMES)
+        return self.cnn(features[:, None], n_frames)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classify_features(*self.frontend(wave, lengths))

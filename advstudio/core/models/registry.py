@@ -1,0 +1,32 @@
+"""Architectures a model directory or checkpoint can name, so weights load into known code
+instead of unpickled objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from advstudio.core.errors import ModelError
+from advstudio.core.models.base import AudioClassifier
+from advstudio.core.models.cnn import InstrumentClassifier
+
+Builder = Callable[..., AudioClassifier]
+
+ARCHITECTURES: dict[str, Builder] = {
+    "average_pool_cnn": InstrumentClassifier,
+}
+
+
+def build_model(
+    architecture: str, labels: Sequence[str], sample_rate: int, config: dict[str, Any]
+) -> AudioClassifier:
+    """Instantiate a registered architecture with freshly initialised weights."""
+    try:
+        builder = ARCHITECTURES[architecture]
+    except KeyError:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ModelError(f"unknown architecture {architecture!r}; known: {known}") from None
+    try:
+        return builder(labels, sample_rate=sample_rate, **config)
+    except TypeError as exc:
+        raise ModelError(f"bad configuration for {architecture}: {exc}") from None

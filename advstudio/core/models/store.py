@@ -1,0 +1,98 @@
+"""Model directories and checkpoints on disk.
+
+A model directory holds `model.json` (architecture, labels, sample rate, configuration) and
+`weights.pt` (a state dict), or for TorchScript models the scripted file it names. Weights load
+with `torch.load(weights_only=True)`, which never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advstudio.core.errors import ModelError
+from advstudio.core.models.base import AudioClassifier
+from advstudio.core.models.registry import build_model
+
+MODEL_JSON = "model.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+def model_spec(model: AudioClassifier, architecture: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": "advstudio-model",
+        "architecture": architecture,
+        "labels": list(model.labels),
+        "sample_rate": model.sample_rate,
+        "config": config,
+    }
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call `write(tmp_path)`, then move the finished file into place."""
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model_dir(
+    directory: Path, model: AudioClassifier, architecture: str, config: dict[str, Any]
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    write_atomically(directory / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
+    spec = model_spec(model, architecture, config) | {"weights": WEIGHTS_FILE}
+    write_atomically(
+        directory / MODEL_JSON, lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=2))
+    )
+    return directory
+
+
+def load_weights(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: weights file not found") from None
+    except Exception as exc:  # corrupt zip, pickle refused by weights_only, ...
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a loadable weights file ({line})") from None
+
+
+def model_from_state(spec: dict[str, Any], state: dict[str, Any], name: str) -> AudioClassifier:
+    """Build the registered architecture `spec` names and load `state` into it."""
+    for key in ("architecture", "labels", "sample_rate"):
+        if key not in spec:
+            raise ModelError(f"{name}: missing {key!r} in the model description")
+    model = build_model(
+        spec["architecture"], spec["labels"], int(spec["sample_rate"]), spec.get("config", {})
+    )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise ModelError(f"{name}: weights do not fit {spec['architecture']} ({detail})") from None
+    return model.eval()
+
+
+def read_model_json(directory: Path) -> dict[str, Any]:
+    path = directory / MODEL_JSON
+    if not path.is_file():
+        raise ModelError(f"{directory}: no {MODEL_JSON}; not an advstudio model directory")
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return spec

@@ -1,0 +1,76 @@
+"""Progress events and the Reporter protocol shared by the CLI, the GUI worker and tests.
+
+Long work (rendering, training, attacks, studies) reports typed events to a Reporter and checks
+a `threading.Event` between steps for cooperative cancellation. Front ends decide how to show
+them: the CLI as a progress bar, the GUI as queued signals.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job: str
+    total: int
+
+
+@dataclass(frozen=True)
+class ItemFinished:
+    """One unit of a job is done (a rendered clip, a training epoch, an attacked file)."""
+
+    job: str
+    done: int
+    total: int
+    name: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A line for the log (warnings, notes) that is not an error."""
+
+    job: str
+    text: str
+
+
+Event = JobStarted | ItemFinished | JobFinished | Message
+
+
+class Reporter(Protocol):
+    def report(self, event: Event) -> None: ...
+
+
+class NullReporter:
+    """Discards every event."""
+
+    def report(self, event: Event) -> None:
+        pass
+
+
+class RecordingReporter:
+    """Keeps every event in order; for tests and for callers that summarise afterwards."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def report(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its cancel event was set."""
+
+
+def check_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()

@@ -1,0 +1,1 @@
+"""PySide6 + pyqtgraph views over advstudio.core; no computation lives here."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: a randomly initialised paper-002 classifier, and audio written to disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from advstudio.core.data.datasets import PAPER_002_CLASSES
+from advstudio.core.models.cnn import InstrumentClassifier
+
+
+@pytest.fixture(scope="session")
+def random_model() -> InstrumentClassifier:
+    """The paper-002 architecture with fixed random weights and non-trivial statistics."""
+    torch.manual_seed(1234)
+    model = InstrumentClassifier(PAPER_002_CLASSES)
+    with torch.no_grad():
+        model.frontend.band_mean.uniform_(-60, -20)
+        model.frontend.band_std.uniform_(5, 15)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def tone(seconds: float, freq: float = 440.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A decaying tone with a little noise: a stand-in for an instrument note."""
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.random.default_rng(seed).standard_normal(t.size)
+    return (0.4 * np.sin(2 * np.pi * freq * t) * np.exp(-2 * t) + 0.01 * noise).astype(np.float32)
+
+
+@pytest.fixture
+def write_wav(tmp_path: Path):
+    def write(name: str, samples: np.ndarray, rate: int = 16000, subtype: str = "PCM_16") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, samples, rate, subtype=subtype)
+        return path
+
+    return write
