@@ -61,7 +61,7 @@ def _looks_like_mp3(head: bytes) -> bool:
 
 def _classify_unreadable(path: Path, head: bytes, reason: str) -> AudioError:
     """Turn a soundfile failure into the error a user can act on."""
-    if head[:4] in _READABLE_MAGIC or _looks_like_mp3(head):
+    if head.startswith(_READABLE_MAGIC) or _looks_like_mp3(head):
         return CorruptAudioError(f"{path}: truncated or corrupt audio file ({reason})")
     for magic, name in _UNREADABLE_AUDIO_MAGIC.items():
         if magic in head[:12]:
@@ -75,8 +75,10 @@ def _riff_is_truncated(path: Path, head: bytes) -> bool:
     """A WAV whose RIFF header promises more bytes than the file holds was cut short."""
     if head[:4] != b"RIFF" or len(head) < 8:
         return False
-    declared = int.from_bytes(head[4:8], "little") + 8
-    return declared > path.stat().st_size
+    size = int.from_bytes(head[4:8], "little")
+    if size == 0xFFFFFFFF:  # "length unknown", as streaming writers (ffmpeg to a pipe) leave it
+        return False
+    return size + 8 > path.stat().st_size
 
 
 def _check_readable_path(path: Path) -> None:
@@ -89,8 +91,11 @@ def _check_readable_path(path: Path) -> None:
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
-    with open(path, "rb") as fh:
-        head = fh.read(16)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read the file ({exc.strerror})") from None
     try:
         with sf.SoundFile(path) as f:
             frames, rate = f.frames, f.samplerate
@@ -160,13 +165,17 @@ def save_audio(
         raise AudioError(f"{path}: expected a non-empty mono signal, got shape {samples.shape}")
     if not np.isfinite(samples).all():
         raise NonFiniteAudioError(f"{path}: refusing to write NaN or infinite samples")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=".partial-", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=".partial-", dir=path.parent)
+        os.close(fd)
         sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype=sf_subtype, format=fmt)
         os.replace(tmp, path)
+    except (sf.LibsndfileError, OSError) as exc:
+        reason = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or exc
+        raise AudioError(f"{path}: cannot write the file ({reason})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
