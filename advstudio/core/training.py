@@ -276,7 +276,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             done += 1
             reporter.report(
                 ItemFinished(

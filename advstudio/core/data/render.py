@@ -1,0 +1,526 @@
+"""Render the offline 12-class instrument demo set from sampled-instrument SoundFonts.
+
+FSDKaggle2019 cannot be downloaded offline, so advstudio renders a stand-in: single notes from
+SoundFonts that Debian packages, played in-process by FluidSynth. Train and validation are split
+by SoundFont, so a model is judged on instruments it never heard. Every choice (font, preset,
+key, velocity, note length, level) comes from one seeded generator and is written to
+metadata.csv, so the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from advstudio.core.audio import resample, save_audio
+from advstudio.core.errors import DatasetError, ParameterError, RendererUnavailableError
+from advstudio.core.progress import (
+    ItemFinished,
+    JobFinished,
+    JobStarted,
+    Message,
+    NullReporter,
+    Reporter,
+    check_cancelled,
+)
+
+# The FSDKaggle2019 names of the paper's 12 classes, sorted: a class's index is its position.
+DEMO_CLASSES = (
+    "Accordion",
+    "Acoustic_guitar",
+    "Bass_drum",
+    "Bass_guitar",
+    "Electric_guitar",
+    "Female_singing",
+    "Glockenspiel",
+    "Gong",
+    "Harmonica",
+    "Hi-hat",
+    "Male_singing",
+    "Marimba_and_xylophone",
+)
+
+SAMPLE_RATE = 16000
+METADATA_NAME = "metadata.csv"
+DESCRIPTION_NAME = "DATASET.md"  # read by the dataset layer into model cards
+METADATA_COLUMNS = (
+    "path",
+    "label",
+    "split",
+    "font",
+    "licence",
+    "bank",
+    "program",
+    "key",
+    "velocity",
+    "duration_s",
+)
+INSTALL_COMMAND = (
+    "apt-get install libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small "
+    "csound-soundfont avldrums.lv2-soundfont"
+)
+
+# FluidSynth does not low-pass when rendering straight at 16 kHz (hi-hats alias), so render at
+# 48 kHz and resample with an anti-aliasing filter.
+_SYNTH_RATE = 48000
+# FluidSynth renders 64-frame blocks and hands out the rest of a partial block on the next call;
+# asking for whole blocks keeps one clip's tail out of the next clip's first frames.
+_BLOCK = 64
+_TAIL_STEP_S = 0.1
+_MAX_TAIL_S = 3.0
+_HOLD_S = (0.4, 3.0)
+_VELOCITY = (60, 127)
+_LEVEL_DB = (-12.0, -1.0)
+_TRIM_DB = -60.0
+_MIN_DURATION_S = 0.3
+_SILENT_PEAK = 1e-4  # about -80 dBFS at FluidSynth's default gain: the preset played nothing
+_MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Font:
+    """A SoundFont the demo set draws from, with the licence its Debian package states."""
+
+    name: str
+    paths: tuple[str, ...]  # tried in order
+    licence: str
+    classes: frozenset[str]
+    drum_bank: int = 128  # General MIDI fonts keep their drum kits in bank 128
+    drum_kits: tuple[int, ...] | None = None  # None: the GM kits each drum class lists
+    # Drum keys per class where a kit departs from the General MIDI key map.
+    drum_keys: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+_ALL = frozenset(DEMO_CLASSES)
+_DRUMS = frozenset({"Bass_drum", "Hi-hat", "Gong"})
+# The avldrums kits have one kick (36, nothing on 35) and a short ride hit, not a China, on 52.
+_AVLDRUMS_KEYS = {"Bass_drum": (36,), "Gong": (49, 57)}
+
+FONTS: tuple[Font, ...] = (
+    Font("FluidR3_GM", ("/usr/share/sounds/sf2/FluidR3_GM.sf2",), "MIT", _ALL),
+    Font(
+        "MuseScore_General",
+        (
+            "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+            "/usr/share/sounds/sf3/MuseScore_General.sf3",
+        ),
+        "MIT, parts CC0",
+        _ALL,
+    ),
+    Font(
+        "sf_GMbank",
+        ("/usr/share/sounds/sf2/sf_GMbank.sf2", "/usr/share/samples/sf_GMbank.sf2"),
+        "public domain",
+        _ALL,
+    ),
+    Font(
+        "Black_Pearl_4_LV2",
+        (
+            "/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2",
+            "/usr/lib/lv2/avldrums.lv2/Black_Pearl_4_LV2.sf2",
+        ),
+        "GPL-2+",
+        _DRUMS,
+        drum_bank=0,
+        drum_kits=(0,),
+        drum_keys=_AVLDRUMS_KEYS,
+    ),
+    Font(
+        "Red_Zeppelin_4_LV2",
+        (
+            "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2",
+            "/usr/lib/lv2/avldrums.lv2/Red_Zeppelin_4_LV2.sf2",
+        ),
+        "GPL-2+",
+        _DRUMS,
+        drum_bank=0,
+        drum_kits=(0,),
+        drum_keys=_AVLDRUMS_KEYS,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One way to sound a class: General MIDI programs (bank 0) or keys of drum kits."""
+
+    programs: tuple[int, ...]  # 0-based GM programs, or drum kits in the font's drum bank
+    keys: tuple[int, ...]
+    drums: bool = False
+    pitch_down: tuple[float, float] | None = None  # semitones, applied by resampling
+
+
+def _melodic(programs: tuple[int, ...], low: int, high: int) -> _Source:
+    return _Source(programs, tuple(range(low, high + 1)))
+
+
+# Standard, Room, Power, Electronic, TR-808, Jazz, Brush. Not the Orchestra kit (48): it has
+# timpani on the hi-hat and China keys (and, in sf_GMbank, on the kick's key 36).
+_GM_KITS = (0, 8, 16, 24, 25, 32, 40)
+
+_SOURCES: dict[str, tuple[_Source, ...]] = {
+    "Accordion": (_melodic((21, 23), 53, 81),),
+    "Acoustic_guitar": (_melodic((24, 25), 40, 76),),
+    "Bass_drum": (_Source(_GM_KITS, (35, 36), drums=True),),
+    "Bass_guitar": (_melodic((32, 33, 34, 35), 28, 55),),
+    "Electric_guitar": (_melodic((26, 27, 28, 29, 30), 40, 76),),
+    "Female_singing": (_melodic((52, 53), 60, 79),),
+    "Glockenspiel": (_melodic((9,), 72, 96),),
+    # No font has a gong: low Tubular Bells, or a China (52) or crash (57) cymbal 1-2 octaves down.
+    "Gong": (
+        _melodic((14,), 36, 55),
+        _Source(_GM_KITS, (52, 57), drums=True, pitch_down=(12.0, 24.0)),
+    ),
+    "Harmonica": (_melodic((22,), 60, 84),),
+    "Hi-hat": (_Source(_GM_KITS, (42, 44, 46), drums=True),),
+    "Male_singing": (_melodic((52, 53), 41, 60),),
+    "Marimba_and_xylophone": (_melodic((12, 13), 48, 96),),
+}
+
+
+@dataclass(frozen=True)
+class _Option:
+    """A source as one loaded font plays it: the (bank, program) presets it has, and keys."""
+
+    presets: tuple[tuple[int, int], ...]
+    keys: tuple[int, ...]
+    pitch_down: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class _LoadedFont:
+    font: Font
+    sfid: int
+    options: dict[str, tuple[_Option, ...]]  # per class; a class is absent when nothing fits
+
+
+@dataclass(frozen=True)
+class _Note:
+    bank: int
+    program: int
+    key: int
+    velocity: int
+    hold_s: float
+    level_db: float
+    shift: float  # semitones down
+
+    @property
+    def stretch(self) -> float:
+        """How much longer (and lower) the clip comes out than FluidSynth plays it."""
+        return 2 ** (self.shift / 12)
+
+
+def _import_fluidsynth() -> ModuleType:
+    """Import pyfluidsynth, turning a missing binding or library into one actionable line."""
+    try:
+        import fluidsynth
+    except ModuleNotFoundError:
+        raise RendererUnavailableError(
+            f"pyfluidsynth is not installed: run `pip install pyfluidsynth` and `{INSTALL_COMMAND}`"
+        ) from None
+    except (ImportError, OSError) as exc:
+        raise RendererUnavailableError(
+            f"the FluidSynth library could not be loaded ({exc}): run `{INSTALL_COMMAND}`"
+        ) from None
+    return fluidsynth
+
+
+class _Synth:
+    """One FluidSynth instance, without reverb or chorus, rendering float frames on demand.
+
+    Float output rather than pyfluidsynth's `get_samples`: FluidSynth dithers its 16-bit output
+    from a table filled by libc `rand()`, which other code in the process may have advanced.
+    """
+
+    def __init__(self, fluidsynth: ModuleType) -> None:
+        settings = {"synth.reverb.active": 0, "synth.chorus.active": 0}
+        self._synth = fluidsynth.Synth(samplerate=float(_SYNTH_RATE), **settings)
+        write = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
+        buffer = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]  # samples, offset, increment
+        write.argtypes = [ctypes.c_void_p, ctypes.c_int, *buffer, *buffer]
+        write.restype = ctypes.c_int
+        self._write = write
+
+    def load(self, path: str) -> int:
+        """Load a SoundFont; returns its id, negative when FluidSynth cannot read it."""
+        return self._synth.sfload(path)
+
+    def has_preset(self, sfid: int, bank: int, program: int) -> bool:
+        return self._synth.sfpreset_name(sfid, bank, program) is not None
+
+    def _frames(self, count: int) -> np.ndarray:
+        left = np.zeros(count, np.float32)
+        right = np.zeros(count, np.float32)
+        self._write(self._synth.synth, count, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
+        return (left + right) * np.float32(0.5)
+
+    def render(self, sfid: int, note: _Note) -> np.ndarray:
+        """Hold the note, release it, and keep the tail until its voices end (mono, 48 kHz)."""
+        self._synth.program_select(0, sfid, note.bank, note.program)
+        self._synth.noteon(0, note.key, note.velocity)
+        chunks = [self._frames(_blocks(note.hold_s / note.stretch))]
+        self._synth.noteoff(0, note.key)
+        step = _blocks(_TAIL_STEP_S / note.stretch)
+        for _ in range(round(_MAX_TAIL_S / _TAIL_STEP_S)):
+            chunks.append(self._frames(step))
+            if self._synth.get_active_voice_count() == 0:
+                break
+        self._synth.all_sounds_off(0)
+        return np.concatenate(chunks)
+
+    def close(self) -> None:
+        self._synth.delete()
+
+
+def _blocks(seconds: float) -> int:
+    return max(1, round(seconds * _SYNTH_RATE / _BLOCK)) * _BLOCK
+
+
+def _find(font: Font) -> str | None:
+    return next((p for p in font.paths if os.path.isfile(p)), None)
+
+
+def _options(synth: _Synth, font: Font, sfid: int) -> dict[str, tuple[_Option, ...]]:
+    """The presets this font has for each class it is listed for (missing presets are left out)."""
+    options = {}
+    for label in sorted(font.classes):
+        found = []
+        for source in _SOURCES[label]:
+            bank = font.drum_bank if source.drums else 0
+            programs = (font.drum_kits or source.programs) if source.drums else source.programs
+            presets = tuple((bank, p) for p in programs if synth.has_preset(sfid, bank, p))
+            if presets:
+                keys = font.drum_keys.get(label, source.keys) if source.drums else source.keys
+                found.append(_Option(presets, keys, source.pitch_down))
+        if found:
+            options[label] = tuple(found)
+    return options
+
+
+def _draw(rng: np.random.Generator, options: tuple[_Option, ...]) -> _Note:
+    option = options[rng.integers(len(options))]
+    bank, program = option.presets[rng.integers(len(option.presets))]
+    return _Note(
+        bank=bank,
+        program=program,
+        key=int(option.keys[rng.integers(len(option.keys))]),
+        velocity=int(rng.integers(_VELOCITY[0], _VELOCITY[1] + 1)),
+        hold_s=float(rng.uniform(*_HOLD_S)),
+        level_db=float(rng.uniform(*_LEVEL_DB)),
+        shift=float(rng.uniform(*option.pitch_down)) if option.pitch_down else 0.0,
+    )
+
+
+def _finish(raw: np.ndarray, note: _Note) -> np.ndarray | None:
+    """Resample to 16 kHz (lowering the pitch by `note.shift`), trim the silent tail and
+    normalise the peak to the drawn level; None for a silent render."""
+    # Resampling to a higher rate and reading the result at 16 kHz lowers the pitch; rates in
+    # steps of 100 Hz keep torchaudio's polyphase filter small.
+    target = round(SAMPLE_RATE * note.stretch / 100) * 100
+    audio = resample(raw, _SYNTH_RATE, target)
+    magnitude = np.abs(audio)
+    peak = float(magnitude.max())
+    if peak < _SILENT_PEAK:
+        return None
+    loud = np.flatnonzero(magnitude >= peak * 10 ** (_TRIM_DB / 20))
+    end = max(int(loud[-1]) + 1, round(_MIN_DURATION_S * SAMPLE_RATE))
+    gain = 10 ** (note.level_db / 20) / peak
+    return (audio[:end] * gain).astype(np.float32)
+
+
+def _load_fonts(synth: _Synth, reporter: Reporter) -> dict[str, _LoadedFont]:
+    loaded, missing = {}, []
+    for font in FONTS:
+        path = _find(font)
+        sfid = synth.load(path) if path else -1
+        if sfid < 0:
+            missing.append(f"{font.name} ({' or '.join(font.paths)})")
+            continue
+        loaded[font.name] = _LoadedFont(font, sfid, _options(synth, font, sfid))
+    if not loaded:
+        raise RendererUnavailableError(
+            f"no SoundFonts found or loadable: {'; '.join(missing)}; run `{INSTALL_COMMAND}`"
+        )
+    if missing:
+        reporter.report(
+            Message(
+                "render",
+                f"SoundFonts missing, their share of clips is skipped: {', '.join(missing)}; "
+                f"install them with `{INSTALL_COMMAND}`",
+            )
+        )
+    return loaded
+
+
+def _plan(
+    rng: np.random.Generator, loaded: dict[str, _LoadedFont], per_class: int
+) -> list[tuple[str, list[_LoadedFont]]]:
+    """Draw each clip's font uniformly among the table's fonts for its class; clips that drew a
+    missing font (or one without a preset for the class) are dropped, not moved elsewhere."""
+    plan = []
+    for label in DEMO_CLASSES:
+        candidates = [f.name for f in FONTS if label in f.classes]
+        drawn = (candidates[i] for i in rng.integers(len(candidates), size=per_class))
+        fonts = [loaded[n] for n in drawn if n in loaded and label in loaded[n].options]
+        plan.append((label, fonts))
+    return plan
+
+
+def _write_metadata(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    path = out_dir / METADATA_NAME
+    fd, tmp = tempfile.mkstemp(suffix=".partial", prefix=".metadata-", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _describe(rows: list[dict[str, Any]], seed: int, validation_font: str) -> str:
+    """The data set's description for model cards: sources, licences, split, stand-ins."""
+    fonts = sorted({(row["font"], row["licence"]) for row in rows})
+    counts = {
+        split: sum(row["split"] == split for row in rows) for split in ("train", "validation")
+    }
+    return (
+        "Offline stand-in for the paper's FSDKaggle2019 instrument set: single notes rendered "
+        f"by `advstudio data render-demo` (seed {seed}) with FluidSynth from Debian's "
+        "SoundFonts at 48 kHz, resampled to 16 kHz. Fonts and licences: "
+        + ", ".join(f"{name} ({licence})" for name, licence in fonts)
+        + f". Split by SoundFont: the {counts['validation']} validation clips all come from "
+        f"{validation_font}, a font never heard in training ({counts['train']} training clips "
+        "from the others). Stand-ins: these fonts have no gong, so Gong is Tubular Bells and "
+        "pitched-down crash/China cymbals; Female_singing and Male_singing are the same choir "
+        "and voice presets in different registers (keys 60-79 and 41-60).\n"
+    )
+
+
+def _remove_partial(out_dir: Path, written: list[Path]) -> None:
+    """Undo an interrupted render so that a rerun into the same folder starts clean."""
+    for path in [*written, out_dir / DESCRIPTION_NAME]:
+        path.unlink(missing_ok=True)
+    for label in DEMO_CLASSES:
+        try:
+            (out_dir / label).rmdir()
+        except OSError:
+            pass  # absent, or holds files this render did not write
+
+
+def render_demo_set(
+    out_dir: Path,
+    per_class: int,
+    seed: int = 0,
+    validation_font: str = "sf_GMbank",
+    reporter: Reporter | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
+    """Render `per_class` clips of each demo class into `out_dir`; returns metadata.csv's path.
+
+    Clips from `validation_font` form the validation split, the rest the training split.
+    Raises RendererUnavailableError when FluidSynth or every SoundFont is missing, and
+    DatasetError rather than write over an existing set. A cancelled or failed render removes
+    the clips it wrote, so that the same folder can be used again.
+    """
+    reporter = reporter or NullReporter()
+    if not isinstance(per_class, int) or per_class < 1:
+        raise ParameterError(f"per_class must be a positive whole number, got {per_class!r}")
+    names = [f.name for f in FONTS]
+    if validation_font not in names:
+        raise ParameterError(
+            f"unknown validation font {validation_font!r}; choose one of {', '.join(names)}"
+        )
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetError(f"{out_dir}: is a file, not a folder")
+    taken = [n for n in (METADATA_NAME, *DEMO_CLASSES) if (out_dir / n).exists()]
+    if taken:
+        raise DatasetError(
+            f"{out_dir}: already holds {taken[0]} (a rendered set?); choose a new or empty folder"
+        )
+
+    fluidsynth = _import_fluidsynth()
+    start = time.perf_counter()
+    synth = _Synth(fluidsynth)
+    written: list[Path] = []
+    try:
+        loaded = _load_fonts(synth, reporter)
+        if validation_font not in loaded:
+            raise DatasetError(
+                f"the validation SoundFont {validation_font} is missing; install it with "
+                f"`{INSTALL_COMMAND}` or choose another validation font"
+            )
+        rng = np.random.Generator(np.random.PCG64(seed))
+        plan = _plan(rng, loaded, per_class)
+        total = sum(len(fonts) for _, fonts in plan)
+        reporter.report(JobStarted("render", total))
+        rows: list[dict[str, Any]] = []
+        redrawn = 0
+        for label, fonts in plan:
+            for index, lf in enumerate(fonts):
+                check_cancelled(cancel)
+                for _ in range(_MAX_ATTEMPTS):
+                    note = _draw(rng, lf.options[label])
+                    clip = _finish(synth.render(lf.sfid, note), note)
+                    if clip is not None:
+                        break
+                    redrawn += 1
+                else:
+                    raise RendererUnavailableError(
+                        f"{lf.font.name}: {label} rendered silence {_MAX_ATTEMPTS} times in a row; "
+                        "the SoundFont may be damaged"
+                    )
+                relative = f"{label}/{label}_{index:04d}.flac"
+                written.append(save_audio(out_dir / relative, clip, SAMPLE_RATE))
+                rows.append(
+                    {
+                        "path": relative,
+                        "label": label,
+                        "split": "validation" if lf.font.name == validation_font else "train",
+                        "font": lf.font.name,
+                        "licence": lf.font.licence,
+                        "bank": note.bank,
+                        "program": note.program,
+                        "key": note.key,
+                        "velocity": note.velocity,
+                        "duration_s": f"{len(clip) / SAMPLE_RATE:.4f}",
+                    }
+                )
+                reporter.report(ItemFinished("render", len(rows), total, relative))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / DESCRIPTION_NAME).write_text(_describe(rows, seed, validation_font))
+        metadata = _write_metadata(out_dir, rows)
+    except BaseException:
+        _remove_partial(out_dir, written)
+        raise
+    finally:
+        synth.close()
+    validation = sum(row["split"] == "validation" for row in rows)
+    reporter.report(
+        JobFinished(
+            "render",
+            {
+                "clips": len(rows),
+                "train": len(rows) - validation,
+                "validation": validation,
+                "silent_redraws": redrawn,
+                "seconds": round(time.perf_counter() - start, 2),
+                "metadata": str(metadata),
+            },
+        )
+    )
+    return metadata
