@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from advstudio import __version__
-from advstudio.core.errors import AdvStudioError
+from advstudio.core.errors import AdvStudioError, ExportExistsError
 from advstudio.core.progress import Event, ItemFinished, JobFinished, JobStarted, Message
 
 EXIT_USER_ERROR = 2
@@ -93,6 +93,99 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from advstudio.core.attacks import make_attack
+    from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.inference import load_for_model
+    from advstudio.core.models import load_model
+    from advstudio.core.reports.export import export_and_reclassify
+
+    model = load_model(args.model, labels=args.labels, device=args.device)
+    attack = make_attack(args.attack, args.preset, **parse_assignments(args.param))
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise ExportExistsError(f"{out}: already exists; choose another name or --overwrite")
+    audio = load_for_model(args.file, model)
+    (result,) = attack.run(
+        model, [audio.samples], args.target, seed=args.seed, reporter=ProgressBarReporter()
+    )
+    check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
+    labels = model.labels
+    goal = result.target if result.target is not None else result.orig_pred
+    survived = result.success and (
+        check.prediction == goal if result.target is not None else check.prediction != goal
+    )
+    report = {
+        "file": str(args.file),
+        "output": str(out),
+        "attack": attack.name,
+        "params": attack.params,
+        "seed": args.seed,
+        "original": labels[result.orig_pred],
+        "target": None if result.target is None else labels[result.target],
+        "success": result.success,
+        "iterations": result.iterations,
+        "snr_db": result.snr_db,
+        "linf": result.linf,
+        "reloaded_prediction": labels[check.prediction],
+        "reloaded_confidence": check.confidence,
+        "subtype": args.subtype,
+        "survived_quantisation": survived,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        target = f" -> target {report['target']}" if report["target"] else " (untargeted)"
+        verdict = "adversarial" if result.success else "no adversarial example found"
+        print(
+            f"{args.file}: {report['original']}{target}: {verdict} after "
+            f"{result.iterations} iterations, SNR {result.snr_db:.2f} dB, "
+            f"L-inf {result.linf:.5f}"
+        )
+        print(
+            f"{out} ({args.subtype}) re-loaded: {report['reloaded_prediction']} "
+            f"({check.confidence:.3f}); "
+            + (
+                "the attack survived quantisation"
+                if survived
+                else "the attack did NOT survive quantisation"
+                if result.success
+                else ""
+            )
+        )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.evaluation.store import ResultStore
+    from advstudio.core.evaluation.study import StudySpec, run_study
+    from advstudio.core.models import load_model
+    from advstudio.core.reports.study import format_table, write_study_outputs
+
+    model = load_model(args.model, labels=args.labels, device=args.device)
+    examples = select_examples(args.data, args.layout, args.split)
+    grid = {k: v.split(",") for k, v in parse_assignments(args.grid).items()}
+    spec = StudySpec(
+        attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
+        preset=None if grid and args.preset is None else (args.preset or "paper"),
+        grid=grid,
+        params=parse_assignments(args.param),
+        seeds=args.seeds,
+        target=args.target,
+        min_found=args.min_found,
+        noise_control=args.noise_control,
+        noise_snr_db=args.noise_snr,
+        batch_size=args.batch_size,
+    )
+    outputs = check_outputs_free(args)
+    with ResultStore(args.db or default_store_path()) as store:
+        summary = run_study(model, examples, spec, store, ProgressBarReporter())
+    print(format_table(summary))
+    write_study_outputs(summary, **outputs)
+    return 0
+
+
 def _cmd_render_demo(args: argparse.Namespace) -> int:
     from advstudio.core.data.render import render_demo_set
 
@@ -105,6 +198,45 @@ def _cmd_render_demo(args: argparse.Namespace) -> int:
     )
     print(f"demo set written: {metadata}")
     return 0
+
+
+def select_examples(data: str | None, layout: str | None, split: str) -> list:
+    """The files of a study: a dataset's split (all files when it has one split only)."""
+    from advstudio.core.data.datasets import open_dataset
+    from advstudio.core.resources import demo_clips_dir
+
+    dataset = open_dataset(data or demo_clips_dir(), layout)
+    if split == "all" or dataset.splits == {split} or split not in dataset.splits:
+        if split not in ("all", *dataset.splits) and len(dataset.splits) > 1:
+            raise AdvStudioError(
+                f"{dataset.name}: no {split!r} split; it has {', '.join(sorted(dataset.splits))}"
+            )
+        return list(dataset.examples)
+    return list(dataset.subset(split).examples)
+
+
+def default_store_path() -> Path:
+    """The result store the CLI and the GUI share unless told otherwise."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "advstudio" / "results.sqlite"
+
+
+def check_outputs_free(args: argparse.Namespace) -> dict[str, Path | None]:
+    """Refuse before any work is done when an output would be overwritten."""
+    json_path = Path(args.json) if args.json else None
+    report_dir = Path(args.report) if args.report else None
+    if json_path is not None and json_path.exists() and not args.overwrite:
+        raise ExportExistsError(f"{json_path}: already exists; choose another name or --overwrite")
+    if (
+        report_dir is not None
+        and report_dir.exists()
+        and any(report_dir.iterdir())
+        and not args.overwrite
+    ):
+        raise ExportExistsError(f"{report_dir}: not empty; choose another folder or --overwrite")
+    return {"json_path": json_path, "report_dir": report_dir}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +284,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("attack", help="attack one file and export the adversarial audio")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--attack", required=True, help="fgsm, pgdn, cw or mscw")
+    p.add_argument(
+        "--target",
+        help="a class name, random, least-likely or untargeted "
+        "(default: the attack's own; random for cw and mscw)",
+    )
+    p.add_argument("--preset", help="named parameter set, e.g. paper")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="set one parameter (repeatable)"
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="adversarial audio to write (.wav or .flac)"
+    )
+    p.add_argument(
+        "--subtype",
+        default="PCM16",
+        choices=["PCM16", "PCM24", "FLOAT"],
+        help="sample format of the written file (default PCM16)",
+    )
+    p.add_argument("--seed", type=int, default=21)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    model_options(p)
+    p.set_defaults(func=_cmd_attack)
+
+    p = sub.add_parser("evaluate", help="the Table 1 study over a dataset")
+    p.add_argument(
+        "data", nargs="?", help="dataset folder or CSV (default: the shipped demo clips)"
+    )
+    p.add_argument(
+        "--attack", required=True, help="comma-separated attacks, e.g. fgsm,pgdn,cw,mscw"
+    )
+    p.add_argument("--preset", help="preset of every attack (default paper; none with --grid)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="K=V1,V2",
+        help="parameter values to search (repeatable; all combinations)",
+    )
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--target", help="override every attack's target mode")
+    p.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 21, 22, ...")
+    p.add_argument(
+        "--min-found",
+        type=int,
+        default=0,
+        help="a grid setting must find this many adversarial examples",
+    )
+    p.add_argument(
+        "--noise-control", action="store_true", help="white noise at the targeted attacks' mean SNR"
+    )
+    p.add_argument("--noise-snr", type=float, help="SNR of the noise control (dB)")
+    p.add_argument("--layout", choices=["folder", "csv", "fsdkaggle2019"])
+    p.add_argument(
+        "--split",
+        default="validation",
+        help="dataset split to attack (default validation; all for every file)",
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--db",
+        help="SQLite result store (default ~/.local/share/advstudio/"
+        "results.sqlite); a rerun resumes from it",
+    )
+    p.add_argument("--json", help="write the study's results as JSON")
+    p.add_argument("--report", help="folder for results.json and results.csv")
+    p.add_argument("--overwrite", action="store_true")
+    model_options(p)
+    p.set_defaults(func=_cmd_evaluate)
 
     data = sub.add_parser("data", help="datasets: render the offline demo set")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)

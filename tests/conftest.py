@@ -15,6 +15,10 @@ from advstudio.core.models.cnn import InstrumentClassifier
 
 @pytest.fixture(scope="session")
 def random_model() -> InstrumentClassifier:
+    return make_random_model()
+
+
+def make_random_model() -> InstrumentClassifier:
     """The paper-002 architecture with fixed random weights and non-trivial statistics."""
     torch.manual_seed(1234)
     model = InstrumentClassifier(PAPER_002_CLASSES)

@@ -30,6 +30,26 @@ class ItemFinished:
 
 
 @dataclass(frozen=True)
+class AttackStep:
+    """One iteration of an attack over its active batch (the samples not yet successful).
+
+    `items` are the caller's item numbers; the other fields hold one value per item: the loss
+    being minimised, the untrimmed SNR in dB, the probability of the predicted class, the
+    probability of the goal class (the target, or for untargeted attacks the class being
+    left), and whether the item succeeded at this iteration.
+    """
+
+    job: str
+    iteration: int
+    items: tuple[int, ...]
+    loss: tuple[float, ...]
+    snr_db: tuple[float, ...]
+    confidence: tuple[float, ...]
+    goal_probability: tuple[float, ...]
+    success: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
 class JobFinished:
     job: str
     summary: dict[str, Any] = field(default_factory=dict)
@@ -43,7 +63,7 @@ class Message:
     text: str
 
 
-Event = JobStarted | ItemFinished | JobFinished | Message
+Event = JobStarted | ItemFinished | AttackStep | JobFinished | Message
 
 
 class Reporter(Protocol):

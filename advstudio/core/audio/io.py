@@ -7,7 +7,6 @@ Loading returns mono float32 in [-1, 1] at the requested rate, or raises one of 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as taf
 
+from advstudio.core.atomic import write_atomically
 from advstudio.core.errors import (
     AudioError,
     AudioFileNotFoundError,
@@ -165,17 +165,13 @@ def save_audio(
         raise AudioError(f"{path}: expected a non-empty mono signal, got shape {samples.shape}")
     if not np.isfinite(samples).all():
         raise NonFiniteAudioError(f"{path}: refusing to write NaN or infinite samples")
-    tmp = None
+    clipped = np.clip(samples, -1.0, 1.0)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=".partial-", dir=path.parent)
-        os.close(fd)
-        sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype=sf_subtype, format=fmt)
-        os.replace(tmp, path)
+        write_atomically(
+            path, lambda tmp: sf.write(tmp, clipped, sample_rate, subtype=sf_subtype, format=fmt)
+        )
     except (sf.LibsndfileError, OSError) as exc:
         reason = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or exc
         raise AudioError(f"{path}: cannot write the file ({reason})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return path

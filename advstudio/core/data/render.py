@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import ctypes
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from advstudio.core.atomic import write_atomically
 from advstudio.core.audio import resample, save_audio
 from advstudio.core.errors import DatasetError, ParameterError, RendererUnavailableError
 from advstudio.core.progress import (
@@ -377,18 +377,13 @@ def _plan(
 
 
 def _write_metadata(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    path = out_dir / METADATA_NAME
-    fd, tmp = tempfile.mkstemp(suffix=".partial", prefix=".metadata-", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return write_atomically(out_dir / METADATA_NAME, write)
 
 
 def _describe(rows: list[dict[str, Any]], seed: int, validation_font: str) -> str:

@@ -7,6 +7,7 @@ and every attack works end to end on the waveform.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,3 +64,13 @@ def predict_proba(
         wave, lengths = pad_batch([clips[i] for i in idx], device)
         out[idx] = torch.softmax(model(wave, lengths), dim=-1).cpu().numpy()
     return out
+
+
+def fingerprint(model: AudioClassifier) -> str:
+    """A short digest of a model's labels and weights: results are stored per fingerprint, so a
+    retrained model never reuses another model's results."""
+    digest = hashlib.sha256("\n".join(model.labels).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

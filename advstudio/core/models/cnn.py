@@ -72,17 +72,29 @@ def _time_param(value: int | Sequence[int]) -> int:
 class InstrumentClassifier(AudioClassifier):
     """Mel front end + AveragePoolCNN: waveform [B, T] at 16 kHz -> logits [B, C]."""
 
-    def __init__(self, labels: Sequence[str], sample_rate: int = 16000, **frontend: float) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        sample_rate: int = 16000,
+        min_frames: int = MIN_FRAMES,
+        **frontend: float,
+    ) -> None:
+        """`min_frames`: clips with fewer frames are repeated circularly up to it. The paper
+        pads to 35, the least the CNN accepts; padding to the 116-frame training window keeps
+        short clips in the conditions the network was trained in."""
         super().__init__()
+        if min_frames < MIN_FRAMES:
+            raise ValueError(f"min_frames must be at least {MIN_FRAMES}")
         self.labels = list(labels)
         self.sample_rate = sample_rate
+        self.min_frames = min_frames
         self.frontend = MelFrontEnd(sample_rate=sample_rate, **frontend)
         self.cnn = AveragePoolCNN(len(self.labels))
         self.min_samples = self.frontend.min_samples
 
     def classify_features(self, features: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
         """Logits from standardised features [B, F, N] (training feeds fixed windows here)."""
-        features, n_frames = circular_pad_frames(features, n_frames, MIN_FRAMES)
+        features, n_frames = circular_pad_frames(features, n_frames, self.min_frames)
         return self.cnn(features[:, None], n_frames)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

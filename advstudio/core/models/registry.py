@@ -28,5 +28,5 @@ def build_model(
         raise ModelError(f"unknown architecture {architecture!r}; known: {known}") from None
     try:
         return builder(labels, sample_rate=sample_rate, **config)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ModelError(f"bad configuration for {architecture}: {exc}") from None

@@ -8,13 +8,12 @@ with `torch.load(weights_only=True)`, which never unpickles arbitrary objects.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from advstudio.core.atomic import write_atomically
 from advstudio.core.errors import ModelError
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.models.registry import build_model
@@ -31,18 +30,6 @@ def model_spec(model: AudioClassifier, architecture: str, config: dict[str, Any]
         "sample_rate": model.sample_rate,
         "config": config,
     }
-
-
-def write_atomically(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then move the finished file into place."""
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_model_dir(

@@ -1,0 +1,511 @@
+"""The shared batched attack engine.
+
+Every attack of paper 002 is one configuration of a single loop: start from a perturbation
+(zero or uniform), check success on `x' = clip(x + delta, -1, 1)`, and step on the loss
+`distance(x, x') + alpha * class_term(f(x'))` with sign-SGD, sign-gradient Adam (the reference)
+or plain Adam, then project onto the budget. The loop runs on zero-padded batches of clips of
+different lengths: a padding mask keeps padding out of the perturbation, the loss and the
+metrics; a sample that succeeds is frozen at its first success and dropped from the batch, and
+the batch is cut to the longest clip still running.
+
+Adam is written out here rather than taken from torch.optim because its state must shrink with
+the active batch, row by row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from advstudio.core.attacks.params import Param, resolve_params
+from advstudio.core.attacks.spectral import MultiResolutionSpectralLoss
+from advstudio.core.errors import ParameterError
+from advstudio.core.metrics import batch_snr_db, snr_db
+from advstudio.core.models.base import AudioClassifier, pad_batch
+from advstudio.core.progress import (
+    AttackStep,
+    ItemFinished,
+    JobFinished,
+    JobStarted,
+    NullReporter,
+    Reporter,
+    check_cancelled,
+)
+
+TARGET_MODES = ("untargeted", "random", "least-likely")
+# Full scale of the integer formats: libsndfile writes floor(x * scale), clipped, and reads
+# back v / scale, so the engine can judge success on exactly what a file will hold.
+QUANTISATION_SCALES = {"none": None, "pcm16": 2.0**15, "pcm24": 2.0**23}
+SUCCESS_AGAINST = ("prediction", "truth")
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+DEFAULT_SEED = 21  # the paper's seed for random targets
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What counts as success: a target mode or class name, the reference for untargeted
+    success (the original prediction, or the ground truth), and an optional confidence."""
+
+    target: str = "untargeted"
+    success_against: str = "prediction"
+    confidence: float = 0.0
+
+    @property
+    def targeted(self) -> bool:
+        return self.target != "untargeted"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-sample limits on the perturbation; None leaves a limit off."""
+
+    linf: float | None = None
+    l2: float | None = None
+    snr_db: float | None = None
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    init: str  # "zero" or "uniform" (in [-linf, linf])
+    distance: str  # "none", "l2" (squared L2 of delta) or "spectral" (multi-resolution STFT)
+    alpha: float  # weight of the classification term
+    update: str  # "sign", "adam-sign" or "adam"
+    lr: float
+    max_iter: int
+    budget: Budget
+    fft_sizes: tuple[int, ...] = ()
+    quantise: str = "pcm16"
+
+
+@dataclass
+class AttackResult:
+    """The outcome for one clip. `iterations` counts gradient steps until first success (the
+    full budget of steps when it failed); metrics are on the float adversarial waveform."""
+
+    item: int
+    adversarial: np.ndarray
+    success: bool
+    iterations: int
+    orig_pred: int
+    new_pred: int
+    target: int | None
+    true_label: int | None
+    confidence: float
+    snr_db: float
+    snr_db_untrimmed: float
+    linf: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+COMMON_PARAMS = (
+    Param(
+        "confidence",
+        float,
+        0.0,
+        "success also needs this probability of the new class (0: any)",
+        0.0,
+        1.0,
+    ),
+    Param(
+        "success",
+        str,
+        "prediction",
+        "untargeted success: differ from the original prediction, or from the ground truth",
+        choices=SUCCESS_AGAINST,
+    ),
+    Param("l2", float, 0.0, "L2 budget per sample (0: none)", 0.0),
+    Param("snr_db", float, 0.0, "minimum SNR in dB per sample (0: none)", 0.0),
+    Param(
+        "quantise",
+        str,
+        "pcm16",
+        "judge success on the waveform as a file of this format "
+        "will hold it (gradients pass straight through); none: on the float waveform",
+        choices=tuple(QUANTISATION_SCALES),
+    ),
+)
+
+
+def quantise(wave: torch.Tensor, scale: float | None) -> torch.Tensor:
+    """The waveform as an integer file holds it, with a straight-through gradient."""
+    if scale is None:
+        return wave
+    stored = (wave * scale).floor().clamp(-scale, scale - 1) / scale
+    return wave + (stored - wave).detach()
+
+
+class Attack:
+    """A named attack: its parameter schema and presets, mapped onto the shared engine."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    default_target: ClassVar[str] = "untargeted"
+    params_schema: ClassVar[tuple[Param, ...]]
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, preset: str | None = None, **overrides: Any) -> None:
+        schema = self.params_schema + COMMON_PARAMS
+        self.preset = preset
+        self.params = resolve_params(self.name, schema, self.presets, preset, overrides)
+
+    def engine_config(self) -> EngineConfig:
+        raise NotImplementedError
+
+    def configure(self, linf: float | None, **engine: Any) -> EngineConfig:
+        """The engine settings with this attack's L-inf bound and the common budgets."""
+        p = self.params
+        budget = Budget(linf, p["l2"] or None, p["snr_db"] or None)
+        return EngineConfig(budget=budget, quantise=p["quantise"], **engine)
+
+    def goal(self, target: str | None = None) -> Goal:
+        return Goal(
+            target or self.default_target, self.params["success"], self.params["confidence"]
+        )
+
+    def run(
+        self,
+        model: AudioClassifier,
+        clips: Sequence[np.ndarray],
+        target: str | None = None,
+        labels: Sequence[int] | None = None,
+        seed: int = DEFAULT_SEED,
+        items: Sequence[int] | None = None,
+        batch_size: int = 16,
+        reporter: Reporter | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[AttackResult]:
+        """Attack every clip; results come back in the order of `clips`.
+
+        `labels` are ground-truth class indices (needed for success against the truth);
+        `items` number the clips for progress events and per-clip random streams, so a clip
+        gets the same initialisation and random target whatever batch it runs in.
+        """
+        goal = self.goal(target)
+        return run_engine(
+            model,
+            clips,
+            self.engine_config(),
+            goal,
+            labels,
+            seed,
+            items,
+            batch_size,
+            reporter or NullReporter(),
+            cancel,
+            self.name,
+        )
+
+
+def resolve_target(goal: Goal, labels: Sequence[str]) -> int | None:
+    """The class index of a named target; None for the modes."""
+    if goal.target in TARGET_MODES:
+        return None
+    if goal.target not in labels:
+        raise ParameterError(
+            f"unknown target class {goal.target!r}; the model knows "
+            f"{', '.join(labels)} (or use {', '.join(TARGET_MODES)})"
+        )
+    return labels.index(goal.target)
+
+
+def _validate_goal(goal: Goal, labels: Sequence[int] | None) -> None:
+    if goal.success_against not in SUCCESS_AGAINST:
+        raise ParameterError(f"success must be judged against {' or '.join(SUCCESS_AGAINST)}")
+    if goal.success_against == "truth" and not goal.targeted and labels is None:
+        raise ParameterError("success against the ground truth needs the files' labels")
+
+
+def _item_generator(seed: int, item: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, item]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] % (2**63)))
+
+
+@contextlib.contextmanager
+def gradients_to_input_only(model: AudioClassifier) -> Iterator[None]:
+    """Eval mode and frozen weights for the attack, restored afterwards."""
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def run_engine(
+    model: AudioClassifier,
+    clips: Sequence[np.ndarray],
+    config: EngineConfig,
+    goal: Goal,
+    labels: Sequence[int] | None,
+    seed: int,
+    items: Sequence[int] | None,
+    batch_size: int,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+    job: str,
+) -> list[AttackResult]:
+    _validate_goal(goal, labels)
+    named_target = resolve_target(goal, model.labels)
+    items = list(range(len(clips))) if items is None else list(items)
+    short = [i for i, c in zip(items, clips, strict=True) if len(c) < model.min_samples]
+    if short:
+        raise ParameterError(
+            f"clip {short[0]} is shorter than the model's minimum of {model.min_samples} samples"
+        )
+    order = np.argsort([len(c) for c in clips], kind="stable")
+    results: list[AttackResult | None] = [None] * len(clips)
+    reporter.report(JobStarted(job, len(clips)))
+    done = 0
+    with gradients_to_input_only(model):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size].tolist()
+            batch = _BatchAttack(
+                model,
+                [clips[i] for i in idx],
+                config,
+                goal,
+                named_target,
+                None if labels is None else [labels[i] for i in idx],
+                [items[i] for i in idx],
+                seed,
+                reporter,
+                cancel,
+                job,
+            )
+            for position, result in zip(idx, batch.run(), strict=True):
+                results[position] = result
+                done += 1
+                reporter.report(
+                    ItemFinished(
+                        job,
+                        done,
+                        len(clips),
+                        str(result.item),
+                        {
+                            "success": result.success,
+                            "iterations": result.iterations,
+                            "snr_db": result.snr_db,
+                        },
+                    )
+                )
+    found = sum(r.success for r in results if r is not None)
+    reporter.report(JobFinished(job, {"found": found, "total": len(clips)}))
+    return results  # type: ignore[return-value]
+
+
+class _BatchAttack:
+    """One padded batch through the loop; rows leave the active set as they succeed."""
+
+    def __init__(
+        self, model, clips, config, goal, named_target, labels, items, seed, reporter, cancel, job
+    ) -> None:
+        self.model, self.config, self.goal = model, config, goal
+        self.items, self.reporter, self.cancel, self.job = items, reporter, cancel, job
+        self.clips = clips
+        device = model.device
+        self.x, self.lengths = pad_batch(clips, device)
+        width = self.x.shape[1]
+        self.mask = (torch.arange(width, device=device)[None, :] < self.lengths[:, None]).float()
+        generators = [_item_generator(seed, item) for item in items]
+        with torch.no_grad():
+            clean_logits = model(self.x, self.lengths)
+        self.orig_pred = clean_logits.argmax(-1)
+        self.true = None if labels is None else torch.tensor(labels, device=device)
+        self.reference = (
+            self.true
+            if goal.success_against == "truth" and self.true is not None
+            else self.orig_pred
+        )
+        self.target = self._targets(clean_logits, named_target, generators)
+        self.signal_norm = self.x.norm(dim=-1, keepdim=True)
+        self.delta = self._initial_delta(generators)
+        self.spectral = (
+            MultiResolutionSpectralLoss(config.fft_sizes, self.x, self.lengths)
+            if config.distance == "spectral"
+            else None
+        )
+
+    def _targets(self, clean_logits, named_target, generators) -> torch.Tensor | None:
+        if not self.goal.targeted:
+            return None
+        n_classes = clean_logits.shape[1]
+        if named_target is not None:
+            return torch.full_like(self.orig_pred, named_target)
+        if self.goal.target == "least-likely":
+            return clean_logits.argmin(-1)
+        chosen = []
+        for orig, gen in zip(self.orig_pred.tolist(), generators, strict=True):
+            draw = int(torch.randint(n_classes - 1, (1,), generator=gen))
+            chosen.append(draw + (draw >= orig))  # uniform over the classes other than orig
+        return torch.tensor(chosen, device=self.x.device)
+
+    def _initial_delta(self, generators) -> torch.Tensor:
+        delta = torch.zeros_like(self.x)
+        if self.config.init == "uniform":
+            eps = self.config.budget.linf or 0.0
+            for row, (n, gen) in enumerate(zip(self.lengths.tolist(), generators, strict=True)):
+                noise = torch.rand(n, generator=gen) * (2 * eps) - eps
+                delta[row, :n] = noise.to(delta.device)
+        return self._project(delta, self.signal_norm)
+
+    def _project(
+        self, delta: torch.Tensor, signal_norm: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        budget = self.config.budget
+        if budget.linf is not None:
+            delta = delta.clamp(-budget.linf, budget.linf)
+        radius = None
+        if budget.l2 is not None:
+            radius = torch.full_like(signal_norm, budget.l2)
+        if budget.snr_db is not None:
+            snr_radius = signal_norm * 10 ** (-budget.snr_db / 20)
+            radius = snr_radius if radius is None else torch.minimum(radius, snr_radius)
+        if radius is not None:
+            norm = delta.norm(dim=-1, keepdim=True).clamp(min=1e-30)
+            delta = delta * (radius / norm).clamp(max=1.0)
+        return delta * (self.mask if mask is None else mask)
+
+    def _class_term(self, logits, target, reference) -> torch.Tensor:
+        if target is not None:
+            return F.cross_entropy(logits, target, reduction="none")
+        return -F.cross_entropy(logits, reference, reduction="none")
+
+    def run(self) -> list[AttackResult]:
+        cfg, goal = self.config, self.goal
+        n = len(self.clips)
+        active = torch.arange(n, device=self.x.device)
+        x, lengths, mask, delta = self.x, self.lengths, self.mask, self.delta
+        signal_norm, reference, target = self.signal_norm, self.reference, self.target
+        exp_avg = torch.zeros_like(delta)
+        exp_avg_sq = torch.zeros_like(delta)
+        spectral = self.spectral
+        scale = QUANTISATION_SCALES[cfg.quantise]
+        finished: dict[int, tuple[torch.Tensor, bool, int, int, float]] = {}
+        history: list[dict[str, list[float]]] = [
+            {"loss": [], "snr_db": [], "confidence": [], "goal_probability": []} for _ in range(n)
+        ]
+        for iteration in range(cfg.max_iter + 1):
+            check_cancelled(self.cancel)
+            delta.requires_grad_(True)
+            adversarial = quantise((x + delta).clamp(-1.0, 1.0), scale) * mask
+            logits = self.model(adversarial, lengths)
+            probabilities = logits.detach().softmax(-1)
+            confidence, predicted = probabilities.max(-1)
+            if target is not None:
+                success = predicted == target
+                goal_probability = probabilities.gather(1, target[:, None])[:, 0]
+            else:
+                success = predicted != reference
+                goal_probability = probabilities.gather(1, reference[:, None])[:, 0]
+            if goal.confidence > 0:
+                success &= confidence >= goal.confidence
+            loss = cfg.alpha * self._class_term(logits, target, reference)
+            if cfg.distance == "l2":
+                loss = loss + (adversarial - x).pow(2).sum(-1)
+            elif cfg.distance == "spectral":
+                loss = loss + spectral(adversarial, lengths, active)
+            # The one device-to-host transfer of the step: per-sample summaries.
+            summary = (
+                torch.stack(
+                    [
+                        loss.detach(),
+                        batch_snr_db(x, adversarial.detach() - x),
+                        confidence,
+                        goal_probability,
+                        success.float(),
+                        predicted.float(),
+                    ]
+                )
+                .cpu()
+                .numpy()
+            )
+            rows = active.tolist()
+            for k, row in enumerate(rows):
+                h = history[row]
+                h["loss"].append(float(summary[0, k]))
+                h["snr_db"].append(float(summary[1, k]))
+                h["confidence"].append(float(summary[2, k]))
+                h["goal_probability"].append(float(summary[3, k]))
+            self.reporter.report(
+                AttackStep(
+                    self.job,
+                    iteration,
+                    tuple(self.items[r] for r in rows),
+                    tuple(summary[0].tolist()),
+                    tuple(summary[1].tolist()),
+                    tuple(summary[2].tolist()),
+                    tuple(summary[3].tolist()),
+                    tuple(bool(s) for s in summary[4]),
+                )
+            )
+            done = summary[4].astype(bool) | (iteration == cfg.max_iter)
+            for k in np.flatnonzero(done):
+                finished[rows[k]] = (
+                    adversarial[k].detach(),
+                    bool(summary[4, k]),
+                    iteration,
+                    int(summary[5, k]),
+                    float(summary[2, k]),
+                )
+            if done.all():
+                break
+            (grad,) = torch.autograd.grad(loss.sum(), delta)
+            keep = torch.from_numpy(~done).to(x.device)
+            delta, grad = delta.detach()[keep], grad[keep]
+            exp_avg, exp_avg_sq = exp_avg[keep], exp_avg_sq[keep]
+            x, lengths, mask = x[keep], lengths[keep], mask[keep]
+            signal_norm, reference = signal_norm[keep], reference[keep]
+            target = None if target is None else target[keep]
+            active = active[keep]
+            width = int(lengths.max())  # drop columns only finished, longer clips needed
+            x, mask, delta = x[:, :width], mask[:, :width], delta[:, :width]
+            grad, exp_avg, exp_avg_sq = grad[:, :width], exp_avg[:, :width], exp_avg_sq[:, :width]
+            delta, exp_avg, exp_avg_sq = self._step(delta, grad, exp_avg, exp_avg_sq, iteration + 1)
+            delta = self._project(delta, signal_norm, mask)
+        return [self._result(row, *finished[row], history[row]) for row in range(n)]
+
+    def _step(self, delta, grad, exp_avg, exp_avg_sq, step):
+        cfg = self.config
+        if cfg.update == "sign":
+            return delta - cfg.lr * grad.sign(), exp_avg, exp_avg_sq
+        g = grad.sign() if cfg.update == "adam-sign" else grad
+        beta1, beta2 = ADAM_BETAS
+        exp_avg = exp_avg.mul(beta1).add_(g, alpha=1 - beta1)
+        exp_avg_sq = exp_avg_sq.mul(beta2).addcmul_(g, g, value=1 - beta2)
+        bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+        denom = (exp_avg_sq / bias2).sqrt_().add_(ADAM_EPS)
+        return delta - cfg.lr * (exp_avg / bias1) / denom, exp_avg, exp_avg_sq
+
+    def _result(self, row, adversarial, success, iterations, new_pred, confidence, history):
+        n = int(self.lengths[row])
+        original = self.clips[row]
+        adv = adversarial[:n].cpu().numpy().astype(np.float32)
+        target = None if self.target is None else int(self.target[row])
+        return AttackResult(
+            item=self.items[row],
+            adversarial=adv,
+            success=success,
+            iterations=iterations,
+            orig_pred=int(self.orig_pred[row]),
+            new_pred=new_pred,
+            target=target,
+            true_label=None if self.true is None else int(self.true[row]),
+            confidence=confidence,
+            snr_db=snr_db(original, adv),
+            snr_db_untrimmed=snr_db(original, adv, trim=0),
+            linf=float(np.abs(adv - original).max()),
+            history=history,
+        )

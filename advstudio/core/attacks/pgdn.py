@@ -1,0 +1,42 @@
+"""PGDn (Madry et al.): from a uniform start in the eps-ball, ascend the loss of the original
+prediction iteratively, checking success before each step. The reference feeds the sign of the
+gradient to Adam (`update=adam-sign`); the textbook update is a signed step (`update=sign`)."""
+
+from __future__ import annotations
+
+from advstudio.core.attacks.base import Attack, EngineConfig
+from advstudio.core.attacks.params import Param
+
+
+class PGDn(Attack):
+    name = "pgdn"
+    title = "PGDn"
+    params_schema = (
+        Param("eps", float, 0.0005, "L-inf bound of the perturbation", 0.0, exclusive_minimum=True),
+        Param("eta", float, 1e-5, "step size (Adam learning rate)", 0.0, exclusive_minimum=True),
+        Param("max_iter", int, 500, "iteration cap", 1),
+        Param(
+            "update",
+            str,
+            "adam-sign",
+            "adam-sign (reference) or sign (textbook)",
+            choices=("adam-sign", "sign"),
+        ),
+    )
+    presets = {
+        "paper": {"eps": 0.0005, "eta": 1e-5},
+        "eps0.0005": {"eps": 0.0005, "eta": 1e-5},
+        "eps0.01": {"eps": 0.01, "eta": 1e-3},
+    }
+
+    def engine_config(self) -> EngineConfig:
+        p = self.params
+        return self.configure(
+            p["eps"],
+            init="uniform",
+            distance="none",
+            alpha=1.0,
+            update=p["update"],
+            lr=p["eta"],
+            max_iter=p["max_iter"],
+        )

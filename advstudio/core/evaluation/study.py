@@ -1,0 +1,317 @@
+"""The Table 1 study of paper 002: a dataset x attacks x parameter grid x seeds, every success
+re-verified on the exported 16-bit file, results in the SQLite store (resumable), and a
+summary per attack at the grid setting with the highest mean SNR among those that find at least
+`min_found` adversarial examples.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
+from advstudio.core.attacks.base import DEFAULT_SEED
+from advstudio.core.audio import load_audio
+from advstudio.core.data.datasets import Example
+from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.evaluation.noise import white_noise_control
+from advstudio.core.evaluation.store import ResultRow, ResultStore, canonical_params
+from advstudio.core.evaluation.summary import paired_ttests, summarise, summarise_seeds
+from advstudio.core.metrics import confusion_counts, normalise_columns, snr_db
+from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
+from advstudio.core.progress import (
+    AttackStep,
+    Event,
+    ItemFinished,
+    JobFinished,
+    JobStarted,
+    Reporter,
+)
+from advstudio.core.reports.export import reclassify_many
+from advstudio.core.training import versions
+
+CHUNK = 32  # files attacked and committed together
+
+
+@dataclass
+class StudySpec:
+    attacks: list[str]
+    preset: str | None = "paper"
+    grid: dict[str, list[str]] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    seeds: int = 1
+    target: str | None = None  # None: each attack's default
+    min_found: int = 0
+    noise_control: bool = False
+    noise_snr_db: float | None = None
+    batch_size: int = 16
+
+    def settings(self, attack: str) -> list[Attack]:
+        """Every attack instance the grid spans (one when there is no grid)."""
+        if attack not in ATTACKS:
+            raise ParameterError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+        preset = self.preset if self.preset in ATTACKS[attack].presets else None
+        if self.preset is not None and preset is None:
+            raise ParameterError(
+                f"{attack}: unknown preset {self.preset!r}; choose one of "
+                f"{', '.join(ATTACKS[attack].presets)}"
+            )
+        keys = list(self.grid)
+        combos = itertools.product(*(self.grid[k] for k in keys)) if keys else [()]
+        return [
+            make_attack(attack, preset, **(self.params | dict(zip(keys, values, strict=True))))
+            for values in combos
+        ]
+
+    def seed_values(self) -> list[int]:
+        if self.seeds < 1:
+            raise ParameterError("seeds must be at least 1")
+        return [DEFAULT_SEED + k for k in range(self.seeds)]
+
+
+class _StepsOnly:
+    """Passes the engine's per-iteration events on; the study reports its own progress."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def report(self, event: Event) -> None:
+        if isinstance(event, AttackStep):
+            self.reporter.report(event)
+
+
+@dataclass
+class _Data:
+    files: list[str]
+    clips: list[np.ndarray]
+    labels: list[int]
+
+
+def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Data:
+    """Load every file at the model's rate; class names must be the model's."""
+    unknown = sorted({e.label for e in examples} - set(model.labels))
+    if unknown:
+        raise DatasetError(
+            f"dataset class {unknown[0]!r} is not among the model's labels "
+            f"({', '.join(model.labels)})"
+        )
+    if not examples:
+        raise DatasetError("the dataset holds no files")
+    clips = [load_audio(e.path, model.sample_rate).samples for e in examples]
+    return _Data(
+        [str(e.path) for e in examples], clips, [model.labels.index(e.label) for e in examples]
+    )
+
+
+def _rows_for_chunk(
+    model,
+    model_id,
+    attack,
+    params_key,
+    seed,
+    target_mode,
+    data,
+    indices,
+    results: list[AttackResult],
+    workdir: Path,
+) -> list[ResultRow]:
+    checks = reclassify_many(model, [r.adversarial for r in results], workdir)
+    rows = []
+    for index, result, check in zip(indices, results, checks, strict=True):
+        if result.target is not None:
+            survived = result.success and check.prediction == result.target
+        else:
+            reference = (
+                data.labels[index] if attack.params["success"] == "truth" else result.orig_pred
+            )
+            survived = result.success and check.prediction != reference
+        rows.append(
+            ResultRow(
+                model=model_id,
+                file=data.files[index],
+                attack=attack.name,
+                params=params_key,
+                seed=seed,
+                target_mode=target_mode,
+                label=data.labels[index],
+                orig_pred=result.orig_pred,
+                target=result.target,
+                success=result.success,
+                survived=survived,
+                new_pred=check.prediction,
+                iterations=result.iterations,
+                snr_db=snr_db(data.clips[index], check.samples),
+                snr_db_untrimmed=snr_db(data.clips[index], check.samples, trim=0),
+                linf=float(np.abs(check.samples - data.clips[index]).max()),
+                confidence=check.confidence,
+            )
+        )
+    return rows
+
+
+def run_study(
+    model: AudioClassifier,
+    examples: Sequence[Example],
+    spec: StudySpec,
+    store: ResultStore,
+    reporter: Reporter,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the study and return its summary in the JSON layout of the CLI."""
+    data = load_study_data(model, examples)
+    model_id = fingerprint(model)
+    settings = {name: spec.settings(name) for name in spec.attacks}
+    seeds = spec.seed_values()
+    config = {
+        "attacks": spec.attacks,
+        "preset": spec.preset,
+        "grid": spec.grid,
+        "params": spec.params,
+        "seeds": seeds,
+        "target": spec.target,
+        "files": data.files,
+    }
+    run_id = store.start_run(model_id, config, versions(), str(model.device))
+    clean_probs = predict_proba(model, data.clips)
+    clean_pred = clean_probs.argmax(1)
+    n_classes = len(model.labels)
+    jobs = [(a, seed) for name in spec.attacks for a in settings[name] for seed in seeds]
+    total = len(jobs) * len(data.files)
+    reporter.report(JobStarted("evaluate", total))
+    done = 0
+    order = np.argsort([len(c) for c in data.clips], kind="stable")
+    position = {path: i for i, path in enumerate(data.files)}
+    with tempfile.TemporaryDirectory(prefix="advstudio-verify-") as tmp:
+        for attack, seed in jobs:
+            params_key = canonical_params(attack.params)
+            target_mode = spec.target or attack.default_target
+            finished = store.finished_files(model_id, attack.name, params_key, seed, target_mode)
+            todo = [int(i) for i in order if data.files[i] not in finished]
+            done += len(data.files) - len(todo)
+            for start in range(0, len(todo), CHUNK):
+                indices = todo[start : start + CHUNK]
+                results = attack.run(
+                    model,
+                    [data.clips[i] for i in indices],
+                    spec.target,
+                    [data.labels[i] for i in indices],
+                    seed,
+                    indices,
+                    spec.batch_size,
+                    _StepsOnly(reporter),
+                    cancel,
+                )
+                rows = _rows_for_chunk(
+                    model,
+                    model_id,
+                    attack,
+                    params_key,
+                    seed,
+                    target_mode,
+                    data,
+                    indices,
+                    results,
+                    Path(tmp),
+                )
+                store.write(run_id, rows)
+                for row in rows:
+                    done += 1
+                    reporter.report(
+                        ItemFinished(
+                            "evaluate",
+                            done,
+                            total,
+                            row.file,
+                            {
+                                "attack": attack.name,
+                                "params": params_key,
+                                "seed": seed,
+                                "label": row.label,
+                                "clean_pred": int(clean_pred[position[row.file]]),
+                                "new_pred": row.new_pred,
+                                "adversarial": row.success and row.survived,
+                                "snr_db": row.snr_db,
+                            },
+                        )
+                    )
+    per_setting = []
+    for name in spec.attacks:
+        for attack in settings[name]:
+            params_key = canonical_params(attack.params)
+            target_mode = spec.target or attack.default_target
+            per_seed = []
+            for seed in seeds:
+                rows = store.rows(model_id, name, params_key, seed, target_mode)
+                rows = [r for r in rows if r.file in position]
+                per_seed.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
+            per_setting.append(per_seed)
+    chosen = choose_settings(per_setting, spec.min_found)
+    clean_counts = confusion_counts(data.labels, clean_pred, n_classes)
+    summary: dict[str, Any] = {
+        "model": model_id,
+        "labels": list(model.labels),
+        "clean": {
+            "accuracy": float((clean_pred == np.asarray(data.labels)).mean()),
+            "confidence_mean": float(clean_probs.max(1).mean()),
+            "confusion": normalise_columns(clean_counts).tolist(),
+        },
+        "attacks": [entry for per_seed in chosen for entry in per_seed],
+        "table": [summarise_seeds(per_seed) for per_seed in chosen],
+        "settings": [_without_files(summarise_seeds(s)) for s in per_setting],
+        "ttests": paired_ttests(chosen),
+    }
+    for row in summary["table"]:
+        row.pop("files")
+    if spec.noise_control:
+        summary["noise_control"] = white_noise_control(
+            model,
+            data.clips,
+            data.labels,
+            spec.noise_snr_db or _targeted_snr(summary["table"]),
+            DEFAULT_SEED,
+        )
+    reporter.report(JobFinished("evaluate", {"attacks": len(summary["table"])}))
+    return summary
+
+
+def _without_files(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "files"}
+
+
+def _targeted_snr(table: list[dict[str, Any]]) -> float:
+    """The mean SNR of the targeted attacks' rows (of all rows when none is targeted)."""
+    rows = [r for r in table if r["targeted"] and np.isfinite(r["snr_db_mean"])]
+    rows = rows or [r for r in table if np.isfinite(r["snr_db_mean"])]
+    if not rows:
+        raise ParameterError("no adversarial examples found: give the noise SNR explicitly")
+    return float(np.mean([r["snr_db_mean"] for r in rows]))
+
+
+def choose_settings(
+    per_setting: list[list[dict[str, Any]]], min_found: int
+) -> list[list[dict[str, Any]]]:
+    """Per attack, the setting with the highest mean SNR among those finding at least
+    `min_found` (mean over seeds); when none does, the one finding the most."""
+    by_attack: dict[str, list[list[dict[str, Any]]]] = {}
+    for per_seed in per_setting:
+        by_attack.setdefault(per_seed[0]["attack"], []).append(per_seed)
+    chosen = []
+    for candidates in by_attack.values():
+
+        def found(s):
+            return np.mean([e["n_adversarial"] for e in s])
+
+        def snr(s):
+            values = [e["snr_db_mean"] for e in s if np.isfinite(e["snr_db_mean"])]
+            return np.mean(values) if values else -np.inf
+
+        qualified = [c for c in candidates if found(c) >= min_found]
+        chosen.append(max(qualified, key=snr) if qualified else max(candidates, key=found))
+    return chosen

@@ -1,0 +1,156 @@
+"""Table 1 figures from stored rows: per (attack, setting, seed), then mean and spread over
+seeds, and paired t-tests (scipy.stats) between attacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from advstudio.core.attacks import Attack
+from advstudio.core.evaluation.store import ResultRow
+from advstudio.core.metrics import confusion_counts, normalise_columns
+
+SIGNIFICANCE = 0.05
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def summarise(
+    rows: list[ResultRow],
+    attack: Attack,
+    seed: int,
+    data: Any,
+    clean_pred: np.ndarray,
+    n_classes: int,
+) -> dict[str, Any]:
+    """One entry of the JSON "attacks" list. A file counts as adversarial when the attack
+    succeeded and the success survived export to 16 bits; accuracy uses the attacked
+    prediction for those and the clean prediction for the rest, as the paper does."""
+    labels = data.labels
+    by_file = {r.file: r for r in rows}
+    final, files, adversarial = [], [], []
+    for i, path in enumerate(data.files):
+        row = by_file.get(path)
+        is_adv = row is not None and row.success and row.survived
+        final.append(row.new_pred if is_adv else int(clean_pred[i]))
+        if row is None:
+            continue
+        if is_adv:
+            adversarial.append(row)
+        files.append(
+            {
+                "file": path,
+                "label": row.label,
+                "orig_pred": row.orig_pred,
+                "new_pred": row.new_pred,
+                "target": row.target,
+                "success": is_adv,
+                "iterations": row.iterations,
+                "snr_db": row.snr_db,
+                "confidence": row.confidence,
+            }
+        )
+    snrs = [r.snr_db for r in adversarial]
+    counts = confusion_counts(labels, final, n_classes)
+    return {
+        "attack": attack.name,
+        "title": attack.title,
+        "params": attack.params,
+        "preset": attack.preset,
+        "seed": seed,
+        "targeted": (attack.default_target != "untargeted"),
+        "n_files": len(files),
+        "n_adversarial": len(adversarial),
+        "n_found_float": sum(r.success for r in rows),
+        "accuracy": float((np.asarray(final) == np.asarray(labels)).mean()),
+        "snr_db_mean": _mean(snrs),
+        "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
+        "iterations_median": float(np.median([r.iterations for r in adversarial]))
+        if adversarial
+        else float("nan"),
+        "confidence_mean": _mean([r.confidence for r in adversarial]),
+        "confusion": normalise_columns(counts).tolist(),
+        "files": files,
+    }
+
+
+def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Table row: means over seeds, with the spread over seeds beside them."""
+    first = per_seed[0]
+
+    def over(key: str) -> tuple[float, float]:
+        values = [e[key] for e in per_seed if np.isfinite(e[key])]
+        if not values:
+            return float("nan"), float("nan")
+        return float(np.mean(values)), float(np.std(values))
+
+    row = {k: first[k] for k in ("attack", "title", "params", "preset", "targeted", "n_files")}
+    row["seeds"] = [e["seed"] for e in per_seed]
+    for key in (
+        "n_adversarial",
+        "accuracy",
+        "snr_db_mean",
+        "iterations_median",
+        "confidence_mean",
+        "snr_db_std",
+    ):
+        row[key], row[f"{key}_seed_std"] = over(key)
+    row["files"] = first["files"]
+    return row
+
+
+def paired_ttests(chosen: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Paired t-tests between every two attacks: over seeds when there are several (found,
+    accuracy, mean SNR), else over files (success, and SNR where both succeeded)."""
+    tests = []
+    for a, b in ((a, b) for i, a in enumerate(chosen) for b in chosen[i + 1 :]):
+        if len(a) > 1 and len(a) == len(b):
+            pairs = {
+                key: ([e[key] for e in a], [e[key] for e in b])
+                for key in ("n_adversarial", "accuracy", "snr_db_mean")
+            }
+            over = "seeds"
+        else:
+            fa = {f["file"]: f for f in a[0]["files"]}
+            fb = {f["file"]: f for f in b[0]["files"]}
+            common = sorted(set(fa) & set(fb))
+            both = [f for f in common if fa[f]["success"] and fb[f]["success"]]
+            pairs = {
+                "success": (
+                    [float(fa[f]["success"]) for f in common],
+                    [float(fb[f]["success"]) for f in common],
+                ),
+                "snr_db": ([fa[f]["snr_db"] for f in both], [fb[f]["snr_db"] for f in both]),
+            }
+            over = "files"
+        for metric, (x, y) in pairs.items():
+            tests.append(_ttest(a[0]["attack"], b[0]["attack"], metric, over, x, y))
+    return tests
+
+
+def _ttest(
+    a: str, b: str, metric: str, over: str, x: list[float], y: list[float]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "a": a,
+        "b": b,
+        "metric": metric,
+        "paired_over": over,
+        "n": len(x),
+        "mean_a": _mean(x),
+        "mean_b": _mean(y),
+    }
+    if len(x) < 2 or np.allclose(np.subtract(x, y), 0):
+        return entry | {"t": None, "p": None, "significant": False}
+    result = stats.ttest_rel(x, y)
+    p = float(result.pvalue)
+    return entry | {
+        "t": float(result.statistic),
+        "p": p,
+        "significant": bool(np.isfinite(p) and p < SIGNIFICANCE),
+    }

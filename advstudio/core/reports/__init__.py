@@ -1,0 +1,1 @@
+"""Exports and reports: adversarial audio with a survival check, JSON, CSV (HTML to come)."""

@@ -1,0 +1,143 @@
+"""A study's results as a printed Table 1, as JSON and as per-file CSV; files are written
+completely or not at all."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from advstudio.core.atomic import write_atomically
+
+CSV_COLUMNS = (
+    "attack",
+    "params",
+    "seed",
+    "file",
+    "label",
+    "orig_pred",
+    "new_pred",
+    "target",
+    "success",
+    "iterations",
+    "snr_db",
+    "confidence",
+)
+
+
+def _number(value: float, digits: int = 2) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    shown = {
+        k: v
+        for k, v in params.items()
+        if k not in ("confidence", "success", "l2", "snr_db", "update", "fft_sizes")
+        or (k in ("l2", "snr_db", "confidence") and v)
+    }
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Table 1 layout: found, accuracy, mean +- std SNR, median iterations, mean confidence."""
+    clean = summary["clean"]
+    n = summary["table"][0]["n_files"] if summary["table"] else 0
+    lines = [
+        f"{'attack':<16} {'setting':<32} {'found':>9} {'accuracy':>8} {'SNR dB':>15} "
+        f"{'med.iter':>8} {'conf.':>6}",
+        f"{'clean':<16} {'':<32} {'':>9} {clean['accuracy']:>8.3f} {'':>15} {'':>8} "
+        f"{clean['confidence_mean']:>6.3f}",
+    ]
+    for row in summary["table"]:
+        found = f"{row['n_adversarial']:.4g}/{n}"
+        snr = f"{_number(row['snr_db_mean'])} ± {_number(row['snr_db_std'])}"
+        lines.append(
+            f"{row['title']:<16} {_params_text(row['params'])[:32]:<32} {found:>9} "
+            f"{row['accuracy']:>8.3f} {snr:>15} {_number(row['iterations_median'], 1):>8} "
+            f"{_number(row['confidence_mean'], 3):>6}"
+        )
+    if len(summary["table"]) and len(summary["table"][0]["seeds"]) > 1:
+        lines.append(
+            f"(mean over seeds {summary['table'][0]['seeds']}; SNR ± is the spread over files)"
+        )
+    noise = summary.get("noise_control")
+    if noise:
+        lines.append(
+            f"white noise at {noise['snr_db']:.2f} dB: accuracy {noise['accuracy']:.3f}"
+            f" (clean {noise['clean_accuracy']:.3f}, "
+            f"{noise['accuracy_drop_points']:+.1f} points lost)"
+        )
+    significant = [t for t in summary.get("ttests", []) if t["significant"]]
+    for t in significant:
+        lines.append(
+            f"significant (paired t-test over {t['paired_over']}, p={t['p']:.3g}): "
+            f"{t['a']} vs {t['b']} in {t['metric']} "
+            f"({_number(t['mean_a'], 3)} vs {_number(t['mean_b'], 3)})"
+        )
+    return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def study_json(summary: dict[str, Any]) -> str:
+    return json.dumps(_json_safe(summary), indent=2)
+
+
+def study_csv(summary: dict[str, Any]) -> str:
+    labels = summary["labels"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in summary["attacks"]:
+        for f in entry["files"]:
+
+            def name(index):
+                return "" if index is None else labels[index]
+
+            writer.writerow(
+                [
+                    entry["attack"],
+                    _params_text(entry["params"]),
+                    entry["seed"],
+                    f["file"],
+                    name(f["label"]),
+                    name(f["orig_pred"]),
+                    name(f["new_pred"]),
+                    name(f["target"]),
+                    int(f["success"]),
+                    f["iterations"],
+                    f"{f['snr_db']:.4f}",
+                    f"{f['confidence']:.4f}",
+                ]
+            )
+    return out.getvalue()
+
+
+def write_study_outputs(
+    summary: dict[str, Any], json_path: Path | None = None, report_dir: Path | None = None
+) -> None:
+    files: list[tuple[Path, str]] = []
+    if json_path is not None:
+        files.append((json_path, study_json(summary)))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        files += [
+            (report_dir / "results.json", study_json(summary)),
+            (report_dir / "results.csv", study_csv(summary)),
+        ]
+    for path, text in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda tmp, text=text: Path(tmp).write_text(text))
