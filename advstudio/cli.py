@@ -49,7 +49,7 @@ class ProgressBarReporter:
 def _cmd_gui(args: argparse.Namespace) -> int:
     from advstudio.gui.app import run_app
 
-    return run_app(model_path=args.model)
+    return run_app(model_path=args.model, selftest=getattr(args, "selftest", False))
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
@@ -158,10 +158,11 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
-    from advstudio.core.evaluation.store import ResultStore
+    from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.evaluation.study import StudySpec, run_study
     from advstudio.core.models import load_model
-    from advstudio.core.reports.study import format_table, write_study_outputs
+    from advstudio.core.reports.html import write_report_bundle
+    from advstudio.core.reports.study import format_table, write_study_json
 
     model = load_model(args.model, labels=args.labels, device=args.device)
     examples = select_examples(args.data, args.layout, args.split)
@@ -182,7 +183,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with ResultStore(args.db or default_store_path()) as store:
         summary = run_study(model, examples, spec, store, ProgressBarReporter())
     print(format_table(summary))
-    write_study_outputs(summary, **outputs)
+    if outputs["json_path"] is not None:
+        write_study_json(summary, outputs["json_path"])
+    if outputs["report_dir"] is not None:
+        config = {
+            "attacks": spec.attacks,
+            "preset": spec.preset,
+            "grid": spec.grid,
+            "params": spec.params,
+            "target": spec.target,
+            "data": args.data or "demo",
+            "split": args.split,
+            "device": str(model.device),
+        }
+        write_report_bundle(outputs["report_dir"], summary, config=config, overwrite=args.overwrite)
     return 0
 
 
@@ -213,14 +227,6 @@ def select_examples(data: str | None, layout: str | None, split: str) -> list:
             )
         return list(dataset.examples)
     return list(dataset.subset(split).examples)
-
-
-def default_store_path() -> Path:
-    """The result store the CLI and the GUI share unless told otherwise."""
-    import os
-
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "advstudio" / "results.sqlite"
 
 
 def check_outputs_free(args: argparse.Namespace) -> dict[str, Path | None]:
@@ -260,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("--model", help="model to open instead of the shipped one")
+    p.add_argument(
+        "--selftest",
+        action="store_true",
+        help="offscreen: load a demo clip, attack it, export audio and a report, "
+        "exit 0 only if all of that worked",
+    )
     p.set_defaults(func=_cmd_gui)
 
     p = sub.add_parser("classify", help="top-3 classes with probabilities for each file")
@@ -353,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         "results.sqlite); a rerun resumes from it",
     )
     p.add_argument("--json", help="write the study's results as JSON")
-    p.add_argument("--report", help="folder for results.json and results.csv")
+    p.add_argument("--report", help="folder for report.html, results.json and results.csv")
     p.add_argument("--overwrite", action="store_true")
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)

@@ -81,3 +81,36 @@ def test_bad_training_parameter_is_rejected(tmp_path, capsys):
     status = main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs", "0"])
     assert status == 2
     assert "epochs and batch size must be at least 1" in capsys.readouterr().err
+
+
+def test_attack_writes_reloads_and_reclassifies(tmp_path, capsys):
+    from advstudio.core.resources import demo_clips
+
+    clip = demo_clips()[0]
+    out = tmp_path / "adv.wav"
+    args = [
+        "attack",
+        str(clip),
+        "--attack",
+        "cw",
+        "--target",
+        "Gong",
+        "--param",
+        "eta=2e-3",
+        "--param",
+        "c=0.02",
+        "--param",
+        "max_iter=60",
+        "-o",
+        str(out),
+        "--json",
+    ]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert out.is_file() and report["target"] == "Gong"
+    assert report["success"] and report["survived_quantisation"]
+    assert report["reloaded_prediction"] == "Gong" and report["subtype"] == "PCM16"
+    before = out.read_bytes()
+    assert main(args) == 2  # no silent overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before

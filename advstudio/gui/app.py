@@ -1,96 +1,97 @@
-"""Application start-up and the main window.
-
-For now the window lists audio files (the demo clips preloaded), and shows the model's class
-probabilities for the selected one. The attack views arrive with the desktop-application issue.
-"""
+"""Starting the desktop application: a clear line instead of Qt's abort when the xcb plugin's
+libraries are missing, a global exception handler that logs to a file, and `--selftest`."""
 
 from __future__ import annotations
 
+import ctypes.util
+import logging
+import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QApplication,
-    QFileDialog,
-    QHBoxLayout,
-    QListWidget,
-    QListWidgetItem,
-    QMainWindow,
-    QMessageBox,
-    QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
-
-from advstudio.core.errors import AdvStudioError
-from advstudio.core.inference import FileError, classify_files
-from advstudio.core.models import AudioClassifier, load_model
-from advstudio.core.resources import demo_clips
+XCB_LIBRARIES = ("xcb-cursor", "xkbcommon-x11", "xcb-icccm", "xcb-keysyms", "xcb-shape")
+XCB_PACKAGES = "libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0"
 
 
-class MainWindow(QMainWindow):
-    def __init__(self, model: AudioClassifier) -> None:
-        super().__init__()
-        self.model = model
-        self.setWindowTitle("advstudio")
-        self.files = QListWidget()
-        self.files.currentItemChanged.connect(self._show_prediction)
-        open_button = QPushButton("Open files…")
-        open_button.clicked.connect(self._open_files)
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["class", "probability"])
-        self.table.horizontalHeader().setStretchLastSection(True)
-        left = QVBoxLayout()
-        left.addWidget(self.files)
-        left.addWidget(open_button)
-        body = QHBoxLayout()
-        body.addLayout(left, 1)
-        body.addWidget(self.table, 1)
-        central = QWidget()
-        central.setLayout(body)
-        self.setCentralWidget(central)
-        self.resize(900, 520)
-        self.add_files(demo_clips())
+def log_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "advstudio" / "advstudio.log"
 
-    def add_files(self, paths: list[Path]) -> None:
-        for path in paths:
-            item = QListWidgetItem(path.name)
-            item.setData(Qt.ItemDataRole.UserRole, str(path))
-            item.setToolTip(str(path))
-            self.files.addItem(item)
 
-    def _open_files(self) -> None:
-        names, _ = QFileDialog.getOpenFileNames(
-            self, "Open audio", "", "Audio (*.wav *.flac *.ogg *.mp3 *.aif *.aiff)"
+def missing_xcb_libraries() -> list[str]:
+    """Libraries Qt's xcb platform plugin needs (since Qt 6.5 it refuses to start without
+    libxcb-cursor0) that this system lacks; empty when another platform is in use."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if sys.platform != "linux" or (platform and not platform.startswith("xcb")):
+        return []
+    if not os.environ.get("DISPLAY") and not platform:
+        return []  # Wayland or no display: Qt picks another plugin or says so itself
+    return [name for name in XCB_LIBRARIES if ctypes.util.find_library(name) is None]
+
+
+def _configure_logging() -> Path:
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("advstudio")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return path
+
+
+def _install_exception_hook(path: Path) -> None:
+    """An uncaught exception (a bug) is logged with its traceback and shown in a dialog;
+    the application keeps running."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def hook(kind, value, tb) -> None:
+        text = "".join(traceback.format_exception(kind, value, tb))
+        logging.getLogger("advstudio").error(text)
+        QMessageBox.critical(
+            None, "Unexpected error", f"{kind.__name__}: {value}\n\nDetails are in {path}"
         )
-        self.add_files([Path(n) for n in names])
 
-    def _show_prediction(self, item: QListWidgetItem | None) -> None:
-        if item is None:
-            return
-        (result,) = classify_files(self.model, [item.data(Qt.ItemDataRole.UserRole)])
-        if isinstance(result, FileError):
-            self.statusBar().showMessage(result.message)
-            QMessageBox.warning(self, "Cannot classify", result.message)
-            return
-        rows = result.top(len(self.model.labels))
-        self.table.setRowCount(len(rows))
-        for r, (label, p) in enumerate(rows):
-            self.table.setItem(r, 0, QTableWidgetItem(label))
-            self.table.setItem(r, 1, QTableWidgetItem(f"{p:.3f}"))
-        self.statusBar().showMessage(f"{result.path.name}: {result.label}")
+    sys.excepthook = hook
 
 
-def run_app(model_path: str | None = None) -> int:
+def run_app(model_path: str | None = None, selftest: bool = False) -> int:
+    if selftest:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    missing = missing_xcb_libraries()
+    if missing:
+        print(
+            f"advstudio: error: Qt's xcb plugin needs libraries this system lacks "
+            f"({', '.join('lib' + m for m in missing)}); install them with: "
+            f"sudo apt-get install {XCB_PACKAGES}",
+            file=sys.stderr,
+        )
+        return 2
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from advstudio.core.errors import AdvStudioError
+    from advstudio.core.models import load_model
+    from advstudio.gui.main_window import MainWindow
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("advstudio")
+    path = _configure_logging()
+    _install_exception_hook(path)
     try:
         model = load_model(model_path)
     except AdvStudioError as exc:
-        QMessageBox.critical(None, "Cannot load model", str(exc))
+        if selftest:
+            print(f"advstudio: selftest: {exc}", file=sys.stderr)
+        else:
+            QMessageBox.critical(None, "Cannot load model", str(exc))
         return 2
     window = MainWindow(model)
+    if selftest:
+        from advstudio.gui.selftest import run_selftest
+
+        with tempfile.TemporaryDirectory(prefix="advstudio-selftest-") as tmp:
+            return run_selftest(window, Path(tmp))
     window.show()
     return app.exec()

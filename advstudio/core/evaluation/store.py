@@ -9,6 +9,7 @@ seed, versions and device.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
 """
+
+
+def default_store_path() -> Path:
+    """The result store the CLI and the GUI share unless told otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "advstudio" / "results.sqlite"
 
 
 class StoreError(AdvStudioError):

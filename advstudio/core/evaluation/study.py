@@ -37,8 +37,6 @@ from advstudio.core.progress import (
 from advstudio.core.reports.export import reclassify_many
 from advstudio.core.training import versions
 
-CHUNK = 32  # files attacked and committed together
-
 
 @dataclass
 class StudySpec:
@@ -195,8 +193,8 @@ def run_study(
             finished = store.finished_files(model_id, attack.name, params_key, seed, target_mode)
             todo = [int(i) for i in order if data.files[i] not in finished]
             done += len(data.files) - len(todo)
-            for start in range(0, len(todo), CHUNK):
-                indices = todo[start : start + CHUNK]
+            for start in range(0, len(todo), spec.batch_size):  # one batch, one commit
+                indices = todo[start : start + spec.batch_size]
                 results = attack.run(
                     model,
                     [data.clips[i] for i in indices],

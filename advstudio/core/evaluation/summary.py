@@ -154,3 +154,65 @@ def _ttest(
         "p": p,
         "significant": bool(np.isfinite(p) and p < SIGNIFICANCE),
     }
+
+
+def single_result_summary(
+    model: Any, path: str, samples: np.ndarray, result: Any, attack: Attack
+) -> dict[str, Any]:
+    """A one-file study summary, so that a single attack exports like a batch (the same JSON,
+    CSV and HTML). Judged on the float result, as the attack itself judged it."""
+    from advstudio.core.models.base import fingerprint, predict_proba
+
+    clean = predict_proba(model, [samples])[0]
+    n = len(model.labels)
+    label = int(clean.argmax())  # no ground truth for a lone file: its clean prediction
+
+    def confusion(prediction: int) -> list[list[float]]:
+        return normalise_columns(confusion_counts([label], [prediction], n)).tolist()
+
+    final = result.new_pred if result.success else label
+    entry = {
+        "attack": attack.name,
+        "title": attack.title,
+        "params": attack.params,
+        "preset": attack.preset,
+        "seed": None,
+        "targeted": result.target is not None,
+        "n_files": 1,
+        "n_adversarial": int(result.success),
+        "n_found_float": int(result.success),
+        "accuracy": float(final == label),
+        "snr_db_mean": result.snr_db if result.success else float("nan"),
+        "snr_db_std": 0.0 if result.success else float("nan"),
+        "iterations_median": float(result.iterations) if result.success else float("nan"),
+        "confidence_mean": result.confidence if result.success else float("nan"),
+        "confusion": confusion(final),
+        "files": [
+            {
+                "file": path,
+                "label": None,
+                "orig_pred": result.orig_pred,
+                "new_pred": result.new_pred,
+                "target": result.target,
+                "success": result.success,
+                "iterations": result.iterations,
+                "snr_db": result.snr_db,
+                "confidence": result.confidence,
+            }
+        ],
+    }
+    row = summarise_seeds([entry])
+    row.pop("files")
+    return {
+        "model": fingerprint(model),
+        "labels": list(model.labels),
+        "clean": {
+            "accuracy": 1.0,
+            "confidence_mean": float(clean.max()),
+            "confusion": confusion(label),
+        },
+        "attacks": [entry],
+        "table": [row],
+        "settings": [],
+        "ttests": [],
+    }

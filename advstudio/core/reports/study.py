@@ -28,11 +28,11 @@ CSV_COLUMNS = (
 )
 
 
-def _number(value: float, digits: int = 2) -> str:
+def format_number(value: float, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _params_text(params: dict[str, Any]) -> str:
+def params_text(params: dict[str, Any]) -> str:
     shown = {
         k: v
         for k, v in params.items()
@@ -54,11 +54,11 @@ def format_table(summary: dict[str, Any]) -> str:
     ]
     for row in summary["table"]:
         found = f"{row['n_adversarial']:.4g}/{n}"
-        snr = f"{_number(row['snr_db_mean'])} ± {_number(row['snr_db_std'])}"
+        snr = f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}"
         lines.append(
-            f"{row['title']:<16} {_params_text(row['params'])[:32]:<32} {found:>9} "
-            f"{row['accuracy']:>8.3f} {snr:>15} {_number(row['iterations_median'], 1):>8} "
-            f"{_number(row['confidence_mean'], 3):>6}"
+            f"{row['title']:<16} {params_text(row['params'])[:32]:<32} {found:>9} "
+            f"{row['accuracy']:>8.3f} {snr:>15} {format_number(row['iterations_median'], 1):>8} "
+            f"{format_number(row['confidence_mean'], 3):>6}"
         )
     if len(summary["table"]) and len(summary["table"][0]["seeds"]) > 1:
         lines.append(
@@ -76,7 +76,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"significant (paired t-test over {t['paired_over']}, p={t['p']:.3g}): "
             f"{t['a']} vs {t['b']} in {t['metric']} "
-            f"({_number(t['mean_a'], 3)} vs {_number(t['mean_b'], 3)})"
+            f"({format_number(t['mean_a'], 3)} vs {format_number(t['mean_b'], 3)})"
         )
     return "\n".join(lines)
 
@@ -110,7 +110,7 @@ def study_csv(summary: dict[str, Any]) -> str:
             writer.writerow(
                 [
                     entry["attack"],
-                    _params_text(entry["params"]),
+                    params_text(entry["params"]),
                     entry["seed"],
                     f["file"],
                     name(f["label"]),
@@ -119,25 +119,13 @@ def study_csv(summary: dict[str, Any]) -> str:
                     name(f["target"]),
                     int(f["success"]),
                     f["iterations"],
-                    f"{f['snr_db']:.4f}",
-                    f"{f['confidence']:.4f}",
+                    format_number(f["snr_db"], 4),
+                    format_number(f["confidence"], 4),
                 ]
             )
     return out.getvalue()
 
 
-def write_study_outputs(
-    summary: dict[str, Any], json_path: Path | None = None, report_dir: Path | None = None
-) -> None:
-    files: list[tuple[Path, str]] = []
-    if json_path is not None:
-        files.append((json_path, study_json(summary)))
-    if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        files += [
-            (report_dir / "results.json", study_json(summary)),
-            (report_dir / "results.csv", study_csv(summary)),
-        ]
-    for path, text in files:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda tmp, text=text: Path(tmp).write_text(text))
+def write_study_json(summary: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, lambda tmp: Path(tmp).write_text(study_json(summary)))

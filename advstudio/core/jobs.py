@@ -1,0 +1,132 @@
+"""Long-running work as plain callables with a Reporter and a cancel event, so that the CLI,
+the GUI's worker thread and tests all run the same code: one attack on one clip, or a study.
+`LiveState` folds progress events into the small snapshot a view polls."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from advstudio.core.attacks import Attack, AttackResult, make_attack
+from advstudio.core.audio.views import SpectrogramView, level_change, spectrogram
+from advstudio.core.data.datasets import Example
+from advstudio.core.evaluation.store import ResultStore
+from advstudio.core.evaluation.study import StudySpec, run_study
+from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.progress import AttackStep, Event, ItemFinished, JobStarted, Reporter
+
+
+@dataclass(frozen=True)
+class AttackOutcome:
+    """An attack's result with what its views show, computed on the worker thread."""
+
+    result: AttackResult
+    original_probabilities: np.ndarray
+    adversarial_probabilities: np.ndarray
+    views: dict[str, SpectrogramView]
+
+
+def signal_views(
+    original: np.ndarray, adversarial: np.ndarray | None, sample_rate: int, scale: str
+) -> dict[str, SpectrogramView]:
+    """Spectrograms of original and adversarial, and the level change between them."""
+    views = {"original": spectrogram(original, sample_rate, scale)}
+    if adversarial is not None:
+        views["adversarial"] = spectrogram(adversarial, sample_rate, scale)
+        views["perturbation"] = level_change(views["adversarial"], views["original"])
+    return views
+
+
+@dataclass
+class AttackJob:
+    model: AudioClassifier
+    samples: np.ndarray
+    attack: str
+    preset: str | None
+    params: dict[str, Any]
+    target: str | None
+    seed: int = 21
+    scale: str = "mel"
+    attack_used: Attack | None = None  # the configured attack, once the job has run
+
+    def __call__(self, reporter: Reporter, cancel: threading.Event) -> AttackOutcome:
+        attack = make_attack(self.attack, self.preset, **self.params)
+        self.attack_used = attack
+        (result,) = attack.run(
+            self.model,
+            [self.samples],
+            self.target,
+            seed=self.seed,
+            reporter=reporter,
+            cancel=cancel,
+        )
+        original, adversarial = predict_proba(self.model, [self.samples, result.adversarial])
+        views = signal_views(self.samples, result.adversarial, self.model.sample_rate, self.scale)
+        return AttackOutcome(result, original, adversarial, views)
+
+
+@dataclass
+class StudyJob:
+    model: AudioClassifier
+    examples: list[Example]
+    spec: StudySpec
+    store_path: str
+
+    def __call__(self, reporter: Reporter, cancel: threading.Event) -> dict[str, Any]:
+        with ResultStore(self.store_path) as store:
+            return run_study(self.model, self.examples, self.spec, store, reporter, cancel)
+
+
+@dataclass
+class LiveState:
+    """What a live view needs: per-iteration curves of the latest attack, job progress, and
+    the clean and attacked confusion counts of a study as files finish."""
+
+    n_classes: int
+    done: int = 0
+    total: int = 0
+    iterations: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    snr_db: list[float] = field(default_factory=list)
+    goal_probability: list[float] = field(default_factory=list)
+    clean_counts: np.ndarray | None = None
+    attacked_counts: np.ndarray | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.clean_counts = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
+        self.attacked_counts = np.zeros_like(self.clean_counts)
+
+    def report(self, event: Event) -> None:
+        with self.lock:
+            if isinstance(event, JobStarted) and event.job == "evaluate":
+                self.total = event.total
+            elif isinstance(event, AttackStep) and len(event.items) == 1:
+                self.iterations.append(event.iteration)
+                self.loss.append(event.loss[0])
+                self.snr_db.append(event.snr_db[0])
+                self.goal_probability.append(event.goal_probability[0])
+            elif isinstance(event, ItemFinished) and event.job == "evaluate":
+                self.done, self.total = event.done, event.total
+                m = event.metrics
+                if m.get("label") is not None:
+                    final = m["new_pred"] if m["adversarial"] else m["clean_pred"]
+                    self.clean_counts[m["clean_pred"], m["label"]] += 1
+                    self.attacked_counts[final, m["label"]] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy that the GUI thread may keep and draw."""
+        with self.lock:
+            return {
+                "done": self.done,
+                "total": self.total,
+                "iterations": np.array(self.iterations),
+                "loss": np.array(self.loss),
+                "snr_db": np.array(self.snr_db),
+                "goal_probability": np.array(self.goal_probability),
+                "clean_counts": self.clean_counts.copy(),
+                "attacked_counts": self.attacked_counts.copy(),
+            }

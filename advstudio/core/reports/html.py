@@ -1,0 +1,479 @@
+"""A study as one self-contained HTML file: Table 1, confusion heatmaps, per-file results and
+example spectrograms with audio players. Figures are inline PNG and audio inline 16-bit WAV
+(base64 data URIs), so the file opens offline and can be archived or mailed on its own.
+
+Figures are drawn with matplotlib's Figure and Agg canvas directly (never pyplot), so nothing
+here touches a GUI toolkit or global plotting state.
+
+`config` (all keys optional; any other key is shown as given, long lists folded):
+    title      report title (default "advstudio study report")
+    date       when the study ran (default: now, when the report is written)
+    seeds      seed list (default: the seeds found in the summary's attack entries)
+    versions   {"advstudio": ..., "torch": ..., ...} as training.versions() returns; default:
+               this process's versions, marked as such
+    device     the device the study ran on
+    attacks, preset, grid, params, target, files, ...: the run's settings, as run_study's
+               `config` dict holds them
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import soundfile as sf
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from advstudio.core.atomic import write_atomically
+from advstudio.core.audio.views import (
+    SpectrogramView,
+    level_change,
+    shared_levels,
+    spectrogram,
+    symmetric_levels,
+)
+from advstudio.core.errors import ExportExistsError, ParameterError
+from advstudio.core.metrics import snr_db
+from advstudio.core.reports.study import format_number, params_text, study_csv, study_json
+
+TEMPLATE = "report.html.j2"
+BUNDLE_FILES = ("report.html", "results.json", "results.csv")
+N_FFT, HOP = 1024, 256
+DB_RANGE = 80.0  # shown below the loudest bin of an example's original and adversarial
+DB_CHANGE_LIMIT = 30.0  # the perturbation panel's colour limits are at most +-30 dB
+PERTURBATION_PEAK = 0.5  # the perturbation is played with its peak at -6 dBFS
+LIST_FOLD = 12  # config lists longer than this are folded into <details>
+_CONFIG_IN_HEADER = ("title", "date", "seeds", "versions", "device")
+
+
+@dataclass(frozen=True)
+class ReportExample:
+    """One clip to show and play: the original and its adversarial version (mono, same length,
+    at `sample_rate`), with class names as text for the caption."""
+
+    name: str
+    sample_rate: int
+    original: np.ndarray
+    adversarial: np.ndarray
+    label: str = ""
+    original_prediction: str = ""
+    adversarial_prediction: str = ""
+    target: str = ""
+    attack: str = ""
+
+    def __post_init__(self) -> None:
+        original, adversarial = np.asarray(self.original), np.asarray(self.adversarial)
+        if original.ndim != 1 or original.size == 0 or original.shape != adversarial.shape:
+            raise ParameterError(
+                f"{self.name}: original and adversarial must be non-empty mono signals of one "
+                f"length, got shapes {original.shape} and {adversarial.shape}"
+            )
+        if not (np.isfinite(original).all() and np.isfinite(adversarial).all()):
+            raise ParameterError(f"{self.name}: NaN or infinite samples")
+        if self.sample_rate <= 0:
+            raise ParameterError(f"{self.name}: sample rate must be positive")
+
+
+# --- DSP and figures -----------------------------------------------------------------------
+
+
+def figure_png(figure: Figure) -> bytes:
+    """PNG bytes through the Agg canvas (no pyplot, no GUI backend)."""
+    canvas = FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    canvas.print_png(buffer, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def confusion_figure(
+    matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str
+) -> Figure:
+    """Heatmap of a column-normalised confusion matrix: columns ground truth, rows prediction,
+    class names on both axes and each cell's value written in it."""
+    values = np.asarray(matrix, dtype=np.float64)
+    n = len(labels)
+    if values.shape != (n, n):
+        raise ParameterError(f"{title}: confusion matrix of shape {values.shape} for {n} classes")
+    side = max(3.6, 0.55 * n + 2.0)
+    figure = Figure(figsize=(side + 0.8, side), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(n), labels)
+    axes.set_xlabel("ground truth")
+    axes.set_ylabel("prediction")
+    axes.set_title(title, fontsize=10)
+    size = 8 if n <= 8 else max(4.0, 64 / n)
+    for (row, col), value in np.ndenumerate(values):
+        axes.text(
+            col,
+            row,
+            f"{value:.2f}",
+            ha="center",
+            va="center",
+            fontsize=size,
+            color="white" if value > 0.5 else "black",
+        )
+    figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the ground-truth class")
+    return figure
+
+
+def _spectrogram_figure(
+    view: SpectrogramView, title: str, cmap: str, limits: tuple[float, float], unit: str
+) -> Figure:
+    figure = Figure(figsize=(4.6, 3.0), layout="constrained")
+    axes = figure.add_subplot()
+    frames = view.db.shape[1]
+    freqs = view.frequencies
+    image = axes.imshow(
+        view.db,
+        origin="lower",
+        aspect="auto",
+        cmap=cmap,
+        vmin=limits[0],
+        vmax=limits[1],
+        # frame k is centred on k * hop (torch.stft's centre padding)
+        extent=(
+            -view.hop_seconds / 2,
+            (frames - 0.5) * view.hop_seconds,
+            freqs[0] / 1000,
+            freqs[-1] / 1000,
+        ),
+        interpolation="nearest",
+    )
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("frequency (kHz)")
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axes, label=unit)
+    return figure
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM WAV in memory, clipped to full scale as an export would be."""
+    buffer = io.BytesIO()
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    sf.write(buffer, clipped, sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def _example_view(example: ReportExample) -> dict[str, Any]:
+    """Three panels (original, adversarial, their difference) with players and notes."""
+    rate = example.sample_rate
+    original = np.asarray(example.original, dtype=np.float64)
+    adversarial = np.asarray(example.adversarial, dtype=np.float64)
+    perturbation = adversarial - original
+    # The GUI's spectrogram views, so that the report and the application show the same levels.
+    original_view = spectrogram(original, rate, "linear", N_FFT, HOP)
+    adversarial_view = spectrogram(adversarial, rate, "linear", N_FFT, HOP)
+    shared = shared_levels(original_view, adversarial_view, dynamic_range=DB_RANGE)
+    change = level_change(adversarial_view, original_view)
+    change_limits = symmetric_levels(change, DB_CHANGE_LIMIT)
+    peak = float(np.abs(perturbation).max())
+    gain = PERTURBATION_PEAK / peak if peak > 0 else 1.0
+    gain_note = (
+        f"played {20 * math.log10(gain):+.1f} dB louder than in the adversarial clip "
+        f"(peak normalised to {20 * math.log10(PERTURBATION_PEAK):.0f} dBFS)"
+        if peak > 0
+        else "the perturbation is silent"
+    )
+    panels = [
+        ("original", original, original_view, "magma", shared, "dB re full scale", ""),
+        ("adversarial", adversarial, adversarial_view, "magma", shared, "dB re full scale", ""),
+        (
+            "perturbation (adversarial − original, dB per bin)",
+            perturbation * gain,
+            change,
+            "RdBu_r",
+            change_limits,
+            "dB change",
+            gain_note,
+        ),
+    ]
+    shown = []
+    for caption, audio, view, cmap, limits, unit, note in panels:
+        figure = _spectrogram_figure(view, caption, cmap, limits, unit)
+        shown.append(
+            {
+                "caption": caption,
+                "png": _data_uri("image/png", figure_png(figure)),
+                "wav": _data_uri("audio/wav", wav_bytes(audio, rate)),
+                "note": note,
+            }
+        )
+    return {
+        "name": example.name,
+        "attack": example.attack,
+        "label": example.label,
+        "original_prediction": example.original_prediction,
+        "adversarial_prediction": example.adversarial_prediction,
+        "target": example.target,
+        "seconds": f"{len(original) / rate:.2f}",
+        "sample_rate": rate,
+        "snr": format_number(snr_db(original, adversarial)),
+        "linf": f"{float(np.abs(perturbation).max()):.2e}",
+        "db_range": f"{shared[0]:.0f} to {shared[1]:.0f}",
+        "panels": shown,
+    }
+
+
+# --- summary to template values ------------------------------------------------------------
+
+
+def _found(value: float | None, n: int) -> str:
+    return f"-/{n}" if value is None or not math.isfinite(value) else f"{value:.4g}/{n}"
+
+
+def _table_row(row: dict[str, Any]) -> dict[str, str]:
+    """A Table 1 row with the columns and number formats of format_table."""
+    return {
+        "title": row["title"],
+        "setting": params_text(row["params"]),
+        "found": _found(row["n_adversarial"], row["n_files"]),
+        "accuracy": format_number(row["accuracy"], 3),
+        "snr": f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}",
+        "iterations": format_number(row["iterations_median"], 1),
+        "confidence": format_number(row["confidence_mean"], 3),
+    }
+
+
+def _class_name(labels: Sequence[str], index: int | None) -> str:
+    return "" if index is None else labels[index]
+
+
+def _seed_text(entry: dict[str, Any]) -> str:
+    """Single-file summaries carry no seed (None)."""
+    return "" if entry.get("seed") is None else f" · seed {entry['seed']}"
+
+
+def _entry_view(entry: dict[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+    files = [
+        {
+            "file": f["file"],
+            "label": _class_name(labels, f["label"]),
+            "orig_pred": _class_name(labels, f["orig_pred"]),
+            "new_pred": _class_name(labels, f["new_pred"]),
+            "target": _class_name(labels, f["target"]),
+            "success": bool(f["success"]),
+            "iterations": f["iterations"],
+            "snr": format_number(f["snr_db"]),
+            "confidence": format_number(f["confidence"], 3),
+        }
+        for f in entry["files"]
+    ]
+    setting = params_text(entry["params"])
+    return {
+        "heading": entry["title"] + _seed_text(entry),
+        "setting": setting,
+        "preset": entry.get("preset"),
+        "targeted": entry.get("targeted"),
+        "n_adversarial": entry["n_adversarial"],
+        "n_files": entry["n_files"],
+        "accuracy": format_number(entry["accuracy"], 3),
+        "files": files,
+    }
+
+
+def _confusion_view(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str) -> dict:
+    figure = confusion_figure(matrix, labels, title)
+    return {
+        "title": title,
+        "png": _data_uri("image/png", figure_png(figure)),
+        "rows": [[f"{v:.2f}" for v in row] for row in np.asarray(matrix, dtype=np.float64)],
+    }
+
+
+def _config_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return (
+            " ".join(
+                f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                for k, v in value.items()
+            )
+            or "-"
+        )
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (str, int, float, bool)) for v in value):
+            return ", ".join(map(str, value)) or "-"
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _config_items(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every config key but those the header shows itself; long lists folded."""
+    items = []
+    for key, value in config.items():
+        if key in _CONFIG_IN_HEADER:
+            continue
+        if isinstance(value, (list, tuple)) and len(value) > LIST_FOLD:
+            items.append(
+                {"key": key, "text": f"{len(value)} items", "details": [str(v) for v in value]}
+            )
+        else:
+            items.append({"key": key, "text": _config_text(value), "details": None})
+    return items
+
+
+def _seeds(summary: dict[str, Any], config: dict[str, Any]) -> str:
+    if "seeds" in config:
+        return _config_text(config["seeds"])
+    seeds = sorted({e["seed"] for e in summary.get("attacks", []) if e.get("seed") is not None})
+    return ", ".join(map(str, seeds)) or "-"
+
+
+def _versions(config: dict[str, Any]) -> tuple[dict[str, str], bool]:
+    """The run's versions from config, else this process's (flagged as such)."""
+    if config.get("versions"):
+        return dict(config["versions"]), True
+    from advstudio.core.training import versions  # torch-heavy: only when needed
+
+    return versions(), False
+
+
+def _context(
+    summary: dict[str, Any], examples: Sequence[ReportExample], config: dict[str, Any]
+) -> dict[str, Any]:
+    labels = list(summary["labels"])
+    table = summary.get("table", [])
+    versions, recorded = _versions(config)
+    seeds_note = ""
+    if table and len(table[0].get("seeds", [])) > 1:
+        seeds_note = f"mean over seeds {table[0]['seeds']}; SNR ± is the spread over files"
+    confusions = [_confusion_view(summary["clean"]["confusion"], labels, "clean")]
+    confusions += [
+        _confusion_view(
+            e["confusion"], labels, f"{e['title']} {params_text(e['params'])}{_seed_text(e)}"
+        )
+        for e in summary.get("attacks", [])
+    ]
+    ttests = [
+        t
+        | {
+            "p_text": "-" if t.get("p") is None else f"{t['p']:.3g}",
+            "mean_a_text": format_number(t.get("mean_a"), 3),
+            "mean_b_text": format_number(t.get("mean_b"), 3),
+        }
+        for t in summary.get("ttests", [])
+    ]
+    settings = summary.get("settings", [])
+    return {
+        "title": config.get("title") or "advstudio study report",
+        "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "model": summary.get("model", "-"),
+        "labels": labels,
+        "seeds": _seeds(summary, config),
+        "device": config.get("device") or "not recorded",
+        "versions": versions,
+        "versions_recorded": recorded,
+        "config_items": _config_items(config),
+        "clean": {
+            "accuracy": format_number(summary["clean"]["accuracy"], 3),
+            "confidence": format_number(summary["clean"]["confidence_mean"], 3),
+        },
+        "table": [_table_row(r) for r in table],
+        "seeds_note": seeds_note,
+        "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
+        "noise": summary.get("noise_control"),
+        "ttests": ttests,
+        "significant": [t for t in ttests if t.get("significant")],
+        "confusions": confusions,
+        "entries": [_entry_view(e, labels) for e in summary.get("attacks", [])],
+        "examples": [_example_view(e) for e in examples],
+        "n_fft": N_FFT,
+        "hop": HOP,
+        "db_range": DB_RANGE,
+        "db_change_limit": DB_CHANGE_LIMIT,
+    }
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # autoescape=True, not select_autoescape: the template's name ends in .j2, not .html.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("advstudio.core.reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html_report(
+    summary: dict[str, Any],
+    examples: Sequence[ReportExample] | None = None,
+    config: dict[str, Any] | None = None,
+) -> str:
+    """The report as a string; every user-provided text (file names, config) is escaped."""
+    context = _context(summary, list(examples or []), dict(config or {}))
+    return _environment().get_template(TEMPLATE).render(context)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
+    for path in paths:
+        if path.is_dir():
+            raise ExportExistsError(f"{path}: is a directory; choose another name")
+        if path.exists() and not overwrite:
+            raise ExportExistsError(
+                f"{path}: already exists; choose another name or allow overwrite"
+            )
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_html_report(
+    path: Path,
+    summary: dict[str, Any],
+    examples: Sequence[ReportExample] | None = None,
+    config: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the self-contained report; an existing file is replaced only with `overwrite`, and
+    the file appears complete or not at all."""
+    path = Path(path)
+    _refuse_existing([path], overwrite)
+    _write_text(path, render_html_report(summary, examples, config))
+    return path
+
+
+def write_report_bundle(
+    folder: Path,
+    summary: dict[str, Any],
+    examples: Sequence[ReportExample] | None = None,
+    config: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """report.html, results.json and results.csv in `folder`: all are checked before any is
+    written, so a refusal leaves the folder as it was. Returns {file name: path}."""
+    folder = Path(folder)
+    paths = {name: folder / name for name in BUNDLE_FILES}
+    _refuse_existing(paths.values(), overwrite)
+    texts = {
+        "report.html": render_html_report(summary, examples, config),
+        "results.json": study_json(summary),
+        "results.csv": study_csv(summary),
+    }
+    for name, text in texts.items():
+        _write_text(paths[name], text)
+    return paths

@@ -1,0 +1,234 @@
+"""Side panels: class probabilities, the attack form (built from each attack's parameter
+schema) with live curves, and confusion-matrix heatmaps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDoubleValidator
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.core.attacks import ATTACKS
+from advstudio.core.attacks.base import COMMON_PARAMS, TARGET_MODES
+from advstudio.core.attacks.params import Param
+from advstudio.core.metrics import normalise_columns
+
+ATTACK_DEFAULT = "(attack's default)"
+
+
+class ProbabilityView(pg.PlotWidget):
+    """Horizontal bars: original (blue) and adversarial (red) probability of every class."""
+
+    def __init__(self, labels: list[str]) -> None:
+        super().__init__()
+        self.labels = labels
+        self.setXRange(0, 1)
+        self.setLabel("bottom", "probability")
+        self.getAxis("left").setTicks([list(enumerate(labels))])
+        self.setMouseEnabled(x=False, y=False)
+        self.original = pg.BarGraphItem(
+            x0=0,
+            y=np.arange(len(labels)) - 0.2,
+            height=0.38,
+            width=np.zeros(len(labels)),
+            brush="#1f77b4",
+        )
+        self.adversarial = pg.BarGraphItem(
+            x0=0,
+            y=np.arange(len(labels)) + 0.2,
+            height=0.38,
+            width=np.zeros(len(labels)),
+            brush="#d62728",
+        )
+        self.addItem(self.original)
+        self.addItem(self.adversarial)
+
+    def show(self, original: np.ndarray | None, adversarial: np.ndarray | None) -> None:
+        zeros = np.zeros(len(self.labels))
+        self.original.setOpts(width=zeros if original is None else original)
+        self.adversarial.setOpts(width=zeros if adversarial is None else adversarial)
+
+
+class AttackPanel(QWidget):
+    """Attack, preset, target and parameters; Run and Cancel; progress and live curves."""
+
+    run_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, labels: list[str]) -> None:
+        super().__init__()
+        self.attack = QComboBox()
+        self.attack.addItems(list(ATTACKS))
+        self.preset = QComboBox()
+        self.target = QComboBox()
+        self.target.addItems([ATTACK_DEFAULT, *TARGET_MODES, *labels])
+        self.target.setToolTip(
+            "a class by name, random (not the original prediction), least likely, or untargeted"
+        )
+        self.form = QFormLayout()
+        self.editors: dict[str, QWidget] = {}
+        self.run_button = QPushButton("Run attack")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.curves = pg.GraphicsLayoutWidget()
+        self.loss_plot = self.curves.addPlot(row=0, col=0, title="loss")
+        self.snr_plot = self.curves.addPlot(row=1, col=0, title="SNR (dB)")
+        self.goal_plot = self.curves.addPlot(row=2, col=0, title="goal-class probability")
+        self.snr_plot.setXLink(self.loss_plot)
+        self.goal_plot.setXLink(self.loss_plot)
+        self.loss_curve = self.loss_plot.plot(pen="w")
+        self.snr_curve = self.snr_plot.plot(pen="c")
+        self.goal_curve = self.goal_plot.plot(pen="y")
+        top = QFormLayout()
+        top.addRow("attack", self.attack)
+        top.addRow("preset", self.preset)
+        top.addRow("target", self.target)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(self.form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.curves, 1)
+        self.attack.currentTextChanged.connect(self._rebuild)
+        self.preset.currentTextChanged.connect(self._apply_preset)
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self._rebuild(self.attack.currentText())
+
+    def _rebuild(self, name: str) -> None:
+        cls = ATTACKS[name]
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors = {}
+        for param in cls.params_schema + COMMON_PARAMS:
+            editor = _editor_for(param)
+            editor.setToolTip(param.help)
+            self.editors[param.name] = editor
+            self.form.addRow(param.name, editor)
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItems(list(cls.presets))
+        self.preset.blockSignals(False)
+        self._apply_preset(self.preset.currentText())
+
+    def _apply_preset(self, preset: str) -> None:
+        cls = ATTACKS[self.attack.currentText()]
+        for name, value in cls.presets.get(preset, {}).items():
+            _set_value(self.editors[name], value)
+
+    def set_param(self, name: str, value: Any) -> None:
+        _set_value(self.editors[name], value)
+
+    def values(self) -> tuple[str, dict[str, str], str | None]:
+        """(attack, parameters as text for the core's checks, target or None for default)."""
+        params = {name: _get_value(editor) for name, editor in self.editors.items()}
+        target = self.target.currentText()
+        return self.attack.currentText(), params, None if target == ATTACK_DEFAULT else target
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setRange(0, 0)
+            for curve in (self.loss_curve, self.snr_curve, self.goal_curve):
+                curve.setData([], [])
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+
+    def show_curves(self, snapshot: dict[str, Any]) -> None:
+        it = snapshot["iterations"]
+        if len(it):
+            self.loss_curve.setData(it, snapshot["loss"])
+            self.snr_curve.setData(it, np.minimum(snapshot["snr_db"], 200))
+            self.goal_curve.setData(it, snapshot["goal_probability"])
+
+
+def _editor_for(param: Param) -> QWidget:
+    if param.choices:
+        box = QComboBox()
+        box.addItems(list(param.choices))
+        box.setCurrentText(str(param.default))
+        return box
+    if param.kind is int:
+        spin = QSpinBox()
+        spin.setRange(int(param.minimum or 0), 1_000_000)
+        spin.setValue(int(param.default))
+        return spin
+    line = QLineEdit(
+        f"{param.default:g}" if isinstance(param.default, float) else str(param.default)
+    )
+    if param.kind is float:
+        line.setValidator(QDoubleValidator())
+    return line
+
+
+def _set_value(editor: QWidget, value: Any) -> None:
+    if isinstance(editor, QComboBox):
+        editor.setCurrentText(str(value))
+    elif isinstance(editor, QSpinBox):
+        editor.setValue(int(value))
+    else:
+        editor.setText(f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _get_value(editor: QWidget) -> str:
+    if isinstance(editor, QComboBox):
+        return editor.currentText()
+    if isinstance(editor, QSpinBox):
+        return str(editor.value())
+    return editor.text()
+
+
+class ConfusionView(pg.PlotWidget):
+    """A column-normalised confusion matrix (columns ground truth, rows prediction) with class
+    names on both axes and the value in each cell."""
+
+    def __init__(self, labels: list[str], title: str) -> None:
+        super().__init__(title=title)
+        self.labels = labels
+        n = len(labels)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        self.addItem(self.image)
+        short = [(i, label[:10]) for i, label in enumerate(labels)]
+        self.getAxis("bottom").setTicks([[(i + 0.5, t) for i, t in short]])
+        self.getAxis("left").setTicks([[(i + 0.5, t) for i, t in short]])
+        self.setLabel("bottom", "ground truth")
+        self.setLabel("left", "prediction")
+        self.getViewBox().invertY(True)
+        self.setMouseEnabled(x=False, y=False)
+        self.texts = [
+            [pg.TextItem("", anchor=(0.5, 0.5), color="w") for _ in range(n)] for _ in range(n)
+        ]
+        for r in range(n):
+            for c in range(n):
+                self.texts[r][c].setPos(c + 0.5, r + 0.5)
+                self.addItem(self.texts[r][c])
+        self.matrix = np.zeros((n, n))
+        self.show_counts(np.zeros((n, n), dtype=np.int64))
+
+    def show_counts(self, counts: np.ndarray) -> None:
+        matrix = normalise_columns(counts)
+        self.matrix = matrix
+        self.image.setImage(matrix.astype(np.float32), levels=(0, 1), autoLevels=False)
+        for r, row in enumerate(matrix):
+            for c, value in enumerate(row):
+                self.texts[r][c].setText(f"{value:.2f}" if value else "")
