@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
-from advstudio.core.attacks.base import DEFAULT_SEED
+from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED, resolve_target
 from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
@@ -52,7 +52,9 @@ class StudySpec:
     batch_size: int = 16
 
     def settings(self, attack: str) -> list[Attack]:
-        """Every attack instance the grid spans (one when there is no grid)."""
+        """Every attack instance the grid spans (one when there is no grid). Parameters and
+        grid keys apply to the attacks that have them (max_iter means nothing to FGSM); a
+        name no attack of the study knows is an error."""
         if attack not in ATTACKS:
             raise ParameterError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
         preset = self.preset if self.preset in ATTACKS[attack].presets else None
@@ -61,10 +63,19 @@ class StudySpec:
                 f"{attack}: unknown preset {self.preset!r}; choose one of "
                 f"{', '.join(ATTACKS[attack].presets)}"
             )
-        keys = list(self.grid)
+        known = {p.name for p in ATTACKS[attack].params_schema + COMMON_PARAMS}
+        everywhere = set().union(
+            *({p.name for p in ATTACKS[a].params_schema} for a in self.attacks if a in ATTACKS)
+        )
+        everywhere |= {p.name for p in COMMON_PARAMS}
+        unknown = sorted((set(self.params) | set(self.grid)) - everywhere)
+        if unknown:
+            raise ParameterError(f"no attack of this study has a parameter {unknown[0]!r}")
+        params = {k: v for k, v in self.params.items() if k in known}
+        keys = [k for k in self.grid if k in known]
         combos = itertools.product(*(self.grid[k] for k in keys)) if keys else [()]
         return [
-            make_attack(attack, preset, **(self.params | dict(zip(keys, values, strict=True))))
+            make_attack(attack, preset, **(params | dict(zip(keys, values, strict=True))))
             for values in combos
         ]
 
@@ -166,6 +177,8 @@ def run_study(
     data = load_study_data(model, examples)
     model_id = fingerprint(model)
     settings = {name: spec.settings(name) for name in spec.attacks}
+    for attack in (a for group in settings.values() for a in group):  # fail before any work
+        resolve_target(attack.goal(spec.target), model.labels)
     seeds = spec.seed_values()
     config = {
         "attacks": spec.attacks,
