@@ -231,3 +231,38 @@ def test_playback_switches_sources_through_a_real_portaudio_stream(tmp_path):
     assert res["source_3"] == "perturbation" and res["p_3"] >= res["p_switch"]
     assert res["source_1"] == "original" and res["paused"]
     assert capture.stat().st_size > 0
+
+
+def test_gui_selftest_exits_zero(tmp_path):
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path),
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "advstudio", "gui", "--selftest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "selftest passed" in child.stderr
+
+
+def test_missing_xcb_libraries_are_named_in_one_line(monkeypatch, capsys):
+    import ctypes.util
+
+    from advstudio.gui import app
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(
+        ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else f"lib{name}.so"
+    )
+    assert app.run_app() == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "libxcb-cursor" in err and "apt-get install" in err

@@ -60,6 +60,7 @@ def _install_exception_hook(path: Path) -> None:
 def run_app(model_path: str | None = None, selftest: bool = False) -> int:
     if selftest:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")  # offscreen plugin chatter
     missing = missing_xcb_libraries()
     if missing:
         print(

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -136,7 +137,20 @@ class MainWindow(QMainWindow):
         single = QWidget()
         single_layout = QVBoxLayout(single)
         single_layout.addLayout(controls)
-        single_layout.addWidget(self.signals, 1)
+        self.probabilities = ProbabilityView(labels)
+        self.probabilities.setMinimumWidth(320)
+        probability_box = QWidget()
+        probability_layout = QVBoxLayout(probability_box)
+        probability_layout.addWidget(
+            QLabel("class probabilities\n(blue original, red adversarial)")
+        )
+        probability_layout.addWidget(self.probabilities, 1)
+        panes = QSplitter(Qt.Orientation.Horizontal)
+        panes.addWidget(self.signals)
+        panes.addWidget(probability_box)
+        panes.setStretchFactor(0, 4)
+        panes.setStretchFactor(1, 1)
+        single_layout.addWidget(panes, 1)
 
         self.confusion_clean = ConfusionView(labels, "clean")
         self.confusion_attacked = ConfusionView(labels, "attacked")
@@ -179,13 +193,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
 
         self.attack_panel = AttackPanel(labels)
-        self.probabilities = ProbabilityView(labels)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.addWidget(self.attack_panel, 3)
-        right_layout.addWidget(QLabel("class probabilities (blue original, red adversarial)"))
-        right_layout.addWidget(self.probabilities, 2)
-        self._dock("Attack", right, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Attack", self.attack_panel, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)

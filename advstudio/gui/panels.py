@@ -85,6 +85,7 @@ class AttackPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.curves = pg.GraphicsLayoutWidget()
+        self.curves.setMinimumHeight(300)
         self.loss_plot = self.curves.addPlot(row=0, col=0, title="loss")
         self.snr_plot = self.curves.addPlot(row=1, col=0, title="SNR (dB)")
         self.goal_plot = self.curves.addPlot(row=2, col=0, title="goal-class probability")
@@ -197,6 +198,12 @@ def _get_value(editor: QWidget) -> str:
     return editor.text()
 
 
+def _initials(label: str) -> str:
+    """A short column name: initials of a compound name (Bass_drum -> BD), else 4 letters."""
+    parts = [p for p in label.replace("-", "_").split("_") if p]
+    return "".join(p[0].upper() for p in parts) if len(parts) > 1 else label[:4]
+
+
 class ConfusionView(pg.PlotWidget):
     """A column-normalised confusion matrix (columns ground truth, rows prediction) with class
     names on both axes and the value in each cell."""
@@ -208,9 +215,8 @@ class ConfusionView(pg.PlotWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.addItem(self.image)
-        short = [(i, label[:10]) for i, label in enumerate(labels)]
-        self.getAxis("bottom").setTicks([[(i + 0.5, t) for i, t in short]])
-        self.getAxis("left").setTicks([[(i + 0.5, t) for i, t in short]])
+        self.getAxis("bottom").setTicks([[(i + 0.5, _initials(t)) for i, t in enumerate(labels)]])
+        self.getAxis("left").setTicks([[(i + 0.5, t[:12]) for i, t in enumerate(labels)]])
         self.setLabel("bottom", "ground truth")
         self.setLabel("left", "prediction")
         self.getViewBox().invertY(True)
