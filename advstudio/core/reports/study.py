@@ -47,9 +47,9 @@ def format_table(summary: dict[str, Any]) -> str:
     clean = summary["clean"]
     n = summary["table"][0]["n_files"] if summary["table"] else 0
     lines = [
-        f"{'attack':<16} {'setting':<32} {'found':>9} {'accuracy':>8} {'SNR dB':>15} "
+        f"{'attack':<16} {'setting':<40} {'found':>9} {'accuracy':>8} {'SNR dB':>15} "
         f"{'med.iter':>8} {'conf.':>6}",
-        f"{'clean':<16} {'':<32} {'':>9} {clean['accuracy']:>8.3f} {'':>15} {'':>8} "
+        f"{'clean':<16} {'':<40} {'':>9} {clean['accuracy']:>8.3f} {'':>15} {'':>8} "
         f"{clean['confidence_mean']:>6.3f}",
     ]
     for row in summary["table"]:
