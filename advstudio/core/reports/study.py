@@ -56,7 +56,7 @@ def format_table(summary: dict[str, Any]) -> str:
         found = f"{row['n_adversarial']:.4g}/{n}"
         snr = f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}"
         lines.append(
-            f"{row['title']:<16} {params_text(row['params'])[:32]:<32} {found:>9} "
+            f"{row['title']:<16} {params_text(row['params'])[:40]:<40} {found:>9} "
             f"{row['accuracy']:>8.3f} {snr:>15} {format_number(row['iterations_median'], 1):>8} "
             f"{format_number(row['confidence_mean'], 3):>6}"
         )
