@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from advstudio import __version__
-from advstudio.core.errors import AdvStudioError, ExportExistsError
+from advstudio.core.errors import AdvStudioError, ExportExistsError, ParameterError
 from advstudio.core.progress import Event, ItemFinished, JobFinished, JobStarted, Message
 
 EXIT_USER_ERROR = 2
@@ -215,17 +215,18 @@ def _cmd_render_demo(args: argparse.Namespace) -> int:
 
 
 def select_examples(data: str | None, layout: str | None, split: str) -> list:
-    """The files of a study: a dataset's split (all files when it has one split only)."""
+    """The files of a study: the named split, or every file of a dataset with one split."""
     from advstudio.core.data.datasets import open_dataset
     from advstudio.core.resources import demo_clips_dir
 
     dataset = open_dataset(data or demo_clips_dir(), layout)
-    if split == "all" or dataset.splits == {split} or split not in dataset.splits:
-        if split not in ("all", *dataset.splits) and len(dataset.splits) > 1:
-            raise AdvStudioError(
-                f"{dataset.name}: no {split!r} split; it has {', '.join(sorted(dataset.splits))}"
-            )
+    if split == "all" or len(dataset.splits) == 1:
         return list(dataset.examples)
+    if split not in dataset.splits:
+        raise ParameterError(
+            f"{dataset.name}: no {split!r} split; it has "
+            f"{', '.join(sorted(dataset.splits))} (or use --split all)"
+        )
     return list(dataset.subset(split).examples)
 
 

@@ -120,35 +120,28 @@ def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Dat
 
 
 def _rows_for_chunk(
-    model,
-    model_id,
-    attack,
-    params_key,
-    seed,
-    target_mode,
-    data,
-    indices,
+    model: AudioClassifier,
+    data: _Data,
+    indices: list[int],
     results: list[AttackResult],
     workdir: Path,
+    key: dict[str, Any],
+    against_truth: bool,
 ) -> list[ResultRow]:
+    """Store rows for attacked files, judged on their exports re-loaded. `key` holds the
+    row's identity apart from the file (model, attack, params, seed, target_mode)."""
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
         if result.target is not None:
             survived = result.success and check.prediction == result.target
         else:
-            reference = (
-                data.labels[index] if attack.params["success"] == "truth" else result.orig_pred
-            )
+            reference = data.labels[index] if against_truth else result.orig_pred
             survived = result.success and check.prediction != reference
         rows.append(
             ResultRow(
-                model=model_id,
+                **key,
                 file=data.files[index],
-                attack=attack.name,
-                params=params_key,
-                seed=seed,
-                target_mode=target_mode,
                 label=data.labels[index],
                 orig_pred=result.orig_pred,
                 target=result.target,
@@ -219,17 +212,21 @@ def run_study(
                     _StepsOnly(reporter),
                     cancel,
                 )
+                key = {
+                    "model": model_id,
+                    "attack": attack.name,
+                    "params": params_key,
+                    "seed": seed,
+                    "target_mode": target_mode,
+                }
                 rows = _rows_for_chunk(
                     model,
-                    model_id,
-                    attack,
-                    params_key,
-                    seed,
-                    target_mode,
                     data,
                     indices,
                     results,
                     Path(tmp),
+                    key,
+                    attack.params["success"] == "truth",
                 )
                 store.write(run_id, rows)
                 for row in rows:
