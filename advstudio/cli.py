@@ -111,10 +111,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     )
     check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
     labels = model.labels
-    goal = result.target if result.target is not None else result.orig_pred
-    survived = result.success and (
-        check.prediction == goal if result.target is not None else check.prediction != goal
-    )
+    survived = result.holds_for(check.prediction)
     report = {
         "file": str(args.file),
         "output": str(out),

@@ -387,3 +387,26 @@ def open_output(device: int | str | None = None) -> AudioOutput:
         return SoundDeviceOutput(device)
     except AudioOutputError as error:
         return NullOutput(str(error))
+
+
+PERTURBATION_PEAK = 0.5  # a perturbation is auditioned with its peak at -6 dBFS
+
+
+def perturbation_for_listening(
+    original: np.ndarray, adversarial: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """(adversarial - original scaled to PERTURBATION_PEAK, the gain applied): at its own
+    level a 40 dB perturbation is too quiet to judge."""
+    perturbation = np.asarray(adversarial, np.float64) - np.asarray(original, np.float64)
+    peak = float(np.abs(perturbation).max()) if perturbation.size else 0.0
+    gain = PERTURBATION_PEAK / peak if peak > 0 else 1.0
+    return (perturbation * gain).astype(np.float32), gain
+
+
+def audition_sources(original: np.ndarray, adversarial: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The sources the A/B/perturbation switch offers for one clip."""
+    sources = {"original": np.asarray(original, np.float32)}
+    if adversarial is not None:
+        sources["adversarial"] = np.asarray(adversarial, np.float32)
+        sources["perturbation"] = perturbation_for_listening(original, adversarial)[0]
+    return sources

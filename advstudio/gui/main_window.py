@@ -10,7 +10,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -38,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.attacks import ATTACKS, AttackResult
 from advstudio.core.audio import AUDIO_EXTENSIONS, Audio
-from advstudio.core.data.datasets import Example
+from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
@@ -46,7 +45,7 @@ from advstudio.core.evaluation.summary import single_result_summary
 from advstudio.core.inference import load_for_model
 from advstudio.core.jobs import AttackJob, AttackOutcome, LiveState, StudyJob, signal_views
 from advstudio.core.models import AudioClassifier, load_model, predict_proba
-from advstudio.core.playback import AudioOutput, open_output
+from advstudio.core.playback import AudioOutput, audition_sources, open_output
 from advstudio.core.reports.export import export_and_reclassify
 from advstudio.core.reports.html import ReportExample, write_report_bundle
 from advstudio.core.resources import demo_clips
@@ -412,12 +411,8 @@ class MainWindow(QMainWindow):
     def _load_playback(self) -> None:
         if self.audio is None:
             return
-        sources = {"original": self.audio.samples}
-        if self.result is not None:
-            sources["adversarial"] = self.result.adversarial
-            perturbation = self.result.adversarial - self.audio.samples
-            peak = float(np.abs(perturbation).max()) or 1.0
-            sources["perturbation"] = (perturbation * (0.5 / peak)).astype(np.float32)
+        adversarial = None if self.result is None else self.result.adversarial
+        sources = audition_sources(self.audio.samples, adversarial)
         self.output.load(sources, self.audio.sample_rate)
         self.output.select(
             self.source.currentText() if self.source.currentText() in sources else "original"
@@ -479,7 +474,7 @@ class MainWindow(QMainWindow):
         attacks = [name for name, box in self.batch_attacks.items() if box.isChecked()]
         paths = [Path(self.files.item(i).data(PATH_ROLE)) for i in range(self.files.count())]
         try:
-            examples = examples_with_labels(paths, self.model.labels)
+            examples = examples_from_class_folders(paths, self.model.labels)
         except AdvStudioError as exc:
             self.problem("Cannot run the batch", str(exc))
             return
@@ -598,12 +593,7 @@ class MainWindow(QMainWindow):
         except AdvStudioError as exc:
             self.problem("Cannot export", str(exc))
             return None
-        goal = self.result.target
-        survived = (
-            check.prediction == goal
-            if goal is not None
-            else check.prediction != self.result.orig_pred
-        )
+        survived = self.result.holds_for(check.prediction)
         label = self.model.labels[check.prediction]
         if self.result.success and not survived:
             self.problem(
@@ -649,15 +639,3 @@ class MainWindow(QMainWindow):
             return None
         self.log(f"report written to {folder}")
         return Path(folder)
-
-
-def examples_with_labels(paths: list[Path], labels: list[str]) -> list[Example]:
-    """Ground truth from each file's folder name (the dataset layout of folders per class)."""
-    examples = [Example(p, p.parent.name, "") for p in paths]
-    unknown = [e for e in examples if e.label not in labels]
-    if unknown:
-        raise AdvStudioError(
-            f"{unknown[0].path}: its folder {unknown[0].label!r} is not a class "
-            "of the model; batch files must sit in folders named by class"
-        )
-    return examples

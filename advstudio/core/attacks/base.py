@@ -104,6 +104,16 @@ class AttackResult:
     linf: float
     history: dict[str, list[float]] = field(default_factory=dict)
 
+    def holds_for(self, prediction: int, reference: int | None = None) -> bool:
+        """Whether a successful attack still succeeds when the model predicts `prediction`
+        (for an exported file read back): the target, or anything but `reference` (the
+        original prediction unless given)."""
+        if not self.success:
+            return False
+        if self.target is not None:
+            return prediction == self.target
+        return prediction != (self.orig_pred if reference is None else reference)
+
 
 COMMON_PARAMS = (
     Param(

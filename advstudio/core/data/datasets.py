@@ -162,6 +162,18 @@ def fsdkaggle2019(root: Path) -> Dataset:
     return Dataset("fsdkaggle2019", examples, PAPER_002_CLASSES)
 
 
+def examples_from_class_folders(paths: list[Path], labels: list[str]) -> list[Example]:
+    """Ground truth for loose files from their folder names (a folder per class)."""
+    examples = [Example(Path(p), Path(p).parent.name, "") for p in paths]
+    unknown = [e for e in examples if e.label not in labels]
+    if unknown:
+        raise DatasetError(
+            f"{unknown[0].path}: its folder {unknown[0].label!r} is not a class of the model; "
+            "files must sit in folders named by class"
+        )
+    return examples
+
+
 def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:
     """Open `path` with the named layout, or guess: a CSV file, FSDKaggle2019, or folders."""
     path = Path(path)

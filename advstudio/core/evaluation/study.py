@@ -133,11 +133,7 @@ def _rows_for_chunk(
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
-        if result.target is not None:
-            survived = result.success and check.prediction == result.target
-        else:
-            reference = data.labels[index] if against_truth else result.orig_pred
-            survived = result.success and check.prediction != reference
+        survived = result.holds_for(check.prediction, data.labels[index] if against_truth else None)
         rows.append(
             ResultRow(
                 **key,

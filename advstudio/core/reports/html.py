@@ -45,6 +45,7 @@ from advstudio.core.audio.views import (
 )
 from advstudio.core.errors import ExportExistsError, ParameterError
 from advstudio.core.metrics import snr_db
+from advstudio.core.playback import PERTURBATION_PEAK, perturbation_for_listening
 from advstudio.core.reports.study import format_number, params_text, study_csv, study_json
 
 TEMPLATE = "report.html.j2"
@@ -52,7 +53,6 @@ BUNDLE_FILES = ("report.html", "results.json", "results.csv")
 N_FFT, HOP = 1024, 256
 DB_RANGE = 80.0  # shown below the loudest bin of an example's original and adversarial
 DB_CHANGE_LIMIT = 30.0  # the perturbation panel's colour limits are at most +-30 dB
-PERTURBATION_PEAK = 0.5  # the perturbation is played with its peak at -6 dBFS
 LIST_FOLD = 12  # config lists longer than this are folded into <details>
 _CONFIG_IN_HEADER = ("title", "date", "seeds", "versions", "device")
 
@@ -183,8 +183,8 @@ def _example_view(example: ReportExample) -> dict[str, Any]:
     shared = shared_levels(original_view, adversarial_view, dynamic_range=DB_RANGE)
     change = level_change(adversarial_view, original_view)
     change_limits = symmetric_levels(change, DB_CHANGE_LIMIT)
+    heard, gain = perturbation_for_listening(original, adversarial)
     peak = float(np.abs(perturbation).max())
-    gain = PERTURBATION_PEAK / peak if peak > 0 else 1.0
     gain_note = (
         f"played {20 * math.log10(gain):+.1f} dB louder than in the adversarial clip "
         f"(peak normalised to {20 * math.log10(PERTURBATION_PEAK):.0f} dBFS)"
@@ -196,7 +196,7 @@ def _example_view(example: ReportExample) -> dict[str, Any]:
         ("adversarial", adversarial, adversarial_view, "magma", shared, "dB re full scale", ""),
         (
             "perturbation (adversarial − original, dB per bin)",
-            perturbation * gain,
+            heard,
             change,
             "RdBu_r",
             change_limits,
