@@ -383,7 +383,7 @@ class MainWindow(QMainWindow):
         self.result = None
         self._redraw()
         probabilities = predict_proba(self.model, [self.audio.samples])[0]
-        self.probabilities.show(probabilities, None)
+        self.probabilities.show_probabilities(probabilities, None)
         label = self.model.labels[int(probabilities.argmax())]
         self.statusBar().showMessage(f"{item.text()}: {label} ({probabilities.max():.2f})")
         self._load_playback()
@@ -523,7 +523,9 @@ class MainWindow(QMainWindow):
         result = self.result = outcome.result
         self._redraw(outcome.views)
         labels = self.model.labels
-        self.probabilities.show(outcome.original_probabilities, outcome.adversarial_probabilities)
+        self.probabilities.show_probabilities(
+            outcome.original_probabilities, outcome.adversarial_probabilities
+        )
         goal = f" target {labels[result.target]}" if result.target is not None else ""
         verdict = "succeeded" if result.success else "found no adversarial example"
         self.log(

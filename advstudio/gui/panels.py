@@ -56,7 +56,10 @@ class ProbabilityView(pg.PlotWidget):
         self.addItem(self.original)
         self.addItem(self.adversarial)
 
-    def show(self, original: np.ndarray | None, adversarial: np.ndarray | None) -> None:
+    def show_probabilities(
+        self, original: np.ndarray | None, adversarial: np.ndarray | None
+    ) -> None:
+        """Named apart from QWidget.show, which this must not override."""
         zeros = np.zeros(len(self.labels))
         self.original.setOpts(width=zeros if original is None else original)
         self.adversarial.setOpts(width=zeros if adversarial is None else adversarial)
@@ -228,7 +231,6 @@ class ConfusionView(pg.PlotWidget):
             for c in range(n):
                 self.texts[r][c].setPos(c + 0.5, r + 0.5)
                 self.addItem(self.texts[r][c])
-        self.matrix = np.zeros((n, n))
         self.show_counts(np.zeros((n, n), dtype=np.int64))
 
     def show_counts(self, counts: np.ndarray) -> None:

@@ -71,7 +71,7 @@ class SignalStack(pg.GraphicsLayoutWidget):
         self.curves["original"].setData(t, original)
         if adversarial is not None:
             self.curves["adversarial"].setData(t, adversarial)
-            self.curves["perturbation"].setData(t, (adversarial - original) * perturbation_gain)
+            self.set_perturbation_gain(original, adversarial, sample_rate, perturbation_gain)
         else:
             for name in ("adversarial", "perturbation"):
                 self.curves[name].setData([], [])

@@ -18,12 +18,12 @@ import numpy as np
 
 from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
 from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED, resolve_target
-from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.noise import white_noise_control
 from advstudio.core.evaluation.store import ResultRow, ResultStore, canonical_params
 from advstudio.core.evaluation.summary import paired_ttests, summarise, summarise_seeds
+from advstudio.core.inference import load_for_model
 from advstudio.core.metrics import confusion_counts, normalise_columns, snr_db
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.progress import (
@@ -104,7 +104,8 @@ class _Data:
 
 
 def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Data:
-    """Load every file at the model's rate; class names must be the model's."""
+    """Load every file at the model's rate (too short for it: an error naming the file);
+    class names must be the model's."""
     unknown = sorted({e.label for e in examples} - set(model.labels))
     if unknown:
         raise DatasetError(
@@ -113,7 +114,7 @@ def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Dat
         )
     if not examples:
         raise DatasetError("the dataset holds no files")
-    clips = [load_audio(e.path, model.sample_rate).samples for e in examples]
+    clips = [load_for_model(e.path, model).samples for e in examples]
     return _Data(
         [str(e.path) for e in examples], clips, [model.labels.index(e.label) for e in examples]
     )

@@ -37,8 +37,7 @@ def export_and_reclassify(
 ) -> ExportCheck:
     """Write `samples` at the model's rate, read the file back and classify what was read."""
     written = save_audio(path, samples, model.sample_rate, subtype, overwrite)
-    reloaded = load_audio(written, model.sample_rate).samples
-    return ExportCheck(written, reloaded, predict_proba(model, [reloaded])[0])
+    return _read_back(model, [written])[0]
 
 
 def reclassify_many(
@@ -49,6 +48,11 @@ def reclassify_many(
         save_audio(folder / f"{i:06d}.wav", clip, model.sample_rate, subtype, True)
         for i, clip in enumerate(clips)
     ]
+    return _read_back(model, paths)
+
+
+def _read_back(model: AudioClassifier, paths: list[Path]) -> list[ExportCheck]:
+    """Load written files at the model's rate and classify them in batches."""
     reloaded = [load_audio(p, model.sample_rate).samples for p in paths]
     probabilities = predict_proba(model, reloaded) if reloaded else np.zeros((0, 0))
     return [ExportCheck(p, s, pr) for p, s, pr in zip(paths, reloaded, probabilities, strict=True)]
