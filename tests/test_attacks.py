@@ -84,6 +84,34 @@ def test_a_succeeded_sample_stops_changing(model, clips):
             assert prediction == result.target == result.new_pred
 
 
+@pytest.mark.parametrize("name", ["cw", "mscw"])
+def test_shrinking_after_success_keeps_a_quieter_success(model, clips, name):
+    """Carlini & Wagner's variant: the same first successes, then every row runs to max_iter
+    under a shrinking clip, and the success kept is at least as quiet as the first."""
+    params = FAST[name] | {"quantise": "none"}
+    first = make_attack(name, **params).run(model, clips, seed=3)
+    reporter = RecordingReporter()
+    shrunk = make_attack(name, after_success="shrink", **params).run(
+        model, clips, seed=3, reporter=reporter
+    )
+    steps = [e for e in reporter.events if isinstance(e, AttackStep)]
+    assert all(len(s.items) == len(clips) for s in steps)  # nobody leaves early
+    assert len(steps) == params["max_iter"] + 1
+    assert any(r.success for r in first)
+    improved = 0
+    for a, b in zip(first, shrunk, strict=True):
+        assert (a.success, a.iterations, a.target) == (b.success, b.iterations, b.target)
+        if a.success:
+            assert b.snr_db_untrimmed >= a.snr_db_untrimmed - 1e-4
+            assert b.linf <= params["c"] + 1.2e-7
+            improved += b.snr_db_untrimmed > a.snr_db_untrimmed + 1.0
+    assert improved >= 1
+    fresh = predict_proba(model, [r.adversarial for r in shrunk]).argmax(1)
+    for result, prediction in zip(shrunk, fresh, strict=True):
+        if result.success:
+            assert prediction == result.target == result.new_pred
+
+
 def test_the_active_batch_shrinks(model, clips):
     reporter = RecordingReporter()
     make_attack("pgdn", **FAST["pgdn"]).run(model, clips, reporter=reporter)

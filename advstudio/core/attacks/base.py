@@ -6,7 +6,9 @@ Every attack of paper 002 is one configuration of a single loop: start from a pe
 or plain Adam, then project onto the budget. The loop runs on zero-padded batches of clips of
 different lengths: a padding mask keeps padding out of the perturbation, the loss and the
 metrics; a sample that succeeds is frozen at its first success and dropped from the batch, and
-the batch is cut to the longest clip still running.
+the batch is cut to the longest clip still running. Carlini & Wagner's own audio attack goes on
+instead (`after_success="shrink"`): each success shrinks the sample's L-inf bound to a fraction
+of the perturbation's peak, and the quietest success within the iteration cap is kept.
 
 Adam is written out here rather than taken from torch.optim because its state must shrink with
 the active batch, row by row.
@@ -46,6 +48,8 @@ QUANTISATION_SCALES = {"none": None, "pcm16": 2.0**15, "pcm24": 2.0**23}
 SUCCESS_AGAINST = ("prediction", "truth")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+SHRINK_FACTOR = 0.8  # Carlini & Wagner's audio attack: the bound after a success, x peak
+AFTER_SUCCESS = ("stop", "shrink")
 DEFAULT_SEED = 21  # the paper's seed for random targets
 
 
@@ -83,12 +87,14 @@ class EngineConfig:
     budget: Budget
     fft_sizes: tuple[int, ...] = ()
     quantise: str = "pcm16"
+    after_success: str = "stop"  # "stop" (the reference) or "shrink" (Carlini & Wagner)
 
 
 @dataclass
 class AttackResult:
     """The outcome for one clip. `iterations` counts gradient steps until first success (the
-    full budget of steps when it failed); metrics are on the float adversarial waveform."""
+    full budget of steps when it failed); metrics are on the adversarial waveform kept (the
+    first success, or with `after_success="shrink"` the one of highest SNR)."""
 
     item: int
     adversarial: np.ndarray
@@ -341,6 +347,8 @@ class _BatchAttack:
         )
         self.target = self._targets(clean_logits, named_target, generators)
         self.signal_norm = self.x.norm(dim=-1, keepdim=True)
+        linf = config.budget.linf
+        self.bound = torch.full_like(self.signal_norm, torch.inf if linf is None else linf)
         self.delta = self._initial_delta(generators)
         self.spectral = (
             MultiResolutionSpectralLoss(config.fft_sizes, self.x, self.lengths)
@@ -369,14 +377,18 @@ class _BatchAttack:
             for row, (n, gen) in enumerate(zip(self.lengths.tolist(), generators, strict=True)):
                 noise = torch.rand(n, generator=gen) * (2 * eps) - eps
                 delta[row, :n] = noise.to(delta.device)
-        return self._project(delta, self.signal_norm)
+        return self._project(delta, self.signal_norm, self.bound)
 
     def _project(
-        self, delta: torch.Tensor, signal_norm: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        delta: torch.Tensor,
+        signal_norm: torch.Tensor,
+        bound: torch.Tensor,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Onto each row's L-inf bound, then its L2 and SNR balls, with padding zeroed."""
         budget = self.config.budget
-        if budget.linf is not None:
-            delta = delta.clamp(-budget.linf, budget.linf)
+        delta = torch.clamp(delta, -bound, bound)
         radius = None
         if budget.l2 is not None:
             radius = torch.full_like(signal_norm, budget.l2)
@@ -399,6 +411,9 @@ class _BatchAttack:
         active = torch.arange(n, device=self.x.device)
         x, lengths, mask, delta = self.x, self.lengths, self.mask, self.delta
         signal_norm, reference, target = self.signal_norm, self.reference, self.target
+        bound, shrink = self.bound, cfg.after_success == "shrink"
+        first_success = np.full(n, -1)
+        best_snr = np.full(n, -np.inf)
         exp_avg = torch.zeros_like(delta)
         exp_avg_sq = torch.zeros_like(delta)
         spectral = self.spectral
@@ -461,30 +476,45 @@ class _BatchAttack:
                     tuple(bool(s) for s in summary[4]),
                 )
             )
-            done = summary[4].astype(bool) | (iteration == cfg.max_iter)
-            for k in np.flatnonzero(done):
-                finished[rows[k]] = (
+            succeeded = summary[4].astype(bool)
+            last = iteration == cfg.max_iter
+            done = np.full(len(rows), last) if shrink else succeeded | last
+            for k in np.flatnonzero(succeeded | last):
+                row = rows[k]
+                if succeeded[k]:
+                    if first_success[row] < 0:
+                        first_success[row] = iteration
+                    if summary[1, k] <= best_snr[row]:
+                        continue  # an earlier, quieter success stands
+                    best_snr[row] = summary[1, k]
+                elif row in finished:
+                    continue  # the last step failed; an earlier success stands
+                finished[row] = (
                     adversarial[k].detach(),
-                    bool(summary[4, k]),
-                    iteration,
+                    bool(succeeded[k]),
+                    int(first_success[row]) if succeeded[k] else iteration,
                     int(summary[5, k]),
                     float(summary[2, k]),
                 )
             if done.all():
                 break
+            if shrink and succeeded.any():
+                peak = delta.detach().abs().amax(-1, keepdim=True)
+                hit = torch.from_numpy(succeeded).to(x.device)[:, None]
+                bound = torch.where(hit, SHRINK_FACTOR * peak, bound)
             (grad,) = torch.autograd.grad(loss.sum(), delta)
             keep = torch.from_numpy(~done).to(x.device)
             delta, grad = delta.detach()[keep], grad[keep]
             exp_avg, exp_avg_sq = exp_avg[keep], exp_avg_sq[keep]
             x, lengths, mask = x[keep], lengths[keep], mask[keep]
-            signal_norm, reference = signal_norm[keep], reference[keep]
+            signal_norm, reference, bound = signal_norm[keep], reference[keep], bound[keep]
             target = None if target is None else target[keep]
             active = active[keep]
             width = int(lengths.max())  # drop columns only finished, longer clips needed
             x, mask, delta = x[:, :width], mask[:, :width], delta[:, :width]
             grad, exp_avg, exp_avg_sq = grad[:, :width], exp_avg[:, :width], exp_avg_sq[:, :width]
             delta, exp_avg, exp_avg_sq = self._step(delta, grad, exp_avg, exp_avg_sq, iteration + 1)
-            delta = self._project(delta, signal_norm, mask)
+            delta = self._project(delta, signal_norm, bound, mask)
         return [self._result(row, *finished[row], history[row]) for row in range(n)]
 
     def _step(self, delta, grad, exp_avg, exp_avg_sq, step):
