@@ -180,6 +180,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with ResultStore(args.db or default_store_path()) as store:
         summary = run_study(model, examples, spec, store, ProgressBarReporter())
     print(format_table(summary))
+    for row in summary["table"]:
+        if row["n_adversarial"] < spec.min_found:
+            print(
+                f"{row['title']}: no setting found {spec.min_found} adversarial examples; "
+                "shown is the one that found the most"
+            )
     if outputs["json_path"] is not None:
         write_study_json(summary, outputs["json_path"])
     if outputs["report_dir"] is not None:

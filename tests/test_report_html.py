@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from advstudio.core.attacks import make_attack
 from advstudio.core.errors import ExportExistsError, ParameterError
 from advstudio.core.reports.html import (
     ReportExample,
@@ -20,7 +21,7 @@ from advstudio.core.reports.html import (
     write_html_report,
     write_report_bundle,
 )
-from advstudio.core.reports.study import study_csv, study_json
+from advstudio.core.reports.study import params_text, study_csv, study_json
 
 LABELS = ["Cello", "Flute", "Guitar"]
 EVIL = "<script>alert(1)</script>.wav"
@@ -349,3 +350,12 @@ def test_bad_examples_are_one_line_errors():
         ReportExample("x", RATE, np.zeros(10), np.zeros(11))
     with pytest.raises(ParameterError):
         ReportExample("x", RATE, np.zeros(10), np.full(10, np.nan))
+
+
+def test_a_setting_names_its_main_knobs_and_every_departure_from_the_defaults():
+    paper = {"attack": "cw", "params": make_attack("cw", "paper").params}
+    assert params_text(paper) == "alpha=0.1 c=0.01 eta=1e-05"
+    textbook = make_attack("cw", "paper", update="adam", after_success="shrink", max_iter=900)
+    assert params_text({"attack": "cw", "params": textbook.params}) == (
+        "alpha=0.1 c=0.01 eta=1e-05 max_iter=900 update=adam after_success=shrink"
+    )

@@ -17,7 +17,7 @@ import pytest
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.evaluation.store import ResultStore
-from advstudio.core.evaluation.study import StudySpec, run_study
+from advstudio.core.evaluation.study import StudySpec, choose_settings, run_study
 from advstudio.core.models import load_model
 from advstudio.core.progress import RecordingReporter
 from advstudio.core.resources import demo_clips_dir
@@ -194,3 +194,14 @@ def test_a_killed_study_resumes_without_losing_or_repeating_work(small_set, tmp_
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())
     assert a["attacks"] == b["attacks"]
+
+
+def test_grid_choice_prefers_the_quietest_setting_that_finds_enough():
+    def setting(name, found, snr):
+        return [{"attack": name, "n_adversarial": found, "snr_db_mean": snr}]
+
+    loud, quiet, weak = setting("cw", 22, 39.0), setting("cw", 22, 42.0), setting("cw", 20, 50.0)
+    assert choose_settings([loud, quiet, weak], min_found=22) == [quiet]
+    # None finds enough: the one finding the most, and of those the quietest.
+    tie = setting("cw", 22, 41.0)
+    assert choose_settings([loud, tie, weak], min_found=23) == [tie]

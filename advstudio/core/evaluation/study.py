@@ -303,7 +303,8 @@ def choose_settings(
     per_setting: list[list[dict[str, Any]]], min_found: int
 ) -> list[list[dict[str, Any]]]:
     """Per attack, the setting with the highest mean SNR among those finding at least
-    `min_found` (mean over seeds); when none does, the one finding the most."""
+    `min_found` (mean over seeds); when none does, the one finding the most (of those, the
+    one with the highest mean SNR)."""
     by_attack: dict[str, list[list[dict[str, Any]]]] = {}
     for per_seed in per_setting:
         by_attack.setdefault(per_seed[0]["attack"], []).append(per_seed)
@@ -318,5 +319,9 @@ def choose_settings(
             return np.mean(values) if values else -np.inf
 
         qualified = [c for c in candidates if found(c) >= min_found]
-        chosen.append(max(qualified, key=snr) if qualified else max(candidates, key=found))
+        chosen.append(
+            max(qualified, key=snr)
+            if qualified
+            else max(candidates, key=lambda s: (found(s), snr(s)))
+        )
     return chosen

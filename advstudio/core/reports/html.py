@@ -242,7 +242,7 @@ def _table_row(row: dict[str, Any]) -> dict[str, str]:
     """A Table 1 row with the columns and number formats of format_table."""
     return {
         "title": row["title"],
-        "setting": params_text(row["params"]),
+        "setting": params_text(row),
         "found": _found(row["n_adversarial"], row["n_files"]),
         "accuracy": format_number(row["accuracy"], 3),
         "snr": f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}",
@@ -275,7 +275,7 @@ def _entry_view(entry: dict[str, Any], labels: Sequence[str]) -> dict[str, Any]:
         }
         for f in entry["files"]
     ]
-    setting = params_text(entry["params"])
+    setting = params_text(entry)
     return {
         "heading": entry["title"] + _seed_text(entry),
         "setting": setting,
@@ -357,9 +357,7 @@ def _context(
         seeds_note = f"mean over seeds {table[0]['seeds']}; SNR ± is the spread over files"
     confusions = [_confusion_view(summary["clean"]["confusion"], labels, "clean")]
     confusions += [
-        _confusion_view(
-            e["confusion"], labels, f"{e['title']} {params_text(e['params'])}{_seed_text(e)}"
-        )
+        _confusion_view(e["confusion"], labels, f"{e['title']} {params_text(e)}{_seed_text(e)}")
         for e in summary.get("attacks", [])
     ]
     ttests = [

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from advstudio.core.atomic import write_atomically
+from advstudio.core.attacks import default_params
 
 CSV_COLUMNS = (
     "attack",
@@ -32,12 +33,28 @@ def format_number(value: float, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def params_text(params: dict[str, Any]) -> str:
+# Shown only where a setting departs from the attack's default; the knobs that define a Table 1
+# setting (eps, eta, alpha, c) are always shown.
+_SECONDARY_PARAMS = (
+    "max_iter",
+    "update",
+    "after_success",
+    "quantise",
+    "success",
+    "confidence",
+    "l2",
+    "snr_db",
+    "fft_sizes",
+)
+
+
+def params_text(entry: dict[str, Any]) -> str:
+    """An attack row's setting in a line: its main knobs, and whatever else it changed."""
+    defaults = default_params(entry["attack"])
     shown = {
         k: v
-        for k, v in params.items()
-        if k not in ("confidence", "success", "l2", "snr_db", "update", "fft_sizes")
-        or (k in ("l2", "snr_db", "confidence") and v)
+        for k, v in entry["params"].items()
+        if k not in _SECONDARY_PARAMS or v != defaults.get(k)
     }
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
@@ -46,17 +63,19 @@ def format_table(summary: dict[str, Any]) -> str:
     """Table 1 layout: found, accuracy, mean +- std SNR, median iterations, mean confidence."""
     clean = summary["clean"]
     n = summary["table"][0]["n_files"] if summary["table"] else 0
+    settings = [params_text(row) for row in summary["table"]]
+    w = max([24, *map(len, settings)])
     lines = [
-        f"{'attack':<16} {'setting':<40} {'found':>9} {'accuracy':>8} {'SNR dB':>15} "
+        f"{'attack':<16} {'setting':<{w}} {'found':>9} {'accuracy':>8} {'SNR dB':>15} "
         f"{'med.iter':>8} {'conf.':>6}",
-        f"{'clean':<16} {'':<40} {'':>9} {clean['accuracy']:>8.3f} {'':>15} {'':>8} "
+        f"{'clean':<16} {'':<{w}} {'':>9} {clean['accuracy']:>8.3f} {'':>15} {'':>8} "
         f"{clean['confidence_mean']:>6.3f}",
     ]
-    for row in summary["table"]:
+    for row, setting in zip(summary["table"], settings, strict=True):
         found = f"{row['n_adversarial']:.4g}/{n}"
         snr = f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}"
         lines.append(
-            f"{row['title']:<16} {params_text(row['params'])[:40]:<40} {found:>9} "
+            f"{row['title']:<16} {setting:<{w}} {found:>9} "
             f"{row['accuracy']:>8.3f} {snr:>15} {format_number(row['iterations_median'], 1):>8} "
             f"{format_number(row['confidence_mean'], 3):>6}"
         )
@@ -110,7 +129,7 @@ def study_csv(summary: dict[str, Any]) -> str:
             writer.writerow(
                 [
                     entry["attack"],
-                    params_text(entry["params"]),
+                    params_text(entry),
                     entry["seed"],
                     f["file"],
                     name(f["label"]),
