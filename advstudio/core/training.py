@@ -184,15 +184,38 @@ def _batch_features(
     wave, lengths = pad_batch(tensors, model.device)
     with torch.no_grad():
         db, n_frames = model.frontend.log_mel(wave, lengths)
-        if augment:  # spectral tilt of up to +-6 dB at the band edges
-            slope = torch.empty(len(clips), 1, 1).uniform_(-6.0, 6.0, generator=generator)
-            db = (
-                db
-                + slope.to(db.device)
-                * torch.linspace(-1, 1, db.shape[1], device=db.device)[:, None]
-            )
+        if augment:
+            db = db + _random_equaliser(len(clips), db.shape[1], generator).to(db.device)
         features = model.frontend.standardise(db, n_frames)
-    return _random_windows(features, n_frames, generator, anywhere=augment)
+    windows = _random_windows(features, n_frames, generator, anywhere=augment)
+    return _mask_bands(windows, generator) if augment else windows
+
+
+def _mask_bands(windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment's frequency masking: two bands of up to 12 mel bins per window set to the
+    training mean (zero after standardisation)."""
+    count, bands = windows.shape[:2]
+    band = torch.arange(bands)[None, :]
+    for _ in range(2):
+        width = torch.randint(0, 13, (count,), generator=generator)
+        start = (torch.rand(count, generator=generator) * (bands - width)).long()
+        mask = (band >= start[:, None]) & (band < (start + width)[:, None])
+        windows = windows.masked_fill(mask[:, :, None].to(windows.device), 0.0)
+    return windows
+
+
+def _random_equaliser(count: int, bands: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-clip dB curves over the mel bands: a tilt of up to +-6 dB at the edges plus three
+    bell filters of +-8 dB, so that no single resonance can identify a font's samples."""
+    axis = torch.linspace(-1, 1, bands)
+    slope = torch.empty(count, 1).uniform_(-6.0, 6.0, generator=generator)
+    curve = slope * axis
+    for _ in range(3):
+        centre = torch.empty(count, 1).uniform_(-1.0, 1.0, generator=generator)
+        width = torch.empty(count, 1).uniform_(0.05, 0.3, generator=generator)
+        gain = torch.empty(count, 1).uniform_(-8.0, 8.0, generator=generator)
+        curve = curve + gain * torch.exp(-0.5 * ((axis - centre) / width) ** 2)
+    return curve[:, :, None]
 
 
 def _loss(model, windows, n, target, augment: bool, generator: torch.Generator) -> torch.Tensor:
