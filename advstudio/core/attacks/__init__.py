@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from advstudio.core.attacks.base import COMMON_PARAMS, Attack, AttackResult, Budget, Goal
+from advstudio.core.attacks.base import Attack, AttackResult, Budget, Goal
 from advstudio.core.attacks.cw import CarliniWagner
 from advstudio.core.attacks.fgsm import FGSM
 from advstudio.core.attacks.mscw import MultiScaleCW
@@ -25,17 +25,4 @@ def make_attack(name: str, preset: str | None = None, **params: Any) -> Attack:
     return cls(preset, **params)
 
 
-def default_params(name: str) -> dict[str, Any]:
-    """Every parameter of the attack called `name` at its schema default."""
-    return {p.name: p.default for p in ATTACKS[name].params_schema + COMMON_PARAMS}
-
-
-__all__ = [
-    "ATTACKS",
-    "Attack",
-    "AttackResult",
-    "Budget",
-    "Goal",
-    "default_params",
-    "make_attack",
-]
+__all__ = ["ATTACKS", "Attack", "AttackResult", "Budget", "Goal", "make_attack"]

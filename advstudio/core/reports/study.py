@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from advstudio.core.atomic import write_atomically
-from advstudio.core.attacks import default_params
+from advstudio.core.attacks import make_attack
 
 CSV_COLUMNS = (
     "attack",
@@ -50,7 +50,7 @@ _SECONDARY_PARAMS = (
 
 def params_text(entry: dict[str, Any]) -> str:
     """An attack row's setting in a line: its main knobs, and whatever else it changed."""
-    defaults = default_params(entry["attack"])
+    defaults = make_attack(entry["attack"]).params
     shown = {
         k: v
         for k, v in entry["params"].items()
