@@ -7,10 +7,10 @@ extras="${1:-}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # PortAudio for playback, libsndfile for audio files, libxcb-cursor0 for Qt's xcb plugin,
-# FluidSynth and SoundFonts, TiMidity++ and the FreePats patches for rendering the demo set.
+# FluidSynth and SoundFonts for rendering the demo set.
 apt_packages=(libportaudio2 libsndfile1 libxcb-cursor0 libegl1 libgl1 libxkbcommon0 libfontconfig1
               libdbus-1-3 libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small
-              csound-soundfont avldrums.lv2-soundfont timidity freepats)
+              csound-soundfont avldrums.lv2-soundfont)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,7 +28,7 @@ from advstudio.core.progress import (
 
 APT_PACKAGES = (
     "libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small csound-soundfont "
-    "avldrums.lv2-soundfont timidity freepats"
+    "avldrums.lv2-soundfont"
 )
 
 
@@ -172,70 +172,7 @@ def test_a_missing_font_drops_its_share_and_says_so(tmp_path, monkeypatch):
     assert len(notes) == 1 and "MuseScore_General" in notes[0] and "Black_Pearl" in notes[0]
     rows = read_rows(tmp_path / "a")
     assert 0 < len(rows) < 36
-    assert {r["font"] for r in rows} <= {
-        "FluidR3_GM",
-        "sf_GMbank",
-        "Red_Zeppelin_4_LV2",
-        "FreePats",
-    }
-
-
-def only(*names: str) -> tuple[render.Font, ...]:
-    return tuple(f for f in FONTS if f.name in names)
-
-
-def test_freepats_patches_play_through_timidity(tmp_path, monkeypatch):
-    monkeypatch.setattr(render, "FONTS", only("FreePats", "sf_GMbank"))
-    render_demo_set(tmp_path / "a", per_class=6, seed=3)
-    rows = [r for r in read_rows(tmp_path / "a") if r["font"] == "FreePats"]
-    assert {r["label"] for r in rows} >= {"Accordion", "Acoustic_guitar", "Hi-hat"}
-    assert "Harmonica" not in {r["label"] for r in rows}  # FreePats has none
-    for row in rows:
-        audio = load_audio(tmp_path / "a" / row["path"], 16000)
-        assert 0.2 < np.abs(audio.samples).max() < 1.0 and audio.duration >= 0.3
-        if row["label"] == "Accordion":
-            assert row["program"] in ("21", "23")
-    render_demo_set(tmp_path / "b", per_class=6, seed=3)
-    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
-
-
-def test_only_the_programs_a_patch_configuration_maps_are_offered(tmp_path):
-    config = tmp_path / "patches.cfg"
-    config.write_text(
-        "dir /somewhere\ndrumset 0\n 35 Drum/kick.pat amp=100\nbank 0\n 21 Tone/acc.pat # x\n"
-    )
-    engine = render._Timidity()
-    try:
-        sfid = engine.load(str(config))
-        assert sfid >= 0
-        assert engine.has_preset(sfid, 0, 21) and engine.has_preset(sfid, 128, 0)
-        assert not engine.has_preset(sfid, 0, 22)  # unmapped: the system's fonts would play it
-        assert not engine.has_preset(sfid, 0, 35)  # a drum key, not a program
-        assert engine.load(str(tmp_path / "missing.cfg")) < 0
-    finally:
-        engine.close()
-
-
-@pytest.mark.parametrize(
-    ("break_it", "named"),
-    [
-        ("timidity", "TiMidity++ is not installed"),
-        ("mido", "pip install mido"),
-    ],
-)
-def test_without_timidity_or_mido_freepats_is_skipped_and_named(
-    tmp_path, monkeypatch, break_it, named
-):
-    monkeypatch.setattr(render, "FONTS", only("FreePats", "sf_GMbank"))
-    if break_it == "timidity":
-        monkeypatch.setattr(render.shutil, "which", lambda name: None)
-    else:
-        monkeypatch.setitem(sys.modules, "mido", None)
-    reporter = RecordingReporter()
-    render_demo_set(tmp_path / "a", per_class=1, reporter=reporter)
-    notes = [e.text for e in reporter.events if isinstance(e, Message)]
-    assert len(notes) == 1 and "FreePats" in notes[0] and named in notes[0]
-    assert {r["font"] for r in read_rows(tmp_path / "a")} == {"sf_GMbank"}
+    assert {r["font"] for r in rows} <= {"FluidR3_GM", "sf_GMbank", "Red_Zeppelin_4_LV2"}
 
 
 class CancelAfterFirstClip:

@@ -1,9 +1,8 @@
 """Render the offline 12-class instrument demo set from sampled-instrument SoundFonts.
 
 FSDKaggle2019 cannot be downloaded offline, so advstudio renders a stand-in: single notes from
-the sample sets that Debian packages: SoundFonts played in-process by FluidSynth, and the
-FreePats GUS patches (a set FluidSynth cannot read) played by TiMidity++. Train and validation
-are split by font, so a model is judged on instruments it never heard. Every choice (font, preset,
+SoundFonts that Debian packages, played in-process by FluidSynth. Train and validation are split
+by SoundFont, so a model is judged on instruments it never heard. Every choice (font, preset,
 key, velocity, note length, level) comes from one seeded generator and is written to
 metadata.csv, so the same seed gives byte-identical files.
 """
@@ -13,18 +12,14 @@ from __future__ import annotations
 import csv
 import ctypes
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
-import soundfile
 
 from advstudio.core.atomic import write_atomically
 from advstudio.core.audio import resample, save_audio
@@ -72,7 +67,7 @@ METADATA_COLUMNS = (
 )
 INSTALL_COMMAND = (
     "apt-get install libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small "
-    "csound-soundfont avldrums.lv2-soundfont timidity freepats"
+    "csound-soundfont avldrums.lv2-soundfont"
 )
 
 # FluidSynth does not low-pass when rendering straight at 16 kHz (hi-hats alias), so render at
@@ -94,13 +89,12 @@ _MAX_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class Font:
-    """A sample set the demo set draws from, with the licence its Debian package states."""
+    """A SoundFont the demo set draws from, with the licence its Debian package states."""
 
     name: str
-    paths: tuple[str, ...]  # tried in order: a SoundFont, or a TiMidity++ configuration
+    paths: tuple[str, ...]  # tried in order
     licence: str
     classes: frozenset[str]
-    engine: Literal["fluidsynth", "timidity"] = "fluidsynth"
     drum_bank: int = 128  # General MIDI fonts keep their drum kits in bank 128
     drum_kits: tuple[int, ...] | None = None  # None: the GM kits each drum class lists
     # Drum keys per class where a kit departs from the General MIDI key map.
@@ -153,16 +147,6 @@ FONTS: tuple[Font, ...] = (
         drum_kits=(0,),
         drum_keys=_AVLDRUMS_KEYS,
     ),
-    # GUS patches from freepats.opensrc.org (2004): a second accordion and guitar source recorded
-    # independently of the SoundFonts above. It has no harmonica, marimba (xylophone only) or
-    # choir (Voice Oohs only).
-    Font(
-        "FreePats",
-        ("/etc/timidity/freepats.cfg",),
-        "GPL-2+ with a composition exception",
-        _ALL - {"Harmonica"},
-        engine="timidity",
-    ),
 )
 
 
@@ -211,6 +195,13 @@ class _Option:
     presets: tuple[tuple[int, int], ...]
     keys: tuple[int, ...]
     pitch_down: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class _LoadedFont:
+    font: Font
+    sfid: int
+    options: dict[str, tuple[_Option, ...]]  # per class; a class is absent when nothing fits
 
 
 @dataclass(frozen=True)
@@ -291,113 +282,6 @@ class _Synth:
         self._synth.delete()
 
 
-class _Timidity:
-    """TiMidity++ in a subprocess, for GUS patch sets (FreePats) that FluidSynth cannot read.
-
-    Each note becomes a one-note MIDI file rendered to a 24-bit WAV. TiMidity++ always reads the
-    system's timidity.cfg too, which may map a SoundFont, so only the programs and drum kits that
-    the patch set's own configuration names are offered: those play its patches.
-    """
-
-    def __init__(self) -> None:
-        # Per configuration: its path, and the (bank, program) pairs it maps; kits in bank 128.
-        self._configs: list[tuple[str, set[tuple[int, int]]]] = []
-        self._workdir = tempfile.TemporaryDirectory(prefix="advstudio-timidity-")
-        self.problem = None if shutil.which("timidity") else "TiMidity++ is not installed"
-        try:
-            import mido
-        except ModuleNotFoundError:
-            self.problem = "the Python package mido is missing: run `pip install mido`"
-        else:
-            self._mido = mido
-
-    def load(self, path: str) -> int:
-        """Read a TiMidity++ configuration; returns its id, negative when it cannot be used."""
-        if self.problem:
-            return -1
-        presets: set[tuple[int, int]] = set()
-        bank = 0
-        try:
-            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return -1
-        for line in lines:
-            words = line.split("#", 1)[0].split()
-            if len(words) < 2 or not (words[0].isdigit() or words[1].isdigit()):
-                continue
-            if words[0] == "bank":
-                bank = int(words[1])
-            elif words[0] == "drumset":  # a kit: the numbered lines under it are its keys
-                bank = -1
-                presets.add((128, int(words[1])))
-            elif words[0].isdigit() and bank >= 0:
-                presets.add((bank, int(words[0])))
-        self._configs.append((path, presets))
-        return len(self._configs) - 1
-
-    def has_preset(self, sfid: int, bank: int, program: int) -> bool:
-        return (bank, program) in self._configs[sfid][1]
-
-    def render(self, sfid: int, note: _Note) -> np.ndarray:
-        """Hold the note, release it, and keep _MAX_TAIL_S of tail (mono, 48 kHz)."""
-        mido = self._mido
-        drums = note.bank >= 128
-        channel = 9 if drums else 0
-        seconds = [note.hold_s / note.stretch, _MAX_TAIL_S / note.stretch]
-
-        def message(kind: str, **fields: int) -> Any:
-            return mido.Message(kind, channel=channel, **fields)
-
-        track = mido.MidiTrack()
-        if not drums:
-            track.append(message("control_change", control=0, value=note.bank))
-        track.append(message("program_change", program=note.program))
-        track.append(message("note_on", note=note.key, velocity=note.velocity))
-        track.append(message("note_off", note=note.key, time=_ticks(seconds[0])))
-        track.append(mido.MetaMessage("end_of_track", time=_ticks(seconds[1])))
-        midi_path = os.path.join(self._workdir.name, "note.mid")
-        wav_path = os.path.join(self._workdir.name, "note.wav")
-        mido.MidiFile(type=0, ticks_per_beat=_TICKS_PER_BEAT, tracks=[track]).save(midi_path)
-        command = [
-            "timidity", "-c", self._configs[sfid][0], "-Ow", "--output-24bit", "--output-mono",
-            f"-s{_SYNTH_RATE}", "-EFreverb=d", "-EFchorus=d", "-o", wav_path, midi_path,
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no message"]
-            raise RendererUnavailableError(f"TiMidity++ failed ({last[0]})")
-        samples, _ = soundfile.read(wav_path, dtype="float32")
-        return samples
-
-    def close(self) -> None:
-        self._workdir.cleanup()
-
-
-class _Engine(Protocol):
-    """What rendering needs of a synthesiser: _Synth (FluidSynth) and _Timidity both give it."""
-
-    def load(self, path: str) -> int: ...
-    def has_preset(self, sfid: int, bank: int, program: int) -> bool: ...
-    def render(self, sfid: int, note: _Note) -> np.ndarray: ...
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class _LoadedFont:
-    font: Font
-    engine: _Engine
-    sfid: int
-    options: dict[str, tuple[_Option, ...]]  # per class; a class is absent when nothing fits
-
-
-# At MIDI's default tempo (120 beats a minute) 480 ticks a beat are 960 a second.
-_TICKS_PER_BEAT = 480
-
-
-def _ticks(seconds: float) -> int:
-    return round(seconds * _TICKS_PER_BEAT * 2)
-
-
 def _blocks(seconds: float) -> int:
     return max(1, round(seconds * _SYNTH_RATE / _BLOCK)) * _BLOCK
 
@@ -406,7 +290,7 @@ def _find(font: Font) -> str | None:
     return next((p for p in font.paths if os.path.isfile(p)), None)
 
 
-def _options(synth: _Engine, font: Font, sfid: int) -> dict[str, tuple[_Option, ...]]:
+def _options(synth: _Synth, font: Font, sfid: int) -> dict[str, tuple[_Option, ...]]:
     """The presets this font has for each class it is listed for (missing presets are left out)."""
     options = {}
     for label in sorted(font.classes):
@@ -454,27 +338,24 @@ def _finish(raw: np.ndarray, note: _Note) -> np.ndarray | None:
     return (audio[:end] * gain).astype(np.float32)
 
 
-def _load_fonts(engines: dict[str, _Engine], reporter: Reporter) -> dict[str, _LoadedFont]:
+def _load_fonts(synth: _Synth, reporter: Reporter) -> dict[str, _LoadedFont]:
     loaded, missing = {}, []
     for font in FONTS:
-        engine = engines[font.engine]
         path = _find(font)
-        sfid = engine.load(path) if path else -1
+        sfid = synth.load(path) if path else -1
         if sfid < 0:
-            problem = getattr(engine, "problem", None) or " or ".join(font.paths)
-            missing.append(f"{font.name} ({problem})")
+            missing.append(f"{font.name} ({' or '.join(font.paths)})")
             continue
-        loaded[font.name] = _LoadedFont(font, engine, sfid, _options(engine, font, sfid))
+        loaded[font.name] = _LoadedFont(font, sfid, _options(synth, font, sfid))
     if not loaded:
         raise RendererUnavailableError(
-            f"no SoundFonts or patch sets found or loadable: {'; '.join(missing)}; "
-            f"run `{INSTALL_COMMAND}`"
+            f"no SoundFonts found or loadable: {'; '.join(missing)}; run `{INSTALL_COMMAND}`"
         )
     if missing:
         reporter.report(
             Message(
                 "render",
-                f"fonts missing, their share of clips is skipped: {', '.join(missing)}; "
+                f"SoundFonts missing, their share of clips is skipped: {', '.join(missing)}; "
                 f"install them with `{INSTALL_COMMAND}`",
             )
         )
@@ -514,10 +395,9 @@ def _describe(rows: list[dict[str, Any]], seed: int, validation_font: str) -> st
     return (
         "Offline stand-in for the paper's FSDKaggle2019 instrument set: single notes rendered "
         f"by `advstudio data render-demo` (seed {seed}) with FluidSynth from Debian's "
-        "SoundFonts and with TiMidity++ from the FreePats patches, at 48 kHz, resampled to "
-        "16 kHz. Fonts and licences: "
+        "SoundFonts at 48 kHz, resampled to 16 kHz. Fonts and licences: "
         + ", ".join(f"{name} ({licence})" for name, licence in fonts)
-        + f". Split by font: the {counts['validation']} validation clips all come from "
+        + f". Split by SoundFont: the {counts['validation']} validation clips all come from "
         f"{validation_font}, a font never heard in training ({counts['train']} training clips "
         "from the others). Stand-ins: these fonts have no gong, so Gong is Tubular Bells and "
         "pitched-down crash/China cymbals; Female_singing and Male_singing are the same choir "
@@ -570,10 +450,10 @@ def render_demo_set(
 
     fluidsynth = _import_fluidsynth()
     start = time.perf_counter()
-    engines: dict[str, _Engine] = {"fluidsynth": _Synth(fluidsynth), "timidity": _Timidity()}
+    synth = _Synth(fluidsynth)
     written: list[Path] = []
     try:
-        loaded = _load_fonts(engines, reporter)
+        loaded = _load_fonts(synth, reporter)
         if validation_font not in loaded:
             raise DatasetError(
                 f"the validation SoundFont {validation_font} is missing; install it with "
@@ -590,7 +470,7 @@ def render_demo_set(
                 check_cancelled(cancel)
                 for _ in range(_MAX_ATTEMPTS):
                     note = _draw(rng, lf.options[label])
-                    clip = _finish(lf.engine.render(lf.sfid, note), note)
+                    clip = _finish(synth.render(lf.sfid, note), note)
                     if clip is not None:
                         break
                     redrawn += 1
@@ -623,8 +503,7 @@ def render_demo_set(
         _remove_partial(out_dir, written)
         raise
     finally:
-        for engine in engines.values():
-            engine.close()
+        synth.close()
     validation = sum(row["split"] == "validation" for row in rows)
     reporter.report(
         JobFinished(
