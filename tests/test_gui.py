@@ -104,6 +104,27 @@ def test_event_loop_stays_responsive_while_an_attack_runs(qtbot, window):
     assert longest < 0.1
 
 
+def test_the_attacked_clip_stays_selected_until_its_attack_ends(qtbot, window):
+    window.files.setCurrentRow(1)
+    attacked = window.audio.path
+    panel = window.attack_panel
+    panel.attack.setCurrentText("mscw")
+    panel.set_param("max_iter", "40")
+    panel.set_param("confidence", "1.0")  # never succeeds: runs all iterations
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        panel.run_button.click()
+        assert not window.files.isEnabled() and not window.open_model_action.isEnabled()
+        window.files.setCurrentRow(5)  # as opening files or a stray signal would
+        window.open_model()
+        assert "wait for the attack" in window.last_problem
+        assert window.audio.path == attacked and window.files.currentRow() == 1
+    assert window.result is blocker.args[0].result
+    assert window.result.adversarial.shape == window.audio.samples.shape
+    assert window.audio.path == attacked and window.files.isEnabled()
+    window.files.setCurrentRow(5)
+    assert window.audio.path != attacked and window.result is None
+
+
 def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_text("not audio")

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.result: AttackResult | None = None
         self.last_study: dict[str, Any] | None = None
         self.attack_job: AttackJob | None = None
+        self.attacking = False  # an attack runs on self.audio: the clip and model stay put
         self.last_problem = ""
         self.live: LiveState | None = None
         self.worker = JobWorker(self)
@@ -202,7 +203,7 @@ class MainWindow(QMainWindow):
         self.open_action = self._action(menu, "&Open files…", self.open_files, "Ctrl+O")
         self._action(menu, "Open &folder…", self.open_folder)
         self.recent_menu = menu.addMenu("Open &recent")
-        self._action(menu, "Open &model…", self.open_model)
+        self.open_model_action = self._action(menu, "Open &model…", self.open_model)
         menu.addSeparator()
         self._action(menu, "&Export adversarial audio…", self.export_audio, "Ctrl+E")
         self._action(menu, "Export &report…", self.export_report, "Ctrl+R")
@@ -324,7 +325,7 @@ class MainWindow(QMainWindow):
         recent = [str(p) for p in paths] + [p for p in self._recent() if p not in map(str, paths)]
         self.settings.setValue("recent", recent[:RECENT_LIMIT])
         self._refresh_recent()
-        if files:
+        if files and not self.attacking:
             self.files.setCurrentRow(self.files.count() - len(files))
 
     def _recent(self) -> list[str]:
@@ -345,6 +346,9 @@ class MainWindow(QMainWindow):
         self._open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
 
     def open_model(self) -> None:
+        if self.attacking:
+            self.problem("Attack running", "wait for the attack to finish, or cancel it, first")
+            return
         path, _ = QFileDialog.getOpenFileName(
             self, "Open model (model.json, TorchScript, checkpoint)"
         )
@@ -375,6 +379,11 @@ class MainWindow(QMainWindow):
     def select_file(self, item: QListWidgetItem | None) -> None:
         if item is None:
             return
+        if self.attacking:
+            # The running attack's result will be shown and exported with self.audio: keep
+            # the clip it runs on selected rather than pair the result with another clip.
+            self._reselect(self.audio.path)
+            return
         try:
             self.audio = load_for_model(item.data(PATH_ROLE), self.model)
         except AdvStudioError as exc:
@@ -387,6 +396,13 @@ class MainWindow(QMainWindow):
         label = self.model.labels[int(probabilities.argmax())]
         self.statusBar().showMessage(f"{item.text()}: {label} ({probabilities.max():.2f})")
         self._load_playback()
+
+    def _reselect(self, path: Path) -> None:
+        for row in range(self.files.count()):
+            if self.files.item(row).data(PATH_ROLE) == str(path):
+                with QSignalBlocker(self.files):
+                    self.files.setCurrentRow(row)
+                return
 
     def _redraw(self, views: dict | None = None) -> None:
         """Draw the current clip; views are recomputed only when not handed over by a job."""
@@ -466,6 +482,7 @@ class MainWindow(QMainWindow):
         self.attack_job = job
         self.live = LiveState(len(self.model.labels))
         if self.worker.start(job, self.live):
+            self._set_attacking(True)
             self.attack_panel.set_running(True)
             self.poll.start()
             self.log(f"attack {name} on {self.audio.path} started")
@@ -505,7 +522,13 @@ class MainWindow(QMainWindow):
             self.confusion_clean.show_counts(snapshot["clean_counts"])
             self.confusion_attacked.show_counts(snapshot["attacked_counts"])
 
+    def _set_attacking(self, attacking: bool) -> None:
+        self.attacking = attacking
+        self.files.setEnabled(not attacking)
+        self.open_model_action.setEnabled(not attacking)
+
     def _job_done(self) -> None:
+        self._set_attacking(False)
         self._pull_snapshot()
         self.poll.stop()
         self.attack_panel.set_running(False)
