@@ -1,5 +1,6 @@
 """Long-running work as plain callables with a Reporter and a cancel event, so that the CLI,
-the GUI's worker thread and tests all run the same code: one attack on one clip, or a study.
+the GUI's worker thread and tests all run the same code: opening a clip, one attack on one
+clip, or a study.
 `LiveState` folds progress events into the small snapshot a view polls."""
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks import Attack, AttackResult, make_attack
+from advstudio.core.audio import Audio
 from advstudio.core.audio.views import SpectrogramView, level_change, spectrogram
 from advstudio.core.data.datasets import Example
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
+from advstudio.core.inference import load_for_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
 from advstudio.core.progress import AttackStep, Event, ItemFinished, JobStarted, Reporter
 
@@ -38,6 +41,31 @@ def signal_views(
         views["adversarial"] = spectrogram(adversarial, sample_rate, scale)
         views["perturbation"] = level_change(views["adversarial"], views["original"])
     return views
+
+
+@dataclass(frozen=True)
+class OpenedClip:
+    """A clip as the window first shows it: loaded, classified and drawn off the GUI thread."""
+
+    audio: Audio
+    probabilities: np.ndarray
+    views: dict[str, SpectrogramView]
+
+
+@dataclass
+class OpenClipJob:
+    """Load a file at the model's rate, classify it and compute its spectrogram: seconds of
+    work for a long file, so the GUI runs it on a worker thread."""
+
+    model: AudioClassifier
+    path: str
+    scale: str = "mel"
+
+    def __call__(self, reporter: Reporter, cancel: threading.Event) -> OpenedClip:
+        audio = load_for_model(self.path, self.model)
+        (probabilities,) = predict_proba(self.model, [audio.samples])
+        views = signal_views(audio.samples, None, audio.sample_rate, self.scale)
+        return OpenedClip(audio, probabilities, views)
 
 
 @dataclass

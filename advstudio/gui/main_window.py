@@ -42,10 +42,18 @@ from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
 from advstudio.core.evaluation.summary import single_result_summary
-from advstudio.core.inference import load_for_model
-from advstudio.core.jobs import AttackJob, AttackOutcome, LiveState, StudyJob, signal_views
-from advstudio.core.models import AudioClassifier, load_model, predict_proba
+from advstudio.core.jobs import (
+    AttackJob,
+    AttackOutcome,
+    LiveState,
+    OpenClipJob,
+    OpenedClip,
+    StudyJob,
+    signal_views,
+)
+from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, audition_sources, open_output
+from advstudio.core.progress import NullReporter
 from advstudio.core.reports.export import export_and_reclassify
 from advstudio.core.reports.html import ReportExample, write_report_bundle
 from advstudio.core.resources import demo_clips
@@ -78,6 +86,10 @@ class MainWindow(QMainWindow):
         self.last_problem = ""
         self.live: LiveState | None = None
         self.worker = JobWorker(self)
+        # Files open on a thread of their own, so that browsing works while a batch runs.
+        self.loader = JobWorker(self)
+        self.wanted_path: str | None = None  # the clip the list shows, once it has loaded
+        self.opening: OpenClipJob | None = None
         self.output = output or open_output()
         self.setWindowTitle("advstudio")
         self._build()
@@ -241,6 +253,8 @@ class MainWindow(QMainWindow):
         self.worker.finished.connect(self._job_finished)
         self.worker.failed.connect(self._job_failed)
         self.worker.cancelled.connect(self._job_cancelled)
+        self.loader.finished.connect(self._clip_opened)
+        self.loader.failed.connect(self._clip_failed)
         shortcuts = {Qt.Key.Key_Space: self.toggle_playback}
         for key, name in (
             (Qt.Key.Key_1, "original"),
@@ -272,6 +286,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("attack", self.attack_panel.attack.currentText())
         self.settings.setValue("scale", self.scale.currentText())
         self.worker.wait()
+        self.loader.wait()
         self.poll.stop()
         self.cursor_timer.stop()
         self.output.close()
@@ -384,18 +399,39 @@ class MainWindow(QMainWindow):
             # the clip it runs on selected rather than pair the result with another clip.
             self._reselect(self.audio.path)
             return
-        try:
-            self.audio = load_for_model(item.data(PATH_ROLE), self.model)
-        except AdvStudioError as exc:
-            self.problem("Cannot open file", str(exc))
+        self._open_clip(item.data(PATH_ROLE))
+
+    def _open_clip(self, path: str) -> None:
+        """Open on the loader thread; a clip chosen meanwhile opens when this one is done."""
+        self.wanted_path = path
+        job = OpenClipJob(self.model, path, self.scale.currentText())
+        if self.loader.start(job, NullReporter()):
+            self.opening = job
+            self.statusBar().showMessage(f"opening {Path(path).name}…")
+
+    def _clip_opened(self, opened: OpenedClip) -> None:
+        job, self.opening = self.opening, None
+        if self.wanted_path != job.path or job.model is not self.model:
+            self._open_clip(self.wanted_path)  # another clip or model was chosen meanwhile
             return
-        self.result = None
-        self._redraw()
-        probabilities = predict_proba(self.model, [self.audio.samples])[0]
+        self.audio, self.result = opened.audio, None
+        self._redraw(opened.views if job.scale == self.scale.currentText() else None)
+        probabilities = opened.probabilities
         self.probabilities.show_probabilities(probabilities, None)
         label = self.model.labels[int(probabilities.argmax())]
-        self.statusBar().showMessage(f"{item.text()}: {label} ({probabilities.max():.2f})")
+        name = opened.audio.path.name
+        self.statusBar().showMessage(f"{name}: {label} ({probabilities.max():.2f})")
         self._load_playback()
+
+    def _clip_failed(self, message: str, details: str) -> None:
+        job, self.opening = self.opening, None
+        if details:
+            log.error(details)
+        self.problem("Cannot open file", message)
+        if self.wanted_path != job.path:
+            self._open_clip(self.wanted_path)
+        elif self.audio is not None:
+            self._reselect(self.audio.path)  # the list shows the clip the views show
 
     def _reselect(self, path: Path) -> None:
         for row in range(self.files.count()):
@@ -466,6 +502,9 @@ class MainWindow(QMainWindow):
     # ---- attacks and batches ------------------------------------------------------------
 
     def run_attack(self) -> None:
+        if self.loader.busy:
+            self.problem("Still opening", "the selected file is still loading; try again")
+            return
         if self.audio is None:
             self.problem("No file", "select a file to attack first")
             return

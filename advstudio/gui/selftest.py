@@ -10,24 +10,25 @@ from PySide6.QtCore import QEventLoop, QTimer
 
 from advstudio.core.attacks import AttackResult
 from advstudio.gui.main_window import MainWindow
+from advstudio.gui.worker import JobWorker
 
 # Large steps so that the check finishes in seconds on any machine.
 SELFTEST_PARAMS = {"c": "0.02", "eta": "0.002", "max_iter": "100"}
 TIMEOUT_MS = 120_000
 
 
-def _wait_for_job(window: MainWindow) -> object:
+def _wait_for(worker: JobWorker, what: str) -> object:
     outcome: dict[str, object] = {}
     loop = QEventLoop()
-    window.worker.finished.connect(lambda r: (outcome.setdefault("result", r), loop.quit()))
-    window.worker.failed.connect(lambda m, d: (outcome.setdefault("error", m), loop.quit()))
-    window.worker.cancelled.connect(lambda: (outcome.setdefault("error", "cancelled"), loop.quit()))
+    worker.finished.connect(lambda r: (outcome.setdefault("result", r), loop.quit()))
+    worker.failed.connect(lambda m, d: (outcome.setdefault("error", m), loop.quit()))
+    worker.cancelled.connect(lambda: (outcome.setdefault("error", "cancelled"), loop.quit()))
     QTimer.singleShot(TIMEOUT_MS, loop.quit)
     loop.exec()
     if "error" in outcome:
-        raise RuntimeError(f"attack failed: {outcome['error']}")
+        raise RuntimeError(f"{what} failed: {outcome['error']}")
     if "result" not in outcome:
-        raise RuntimeError("attack did not finish in time")
+        raise RuntimeError(f"{what} did not finish in time")
     return outcome["result"]
 
 
@@ -40,15 +41,14 @@ def run_selftest(window: MainWindow, folder: Path) -> int:
         if window.files.count() == 0:
             raise RuntimeError("no demo clips found")
         window.files.setCurrentRow(0)
-        if window.audio is None:
-            raise RuntimeError("the demo clip did not load")
+        _wait_for(window.loader, "opening the demo clip")
         step(f"loaded {window.audio.path.name}")
         panel = window.attack_panel
         panel.attack.setCurrentText("cw")
         for name, value in SELFTEST_PARAMS.items():
             panel.set_param(name, value)
         window.run_attack()
-        outcome = _wait_for_job(window)
+        outcome = _wait_for(window.worker, "attack")
         result = getattr(outcome, "result", None)
         if not isinstance(result, AttackResult) or not result.success:
             raise RuntimeError("the attack found no adversarial example")
