@@ -179,6 +179,19 @@ def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
     assert "eta" in window.last_problem
 
 
+def test_a_scale_change_redraws_clip_and_attack_on_the_painter_thread(qtbot, window):
+    select(qtbot, window, 2)
+    attack(qtbot, window)
+    mel = {name: image.image.shape for name, image in window.signals.images.items()}
+    with qtbot.waitSignal(window.painter.finished, timeout=JOB_TIMEOUT_MS):
+        window.scale.setCurrentText("linear")
+    for name, image in window.signals.images.items():
+        assert image.image.shape[1] == mel[name][1]  # same frames
+        assert image.image.shape[0] != mel[name][0]  # linear bins, not mel bands
+        assert image.boundingRect().height() > 0
+    assert window.signals.spectrograms["adversarial"].frequencies[-1] == pytest.approx(8000)
+
+
 def test_export_audio_and_report(qtbot, window, tmp_path):
     select(qtbot, window, 2)
     attack(qtbot, window)

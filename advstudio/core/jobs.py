@@ -43,6 +43,20 @@ def signal_views(
     return views
 
 
+@dataclass
+class ViewsJob:
+    """The spectrograms of `signal_views` as a job: a scale change redraws a long clip (and
+    its attack) without stalling the GUI."""
+
+    original: np.ndarray
+    adversarial: np.ndarray | None
+    sample_rate: int
+    scale: str
+
+    def __call__(self, reporter: Reporter, cancel: threading.Event) -> dict[str, SpectrogramView]:
+        return signal_views(self.original, self.adversarial, self.sample_rate, self.scale)
+
+
 @dataclass(frozen=True)
 class OpenedClip:
     """A clip as the window first shows it: loaded, classified and drawn off the GUI thread."""

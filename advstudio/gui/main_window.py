@@ -49,7 +49,7 @@ from advstudio.core.jobs import (
     OpenClipJob,
     OpenedClip,
     StudyJob,
-    signal_views,
+    ViewsJob,
 )
 from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, audition_sources, open_output
@@ -90,6 +90,8 @@ class MainWindow(QMainWindow):
         self.loader = JobWorker(self)
         self.wanted_path: str | None = None  # the clip the list shows, once it has loaded
         self.opening: OpenClipJob | None = None
+        self.painter = JobWorker(self)  # spectrograms for a new scale
+        self.painting: ViewsJob | None = None
         self.output = output or open_output()
         self.setWindowTitle("advstudio")
         self._build()
@@ -255,6 +257,8 @@ class MainWindow(QMainWindow):
         self.worker.cancelled.connect(self._job_cancelled)
         self.loader.finished.connect(self._clip_opened)
         self.loader.failed.connect(self._clip_failed)
+        self.painter.finished.connect(self._views_ready)
+        self.painter.failed.connect(lambda message, _: self.problem("Cannot draw", message))
         shortcuts = {Qt.Key.Key_Space: self.toggle_playback}
         for key, name in (
             (Qt.Key.Key_1, "original"),
@@ -287,6 +291,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("scale", self.scale.currentText())
         self.worker.wait()
         self.loader.wait()
+        self.painter.wait()
         self.poll.stop()
         self.cursor_timer.stop()
         self.output.close()
@@ -441,15 +446,43 @@ class MainWindow(QMainWindow):
                 return
 
     def _redraw(self, views: dict | None = None) -> None:
-        """Draw the current clip; views are recomputed only when not handed over by a job."""
+        """Draw the current clip with `views` handed over by a job, or have the painter
+        thread compute them for the chosen scale first."""
         if self.audio is None:
             return
+        if views is not None:
+            self._draw(views)
+            return
         adversarial = None if self.result is None else self.result.adversarial
-        scale = self.scale.currentText()
-        if views is None:
-            views = signal_views(self.audio.samples, adversarial, self.audio.sample_rate, scale)
+        job = ViewsJob(
+            self.audio.samples, adversarial, self.audio.sample_rate, self.scale.currentText()
+        )
+        if self.painter.start(job, NullReporter()):
+            self.painting = job  # else the running job sees it is stale when it ends
+
+    def _views_ready(self, views: dict) -> None:
+        job, self.painting = self.painting, None
+        adversarial = None if self.result is None else self.result.adversarial
+        current = (
+            self.audio is not None
+            and job.original is self.audio.samples
+            and job.adversarial is adversarial
+            and job.scale == self.scale.currentText()
+        )
+        if current:
+            self._draw(views)
+        else:  # the clip, its attack or the scale changed while it ran
+            self._redraw()
+
+    def _draw(self, views: dict) -> None:
+        adversarial = None if self.result is None else self.result.adversarial
         self.signals.show_signals(
-            self.audio.samples, adversarial, self.audio.sample_rate, views, scale, self.gain.value()
+            self.audio.samples,
+            adversarial,
+            self.audio.sample_rate,
+            views,
+            self.scale.currentText(),
+            self.gain.value(),
         )
 
     def _regain(self, gain: float) -> None:
@@ -583,7 +616,8 @@ class MainWindow(QMainWindow):
 
     def _show_attack(self, outcome: AttackOutcome) -> None:
         result = self.result = outcome.result
-        self._redraw(outcome.views)
+        scale_unchanged = self.attack_job.scale == self.scale.currentText()
+        self._redraw(outcome.views if scale_unchanged else None)
         labels = self.model.labels
         self.probabilities.show_probabilities(
             outcome.original_probabilities, outcome.adversarial_probabilities
