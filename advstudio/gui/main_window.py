@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.last_study: dict[str, Any] | None = None
         self.attack_job: AttackJob | None = None
         self.attacking = False  # an attack runs on self.audio: the clip and model stay put
+        self.closing = False
         self.last_problem = ""
         self.live: LiveState | None = None
         self.worker = JobWorker(self)
@@ -258,7 +259,7 @@ class MainWindow(QMainWindow):
         self.loader.finished.connect(self._clip_opened)
         self.loader.failed.connect(self._clip_failed)
         self.painter.finished.connect(self._views_ready)
-        self.painter.failed.connect(lambda message, _: self.problem("Cannot draw", message))
+        self.painter.failed.connect(self._views_failed)
         shortcuts = {Qt.Key.Key_Space: self.toggle_playback}
         for key, name in (
             (Qt.Key.Key_1, "original"),
@@ -285,6 +286,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.closing = True  # results still queued from the workers are dropped
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("state", self.saveState())
         self.settings.setValue("attack", self.attack_panel.attack.currentText())
@@ -416,11 +418,16 @@ class MainWindow(QMainWindow):
 
     def _clip_opened(self, opened: OpenedClip) -> None:
         job, self.opening = self.opening, None
-        if self.wanted_path != job.path or job.model is not self.model:
-            self._open_clip(self.wanted_path)  # another clip or model was chosen meanwhile
+        if self.closing:
+            return
+        stale = job.model is not self.model or job.scale != self.scale.currentText()
+        if self.wanted_path != job.path or stale:
+            # Another clip, model or scale was chosen meanwhile: open again, so that the
+            # clip, its probabilities and its views always change together.
+            self._open_clip(self.wanted_path)
             return
         self.audio, self.result = opened.audio, None
-        self._redraw(opened.views if job.scale == self.scale.currentText() else None)
+        self._redraw(opened.views)
         probabilities = opened.probabilities
         self.probabilities.show_probabilities(probabilities, None)
         label = self.model.labels[int(probabilities.argmax())]
@@ -430,6 +437,8 @@ class MainWindow(QMainWindow):
 
     def _clip_failed(self, message: str, details: str) -> None:
         job, self.opening = self.opening, None
+        if self.closing:
+            return
         if details:
             log.error(details)
         self.problem("Cannot open file", message)
@@ -462,17 +471,30 @@ class MainWindow(QMainWindow):
 
     def _views_ready(self, views: dict) -> None:
         job, self.painting = self.painting, None
+        if self.closing:
+            return
+        if self._is_current(job):
+            self._draw(views)
+        else:  # the clip, its attack or the scale changed while it ran
+            self._redraw()
+
+    def _views_failed(self, message: str, details: str) -> None:
+        job, self.painting = self.painting, None
+        if details:
+            log.error(details)
+        if self._is_current(job):
+            self.problem("Cannot draw", message)
+        elif not self.closing:
+            self._redraw()  # the redraw that waited for this job
+
+    def _is_current(self, job: ViewsJob) -> bool:
         adversarial = None if self.result is None else self.result.adversarial
-        current = (
+        return (
             self.audio is not None
             and job.original is self.audio.samples
             and job.adversarial is adversarial
             and job.scale == self.scale.currentText()
         )
-        if current:
-            self._draw(views)
-        else:  # the clip, its attack or the scale changed while it ran
-            self._redraw()
 
     def _draw(self, views: dict) -> None:
         adversarial = None if self.result is None else self.result.adversarial
@@ -535,8 +557,7 @@ class MainWindow(QMainWindow):
     # ---- attacks and batches ------------------------------------------------------------
 
     def run_attack(self) -> None:
-        if self.loader.busy:
-            self.problem("Still opening", "the selected file is still loading; try again")
+        if self._still_opening():
             return
         if self.audio is None:
             self.problem("No file", "select a file to attack first")
@@ -551,9 +572,9 @@ class MainWindow(QMainWindow):
             target,
             scale=self.scale.currentText(),
         )
-        self.attack_job = job
-        self.live = LiveState(len(self.model.labels))
-        if self.worker.start(job, self.live):
+        live = LiveState(len(self.model.labels))
+        if self.worker.start(job, live):
+            self.attack_job, self.live = job, live
             self._set_attacking(True)
             self.attack_panel.set_running(True)
             self.poll.start()
@@ -571,9 +592,10 @@ class MainWindow(QMainWindow):
             self.problem("Cannot run the batch", "tick at least one attack")
             return
         spec = StudySpec(attacks=attacks, seeds=self.batch_seeds.value())
-        self.live = LiveState(len(self.model.labels))
+        live = LiveState(len(self.model.labels))
         job = StudyJob(self.model, examples, spec, str(self.store_path))
-        if self.worker.start(job, self.live):
+        if self.worker.start(job, live):
+            self.live = live
             self.batch_run.setEnabled(False)
             self.batch_cancel.setEnabled(True)
             self.attack_panel.run_button.setEnabled(False)
@@ -598,6 +620,7 @@ class MainWindow(QMainWindow):
         self.attacking = attacking
         self.files.setEnabled(not attacking)
         self.open_model_action.setEnabled(not attacking)
+        self.batch_run.setEnabled(not attacking)
 
     def _job_done(self) -> None:
         self._set_attacking(False)
@@ -609,6 +632,8 @@ class MainWindow(QMainWindow):
 
     def _job_finished(self, result: object) -> None:
         self._job_done()
+        if self.closing:
+            return
         if isinstance(result, AttackOutcome):
             self._show_attack(result)
         else:
@@ -667,7 +692,16 @@ class MainWindow(QMainWindow):
 
     # ---- export -------------------------------------------------------------------------
 
+    def _still_opening(self) -> bool:
+        """Attacks and exports act on the clip on show; while another opens, the list shows
+        that one instead, so they wait."""
+        if self.loader.busy:
+            self.problem("Still opening", "the selected file is still loading; try again")
+        return self.loader.busy
+
     def export_audio(self, path: str | None = None, subtype: str = "PCM16") -> Path | None:
+        if self._still_opening():
+            return None
         if self.result is None:
             self.problem("Nothing to export", "run an attack first")
             return None
@@ -706,6 +740,8 @@ class MainWindow(QMainWindow):
         return check.path
 
     def export_report(self, folder: str | None = None) -> Path | None:
+        if self._still_opening():
+            return None
         if self.last_study is None and self.result is None:
             self.problem("Nothing to report", "run an attack or a batch first")
             return None

@@ -42,6 +42,10 @@ class _Runner(QObject):
         else:
             self.result = result
             self.finished.emit()
+        finally:
+            # End the thread's event loop now: JobWorker.wait() on the GUI thread must not
+            # depend on the queued _cleanup, which cannot run while the GUI thread waits.
+            QThread.currentThread().quit()
 
 
 class JobWorker(QObject):
