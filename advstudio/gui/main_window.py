@@ -1,6 +1,7 @@
 """The main window: files, model, stacked signal panes, predictions, the attack panel, batch
 mode with live confusion matrices, playback and export. Every computation is a core call;
-long ones run on the JobWorker and are polled through a core LiveState."""
+long ones run on JobWorker threads (attacks and batches, polled through a core LiveState;
+opening a file; spectrograms for a new scale)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -454,6 +456,11 @@ class MainWindow(QMainWindow):
                     self.files.setCurrentRow(row)
                 return
 
+    @property
+    def _adversarial(self) -> np.ndarray | None:
+        """The adversarial waveform of the attack on show, if there is one."""
+        return None if self.result is None else self.result.adversarial
+
     def _redraw(self, views: dict | None = None) -> None:
         """Draw the current clip with `views` handed over by a job, or have the painter
         thread compute them for the chosen scale first."""
@@ -462,9 +469,8 @@ class MainWindow(QMainWindow):
         if views is not None:
             self._draw(views)
             return
-        adversarial = None if self.result is None else self.result.adversarial
         job = ViewsJob(
-            self.audio.samples, adversarial, self.audio.sample_rate, self.scale.currentText()
+            self.audio.samples, self._adversarial, self.audio.sample_rate, self.scale.currentText()
         )
         if self.painter.start(job, NullReporter()):
             self.painting = job  # else the running job sees it is stale when it ends
@@ -488,19 +494,17 @@ class MainWindow(QMainWindow):
             self._redraw()  # the redraw that waited for this job
 
     def _is_current(self, job: ViewsJob) -> bool:
-        adversarial = None if self.result is None else self.result.adversarial
         return (
             self.audio is not None
             and job.original is self.audio.samples
-            and job.adversarial is adversarial
+            and job.adversarial is self._adversarial
             and job.scale == self.scale.currentText()
         )
 
     def _draw(self, views: dict) -> None:
-        adversarial = None if self.result is None else self.result.adversarial
         self.signals.show_signals(
             self.audio.samples,
-            adversarial,
+            self._adversarial,
             self.audio.sample_rate,
             views,
             self.scale.currentText(),
@@ -518,8 +522,7 @@ class MainWindow(QMainWindow):
     def _load_playback(self) -> None:
         if self.audio is None:
             return
-        adversarial = None if self.result is None else self.result.adversarial
-        sources = audition_sources(self.audio.samples, adversarial)
+        sources = audition_sources(self.audio.samples, self._adversarial)
         self.output.load(sources, self.audio.sample_rate)
         self.output.select(
             self.source.currentText() if self.source.currentText() in sources else "original"
