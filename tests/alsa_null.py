@@ -7,9 +7,12 @@ a capture. ALSA reads its configuration once per process: use the environment in
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"
 
@@ -56,3 +59,18 @@ def paced_null_alsa_env(folder: Path, rate: int) -> tuple[dict[str, str], Path]:
         )
     )
     return {**os.environ, "ALSA_CONFIG_PATH": str(conf)}, capture
+
+
+def run_json_child(script: str, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run `script` in a child Python (repository root, environment `env`) and return the JSON
+    object it prints on its last line; a failed child fails the test with its stderr."""
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    return json.loads(child.stdout.strip().splitlines()[-1])

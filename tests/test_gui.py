@@ -327,23 +327,11 @@ print(json.dumps(res))
 
 
 def test_playback_switches_sources_through_a_real_portaudio_stream(tmp_path):
-    import subprocess
-    import sys
-
-    from alsa_null import paced_null_alsa_env
+    from alsa_null import paced_null_alsa_env, run_json_child
 
     env, capture = paced_null_alsa_env(tmp_path, 16000)
     env = env | {"STORE": str(tmp_path / "r.sqlite"), "XDG_CONFIG_HOME": str(tmp_path)}
-    child = subprocess.run(
-        [sys.executable, "-c", PLAYBACK_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert child.returncode == 0, child.stderr[-3000:]
-    res = json.loads(child.stdout.strip().splitlines()[-1])
+    res = run_json_child(PLAYBACK_SCRIPT, env, timeout=300)
     assert res["type"] == "SoundDeviceOutput", res["status"]
     assert res["playing"] and res["p_original"] > 0
     assert res["source_2"] == "adversarial" and res["p_switch"] >= res["p_original"]

@@ -10,8 +10,6 @@ sound card, keeps the CPU idle and captures what was "played".
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import textwrap
 import types
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from alsa_null import paced_null_alsa_env
+from alsa_null import paced_null_alsa_env, run_json_child
 
 from advstudio.core import playback
 from advstudio.core.errors import ParameterError
@@ -336,16 +334,7 @@ def real_stream(tmp_path_factory) -> dict:
         pytest.skip("the null ALSA device needs Linux")
     tmp = tmp_path_factory.mktemp("alsa")
     env, capture = paced_null_alsa_env(tmp, RATE)
-    child = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(REAL_STREAM_SCRIPT)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert child.returncode == 0, child.stderr[-2000:]
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result = run_json_child(textwrap.dedent(REAL_STREAM_SCRIPT), env, timeout=60)
     assert result["type"] == "SoundDeviceOutput", result["status"]
     result["captured"] = np.fromfile(capture, dtype="<f4") if capture.exists() else np.zeros(0)
     return result
