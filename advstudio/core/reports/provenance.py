@@ -40,6 +40,8 @@ def relative_names(paths: Sequence[str], root: str | os.PathLike | None) -> dict
         parents = [str(Path(p).resolve().parent) for p in paths]
         root = os.path.commonpath(parents) if parents else None
     base = Path(root).resolve() if root is not None else None
+    if base is not None and base.is_file():
+        base = base.parent  # a CSV listing: paths are relative to its folder
     names = {}
     for path in paths:
         resolved = Path(path).resolve()
