@@ -61,7 +61,7 @@ BUNDLE_FILES = ("report.html", "results.json", "results.csv")
 N_FFT, HOP = 1024, 256
 DB_RANGE = 80.0  # shown below the loudest bin of an example's original and adversarial
 DB_CHANGE_LIMIT = 30.0  # the perturbation panel's colour limits are at most +-30 dB
-CONFUSION_CELL = 0.6  # inches per confusion-matrix cell
+CONFUSION_CELL = 0.45  # inches per confusion-matrix cell
 CONFUSION_FONT = 9  # points: "0.83" takes about half a cell
 LIST_FOLD = 12  # config lists longer than this are folded into <details>
 _CONFIG_IN_HEADER = (
@@ -125,7 +125,7 @@ def confusion_figure(
     """Heatmap of a column-normalised confusion matrix: columns ground truth, rows prediction,
     class names on both axes and each non-zero cell's value written in it, in black or white
     by the cell's lightness. The figure grows with the classes and their names, so that
-    numbers and names keep their size and never overlap (12 classes: 0.6-inch cells)."""
+    numbers and names keep their size and never overlap (12 classes: 0.45-inch cells)."""
     values = np.asarray(matrix, dtype=np.float64)
     n = len(labels)
     if values.shape != (n, n):
@@ -135,7 +135,7 @@ def confusion_figure(
     label_room = names * CONFUSION_FONT * 0.62 / 72  # inches taken by the longest class name
     grid = n * CONFUSION_CELL
     figure = Figure(
-        figsize=(grid + label_room + 2.0, grid + 0.75 * label_room + 1.0),
+        figsize=(grid + label_room + 1.6, grid + 0.75 * label_room + 1.0),
         layout="constrained",
     )
     axes = figure.add_subplot()
