@@ -62,7 +62,7 @@ N_FFT, HOP = 1024, 256
 DB_RANGE = 80.0  # shown below the loudest bin of an example's original and adversarial
 DB_CHANGE_LIMIT = 30.0  # the perturbation panel's colour limits are at most +-30 dB
 CONFUSION_CELL = 0.45  # inches per confusion-matrix cell
-CONFUSION_FONT = 9  # points: "0.83" takes about half a cell
+CONFUSION_FONT = 9  # points: "0.83" takes about two thirds of a cell
 LIST_FOLD = 12  # config lists longer than this are folded into <details>
 _CONFIG_IN_HEADER = (
     "title",
@@ -131,8 +131,8 @@ def confusion_figure(
     if values.shape != (n, n):
         raise ParameterError(f"{title}: confusion matrix of shape {values.shape} for {n} classes")
     cmap = colormaps["Blues"]
-    names = max((len(str(label)) for label in labels), default=1)
-    label_room = names * CONFUSION_FONT * 0.62 / 72  # inches taken by the longest class name
+    longest = max((len(str(label)) for label in labels), default=1)
+    label_room = longest * CONFUSION_FONT * 0.62 / 72  # inches taken by the longest class name
     grid = n * CONFUSION_CELL
     figure = Figure(
         figsize=(grid + label_room + 1.6, grid + 0.75 * label_room + 1.0),
