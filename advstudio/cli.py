@@ -158,8 +158,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.evaluation.study import StudySpec, run_study
     from advstudio.core.models import load_model
+    from advstudio.core.reports.audio_examples import RECREATED_NOTE, recreate_examples
     from advstudio.core.reports.html import write_report_bundle
+    from advstudio.core.reports.provenance import model_name, split_used
     from advstudio.core.reports.study import format_table, write_study_json
+    from advstudio.core.resources import demo_clips_dir
 
     model = load_model(args.model, labels=args.labels, device=args.device)
     examples = select_examples(args.data, args.layout, args.split)
@@ -190,16 +193,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         write_study_json(summary, outputs["json_path"])
     if outputs["report_dir"] is not None:
         config = {
+            "model": model_name(args.model),
             "attacks": spec.attacks,
             "preset": spec.preset,
             "grid": spec.grid,
             "params": spec.params,
             "target": spec.target,
             "data": args.data or "demo",
-            "split": args.split,
+            "data_root": args.data or demo_clips_dir(),
+            "split": split_used(examples),
             "device": str(model.device),
+            "examples_note": RECREATED_NOTE,
         }
-        write_report_bundle(outputs["report_dir"], summary, config=config, overwrite=args.overwrite)
+        audio = recreate_examples(model, examples, summary, spec.target)
+        write_report_bundle(
+            outputs["report_dir"], summary, audio, config, overwrite=args.overwrite
+        )
     return 0
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tone
 
 from advstudio.core.attacks import make_attack
 from advstudio.core.errors import ExportExistsError, ParameterError
 from advstudio.core.reports.html import (
     ReportExample,
     confusion_figure,
+    figure_png,
     write_html_report,
     write_report_bundle,
 )
@@ -359,3 +361,236 @@ def test_a_setting_names_its_main_knobs_and_every_departure_from_the_defaults():
     assert params_text({"attack": "cw", "params": textbook.params}) == (
         "alpha=0.1 c=0.01 eta=1e-05 max_iter=900 update=adam after_success=shrink"
     )
+
+
+# --- what a report says about its clip, model, data and audio (issue 9, item 20) -----------
+
+
+class Tree(Collector):
+    """Also records, for every tag, the classes of the elements around it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str]] = []
+        self.around: list[tuple[str, dict[str, str | None], list[tuple[str, str]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        super().handle_starttag(tag, attrs)
+        self.around.append((tag, dict(attrs), list(self.open)))
+        if tag not in ("img", "meta", "br", "source"):
+            self.open.append((tag, dict(attrs).get("class") or ""))
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+
+def tree(html: str) -> Tree:
+    page = Tree()
+    page.feed(html)
+    return page
+
+
+def confusion_images(html: str) -> list[dict[str, str | None]]:
+    return [
+        a for tag, a in parse(html).tags if tag == "img" and a["alt"].startswith("confusion")
+    ]
+
+
+def footer_text(html: str) -> str:
+    return html.split("<footer>", 1)[1]
+
+
+def test_single_clip_report_names_label_prediction_target_seed_and_device(
+    random_model, write_wav, tmp_path
+):
+    """The GUI's export (single_clip_report): the clip's folder gives its label, the
+    example line names the predictions and the target, the header the seed, device and model;
+    one clip gets no confusion matrix."""
+    from advstudio.core.reports.single_clip import single_clip_report
+
+    path = write_wav("Gong/struck.wav", tone(1.0, 330.0))
+    samples = sf.read(path, dtype="float32")[0]
+    attack = make_attack("cw", None, max_iter=5, eta=1e-3, c=0.02)
+    (result,) = attack.run(random_model, [samples], "Harmonica", seed=77)
+    summary, example, config = single_clip_report(
+        random_model, path, samples, result, attack, 77, tmp_path / "my-cnn.pt2"
+    )
+    folder = tmp_path / "report"
+    write_report_bundle(folder, summary, [example], config)
+    html = (folder / "report.html").read_text()
+    text = " ".join(" ".join(parse(html).text).split())
+    labels = random_model.labels
+    orig, new = labels[result.orig_pred], labels[result.new_pred]
+    assert f"label Gong; prediction {orig} → {new} (target Harmonica)" in text
+    assert "label -" not in text and "prediction - → -" not in text
+    header = html.split("</header>", 1)[0]
+    assert "<dt>seed(s)</dt><dd>77</dd>" in header
+    assert "<dt>device</dt><dd>cpu</dd>" in header
+    assert "my-cnn.pt2" in header and summary["model"] in header
+    assert confusion_images(html) == []
+    assert "None: with a single clip" in html
+    assert "struck.wav" in text and str(tmp_path) not in text  # the name, not the full path
+    assert "Audio: 1 example" in footer_text(html)
+    assert json.loads((folder / "results.json").read_text())["attacks"][0]["seed"] == 77
+
+
+def test_a_clip_outside_class_folders_has_no_label_but_still_its_predictions(
+    random_model, write_wav, tmp_path
+):
+    from advstudio.core.reports.single_clip import single_clip_report
+
+    path = write_wav("loose/take 3.wav", tone(1.0, 500.0))
+    samples = sf.read(path, dtype="float32")[0]
+    attack = make_attack("fgsm", "paper")
+    (result,) = attack.run(random_model, [samples], None, seed=21)
+    summary, example, config = single_clip_report(
+        random_model, path, samples, result, attack, 21
+    )
+    html = write_html_report(tmp_path / "r.html", summary, [example], config).read_text()
+    text = " ".join(" ".join(parse(html).text).split())
+    labels = random_model.labels
+    assert f"label not known; prediction {labels[result.orig_pred]} →" in text
+    assert "shipped instrument model" in html
+    assert summary["attacks"][0]["files"][0]["label"] is None
+
+
+def _absolute_summary(root: Path) -> dict:
+    """make_summary's files as absolute paths under a data set root."""
+    summary = make_summary()
+    for entry in summary["attacks"]:
+        for f in entry["files"]:
+            f["file"] = str(root / f["file"])
+    return summary
+
+
+def test_study_report_shows_model_name_relative_paths_split_and_scrolling_tables(tmp_path):
+    root = tmp_path / "my data set"
+    summary = _absolute_summary(root)
+    config = {"model": "instrument-cnn-v2", "data_root": str(root), "split": "validation"}
+    html = write_html_report(tmp_path / "r.html", summary, None, config).read_text()
+    header = html.split("</header>", 1)[0]
+    assert "instrument-cnn-v2" in header and "sha256:0123456789abcdef" in header
+    assert "<dt>split</dt>\n<dd>validation</dd>" in header
+    assert str(root) not in html  # every path relative to the data set
+    assert '<td class="path">a/cello_1.wav</td>' in html
+    page = tree(html)
+    tables = [(a, around) for tag, a, around in page.around if tag == "table"]
+    assert tables and all(("div", "scroll") in around for _, around in tables)
+    assert sum(a.get("class") == "files" for a, _ in tables) == 2
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert ".scroll { overflow-x: auto;" in style
+    assert "td.path { overflow-wrap: anywhere;" in style
+    assert len(confusion_images(html)) == 3  # a study keeps its confusion matrices
+    assert "This report holds no audio examples" in footer_text(html)
+    assert "<audio" not in html
+
+
+def test_paths_outside_the_root_fall_back_to_file_names_and_without_a_root_to_the_shared_folder(
+    tmp_path,
+):
+    from advstudio.core.reports.provenance import relative_names
+
+    inside, outside = tmp_path / "set" / "Gong" / "a.wav", tmp_path / "elsewhere" / "b.wav"
+    names = relative_names([str(inside), str(outside)], tmp_path / "set")
+    assert names == {str(inside): "Gong/a.wav", str(outside): "b.wav"}
+    shared = relative_names([str(inside), str(tmp_path / "set" / "Harp" / "c.wav")], None)
+    assert sorted(shared.values()) == ["Gong/a.wav", "Harp/c.wav"]
+    listing = tmp_path / "set" / "metadata.csv"
+    listing.parent.mkdir()
+    listing.write_text("path,label\n")
+    assert relative_names([str(inside)], listing) == {str(inside): "Gong/a.wav"}
+
+
+def test_model_names_and_the_split_used():
+    from advstudio.core.data.datasets import Example
+    from advstudio.core.reports.provenance import SHIPPED_MODEL, model_name, split_used
+    from advstudio.core.resources import default_model_dir
+
+    assert model_name(None) == SHIPPED_MODEL == model_name(default_model_dir())
+    assert model_name("models/violin-net/model.json") == "violin-net"
+    assert model_name("/tmp/evil.pt2") == "evil.pt2"
+    validation = [Example(Path(f"{i}.wav"), "Gong", "validation") for i in range(2)]
+    assert split_used(validation) == "validation"
+    assert split_used([*validation, Example(Path("t.wav"), "Gong", "train")]) == "all"
+    assert split_used([Example(Path("x.wav"), "Gong", "")]) == "all"
+
+
+def test_twelve_class_confusion_numbers_are_legible_and_do_not_overlap():
+    """At 12 classes (the shipped model's), cell numbers are at least 8 pt, fit inside their
+    cells, never overlap each other, and dark cells get white numbers."""
+    from advstudio.core.data.datasets import PAPER_002_CLASSES
+
+    labels = list(PAPER_002_CLASSES)
+    counts = np.random.default_rng(3).integers(0, 5, (12, 12)) + 80 * np.eye(12)
+    matrix = counts / counts.sum(0, keepdims=True)
+    figure = confusion_figure(matrix, labels, "clean")
+    png = figure_png(figure)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes[0]
+    numbers = [t for t in axes.texts if t.get_text()]
+    assert len(numbers) == int((matrix > 0).sum())
+    assert all(t.get_fontsize() >= 8 for t in numbers)
+    boxes = [t.get_window_extent(renderer) for t in numbers]
+    cell = axes.get_window_extent(renderer).width / 12
+    assert all(b.width < 0.9 * cell and b.height < 0.9 * cell for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    names = axes.get_yticklabels()
+    extents = [t.get_window_extent(renderer) for t in names]
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1 :])
+    # The column names run at 45 degrees: neighbours lie a cell times sin 45 apart across
+    # their baselines, which must exceed a line of text.
+    line = max(t.get_fontsize() for t in axes.get_xticklabels()) * figure.dpi / 72
+    assert all(t.get_fontsize() >= 8 for t in [*names, *axes.get_xticklabels()])
+    assert cell * np.sin(np.pi / 4) > 1.5 * line
+    diagonal = next(t for t in numbers if t.get_position() == (0, 0))
+    assert diagonal.get_color() == "white"
+    faint = next(t for t in numbers if float(t.get_text()) < 0.2)
+    assert faint.get_color() == "black"
+
+
+@pytest.mark.slow
+def test_evaluate_report_embeds_recreated_audio_and_says_so(tmp_path, capsys):
+    """`evaluate --report` on a CSV listing whose one split is "test": the report names the
+    shipped model, the split actually attacked (test, where --split defaults to validation),
+    paths relative to the listing's folder, and embeds
+    original, adversarial and perturbation players for up to three examples per attack,
+    re-created from the study's setting and seed, which the footer says."""
+    from advstudio.cli import main
+    from advstudio.core.data.datasets import open_dataset
+    from advstudio.core.resources import demo_clips_dir
+
+    root = tmp_path / "listing"
+    clips = open_dataset(demo_clips_dir()).examples[::6][:3]
+    for example in clips:
+        target = root / example.label / example.path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(example.path.read_bytes())
+    lines = ["path,label,split"] + [f"{e.label}/{e.path.name},{e.label},test" for e in clips]
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    folder = tmp_path / "report"
+    status = main(
+        ["evaluate", str(root), "--attack", "fgsm", "--db", str(tmp_path / "r.sqlite"),
+         "--report", str(folder)]  # fmt: skip
+    )
+    capsys.readouterr()
+    assert status == 0
+    html = (folder / "report.html").read_text()
+    header = html.split("</header>", 1)[0]
+    assert "shipped instrument model" in header
+    assert "<dt>split</dt>\n<dd>test</dd>" in header
+    assert str(root) not in html.split("<section id=\"summary\">", 1)[1]
+    found = json.loads((folder / "results.json").read_text())["attacks"][0]
+    successes = [f for f in found["files"] if f["success"]]
+    assert successes, "FGSM at the paper's eps=0.1 fools the shipped model on some demo clips"
+    players = [a for tag, a in parse(html).tags if tag == "audio"]
+    shown = min(3, len(successes))
+    assert len(players) == 3 * shown
+    for player in players:
+        samples, rate = sf.read(io.BytesIO(decode(player["src"], "audio/wav")))
+        assert rate == 16000 and len(samples) > 0
+    footer = footer_text(html)
+    assert f"Audio: {shown} example" in footer and "re-created" in footer
+    first = Path(successes[0]["file"])
+    assert f"<h3>{first.parent.name}/{first.name}</h3>" in html

@@ -43,7 +43,6 @@ from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
-from advstudio.core.evaluation.summary import single_result_summary
 from advstudio.core.jobs import (
     AttackJob,
     AttackOutcome,
@@ -57,7 +56,9 @@ from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, audition_sources, open_output
 from advstudio.core.progress import NullReporter
 from advstudio.core.reports.export import export_and_reclassify
-from advstudio.core.reports.html import ReportExample, write_report_bundle
+from advstudio.core.reports.html import write_report_bundle
+from advstudio.core.reports.provenance import model_name
+from advstudio.core.reports.single_clip import single_clip_report
 from advstudio.core.resources import demo_clips
 from advstudio.gui.panels import AttackPanel, ConfusionView, ProbabilityView
 from advstudio.gui.signal_views import SignalStack
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.model = model
+        self.model_path: str | None = None  # None: the shipped model
         self.settings = QSettings("advstudio", "advstudio")
         self.store_path = store_path or default_store_path()
         self.audio: Audio | None = None
@@ -391,6 +393,7 @@ class MainWindow(QMainWindow):
             )
             return
         self.model = model
+        self.model_path = path
         self._show_model_name(path)
         self.select_file(self.files.currentItem())
 
@@ -752,25 +755,22 @@ class MainWindow(QMainWindow):
             folder = QFileDialog.getExistingDirectory(self, "Folder for the report")
             if not folder:
                 return None
-        summary = self.last_study or single_result_summary(
-            self.model,
-            str(self.audio.path),
-            self.audio.samples,
-            self.result,
-            self.attack_job.attack_used,
-        )
-        examples = []
+        summary, examples = self.last_study, []
+        config = {"model": model_name(self.model_path), "device": str(self.model.device)}
         if self.result is not None and self.audio is not None:
-            examples.append(
-                ReportExample(
-                    str(self.audio.path),
-                    self.audio.sample_rate,
-                    self.audio.samples,
-                    self.result.adversarial,
-                )
+            single, example, config = single_clip_report(
+                self.model,
+                self.audio.path,
+                self.audio.samples,
+                self.result,
+                self.attack_job.attack_used,
+                self.attack_job.seed,
+                self.model_path,
             )
+            summary = summary or single
+            examples.append(example)
         try:
-            write_report_bundle(Path(folder), summary, examples, overwrite=False)
+            write_report_bundle(Path(folder), summary, examples, config, overwrite=False)
         except AdvStudioError as exc:
             self.problem("Cannot write the report", str(exc))
             return None

@@ -157,31 +157,40 @@ def _ttest(
 
 
 def single_result_summary(
-    model: Any, path: str, samples: np.ndarray, result: Any, attack: Attack
+    model: Any,
+    path: str,
+    samples: np.ndarray,
+    result: Any,
+    attack: Attack,
+    seed: int | None = None,
+    label: int | None = None,
 ) -> dict[str, Any]:
     """A one-file study summary, so that a single attack exports like a batch (the same JSON,
-    CSV and HTML). Judged on the float result, as the attack itself judged it."""
+    CSV and HTML). Judged on the float result, as the attack itself judged it. `label` is the
+    clip's ground truth when known (a folder named by class); without it, accuracy is judged
+    against the clean prediction and the file's label stays empty."""
     from advstudio.core.models.base import fingerprint, predict_proba
 
     clean = predict_proba(model, [samples])[0]
     n = len(model.labels)
-    label = int(clean.argmax())  # no ground truth for a lone file: its clean prediction
+    clean_pred = int(clean.argmax())
+    reference = clean_pred if label is None else label
 
     def confusion(prediction: int) -> list[list[float]]:
-        return normalise_columns(confusion_counts([label], [prediction], n)).tolist()
+        return normalise_columns(confusion_counts([reference], [prediction], n)).tolist()
 
-    final = result.new_pred if result.success else label
+    final = result.new_pred if result.success else clean_pred
     entry = {
         "attack": attack.name,
         "title": attack.title,
         "params": attack.params,
         "preset": attack.preset,
-        "seed": None,
+        "seed": seed,
         "targeted": result.target is not None,
         "n_files": 1,
         "n_adversarial": int(result.success),
         "n_found_float": int(result.success),
-        "accuracy": float(final == label),
+        "accuracy": float(final == reference),
         "snr_db_mean": result.snr_db if result.success else float("nan"),
         "snr_db_std": 0.0 if result.success else float("nan"),
         "iterations_median": float(result.iterations) if result.success else float("nan"),
@@ -190,7 +199,7 @@ def single_result_summary(
         "files": [
             {
                 "file": path,
-                "label": None,
+                "label": label,
                 "orig_pred": result.orig_pred,
                 "new_pred": result.new_pred,
                 "target": result.target,
@@ -207,9 +216,9 @@ def single_result_summary(
         "model": fingerprint(model),
         "labels": list(model.labels),
         "clean": {
-            "accuracy": 1.0,
+            "accuracy": float(clean_pred == reference),
             "confidence_mean": float(clean.max()),
-            "confusion": confusion(label),
+            "confusion": confusion(clean_pred),
         },
         "attacks": [entry],
         "table": [row],

@@ -6,12 +6,18 @@ Figures are drawn with matplotlib's Figure and Agg canvas directly (never pyplot
 here touches a GUI toolkit or global plotting state.
 
 `config` (all keys optional; any other key is shown as given, long lists folded):
-    title      report title (default "advstudio study report")
+    title      report title (default "advstudio study report", or "advstudio attack report"
+               for one clip)
     date       when the study ran (default: now, when the report is written)
+    model      the model's name (provenance.model_name); its fingerprint comes from the summary
+    data_root  the data set's folder: file paths are shown relative to it (default: relative
+               to the folder the files share)
+    split      the split that was attacked (provenance.split_used)
     seeds      seed list (default: the seeds found in the summary's attack entries)
     versions   {"advstudio": ..., "torch": ..., ...} as training.versions() returns; default:
                this process's versions, marked as such
     device     the device the study ran on
+    examples_note  how the audio examples were made, for the footer
     attacks, preset, grid, params, target, files, ...: the run's settings, as run_study's
                `config` dict holds them
 """
@@ -32,6 +38,7 @@ from typing import Any
 import jinja2
 import numpy as np
 import soundfile as sf
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -46,6 +53,7 @@ from advstudio.core.audio.views import (
 from advstudio.core.errors import ExportExistsError, ParameterError
 from advstudio.core.metrics import snr_db
 from advstudio.core.playback import PERTURBATION_PEAK, perturbation_for_listening
+from advstudio.core.reports.provenance import relative_names
 from advstudio.core.reports.study import format_number, params_text, study_csv, study_json
 
 TEMPLATE = "report.html.j2"
@@ -53,8 +61,19 @@ BUNDLE_FILES = ("report.html", "results.json", "results.csv")
 N_FFT, HOP = 1024, 256
 DB_RANGE = 80.0  # shown below the loudest bin of an example's original and adversarial
 DB_CHANGE_LIMIT = 30.0  # the perturbation panel's colour limits are at most +-30 dB
+CONFUSION_CELL = 0.45  # inches per confusion-matrix cell
+CONFUSION_FONT = 9  # points: "0.83" takes about two thirds of a cell
 LIST_FOLD = 12  # config lists longer than this are folded into <details>
-_CONFIG_IN_HEADER = ("title", "date", "seeds", "versions", "device")
+_CONFIG_IN_HEADER = (
+    "title",
+    "date",
+    "model",
+    "data_root",
+    "seeds",
+    "versions",
+    "device",
+    "examples_note",
+)
 
 
 @dataclass(frozen=True)
@@ -104,30 +123,42 @@ def confusion_figure(
     matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str
 ) -> Figure:
     """Heatmap of a column-normalised confusion matrix: columns ground truth, rows prediction,
-    class names on both axes and each cell's value written in it."""
+    class names on both axes and each non-zero cell's value written in it, in black or white
+    by the cell's lightness. The figure grows with the classes and their names, so that
+    numbers and names keep their size and never overlap (12 classes: 0.45-inch cells)."""
     values = np.asarray(matrix, dtype=np.float64)
     n = len(labels)
     if values.shape != (n, n):
         raise ParameterError(f"{title}: confusion matrix of shape {values.shape} for {n} classes")
-    side = max(3.6, 0.55 * n + 2.0)
-    figure = Figure(figsize=(side + 0.8, side), layout="constrained")
+    cmap = colormaps["Blues"]
+    longest = max((len(str(label)) for label in labels), default=1)
+    label_room = longest * CONFUSION_FONT * 0.62 / 72  # inches taken by the longest class name
+    grid = n * CONFUSION_CELL
+    figure = Figure(
+        figsize=(grid + label_room + 1.6, grid + 0.75 * label_room + 1.0),
+        layout="constrained",
+    )
     axes = figure.add_subplot()
-    image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0)
+    image = axes.imshow(values, cmap=cmap, vmin=0.0, vmax=1.0)
     axes.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor")
     axes.set_yticks(range(n), labels)
+    axes.tick_params(labelsize=CONFUSION_FONT)
     axes.set_xlabel("ground truth")
     axes.set_ylabel("prediction")
     axes.set_title(title, fontsize=10)
-    size = 8 if n <= 8 else max(4.0, 64 / n)
     for (row, col), value in np.ndenumerate(values):
+        if value == 0:
+            continue  # empty cells are zeros: numbers only where there is something to read
+        red, green, blue, _ = cmap(value)
+        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
         axes.text(
             col,
             row,
             f"{value:.2f}",
             ha="center",
             va="center",
-            fontsize=size,
-            color="white" if value > 0.5 else "black",
+            fontsize=CONFUSION_FONT,
+            color="white" if dark else "black",
         )
     figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the ground-truth class")
     return figure
@@ -171,7 +202,7 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def _example_view(example: ReportExample) -> dict[str, Any]:
+def _example_view(example: ReportExample, names: dict[str, str]) -> dict[str, Any]:
     """Three panels (original, adversarial, their difference) with players and notes."""
     rate = example.sample_rate
     original = np.asarray(example.original, dtype=np.float64)
@@ -216,7 +247,7 @@ def _example_view(example: ReportExample) -> dict[str, Any]:
             }
         )
     return {
-        "name": example.name,
+        "name": names.get(example.name, example.name),
         "attack": example.attack,
         "label": example.label,
         "original_prediction": example.original_prediction,
@@ -260,10 +291,12 @@ def _seed_text(entry: dict[str, Any]) -> str:
     return "" if entry.get("seed") is None else f" · seed {entry['seed']}"
 
 
-def _entry_view(entry: dict[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+def _entry_view(
+    entry: dict[str, Any], labels: Sequence[str], names: dict[str, str]
+) -> dict[str, Any]:
     files = [
         {
-            "file": f["file"],
+            "file": names.get(f["file"], f["file"]),
             "label": _class_name(labels, f["label"]),
             "orig_pred": _class_name(labels, f["orig_pred"]),
             "new_pred": _class_name(labels, f["new_pred"]),
@@ -351,15 +384,22 @@ def _context(
 ) -> dict[str, Any]:
     labels = list(summary["labels"])
     table = summary.get("table", [])
+    attacks = summary.get("attacks", [])
     versions, recorded = _versions(config)
     seeds_note = ""
     if table and len(table[0].get("seeds", [])) > 1:
         seeds_note = f"mean over seeds {table[0]['seeds']}; SNR ± is the spread over files"
-    confusions = [_confusion_view(summary["clean"]["confusion"], labels, "clean")]
-    confusions += [
-        _confusion_view(e["confusion"], labels, f"{e['title']} {params_text(e)}{_seed_text(e)}")
-        for e in summary.get("attacks", [])
-    ]
+    files = sorted({f["file"] for e in attacks for f in e["files"]})
+    names = relative_names(files, config.get("data_root"))
+    # A confusion matrix of one clip is a single 1 in a sea of zeros: the clip's line says it.
+    one_clip = len(files) <= 1
+    confusions = []
+    if not one_clip:
+        confusions.append(_confusion_view(summary["clean"]["confusion"], labels, "clean"))
+        confusions += [
+            _confusion_view(e["confusion"], labels, f"{e['title']} {params_text(e)}{_seed_text(e)}")
+            for e in attacks
+        ]
     ttests = [
         t
         | {
@@ -371,9 +411,12 @@ def _context(
     ]
     settings = summary.get("settings", [])
     return {
-        "title": config.get("title") or "advstudio study report",
+        "title": config.get("title")
+        or ("advstudio attack report" if one_clip else "advstudio study report"),
         "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "model": summary.get("model", "-"),
+        "model": config.get("model") or "name not recorded",
+        "fingerprint": summary.get("model", "-"),
+        "one_clip": one_clip,
         "labels": labels,
         "seeds": _seeds(summary, config),
         "device": config.get("device") or "not recorded",
@@ -391,8 +434,9 @@ def _context(
         "ttests": ttests,
         "significant": [t for t in ttests if t.get("significant")],
         "confusions": confusions,
-        "entries": [_entry_view(e, labels) for e in summary.get("attacks", [])],
-        "examples": [_example_view(e) for e in examples],
+        "entries": [_entry_view(e, labels, names) for e in attacks],
+        "examples": [_example_view(e, names) for e in examples],
+        "examples_note": config.get("examples_note", ""),
         "n_fft": N_FFT,
         "hop": HOP,
         "db_range": DB_RANGE,
