@@ -336,3 +336,55 @@ def test_a_file_that_is_not_a_model_is_named_for_what_it_is(
     assert err.count("\n") == 1, err
     assert message in err
     assert "weights_only" not in err
+
+
+PYSIDE_PICKLING_SETTINGS = """
+import os, sys
+from PySide6.QtCore import QSettings
+class RunsCommand:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+settings = QSettings(sys.argv[1], QSettings.Format.IniFormat)
+for key in ("geometry", "state", "attack", "scale", "recent"):
+    settings.setValue(key, RunsCommand())
+settings.sync()
+"""
+
+
+def test_a_crafted_settings_file_runs_nothing_when_the_window_opens(
+    qtbot, random_model, tmp_path, monkeypatch
+):
+    """PySide6 pickles a Python object put into QSettings and QSettings.value unpickles it; the
+    window reads its settings from JSON instead, and ignores values of the wrong kind."""
+    import subprocess
+    import sys
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from advstudio.core.playback import NullOutput
+    from advstudio.gui.main_window import MainWindow
+    from advstudio.gui.settings import default_settings_path
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    marker = tmp_path / "ran"
+    qsettings_file = QSettings("advstudio", "advstudio").fileName()  # where QSettings would read
+    subprocess.run(
+        [sys.executable, "-c", PYSIDE_PICKLING_SETTINGS, qsettings_file, str(marker)],
+        check=True,
+        timeout=60,
+    )
+    assert b"PySide::PyObjectWrapper" in Path(qsettings_file).read_bytes()
+    json_file = default_settings_path()
+    json_file.parent.mkdir(parents=True, exist_ok=True)
+    json_file.write_text('{"geometry": {"base64": "!"}, "recent": 5, "attack": ["x"]}')
+    window = MainWindow(random_model, output=NullOutput(), store_path=tmp_path / "r.sqlite")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.audio is not None, timeout=60_000)  # the first clip opened
+    window.close()
+    for worker in (window.worker, window.loader, window.painter):
+        worker.wait()
+    assert not marker.exists()
+    saved = json.loads(json_file.read_text())
+    assert saved["attack"] == "cw" and saved["geometry"]["base64"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -60,6 +60,7 @@ from advstudio.core.reports.export import export_and_reclassify
 from advstudio.core.reports.html import ReportExample, write_report_bundle
 from advstudio.core.resources import demo_clips
 from advstudio.gui.panels import AttackPanel, ConfusionView, ProbabilityView
+from advstudio.gui.settings import JsonSettings
 from advstudio.gui.signal_views import SignalStack
 from advstudio.gui.worker import JobWorker
 
@@ -78,7 +79,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.model = model
-        self.settings = QSettings("advstudio", "advstudio")
+        self.settings = JsonSettings()
         self.store_path = store_path or default_store_path()
         self.audio: Audio | None = None
         self.result: AttackResult | None = None
