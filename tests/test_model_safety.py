@@ -388,3 +388,20 @@ def test_a_crafted_settings_file_runs_nothing_when_the_window_opens(
     assert not marker.exists()
     saved = json.loads(json_file.read_text())
     assert saved["attack"] == "cw" and saved["geometry"]["base64"]
+
+
+def test_resuming_from_a_checkpoint_holding_a_command_runs_nothing(tmp_path, write_wav, capsys):
+    """`train --resume` reads OUT/checkpoint.pt, which may come from someone else's run."""
+    data = tmp_path / "set"
+    for index in range(8):
+        write_wav(f"set/{['Bass', 'Gong'][index % 2]}/{index}.wav", tone(0.3, 110 * (index + 1)))
+    out = tmp_path / "model"
+    out.mkdir()
+    marker = tmp_path / "ran"
+    torch.save({"state_dict": RunsCommand(marker), "epoch": 0}, out / "checkpoint.pt")
+    args = ["train", str(data), "--out", str(out), "--resume", "--preset", "demo", "--epochs", "1"]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("advstudio: error:") == 1, err
+    assert "checkpoint.pt: holds a Python object (posix.system)" in err.splitlines()[-1]
+    assert not marker.exists()
