@@ -107,7 +107,7 @@ def _is_text(head: bytes) -> bool:
 def _records(archive: zipfile.ZipFile) -> dict[str, str] | None:
     """Entry names relative to the archive's single top folder (how torch reads them), mapped
     to their full names; None when the entries do not share one top folder."""
-    records = {}
+    records: dict[str, dict[str, str]] = {}
     for name in archive.namelist():
         top, _, rest = name.partition("/")
         if not rest:
@@ -149,15 +149,16 @@ def _refuse(path: Path, problem: str) -> ModelError:
     return ModelError(f"{path}: {problem}; refused, loading it could run code")
 
 
-def _walk(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
-    """Every (key, value) pair in a JSON document, depth first."""
-    if isinstance(value, dict):
-        for child_key, child in value.items():
-            yield child_key, child
-            yield from _walk(child, child_key)
-    elif isinstance(value, list):
-        for child in value:
-            yield from _walk(child, key)
+def _walk(document: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair in a JSON document (without recursion: it may be deep)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            yield from value.items()
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def _shape_expression_is_plain(text: str) -> bool:
@@ -166,7 +167,7 @@ def _shape_expression_is_plain(text: str) -> bool:
     `sympify` a string, that is, evaluate it)."""
     try:
         tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     literal_strings = {
         id(arg)
@@ -203,7 +204,7 @@ def _guard_is_plain(text: str) -> bool:
         return False  # torch pastes the guard into a string literal and a line of code
     try:
         tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
@@ -233,7 +234,7 @@ def _guard_is_plain(text: str) -> bool:
 def _read_json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
     try:
         return json.loads(archive.read(name))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ModelError(f"{path}: {name} in the archive is not valid JSON") from None
 
 
