@@ -230,7 +230,7 @@ def test_weights_of_the_wrong_shape_are_named(tmp_path, random_model):
     [
         ("missing", None, "no such model file or directory"),
         ("folder", "dir", "no model.json"),
-        ("x.pt", b"not a model", "not a loadable"),
+        ("x.pt", b"not a model", "a text file, not a model"),
     ],
     ids=["missing", "directory-without-model-json", "garbage-file"],
 )

@@ -30,7 +30,7 @@ from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.metrics import confusion_counts, normalise_columns, per_class_recall
 from advstudio.core.models.base import pad_batch, predict_proba
 from advstudio.core.models.cnn import TRAIN_FRAMES, InstrumentClassifier
-from advstudio.core.models.store import model_spec, save_model_dir
+from advstudio.core.models.store import load_weights, model_spec, save_model_dir
 from advstudio.core.progress import (
     ItemFinished,
     JobFinished,
@@ -312,7 +312,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, history = 0, []
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        state = load_weights(checkpoint_path)  # weights_only, one line when refused
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

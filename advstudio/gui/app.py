@@ -1,5 +1,6 @@
-"""Starting the desktop application: a clear line instead of Qt's abort when the xcb plugin's
-libraries are missing, a global exception handler that logs to a file, and `--selftest`."""
+"""Starting the desktop application: a clear line instead of Qt's abort when there is no display
+(over SSH) or the xcb plugin's libraries are missing, a global exception handler that logs to a
+file, and `--selftest`."""
 
 from __future__ import annotations
 
@@ -13,11 +14,28 @@ from pathlib import Path
 
 XCB_LIBRARIES = ("xcb-cursor", "xkbcommon-x11", "xcb-icccm", "xcb-keysyms", "xcb-shape")
 XCB_PACKAGES = "libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0"
+CLI_COMMANDS = ("classify", "attack", "evaluate", "train", "data")
 
 
 def log_path() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "advstudio" / "advstudio.log"
+
+
+def missing_display() -> str | None:
+    """Why Qt would find no display to connect to on Linux (an SSH session without X
+    forwarding), where it would abort blaming the xcb plugin; None when there is one."""
+    if sys.platform != "linux":
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    x11, wayland = bool(os.environ.get("DISPLAY")), bool(os.environ.get("WAYLAND_DISPLAY"))
+    if not platform and not (x11 or wayland):
+        return "DISPLAY and WAYLAND_DISPLAY are unset"
+    if platform.startswith("xcb") and not x11:
+        return f"QT_QPA_PLATFORM={platform} but DISPLAY is unset"
+    if platform.startswith("wayland") and not wayland:
+        return f"QT_QPA_PLATFORM={platform} but WAYLAND_DISPLAY is unset"
+    return None
 
 
 def missing_xcb_libraries() -> list[str]:
@@ -67,6 +85,15 @@ def run_app(model_path: str | None = None, selftest: bool = False) -> int:
             f"advstudio: error: Qt's xcb plugin needs libraries this system lacks "
             f"({', '.join('lib' + m for m in missing)}); install them with: "
             f"sudo apt-get install {XCB_PACKAGES}",
+            file=sys.stderr,
+        )
+        return 2
+    reason = missing_display()
+    if reason:
+        print(
+            f"advstudio: error: no display ({reason}), so the desktop application "
+            "cannot open; the command line works without one: "
+            f"advstudio {'|'.join(CLI_COMMANDS)} ... (see advstudio --help)",
             file=sys.stderr,
         )
         return 2

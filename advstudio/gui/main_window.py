@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -61,6 +61,7 @@ from advstudio.core.reports.provenance import model_name
 from advstudio.core.reports.single_clip import single_clip_report
 from advstudio.core.resources import demo_clips
 from advstudio.gui.panels import AttackPanel, ConfusionView, ProbabilityView
+from advstudio.gui.settings import JsonSettings
 from advstudio.gui.signal_views import SignalStack
 from advstudio.gui.worker import JobWorker
 
@@ -80,7 +81,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.model = model
         self.model_path: str | None = None  # None: the shipped model
-        self.settings = QSettings("advstudio", "advstudio")
+        self.settings = JsonSettings()
         self.store_path = store_path or default_store_path()
         self.audio: Audio | None = None
         self.result: AttackResult | None = None

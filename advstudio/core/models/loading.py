@@ -12,6 +12,7 @@ import torch
 
 from advstudio.core.device import select_device
 from advstudio.core.errors import ModelError
+from advstudio.core.models.archives import identify_model_file
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.models.contract import check_contract
 from advstudio.core.models.store import load_weights, model_from_state, read_model_json
@@ -53,9 +54,9 @@ def _load_directory(directory: Path) -> AudioClassifier:
     spec = read_model_json(directory)
     if spec.get("format") in ("torchscript", "export"):
         file = directory / spec.get("file", "model.pt")
-        loaded = load_user_module(str(file))
-        if loaded is None:
-            raise ModelError(f"{file}: not a TorchScript file or torch.export program")
+        if not file.is_file():
+            raise ModelError(f"{file}: no such model file (named in {directory / 'model.json'})")
+        loaded = load_user_module(file, identify_model_file(file))
         labels = spec.get("labels") or _find_labels(file, None)
         return WrappedClassifier(
             *loaded, labels, int(spec.get("sample_rate", 16000)), int(spec.get("min_samples", 1))
@@ -65,8 +66,9 @@ def _load_directory(directory: Path) -> AudioClassifier:
 
 
 def _load_file(path: Path, labels_path: Path | None, sample_rate: int | None) -> AudioClassifier:
-    loaded = load_user_module(str(path))
-    if loaded is not None:
+    kind = identify_model_file(path)
+    if kind != "torch-save":
+        loaded = load_user_module(path, kind)
         return WrappedClassifier(*loaded, _find_labels(path, labels_path), sample_rate or 16000)
     checkpoint = load_weights(path)
     if (

@@ -8,6 +8,9 @@ with `torch.load(weights_only=True)`, which never unpickles arbitrary objects.
 from __future__ import annotations
 
 import json
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +49,25 @@ def save_model_dir(
 
 
 def load_weights(path: Path) -> dict[str, Any]:
+    """Tensors and plain values from a torch.save file; a file that would need Python objects
+    unpickled is refused with the object it names, without torch's advice to unpickle anyway."""
+    unloadable = f"{path}: not a loadable weights file (not written by torch.save, or damaged)"
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. about pickle protocols: we report one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelError(f"{path}: weights file not found") from None
-    except Exception as exc:  # corrupt zip, pickle refused by weights_only, ...
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable weights file ({line})") from None
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise ModelError(unloadable) from None
+        raise ModelError(
+            f"{path}: holds a Python object ({found.group(1)}) that only unpickling could load, "
+            "which can run code; refused"
+        ) from None
+    except Exception:  # corrupt zip, truncated pickle, ...: torch's text suggests unsafe retries
+        raise ModelError(unloadable) from None
 
 
 def model_from_state(spec: dict[str, Any], state: dict[str, Any], name: str) -> AudioClassifier:

@@ -1,0 +1,41 @@
+"""Starting the desktop application where it cannot start: one line instead of Qt's abort."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advstudio.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+DISPLAY_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+SUBCOMMANDS = ("classify", "attack", "evaluate", "train", "data")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the display variables are Linux's")
+def test_no_display_is_one_line_naming_the_command_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in DISPLAY_VARIABLES}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "advstudio"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 2, child.stderr[-2000:]
+    assert child.stderr.count("\n") == 1, child.stderr[-2000:]
+    assert "no display" in child.stderr and "xcb" not in child.stderr
+    assert all(command in child.stderr for command in SUBCOMMANDS)
+
+
+def test_the_no_display_message_names_every_command_line_subcommand():
+    from advstudio.gui.app import CLI_COMMANDS
+
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if a.choices and "classify" in a.choices)
+    assert set(CLI_COMMANDS) == set(subcommands.choices) - {"gui"}
