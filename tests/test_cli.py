@@ -33,7 +33,14 @@ def test_classify_json_has_file_label_probabilities(model_dir, write_wav, capsys
     rows = json.loads(capsys.readouterr().out)
     assert [r["file"] for r in rows] == [str(p) for p in paths]
     for row in rows:
-        assert set(row) == {"file", "label", "probabilities"}
+        assert set(row) == {
+            "file",
+            "label",
+            "probabilities",
+            "source_rate",
+            "source_channels",
+            "model_rate",
+        }
         assert len(row["probabilities"]) == 12
         assert abs(sum(row["probabilities"].values()) - 1) < 1e-4
         assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
