@@ -10,11 +10,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
 from advstudio.cli_output import ProgressBarReporter, report_error
 from advstudio.core.errors import AdvStudioError, ParameterError
+
+if TYPE_CHECKING:  # the subcommands import the engine only when they run (a quick --help)
+    from advstudio.core.audio import Audio
+    from advstudio.core.data.datasets import Example
+    from advstudio.core.models.base import AudioClassifier
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
@@ -148,7 +153,9 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_part(path: str, model, start: float | None, duration: float | None):
+def load_part(
+    path: str, model: AudioClassifier, start: float | None, duration: float | None
+) -> Audio:
     """The file at the model's rate, or the part `--start`/`--duration` chose of it."""
     from advstudio.core.audio.segment import segment
     from advstudio.core.inference import check_long_enough, load_for_model
@@ -229,7 +236,7 @@ def _cmd_render_demo(args: argparse.Namespace) -> int:
 
 
 class Selection(NamedTuple):
-    examples: list
+    examples: list[Example]
     split: str  # the split attacked, or "all"
     note: str  # what was chosen, when it is not every file
 
