@@ -10,40 +10,19 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
-from advstudio.core.errors import AdvStudioError, ExportExistsError, ParameterError
-from advstudio.core.progress import Event, ItemFinished, JobFinished, JobStarted, Message
+from advstudio.cli_output import ProgressBarReporter, report_error
+from advstudio.core.errors import AdvStudioError, ParameterError
+
+if TYPE_CHECKING:  # the subcommands import the engine only when they run (a quick --help)
+    from advstudio.core.audio import Audio
+    from advstudio.core.data.datasets import Example
+    from advstudio.core.models.base import AudioClassifier
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
-
-
-class ProgressBarReporter:
-    """Shows job progress as a tqdm bar on stderr and log messages above it."""
-
-    def __init__(self) -> None:
-        self.bar: tqdm | None = None
-
-    def report(self, event: Event) -> None:
-        if isinstance(event, JobStarted):
-            self.bar = tqdm(
-                total=event.total, desc=event.job, unit="step", file=sys.stderr, dynamic_ncols=True
-            )
-        elif isinstance(event, ItemFinished) and self.bar is not None:
-            self.bar.update(event.done - self.bar.n)
-            if event.metrics:
-                self.bar.set_postfix(
-                    {k: f"{v:.4g}" for k, v in event.metrics.items() if isinstance(v, float)},
-                    refresh=False,
-                )
-        elif isinstance(event, Message):
-            tqdm.write(f"{event.job}: {event.text}", file=sys.stderr)
-        elif isinstance(event, JobFinished) and self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
@@ -58,13 +37,26 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, labels=args.labels, device=args.device)
     results = classify_files(model, args.files)
+    for r in results:
+        if isinstance(r, FileError):
+            print(f"advstudio: {r.message}", file=sys.stderr)
+        elif r.conversions:
+            print(f"advstudio: {r.path}: {r.conversions}", file=sys.stderr)
     failed = [r for r in results if isinstance(r, FileError)]
-    for r in failed:
-        print(f"advstudio: {r.message}", file=sys.stderr)
     ok = [r for r in results if not isinstance(r, FileError)]
     if args.json:
         rows = [
-            {"file": str(r.path), "label": r.label, "probabilities": r.probabilities} for r in ok
+            {"file": str(r.path), "error": r.message}
+            if isinstance(r, FileError)
+            else {
+                "file": str(r.path),
+                "label": r.label,
+                "probabilities": r.probabilities,
+                "source_rate": r.source_rate,
+                "source_channels": r.source_channels,
+                "model_rate": model.sample_rate,
+            }
+            for r in results
         ]
         print(json.dumps(rows, indent=2))
     else:
@@ -96,19 +88,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
-    from advstudio.core.inference import load_for_model
+    from advstudio.core.audio.io import check_export_path
     from advstudio.core.models import load_model
+    from advstudio.core.output_paths import check_output_file
     from advstudio.core.reports.export import export_and_reclassify
 
+    out = check_output_file(args.output, args.overwrite)
+    check_export_path(out, args.subtype, args.overwrite)
     model = load_model(args.model, labels=args.labels, device=args.device)
     attack = make_attack(args.attack, args.preset, **parse_assignments(args.param))
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise ExportExistsError(f"{out}: already exists; choose another name or --overwrite")
-    audio = load_for_model(args.file, model)
-    (result,) = attack.run(
-        model, [audio.samples], args.target, seed=args.seed, reporter=ProgressBarReporter()
-    )
+    audio = load_part(args.file, model, args.start, args.duration)
+    if audio.conversions:
+        print(f"advstudio: {args.file}: {audio.conversions}", file=sys.stderr)
+    reporter = ProgressBarReporter({attack.name: attack.engine_config().max_iter})
+    (result,) = attack.run(model, [audio.samples], args.target, seed=args.seed, reporter=reporter)
     check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
     labels = model.labels
     survived = result.holds_for(check.prediction)
@@ -122,12 +115,19 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         "target": None if result.target is None else labels[result.target],
         "success": result.success,
         "iterations": result.iterations,
+        "first_success_iteration": result.iterations if result.success else None,
+        "steps": result.steps,
         "snr_db": result.snr_db,
         "linf": result.linf,
         "reloaded_prediction": labels[check.prediction],
         "reloaded_confidence": check.confidence,
         "subtype": args.subtype,
         "survived_quantisation": survived,
+        "start": args.start or 0.0,
+        "duration": audio.duration,
+        "source_rate": audio.source_sample_rate,
+        "source_channels": audio.source_channels,
+        "model_rate": model.sample_rate,
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -153,6 +153,19 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_part(
+    path: str, model: AudioClassifier, start: float | None, duration: float | None
+) -> Audio:
+    """The file at the model's rate, or the part `--start`/`--duration` chose of it."""
+    from advstudio.core.audio.segment import segment
+    from advstudio.core.inference import check_long_enough, load_for_model
+
+    audio = load_for_model(path, model)
+    if start is None and duration is None:
+        return audio
+    return check_long_enough(segment(audio, start or 0.0, duration), model)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
     from advstudio.core.evaluation.store import ResultStore, default_store_path
@@ -164,8 +177,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.reports.study import format_table, write_study_json
     from advstudio.core.resources import demo_clips_dir
 
+    outputs = check_outputs_free(args)
     model = load_model(args.model, labels=args.labels, device=args.device)
-    examples = select_examples(args.data, args.layout, args.split)
+    selection = select_examples(args.data, args.layout, args.split, model.labels)
+    if selection.note:
+        print(f"advstudio: {selection.note}", file=sys.stderr)
     grid = {k: v.split(",") for k, v in parse_assignments(args.grid).items()}
     spec = StudySpec(
         attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
@@ -173,15 +189,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         grid=grid,
         params=parse_assignments(args.param),
         seeds=args.seeds,
-        target=args.target,
+        target=canonical_target(args.target, model.labels),
         min_found=args.min_found,
         noise_control=args.noise_control,
         noise_snr_db=args.noise_snr,
         batch_size=args.batch_size,
     )
-    outputs = check_outputs_free(args)
+    iterations = {
+        name: max(a.engine_config().max_iter for a in spec.settings(name)) for name in spec.attacks
+    }
     with ResultStore(args.db or default_store_path()) as store:
-        summary = run_study(model, examples, spec, store, ProgressBarReporter())
+        summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
     print(format_table(summary))
     for row in summary["table"]:
         if row["n_adversarial"] < spec.min_found:
@@ -201,11 +219,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "target": spec.target,
             "data": args.data or "demo",
             "data_root": args.data or demo_clips_dir(),
-            "split": split_used(examples),
+            "split": split_used(selection.examples),
             "device": str(model.device),
             "examples_note": RECREATED_NOTE,
         }
-        audio = recreate_examples(model, examples, summary, spec.target)
+        audio = recreate_examples(model, selection.examples, summary, spec.target)
         write_report_bundle(
             outputs["report_dir"], summary, audio, config, overwrite=args.overwrite
         )
@@ -226,36 +244,58 @@ def _cmd_render_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def select_examples(data: str | None, layout: str | None, split: str) -> list:
-    """The files of a study: the named split, or every file of a dataset with one split."""
+class Selection(NamedTuple):
+    examples: list[Example]
+    note: str  # what was chosen, when it is not every file
+
+
+def select_examples(
+    data: str | None, layout: str | None, split: str | None, labels: Sequence[str]
+) -> Selection:
+    """The files of a study, their classes spelled as the model's `labels`: the named split;
+    by default the validation split of a layout that defines one, else every file (a plain
+    folder's training split is only a rule for training, not a reason to leave files out)."""
     from advstudio.core.data.datasets import open_dataset
     from advstudio.core.resources import demo_clips_dir
 
-    dataset = open_dataset(data or demo_clips_dir(), layout)
+    dataset = open_dataset(data or demo_clips_dir(), layout).with_classes(labels)
+    if split is None:
+        split = "validation" if dataset.defined_split else "all"
     if split == "all" or len(dataset.splits) == 1:
-        return list(dataset.examples)
+        return Selection(list(dataset.examples), "")
     if split not in dataset.splits:
         raise ParameterError(
             f"{dataset.name}: no {split!r} split; it has "
             f"{', '.join(sorted(dataset.splits))} (or use --split all)"
         )
-    return list(dataset.subset(split).examples)
+    chosen = list(dataset.subset(split).examples)
+    note = (
+        f"attacking the {split} split: {len(chosen)} of {len(dataset.examples)} files; "
+        "--split all for every file"
+    )
+    return Selection(chosen, note)
+
+
+def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:
+    """A target class as the model spells it (so "bass guitar" and "Bass_guitar" share
+    stored results); target modes and None unchanged."""
+    from advstudio.core.attacks.base import Goal, resolve_target
+
+    if target is None:
+        return None
+    index = resolve_target(Goal(target), labels)
+    return target if index is None else labels[index]
 
 
 def check_outputs_free(args: argparse.Namespace) -> dict[str, Path | None]:
-    """Refuse before any work is done when an output would be overwritten."""
-    json_path = Path(args.json) if args.json else None
-    report_dir = Path(args.report) if args.report else None
-    if json_path is not None and json_path.exists() and not args.overwrite:
-        raise ExportExistsError(f"{json_path}: already exists; choose another name or --overwrite")
-    if (
-        report_dir is not None
-        and report_dir.exists()
-        and any(report_dir.iterdir())
-        and not args.overwrite
-    ):
-        raise ExportExistsError(f"{report_dir}: not empty; choose another folder or --overwrite")
-    return {"json_path": json_path, "report_dir": report_dir}
+    """Refuse before any work is done when an output could not be written or would be
+    overwritten."""
+    from advstudio.core.output_paths import check_output_file, check_output_folder
+
+    return {
+        "json_path": check_output_file(args.json, args.overwrite) if args.json else None,
+        "report_dir": check_output_folder(args.report, args.overwrite) if args.report else None,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample format of the written file (default PCM16)",
     )
     p.add_argument("--seed", type=int, default=21)
+    p.add_argument("--start", type=float, metavar="S", help="attack from S seconds into the file")
+    p.add_argument(
+        "--duration", type=float, metavar="D", help="attack D seconds (default: to the end)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     model_options(p)
@@ -368,8 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=["folder", "csv", "fsdkaggle2019"])
     p.add_argument(
         "--split",
-        default="validation",
-        help="dataset split to attack (default validation; all for every file)",
+        help="dataset split to attack (default: validation where the layout defines a "
+        "split, e.g. a CSV split column or FSDKaggle2019, else every file; all for every file)",
     )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument(
@@ -406,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except AdvStudioError as exc:
-        print(f"advstudio: error: {exc}", file=sys.stderr)
+        report_error(exc, as_json=bool(getattr(args, "json", False)))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("advstudio: interrupted", file=sys.stderr)

@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 
 from advstudio.core.audio import load_audio, resample, save_audio
+from advstudio.core.audio.io import check_export_path
+from advstudio.core.audio.segment import segment
 from advstudio.core.errors import (
     AdvStudioError,
     AudioError,
@@ -25,6 +27,7 @@ from advstudio.core.errors import (
     NonFiniteAudioError,
     NoSamplesError,
     NotAudioError,
+    ParameterError,
     UnsupportedFormatError,
 )
 
@@ -487,3 +490,70 @@ def test_ten_minutes_of_44k_stereo_loads_at_16k_with_the_right_length(tmp_path):
     assert len(audio.samples) == minutes * 60 * 16000
     assert audio.duration == pytest.approx(minutes * 60)
     assert peak_hz(audio.samples[-16000:], 16000) == pytest.approx(440, abs=2.0)
+
+
+# --------------------------------------------------------------------------- what loading changed
+
+
+def test_a_96k_six_channel_file_says_it_was_downmixed_and_resampled(tmp_path):
+    path = tmp_path / "surround.wav"
+    sf.write(path, np.tile(sine(440, 96000, 0.25)[:, None], (1, 6)), 96000)
+    audio = load_audio(path, RATE)
+    assert (audio.source_sample_rate, audio.source_channels, audio.sample_rate) == (96000, 6, RATE)
+    assert audio.conversions == "6 channels downmixed to mono, 96000 Hz resampled to 16000 Hz"
+
+
+def test_a_mono_file_at_the_model_rate_needs_no_note(tmp_path):
+    path = tmp_path / "mono.wav"
+    sf.write(path, sine(440), RATE)
+    assert load_audio(path, RATE).conversions == ""
+
+
+# --------------------------------------------------------------------------- export checks
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype", "message"),
+    [
+        ("x.mp3", "PCM16", "export as .wav or .flac"),
+        ("x.flac", "FLOAT", "FLAC stores integers only"),
+        ("x.wav", "PCM8", "unknown sample format"),
+    ],
+)
+def test_export_path_is_checked_without_writing(tmp_path, name, subtype, message):
+    with pytest.raises(UnsupportedFormatError, match=message):
+        check_export_path(tmp_path / name, subtype)
+    assert list(tmp_path.iterdir()) == []
+    assert check_export_path(tmp_path / "x.flac", "PCM24") == ("FLAC", "PCM_24")
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def test_segment_cuts_by_seconds_and_keeps_the_source_details(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, sine(440, 48000, 3.0), 48000)
+    audio = load_audio(path, RATE)
+    part = segment(audio, 1.0, 0.5)
+    assert len(part.samples) == RATE // 2
+    np.testing.assert_array_equal(part.samples, audio.samples[RATE : RATE + RATE // 2])
+    assert part.source_sample_rate == 48000 and part.path == path
+    assert len(segment(audio, 2.5).samples) == RATE // 2  # to the end
+    assert len(segment(audio, 2.5, 10.0).samples) == RATE // 2  # the clip ends first
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "message"),
+    [
+        (3.0, None, r"start 3 s is beyond the end of the clip \(3.000 s\)"),
+        (-1.0, None, "start must be 0 s or later"),
+        (0.0, 0.0, "duration must be positive, not 0 s"),
+        (0.0, -2.0, "duration must be positive"),
+    ],
+)
+def test_segment_outside_the_clip_is_one_line_naming_the_file(tmp_path, start, duration, message):
+    path = tmp_path / "clip.wav"
+    sf.write(path, sine(440, RATE, 3.0), RATE)
+    with pytest.raises(ParameterError, match=message) as caught:
+        segment(load_audio(path), start, duration)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)

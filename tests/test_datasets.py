@@ -9,6 +9,7 @@ import pytest
 
 from advstudio.core.data.datasets import (
     PAPER_002_CLASSES,
+    examples_from_class_folders,
     fsdkaggle2019,
     open_dataset,
     paper_split,
@@ -87,3 +88,57 @@ def test_fsdkaggle2019_selects_files_with_exactly_one_of_the_12_classes(tmp_path
         ("e.wav", "Marimba_and_xylophone"),
     ]
     assert open_dataset(tmp_path).name == "fsdkaggle2019"
+    assert dataset.defined_split  # the paper's split
+
+
+def test_folder_names_written_differently_are_one_class(tmp_path, write_wav):
+    from conftest import tone
+
+    for folder in ("Bass_guitar", "bass guitar", "hi hat"):
+        write_wav(f"data/{folder}/{folder}.wav", tone(0.5))
+    dataset = open_dataset(tmp_path / "data")
+    assert dataset.classes == ("Bass_guitar", "hi hat")
+    assert sorted(e.label for e in dataset.examples) == ["Bass_guitar", "Bass_guitar", "hi hat"]
+    model_spelled = dataset.with_classes(PAPER_002_CLASSES)
+    assert {e.label for e in model_spelled.examples} == {"Bass_guitar", "Hi-hat"}
+    assert model_spelled.classes == PAPER_002_CLASSES
+
+
+def test_csv_labels_written_differently_are_one_class(tmp_path):
+    (tmp_path / "list.csv").write_text(
+        "path,label\na.wav,Marimba and xylophone\nb.wav,marimba_xylophone\nc.wav,GONG\n"
+    )
+    dataset = open_dataset(tmp_path / "list.csv")
+    assert dataset.classes == ("GONG", "Marimba and xylophone")
+    assert dataset.class_index("gong") == 0
+    relabelled = dataset.with_classes(PAPER_002_CLASSES)
+    assert [e.label for e in relabelled.examples] == [
+        "Marimba_and_xylophone",
+        "Marimba_and_xylophone",
+        "Gong",
+    ]
+
+
+def test_a_dataset_class_the_model_lacks_is_named(tmp_path):
+    (tmp_path / "list.csv").write_text("path,label\na.wav,Banjo\n")
+    with pytest.raises(DatasetError, match="unknown dataset class 'Banjo'; the labels are Acc"):
+        open_dataset(tmp_path / "list.csv").with_classes(PAPER_002_CLASSES)
+
+
+def test_loose_files_take_their_class_from_folders_written_any_way(tmp_path):
+    paths = [tmp_path / "bass guitar" / "a.wav", tmp_path / "HI-HAT" / "b.wav"]
+    examples = examples_from_class_folders(paths, list(PAPER_002_CLASSES))
+    assert [e.label for e in examples] == ["Bass_guitar", "Hi-hat"]
+    with pytest.raises(DatasetError, match="folder 'banjo' is not a class of the model"):
+        examples_from_class_folders([tmp_path / "banjo" / "c.wav"], list(PAPER_002_CLASSES))
+
+
+def test_only_a_split_column_or_fsdkaggle2019_defines_the_split(tmp_path, write_wav):
+    from conftest import tone
+
+    write_wav("data/Gong/a.wav", tone(0.5))
+    assert not open_dataset(tmp_path / "data").defined_split
+    (tmp_path / "plain.csv").write_text("path,label\na.wav,Gong\n")
+    assert not open_dataset(tmp_path / "plain.csv").defined_split
+    (tmp_path / "split.csv").write_text("path,label,split\na.wav,Gong,validation\n")
+    assert open_dataset(tmp_path / "split.csv").defined_split

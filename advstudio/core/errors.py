@@ -64,3 +64,7 @@ class ParameterError(AdvStudioError):
 
 class RendererUnavailableError(AdvStudioError):
     """FluidSynth or the SoundFonts needed to render the demo set are missing."""
+
+
+class OutputError(AdvStudioError):
+    """An output cannot be written where asked (missing or read-only folder, bad name)."""

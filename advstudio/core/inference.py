@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from advstudio.core.audio import Audio, load_audio
 from advstudio.core.errors import AdvStudioError, NoSamplesError
 from advstudio.core.models.base import AudioClassifier, predict_proba
@@ -17,8 +15,13 @@ from advstudio.core.models.base import AudioClassifier, predict_proba
 
 @dataclass(frozen=True)
 class Classification:
+    """A file's class probabilities, and what loading it changed (its own rate and channels)."""
+
     path: Path
     probabilities: dict[str, float]
+    source_rate: int | None = None
+    source_channels: int = 1
+    conversions: str = ""
 
     @property
     def label(self) -> str:
@@ -36,10 +39,14 @@ class FileError:
 
 def load_for_model(path: str | os.PathLike, model: AudioClassifier) -> Audio:
     """Load a file at the model's rate; a clip shorter than the model accepts is an error."""
-    audio = load_audio(path, model.sample_rate)
+    return check_long_enough(load_audio(path, model.sample_rate), model)
+
+
+def check_long_enough(audio: Audio, model: AudioClassifier) -> Audio:
+    """`audio` itself, or a one-line error when it is shorter than the model accepts."""
     if len(audio.samples) < model.min_samples:
         raise NoSamplesError(
-            f"{path}: too short ({len(audio.samples)} samples at {model.sample_rate} Hz; "
+            f"{audio.path}: too short ({len(audio.samples)} samples at {model.sample_rate} Hz; "
             f"the model needs at least {model.min_samples})"
         )
     return audio
@@ -50,16 +57,20 @@ def classify_files(
 ) -> list[Classification | FileError]:
     """One result per path, in order: class probabilities, or the one-line reason it failed."""
     results: list[Classification | FileError | None] = [None] * len(paths)
-    loaded: list[tuple[int, np.ndarray]] = []
+    loaded: list[tuple[int, Audio]] = []
     for i, path in enumerate(paths):
         try:
-            loaded.append((i, load_for_model(path, model).samples))
+            loaded.append((i, load_for_model(path, model)))
         except AdvStudioError as exc:
             results[i] = FileError(Path(path), str(exc))
     if loaded:
-        probabilities = predict_proba(model, [clip for _, clip in loaded])
-        for (i, _), row in zip(loaded, probabilities, strict=True):
+        probabilities = predict_proba(model, [audio.samples for _, audio in loaded])
+        for (i, audio), row in zip(loaded, probabilities, strict=True):
             results[i] = Classification(
-                Path(paths[i]), dict(zip(model.labels, row.astype(float).tolist(), strict=True))
+                Path(paths[i]),
+                dict(zip(model.labels, row.astype(float).tolist(), strict=True)),
+                audio.source_sample_rate,
+                audio.source_channels,
+                audio.conversions,
             )
     return results  # type: ignore[return-value]

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from advstudio.core.attacks.params import Param, resolve_params
 from advstudio.core.attacks.spectral import MultiResolutionSpectralLoss
 from advstudio.core.errors import ParameterError
+from advstudio.core.labels import match_label
 from advstudio.core.metrics import batch_snr_db, snr_db
 from advstudio.core.models.base import AudioClassifier, pad_batch
 from advstudio.core.progress import (
@@ -94,7 +95,8 @@ class EngineConfig:
 class AttackResult:
     """The outcome for one clip. `iterations` counts gradient steps until first success (the
     full budget of steps when it failed); metrics are on the adversarial waveform kept (the
-    first success, or with `after_success="shrink"` the one of highest SNR)."""
+    first success, or with `after_success="shrink"` the one of highest SNR). `steps` counts
+    the gradient steps the clip ran: `iterations` unless `after_success="shrink"` went on."""
 
     item: int
     adversarial: np.ndarray
@@ -109,6 +111,7 @@ class AttackResult:
     snr_db_untrimmed: float
     linf: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    steps: int = 0
 
     def holds_for(self, prediction: int, reference: int | None = None) -> bool:
         """Whether a successful attack still succeeds when the model predicts `prediction`
@@ -221,15 +224,13 @@ class Attack:
 
 
 def resolve_target(goal: Goal, labels: Sequence[str]) -> int | None:
-    """The class index of a named target; None for the modes."""
+    """The class index of a named target, written as people write it; None for the modes."""
     if goal.target in TARGET_MODES:
         return None
-    if goal.target not in labels:
-        raise ParameterError(
-            f"unknown target class {goal.target!r}; the model knows "
-            f"{', '.join(labels)} (or use {', '.join(TARGET_MODES)})"
-        )
-    return labels.index(goal.target)
+    try:
+        return match_label(goal.target, labels, "target class")
+    except ParameterError as exc:
+        raise ParameterError(f"{exc} (or use {', '.join(TARGET_MODES)})") from None
 
 
 def _validate_goal(goal: Goal, labels: Sequence[int] | None) -> None:
@@ -413,6 +414,7 @@ class _BatchAttack:
         signal_norm, reference, target = self.signal_norm, self.reference, self.target
         bound, shrink = self.bound, cfg.after_success == "shrink"
         first_success = np.full(n, -1)
+        steps_run = np.zeros(n, dtype=int)
         best_snr = np.full(n, -np.inf)
         exp_avg = torch.zeros_like(delta)
         exp_avg_sq = torch.zeros_like(delta)
@@ -479,6 +481,7 @@ class _BatchAttack:
             succeeded = summary[4].astype(bool)
             last = iteration == cfg.max_iter
             done = np.full(len(rows), last) if shrink else succeeded | last
+            steps_run[np.asarray(rows)[done]] = iteration
             for k in np.flatnonzero(succeeded | last):
                 row = rows[k]
                 if succeeded[k]:
@@ -515,7 +518,9 @@ class _BatchAttack:
             grad, exp_avg, exp_avg_sq = grad[:, :width], exp_avg[:, :width], exp_avg_sq[:, :width]
             delta, exp_avg, exp_avg_sq = self._step(delta, grad, exp_avg, exp_avg_sq, iteration + 1)
             delta = self._project(delta, signal_norm, bound, mask)
-        return [self._result(row, *finished[row], history[row]) for row in range(n)]
+        return [
+            self._result(row, *finished[row], history[row], int(steps_run[row])) for row in range(n)
+        ]
 
     def _step(self, delta, grad, exp_avg, exp_avg_sq, step):
         cfg = self.config
@@ -529,7 +534,7 @@ class _BatchAttack:
         denom = (exp_avg_sq / bias2).sqrt_().add_(ADAM_EPS)
         return delta - cfg.lr * (exp_avg / bias1) / denom, exp_avg, exp_avg_sq
 
-    def _result(self, row, adversarial, success, iterations, new_pred, confidence, history):
+    def _result(self, row, adversarial, success, iterations, new_pred, confidence, history, steps):
         n = int(self.lengths[row])
         original = self.clips[row]
         adv = adversarial[:n].cpu().numpy().astype(np.float32)
@@ -548,4 +553,5 @@ class _BatchAttack:
             snr_db_untrimmed=snr_db(original, adv, trim=0),
             linf=float(np.abs(adv - original).max()),
             history=history,
+            steps=steps,
         )

@@ -54,6 +54,17 @@ class Audio:
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    @property
+    def conversions(self) -> str:
+        """What loading changed, for a note to the user: "6 channels downmixed to mono, 96000 Hz
+        resampled to 16000 Hz"; empty when the file was mono at the model's rate."""
+        notes = []
+        if self.source_channels > 1:
+            notes.append(f"{self.source_channels} channels downmixed to mono")
+        if self.source_sample_rate not in (None, self.sample_rate):
+            notes.append(f"{self.source_sample_rate} Hz resampled to {self.sample_rate} Hz")
+        return ", ".join(notes)
+
 
 def _looks_like_mp3(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0
@@ -135,18 +146,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> Audio
     return Audio(mono, rate, path, source_rate, data.shape[1])
 
 
-def save_audio(
-    path: str | os.PathLike,
-    samples: np.ndarray,
-    sample_rate: int,
-    subtype: str = "PCM16",
-    overwrite: bool = False,
-) -> Path:
-    """Write mono audio as WAV (PCM16, PCM24, FLOAT) or FLAC (PCM16, PCM24).
-
-    The file appears complete or not at all (written to a temporary file, then renamed), and an
-    existing file is replaced only with `overwrite=True`.
-    """
+def check_export_path(
+    path: str | os.PathLike, subtype: str = "PCM16", overwrite: bool = False
+) -> tuple[str, str]:
+    """The soundfile format and subtype an export to `path` will use; refuses, before any
+    work, a name or sample format we cannot write and an existing file unless `overwrite`."""
     path = Path(path)
     fmt = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
@@ -160,6 +164,23 @@ def save_audio(
         raise UnsupportedFormatError(f"{path}: FLAC stores integers only; use PCM16 or PCM24")
     if path.exists() and not overwrite:
         raise ExportExistsError(f"{path}: already exists; choose another name or allow overwrite")
+    return fmt, sf_subtype
+
+
+def save_audio(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    sample_rate: int,
+    subtype: str = "PCM16",
+    overwrite: bool = False,
+) -> Path:
+    """Write mono audio as WAV (PCM16, PCM24, FLOAT) or FLAC (PCM16, PCM24).
+
+    The file appears complete or not at all (written to a temporary file, then renamed), and an
+    existing file is replaced only with `overwrite=True`.
+    """
+    path = Path(path)
+    fmt, sf_subtype = check_export_path(path, subtype, overwrite)
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1 or samples.size == 0:
         raise AudioError(f"{path}: expected a non-empty mono signal, got shape {samples.shape}")

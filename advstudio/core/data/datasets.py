@@ -2,19 +2,23 @@
 FSDKaggle2019 curated train set with the paper-002 selection and split.
 
 A layout yields a `Dataset`: labelled file paths and the sorted class list (class index =
-position), with train and validation subsets.
+position), with train and validation subsets. Class names are matched as people write them
+(`advstudio.core.labels`): folders "bass guitar" and "Bass_guitar" are one class, and a dataset
+used with a model takes the model's spelling of each class.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from advstudio.core.audio import AUDIO_EXTENSIONS
-from advstudio.core.errors import DatasetError
+from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.labels import match_label, normalise_label
 
 PAPER_002_CLASSES = (
     "Accordion", "Acoustic_guitar", "Bass_drum", "Bass_guitar", "Electric_guitar",
@@ -39,17 +43,39 @@ class Dataset:
     examples: tuple[Example, ...]
     classes: tuple[str, ...]
     description: str = ""  # what the data is, for model cards (a DATASET.md beside a CSV)
+    # Whether the layout defines its split (a CSV split column, the paper's FSDKaggle2019
+    # split), rather than the paper's rule being applied to a plain listing for training.
+    defined_split: bool = False
 
     def subset(self, split: str) -> Dataset:
         chosen = tuple(e for e in self.examples if e.split == split)
-        return Dataset(f"{self.name}:{split}", chosen, self.classes, self.description)
+        return replace(self, name=f"{self.name}:{split}", examples=chosen)
 
     @property
     def splits(self) -> set[str]:
         return {e.split for e in self.examples}
 
     def class_index(self, label: str) -> int:
-        return self.classes.index(label)
+        return match_label(label, self.classes)
+
+    def with_classes(self, labels: Sequence[str]) -> Dataset:
+        """The same files with each class spelled as `labels` (a model's) spells it; a class
+        the labels do not hold is an error naming it."""
+        spelling = {}
+        for label in self.classes:
+            try:
+                spelling[label] = labels[match_label(label, labels, "dataset class")]
+            except ParameterError as exc:
+                raise DatasetError(f"{self.name}: {exc}") from None
+        examples = tuple(replace(e, label=spelling[e.label]) for e in self.examples)
+        return replace(self, examples=examples, classes=tuple(labels))
+
+
+def _one_spelling(labels: Sequence[str]) -> dict[str, str]:
+    """Each label mapped to the first spelling seen of its class ("bass guitar" and
+    "Bass_guitar" are one class)."""
+    first: dict[str, str] = {}
+    return {label: first.setdefault(normalise_label(label), label) for label in labels}
 
 
 def paper_split(
@@ -77,8 +103,11 @@ def folder_per_class(root: Path) -> Dataset:
     if not pairs:
         raise DatasetError(f"{root}: no audio files in class sub-folders")
     split = paper_split([str(p.relative_to(root)) for p, _ in pairs])
-    examples = tuple(Example(p, label, split[str(p.relative_to(root))]) for p, label in pairs)
-    return Dataset(root.name, examples, tuple(sorted({label for _, label in pairs})))
+    spelling = _one_spelling([label for _, label in pairs])
+    examples = tuple(
+        Example(p, spelling[label], split[str(p.relative_to(root))]) for p, label in pairs
+    )
+    return Dataset(root.name, examples, tuple(sorted(set(spelling.values()))))
 
 
 def csv_listing(csv_path: Path) -> Dataset:
@@ -106,13 +135,15 @@ def csv_listing(csv_path: Path) -> Dataset:
         examples.append(
             Example(path, row["label"], row["split"] if has_split else split[row["path"]])
         )
+    spelling = _one_spelling([e.label for e in examples])
     readme = csv_path.parent / "DATASET.md"
     description = readme.read_text() if readme.is_file() else ""
     return Dataset(
         csv_path.parent.name,
-        tuple(examples),
-        tuple(sorted({e.label for e in examples})),
+        tuple(replace(e, label=spelling[e.label]) for e in examples),
+        tuple(sorted(set(spelling.values()))),
         description,
+        defined_split=has_split,
     )
 
 
@@ -159,18 +190,22 @@ def fsdkaggle2019(root: Path) -> Dataset:
     examples = tuple(
         Example(audio / name, label, split[name]) for name, label in sorted(chosen.items())
     )
-    return Dataset("fsdkaggle2019", examples, PAPER_002_CLASSES)
+    return Dataset("fsdkaggle2019", examples, PAPER_002_CLASSES, defined_split=True)
 
 
 def examples_from_class_folders(paths: list[Path], labels: list[str]) -> list[Example]:
-    """Ground truth for loose files from their folder names (a folder per class)."""
-    examples = [Example(Path(p), Path(p).parent.name, "") for p in paths]
-    unknown = [e for e in examples if e.label not in labels]
-    if unknown:
-        raise DatasetError(
-            f"{unknown[0].path}: its folder {unknown[0].label!r} is not a class of the model; "
-            "files must sit in folders named by class"
-        )
+    """Ground truth for loose files from their folder names (a folder per class), each class
+    spelled as `labels` spells it."""
+    examples = []
+    for path in map(Path, paths):
+        try:
+            label = labels[match_label(path.parent.name, labels)]
+        except ParameterError:
+            raise DatasetError(
+                f"{path}: its folder {path.parent.name!r} is not a class of the model; "
+                "files must sit in folders named by class"
+            ) from None
+        examples.append(Example(path, label, ""))
     return examples
 
 

@@ -32,6 +32,7 @@ from advstudio.core.progress import (
     ItemFinished,
     JobFinished,
     JobStarted,
+    Message,
     Reporter,
 )
 from advstudio.core.reports.export import reclassify_many
@@ -185,6 +186,18 @@ def run_study(
     n_classes = len(model.labels)
     jobs = [(a, seed) for name in spec.attacks for a in settings[name] for seed in seeds]
     total = len(jobs) * len(data.files)
+    already = sum(
+        len(
+            set(data.files)
+            & store.finished_files(
+                model_id, a.name, canonical_params(a.params), seed, spec.target or a.default_target
+            )
+        )
+        for a, seed in jobs
+    )
+    if already:
+        text = f"resuming: {already} of {total} results already in {store.path}"
+        reporter.report(Message("evaluate", text))
     reporter.report(JobStarted("evaluate", total))
     done = 0
     order = np.argsort([len(c) for c in data.clips], kind="stable")
