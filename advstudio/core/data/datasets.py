@@ -29,7 +29,7 @@ LAYOUTS = ("folder", "csv", "fsdkaggle2019")
 @dataclass(frozen=True)
 class Example:
     path: Path
-    label: str
+    label: str | None  # None: unlabelled (attacked, but in no accuracy)
     split: str = ""
 
 
@@ -163,15 +163,11 @@ def fsdkaggle2019(root: Path) -> Dataset:
 
 
 def examples_from_class_folders(paths: list[Path], labels: list[str]) -> list[Example]:
-    """Ground truth for loose files from their folder names (a folder per class)."""
+    """Ground truth for loose files from their folder names (a folder per class); a file in
+    a folder named after no class is unlabelled (label None): it can be attacked, but it
+    counts for no accuracy."""
     examples = [Example(Path(p), Path(p).parent.name, "") for p in paths]
-    unknown = [e for e in examples if e.label not in labels]
-    if unknown:
-        raise DatasetError(
-            f"{unknown[0].path}: its folder {unknown[0].label!r} is not a class of the model; "
-            "files must sit in folders named by class"
-        )
-    return examples
+    return [e if e.label in labels else Example(e.path, None, e.split) for e in examples]
 
 
 def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:
