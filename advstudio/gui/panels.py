@@ -150,6 +150,8 @@ class AttackPanel(QWidget):
         self.splitter.addWidget(self.form_area)
         self.splitter.addWidget(self.curves)
         self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 3)  # the form first; the curves below it
+        self.splitter.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -216,10 +218,16 @@ class AttackPanel(QWidget):
             self.snr_curve.setData(it, np.minimum(snapshot["snr_db"], 200))
             self.goal_curve.setData(it, snapshot["goal_probability"])
 
+    def end(self, outcome: str) -> None:
+        """The attack ended: `outcome` is "done", "cancelled" or "failed"."""
+        self.set_running(False)
+        end_progress(self.progress, outcome)
 
-def start_progress(bar: QProgressBar, total: int) -> None:
-    """A busy bar while the amount of work is unknown (total 0), else 0 of `total`."""
-    bar.setFormat("%p%")
+
+def start_progress(bar: QProgressBar, total: int, text: str = "%p%") -> None:
+    """A busy bar while the amount of work is unknown (total 0), else 0 of `total`; `text`
+    is QProgressBar's format while it runs."""
+    bar.setFormat(text)
     bar.setRange(0, total)
     bar.setValue(0)
 
@@ -230,7 +238,7 @@ def show_progress(bar: QProgressBar, done: int, total: int) -> None:
     bar.setValue(min(done, total))
 
 
-def end_progress(bar: QProgressBar, outcome: str) -> None:
+def end_progress(bar: QProgressBar, outcome: str, text: str = "%p%") -> None:
     """The bar at the end of a job: "done" fills it; "cancelled" and "failed" leave it where
     the work stopped and say so in its text."""
     if bar.maximum() == 0:  # never got a total: leave the busy state
@@ -238,7 +246,7 @@ def end_progress(bar: QProgressBar, outcome: str) -> None:
         bar.setValue(1 if outcome == "done" else 0)
     if outcome == "done":
         bar.setValue(bar.maximum())
-        bar.setFormat("%p%")
+        bar.setFormat(text)
     else:
         bar.setFormat(outcome)
 

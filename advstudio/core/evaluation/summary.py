@@ -185,6 +185,7 @@ def single_result_summary(
         "seed": None,
         "targeted": result.target is not None,
         "n_files": 1,
+        "n_unlabelled": 0,  # judged against its clean prediction, which stands in for a label
         "n_adversarial": int(result.success),
         "n_found_float": int(result.success),
         "accuracy": float(final == label),
