@@ -384,7 +384,7 @@ def test_export_report_and_audio_through_the_menu_and_shortcuts(
     answer_dialogs(monkeypatch, getSaveFileName=(str(flac), "FLAC 16-bit (*.flac)"))
     file_action(window, "Export adversarial audio").trigger()
     assert soundfile.info(flac).subtype == "PCM_16"
-    assert window.export_audio(str(wav)) is None  # no silent overwrite without the dialog
+    assert window.exports.export_audio(str(wav)) is None  # no silent overwrite
     assert "already exists" in window.last_problem
     dismiss_messages(window)
     window.last_problem = ""
@@ -527,9 +527,8 @@ while window.audio is None:  # the clip opens on the loader thread
 job = AttackJob(window.model, window.audio.samples, "cw", None,
                 {"c": 0.02, "eta": 0.002, "max_iter": 100}, "Gong")
 window.attack_job = job
-job.attack_used = None
 window._show_attack(job(NullReporter(), threading.Event()))
-out = window.output
+out = window.clip.output
 res = {"type": type(out).__name__, "status": out.status}
 window.activateWindow()
 app.processEvents()

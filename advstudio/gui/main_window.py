@@ -31,16 +31,14 @@ from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
-from advstudio.core.evaluation.summary import single_result_summary
 from advstudio.core.jobs import AttackJob, AttackOutcome, LiveState, OpenClipJob, StudyJob
 from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, open_output
 from advstudio.core.progress import NullReporter
-from advstudio.core.reports.export import export_and_reclassify
-from advstudio.core.reports.html import ReportExample, write_report_bundle
 from advstudio.core.resources import demo_clips
 from advstudio.gui.batch_tab import BatchTab
 from advstudio.gui.clip_tab import ClipTab
+from advstudio.gui.exports import Exports
 from advstudio.gui.file_list import PATH_ROLE, FileList
 from advstudio.gui.menus import build_file_menu
 from advstudio.gui.panels import AttackPanel
@@ -52,13 +50,6 @@ log = logging.getLogger("advstudio")
 RECENT_LIMIT = 10
 POLL_MS = 66  # 15 Hz
 DEFAULT_SIZE = (1400, 900)  # shrunk to the screen; the layout works down to 1280x720
-AUDIO_FORMATS = {  # the export dialog's filters and the subtypes they stand for
-    "WAV 16-bit (*.wav)": "PCM16",
-    "WAV 24-bit (*.wav)": "PCM24",
-    "WAV float (*.wav)": "FLOAT",
-    "FLAC 16-bit (*.flac)": "PCM16",
-    "FLAC 24-bit (*.flac)": "PCM24",
-}
 
 
 class MainWindow(QMainWindow):
@@ -127,13 +118,14 @@ class MainWindow(QMainWindow):
         log_dock = self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([log_dock], [90], Qt.Orientation.Vertical)
 
+        self.exports = Exports(self)
         self.menu = build_file_menu(
             self,
             open_files=self.open_files,
             open_folder=self.open_folder,
             open_model=self.open_model,
-            export_audio=self.choose_audio_export,
-            export_report=self.choose_report_folder,
+            export_audio=self.exports.choose_audio_export,
+            export_report=self.exports.choose_report_folder,
         )
         screen = self.screen().availableGeometry()
         self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height()))
@@ -364,7 +356,7 @@ class MainWindow(QMainWindow):
     # ---- attacks and batches ------------------------------------------------------------
 
     def run_attack(self) -> None:
-        if self._still_opening():
+        if self.still_opening():
             return
         if self.audio is None:
             self.problem("No file", "select a file to attack first")
@@ -511,97 +503,9 @@ class MainWindow(QMainWindow):
 
     # ---- export -------------------------------------------------------------------------
 
-    def _still_opening(self) -> bool:
+    def still_opening(self) -> bool:
         """Attacks and exports act on the clip on show; while another opens, the list shows
         that one instead, so they wait."""
         if self.loader.busy:
             self.problem("Still opening", "the selected file is still loading; try again")
         return self.loader.busy
-
-    def _can_export_audio(self) -> bool:
-        if self._still_opening():
-            return False
-        if self.result is None:
-            self.problem("Nothing to export", "run an attack first")
-            return False
-        return True
-
-    def choose_audio_export(self) -> Path | None:
-        """File > Export adversarial audio: ask for a file and a format, then export."""
-        if not self._can_export_audio():
-            return None
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export adversarial audio", "", ";;".join(AUDIO_FORMATS)
-        )
-        if not path:
-            return None
-        # The dialog has asked the user to confirm an overwrite.
-        return self.export_audio(path, AUDIO_FORMATS.get(chosen, "PCM16"), Path(path).exists())
-
-    def export_audio(
-        self, path: str, subtype: str = "PCM16", overwrite: bool = False
-    ) -> Path | None:
-        """Write the adversarial clip and classify the written file again."""
-        if not self._can_export_audio():
-            return None
-        try:
-            check = export_and_reclassify(
-                self.model, self.result.adversarial, path, subtype, overwrite
-            )
-        except AdvStudioError as exc:
-            self.problem("Cannot export", str(exc))
-            return None
-        survived = self.result.holds_for(check.prediction)
-        label = self.model.labels[check.prediction]
-        if self.result.success and not survived:
-            self.problem(
-                "Attack did not survive",
-                f"{check.path}: re-loaded as {subtype} it is "
-                f"classified {label} again; the attack did not survive quantisation",
-            )
-        else:
-            self.log(
-                f"exported {check.path} ({subtype}); re-loaded: {label} ({check.confidence:.3f})"
-            )
-        return check.path
-
-    def _can_report(self) -> bool:
-        if self._still_opening():
-            return False
-        if self.batch.state.summary is None and self.result is None:
-            self.problem("Nothing to report", "run an attack or a batch first")
-            return False
-        return True
-
-    def choose_report_folder(self) -> Path | None:
-        """File > Export report: ask for a folder, then write the report into it."""
-        if not self._can_report():
-            return None
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the report")
-        return self.export_report(folder) if folder else None
-
-    def export_report(self, folder: str) -> Path | None:
-        """The last batch's report, or the attack on show's."""
-        if not self._can_report():
-            return None
-        state = self.clip.state
-        summary = self.batch.state.summary or single_result_summary(
-            self.model, str(state.audio.path), state.audio.samples, state.result, state.attack
-        )
-        examples = []
-        if state.result is not None:
-            examples.append(
-                ReportExample(
-                    str(state.audio.path),
-                    state.audio.sample_rate,
-                    state.audio.samples,
-                    state.result.adversarial,
-                )
-            )
-        try:
-            write_report_bundle(Path(folder), summary, examples, overwrite=False)
-        except AdvStudioError as exc:
-            self.problem("Cannot write the report", str(exc))
-            return None
-        self.log(f"report written to {folder}")
-        return Path(folder)
