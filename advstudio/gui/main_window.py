@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         files_layout.addWidget(self.model_label)
         files_layout.addWidget(QLabel("Files:"))
         files_layout.addWidget(self.file_list, 1)
+        files_box.setMinimumWidth(170)  # room for the demo clips' names
         files_dock = self._dock("Files and model", files_box, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.clip = ClipTab(labels, output)
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
 
         self.attack_panel = AttackPanel(labels)
         attack_dock = self._dock("Attack", self.attack_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([files_dock, attack_dock], [190, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([files_dock, attack_dock], [200, 300], Qt.Orientation.Horizontal)
 
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)

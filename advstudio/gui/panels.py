@@ -150,8 +150,7 @@ class AttackPanel(QWidget):
         self.splitter.addWidget(self.form_area)
         self.splitter.addWidget(self.curves)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setStretchFactor(0, 3)  # the form first; the curves below it
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([300, 300])  # the form above, the live curves below: halves
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
