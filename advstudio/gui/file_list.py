@@ -1,23 +1,37 @@
-"""The session's file list: files are added from dialogs, folders and drops, removed with the
-Remove button, the Delete key or the context menu, and chosen to open in the Clip tab."""
+"""The session's file list: files are added from the Open dialogs, folders, recent entries and
+drops, removed with the Remove button, the Delete key or the context menu, and chosen to open
+in the Clip tab."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.core.audio import AUDIO_EXTENSIONS
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
+RECENT_LIMIT = 10
 
 
 class FileList(QWidget):
     chosen = Signal(str)  # the path of the file picked in the list
+    added = Signal(int)  # files were opened: the row of the first new one
     removed = Signal(int)  # how many files were removed
+    recent_changed = Signal(list)  # the recent files and folders, newest first
 
-    def __init__(self) -> None:
+    def __init__(self, settings: QSettings) -> None:
         super().__init__()
+        self.settings = settings
         self.view = QListWidget()
         self.view.setAcceptDrops(False)
         self.view.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
@@ -56,6 +70,36 @@ class FileList(QWidget):
             known.add(str(path))
             added += 1
         return added
+
+    def choose_files(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in AUDIO_EXTENSIONS)
+        names, _ = QFileDialog.getOpenFileNames(self, "Open audio", "", f"Audio ({patterns})")
+        self.open_paths([Path(n) for n in names])
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder of audio")
+        if folder:
+            self.open_paths([Path(folder)])
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Add files, and the audio files inside folders; remember them as recent."""
+        files = []
+        for path in paths:
+            if path.is_dir():
+                files += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            else:
+                files.append(path)
+        before = self.view.count()
+        added = self.add(files)
+        recent = [str(p) for p in paths] + [p for p in self.recent() if p not in map(str, paths)]
+        self.settings.setValue("recent", recent[:RECENT_LIMIT])
+        self.recent_changed.emit(self.recent())
+        if added:
+            self.added.emit(before)
+
+    def recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
 
     def remove_selected(self) -> None:
         rows = sorted((self.view.row(item) for item in self.view.selectedItems()), reverse=True)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.attacks import AttackResult
-from advstudio.core.audio import AUDIO_EXTENSIONS, Audio
+from advstudio.core.audio import Audio
 from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
@@ -47,7 +47,6 @@ from advstudio.gui.worker import JobWorker
 __all__ = ["PATH_ROLE", "MainWindow"]
 
 log = logging.getLogger("advstudio")
-RECENT_LIMIT = 10
 POLL_MS = 66  # 15 Hz
 DEFAULT_SIZE = (1400, 900)  # shrunk to the screen; the layout works down to 1280x720
 
@@ -88,7 +87,7 @@ class MainWindow(QMainWindow):
 
     def _build(self, output: AudioOutput) -> None:
         labels = list(self.model.labels)
-        self.file_list = FileList()
+        self.file_list = FileList(self.settings)
         self.files = self.file_list.view
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
@@ -122,8 +121,8 @@ class MainWindow(QMainWindow):
         self.exports = Exports(self)
         self.menu = build_file_menu(
             self,
-            open_files=self.open_files,
-            open_folder=self.open_folder,
+            open_files=self.file_list.choose_files,
+            open_folder=self.file_list.choose_folder,
             open_model=self.open_model,
             export_audio=self.exports.choose_audio_export,
             export_report=self.exports.choose_report_folder,
@@ -141,7 +140,9 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.file_list.chosen.connect(self.select_file)
+        self.file_list.added.connect(self._files_added)
         self.file_list.removed.connect(self._files_removed)
+        self.file_list.recent_changed.connect(lambda _: self._refresh_recent())
         self.clip.status.connect(self.statusBar().showMessage)
         self.clip.problem.connect(self.problem)
         self.clip.loop.toggled.connect(self.attack_panel.region_only.setEnabled)
@@ -229,45 +230,20 @@ class MainWindow(QMainWindow):
         self.log(f"{count} files removed from the list")
         self._refresh_plan()
 
-    def open_files(self) -> None:
-        patterns = " ".join(f"*{ext}" for ext in AUDIO_EXTENSIONS)
-        names, _ = QFileDialog.getOpenFileNames(self, "Open audio", "", f"Audio ({patterns})")
-        self.open_paths([Path(n) for n in names])
-
-    def open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open folder of audio")
-        if folder:
-            self.open_paths([Path(folder)])
-
-    def open_paths(self, paths: list[Path]) -> None:
-        """Add files, and the audio files inside folders; remember them as recent."""
-        files = []
-        for path in paths:
-            if path.is_dir():
-                files += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-            else:
-                files.append(path)
-        before = self.files.count()
-        self.add_files(files)
-        recent = [str(p) for p in paths] + [p for p in self._recent() if p not in map(str, paths)]
-        self.settings.setValue("recent", recent[:RECENT_LIMIT])
-        self._refresh_recent()
-        if self.files.count() > before and self.running != "attack":
-            self.files.setCurrentRow(before)
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recent", [])
-        return [value] if isinstance(value, str) else list(value or [])
+    def _files_added(self, first_row: int) -> None:
+        self._refresh_plan()
+        if self.running != "attack":
+            self.files.setCurrentRow(first_row)  # open the first new file
 
     def _refresh_recent(self) -> None:
-        self.menu.show_recent(self._recent(), lambda path: self.open_paths([path]))
+        self.menu.show_recent(self.file_list.recent(), self.file_list.open_paths)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        self.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
+        self.file_list.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
 
     def open_model(self) -> None:
         if self.running == "attack":

@@ -24,11 +24,11 @@ class FileMenu:
     export_report: QAction
     quit: QAction
 
-    def show_recent(self, paths: list[str], open_path: Callable[[Path], object]) -> None:
+    def show_recent(self, paths: list[str], open_paths: Callable[[list[Path]], object]) -> None:
         self.recent.clear()
         for path in paths:
             action = self.recent.addAction(path)
-            action.triggered.connect(lambda _checked=False, p=path: open_path(Path(p)))
+            action.triggered.connect(lambda _checked=False, p=path: open_paths([Path(p)]))
         self.recent.setEnabled(bool(paths))
 
 
