@@ -504,6 +504,19 @@ def test_batch_runs_the_attack_panels_settings_on_the_listed_files(
     assert summary["clean"]["n_unlabelled"] == 2
     assert window.batch.summary.item(0, 3).text() == "2"
     assert "2 in folders named after no class" in window.log_view.toPlainText()
+    assert window.batch.progress.text() == "8/8 attacks (100%)"
+    assert window.attack_panel.progress.maximum() > 0  # a batch leaves that bar alone
+
+    panel.attack.setCurrentText("cw")
+    panel.set_param("max_iter", "3000")
+    panel.set_param("confidence", "1.0")  # never succeeds: runs until cancelled
+    window.batch.seeds.setValue(1)
+    window.batch.run_button.click()
+    qtbot.wait(500)  # the batch is attacking its first chunk
+    with qtbot.waitSignal(window.worker.cancelled, timeout=JOB_TIMEOUT_MS):
+        window.batch.cancel_button.click()
+    assert window.batch.progress.text() == "cancelled"
+    assert window.batch.progress.value() < window.batch.progress.maximum() == 4
 
 
 PLAYBACK_SCRIPT = """

@@ -413,10 +413,16 @@ class MainWindow(QMainWindow):
         self.files.setEnabled(not attack)
         self.file_list.remove_button.setEnabled(not attack)
         self.menu.open_model.setEnabled(not attack)
-        self.attack_panel.set_running(kind is not None)
-        self.attack_panel.cancel_button.setEnabled(attack)
-        self.batch.set_running(kind is not None, total)
-        self.batch.cancel_button.setEnabled(kind == "batch")
+        if kind == "attack":
+            self.attack_panel.set_running(True)
+        elif kind == "batch":
+            self.batch.set_running(True, total)
+        else:
+            self.attack_panel.set_running(False)
+            self.batch.set_running(False)
+        # One job at a time: neither Run button starts another while one runs.
+        self.attack_panel.run_button.setEnabled(kind is None)
+        self.batch.run_button.setEnabled(kind is None)
         if kind is None:
             self.poll.stop()
         else:
