@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -67,6 +68,9 @@ class BatchTab(QWidget):
         self.confusion_attacked = ConfusionView(labels, "attacked")
         self.summary = QTableWidget(0, len(COLUMNS))
         self.summary.setHorizontalHeaderLabels(COLUMNS)
+        self.summary.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
         controls = QHBoxLayout()
         for widget in (QLabel("seeds"), self.seeds, self.run_button, self.cancel_button):
             controls.addWidget(widget)
