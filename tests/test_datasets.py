@@ -129,8 +129,9 @@ def test_loose_files_take_their_class_from_folders_written_any_way(tmp_path):
     paths = [tmp_path / "bass guitar" / "a.wav", tmp_path / "HI-HAT" / "b.wav"]
     examples = examples_from_class_folders(paths, list(PAPER_002_CLASSES))
     assert [e.label for e in examples] == ["Bass_guitar", "Hi-hat"]
-    with pytest.raises(DatasetError, match="folder 'banjo' is not a class of the model"):
-        examples_from_class_folders([tmp_path / "banjo" / "c.wav"], list(PAPER_002_CLASSES))
+    # A folder named after no class leaves its file unlabelled: attacked, counted apart.
+    (banjo,) = examples_from_class_folders([tmp_path / "banjo" / "c.wav"], PAPER_002_CLASSES)
+    assert banjo.label is None
 
 
 def test_only_a_split_column_or_fsdkaggle2019_defines_the_split(tmp_path, write_wav):

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,13 @@ import soundfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QAction, QKeySequence  # noqa: E402
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMessageBox  # noqa: E402
 
 from advstudio.core.models import load_model  # noqa: E402
 from advstudio.core.playback import NullOutput  # noqa: E402
+from advstudio.core.resources import default_model_dir, demo_clips  # noqa: E402
 from advstudio.gui.main_window import PATH_ROLE, MainWindow  # noqa: E402
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -40,7 +44,7 @@ def window(qtbot, model, tmp_path, monkeypatch):
     qtbot.addWidget(win)
     win.show()
     yield win
-    for worker in (win.worker, win.loader, win.painter):
+    for worker in (win.worker, win.loader, win.clip.painter):
         worker.wait()
     assert not win.worker.busy
 
@@ -87,11 +91,82 @@ def event_loop_gaps(win: MainWindow) -> Iterator[list[float]]:
         timer.stop()
 
 
+def file_action(win: MainWindow, text: str) -> QAction:
+    """The File menu's action whose text (without & and …) is `text`."""
+    for action in win.menuBar().actions()[0].menu().actions():
+        if action.text().replace("&", "").rstrip("…") == text:
+            return action
+    raise AssertionError(f"no File menu item {text!r}")
+
+
+def answer_dialogs(monkeypatch, **answers) -> list[str]:
+    """Answer QFileDialog's static dialogs as a person would: getSaveFileName=(path, filter),
+    getExistingDirectory=folder, getOpenFileNames=([paths], filter), getOpenFileName=...
+    Returns the list of the dialogs asked, in order, as they are asked."""
+    asked: list[str] = []
+
+    def dialog(name: str, answer):
+        def reply(*args, **kwargs):
+            asked.append(name)
+            return answer
+
+        return staticmethod(reply)
+
+    for name, answer in answers.items():
+        monkeypatch.setattr(QFileDialog, name, dialog(name, answer))
+    return asked
+
+
+def dismiss_messages(win: MainWindow) -> None:
+    """Close the message boxes the window has open (window-modal, they block shortcuts)."""
+    for box in win.findChildren(QMessageBox):
+        box.done(0)
+
+
+def press(qtbot, win: MainWindow, keys: str) -> None:
+    """A shortcut typed into the active window."""
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    qtbot.keySequence(win, QKeySequence(keys))
+
+
 def test_demo_clips_are_preloaded_and_a_clip_loads(qtbot, window):
     assert window.files.count() == 24
     select(qtbot, window, 3)
     assert window.audio is not None
-    assert len(window.signals.curves["original"].getData()[0]) > 0
+    assert len(window.clip.signals.curves["original"].getData()[0]) > 0
+
+
+def overlapping_docks(win: MainWindow) -> list[tuple[str, str]]:
+    """Pairs of visible docks, the central tabs and the status bar whose areas overlap."""
+    parts = {d.windowTitle(): d for d in win.findChildren(QDockWidget) if d.isVisible()}
+    parts |= {"tabs": win.centralWidget(), "status bar": win.statusBar()}
+    rects = {name: w.geometry() for name, w in parts.items()}
+    names = sorted(rects)
+    return [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if rects[a].intersects(rects[b])
+    ]
+
+
+def test_the_window_fits_a_laptop_screen(qtbot, window):
+    select(qtbot, window, 0)
+    for size in (window.minimumSizeHint(), window.minimumSize()):
+        assert size.width() <= 1280 and size.height() <= 720, size
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1600, 1000), (1280, 720)):
+        window.resize(width, height)
+        qtbot.waitUntil(lambda w=width, h=height: window.size().toTuple() == (w, h))
+        assert overlapping_docks(window) == []
+        status = window.statusBar()
+        assert status.isVisible() and window.rect().contains(status.geometry())
+        assert window.attack_panel.curves.height() >= 240  # the live curves stay in view
+        assert window.clip.signals.height() >= 300
+        window.grab().save(str(SCREENSHOTS / f"main-window-{width}x{height}.png"))
+    attack(qtbot, window)
+    window.grab().save(str(SCREENSHOTS / "main-window-1280x720-after-attack.png"))
 
 
 def test_a_long_file_opens_off_the_event_loop_and_the_last_choice_wins(
@@ -160,7 +235,7 @@ def test_attack_a_clip_toward_a_class_chosen_by_name(qtbot, window):
     result = attack(qtbot, window, "Gong").result
     assert result.success and window.model.labels[result.target] == "Gong"
     assert window.result is result
-    adversarial_bars = window.probabilities.adversarial.opts["width"]
+    adversarial_bars = window.clip.probabilities.adversarial.opts["width"]
     assert int(np.argmax(adversarial_bars)) == window.model.labels.index("Gong")
     assert window.attack_panel.loss_curve.getData()[0] is not None
     window.grab().save(str(SCREENSHOTS / "main-window-after-attack.png"))
@@ -194,7 +269,7 @@ def test_the_attacked_clip_stays_selected_until_its_attack_ends(qtbot, window):
     panel.set_param("confidence", "1.0")  # never succeeds: runs all iterations
     with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
         panel.run_button.click()
-        assert not window.files.isEnabled() and not window.open_model_action.isEnabled()
+        assert not window.files.isEnabled() and not window.menu.open_model.isEnabled()
         window.files.setCurrentRow(5)  # as opening files or a stray signal would
         window.open_model()
         assert "wait for the attack" in window.last_problem
@@ -206,6 +281,53 @@ def test_the_attacked_clip_stays_selected_until_its_attack_ends(qtbot, window):
     assert window.audio.path != attacked and window.result is None
 
 
+def test_progress_counts_iterations_and_says_cancelled(qtbot, window):
+    select(qtbot, window, 1)
+    panel = window.attack_panel
+    panel.attack.setCurrentText("mscw")
+    panel.set_param("max_iter", "3000")
+    panel.set_param("confidence", "1.0")  # never succeeds: runs until cancelled
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: panel.progress.value() >= 3, timeout=JOB_TIMEOUT_MS)
+    assert panel.progress.maximum() == 3000  # determinate: the attack's max_iter
+    with qtbot.waitSignal(window.worker.cancelled, timeout=JOB_TIMEOUT_MS):
+        panel.cancel_button.click()
+    assert panel.progress.text() == "cancelled"
+    assert 0 < panel.progress.value() < 3000
+    assert window.statusBar().currentMessage() == "Cancelled"
+    panel.set_param("max_iter", "5")
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS):
+        panel.run_button.click()
+    assert panel.progress.text() == "100%" and panel.progress.maximum() == 5
+
+
+def test_attack_the_loop_region_only(qtbot, window):
+    select(qtbot, window, 0)  # 2.59 s
+    whole = window.audio.samples
+    panel = window.attack_panel
+    assert not panel.region_only.isEnabled()
+    window.clip.loop.setChecked(True)
+    window.clip.signals.region.setRegion((0.5, 1.5))
+    assert panel.region_only.isEnabled()
+    panel.region_only.setChecked(True)
+    result = attack(qtbot, window).result
+    rate = window.audio.sample_rate
+    assert len(result.adversarial) == rate  # one second: the region, not the clip
+    assert window.audio.duration == pytest.approx(1.0)
+    np.testing.assert_array_equal(window.audio.samples, whole[rate // 2 : rate // 2 * 3])
+    assert window.clip.state.name.endswith("[0.50-1.50 s]")
+    assert len(window.clip.signals.curves["adversarial"].xData) == rate  # drawn in place
+    assert not panel.region_only.isEnabled()  # the loop is off: the view is the region
+    window.files.itemActivated.emit(window.files.currentItem())  # open the whole file again
+    qtbot.waitUntil(lambda: len(window.audio.samples) == len(whole), timeout=JOB_TIMEOUT_MS)
+    window.clip.loop.setChecked(True)
+    window.clip.signals.region.setRegion((0.5, 0.51))  # shorter than the model's minimum
+    panel.region_only.setChecked(True)
+    with qtbot.waitSignal(window.worker.failed, timeout=JOB_TIMEOUT_MS):
+        panel.run_button.click()
+    assert "shorter than the model's minimum" in window.last_problem
+
+
 def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_text("not audio")
@@ -213,6 +335,8 @@ def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.loader.failed, timeout=JOB_TIMEOUT_MS):
         window.files.setCurrentRow(window.files.count() - 1)
     assert "not an audio file" in window.last_problem
+    assert str(bad) not in map(str, window.file_list.paths())  # not left in the list
+    assert "removed from the list" in window.log_view.toPlainText()
     select(qtbot, window, 0)
     window.attack_panel.set_param("eta", "-1")
     with qtbot.waitSignal(window.worker.failed, timeout=JOB_TIMEOUT_MS):
@@ -223,56 +347,176 @@ def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
 def test_a_scale_change_redraws_clip_and_attack_on_the_painter_thread(qtbot, window):
     select(qtbot, window, 2)
     attack(qtbot, window)
-    mel = {name: image.image.shape for name, image in window.signals.images.items()}
-    with qtbot.waitSignal(window.painter.finished, timeout=JOB_TIMEOUT_MS):
-        window.scale.setCurrentText("linear")
-    for name, image in window.signals.images.items():
+    mel = {name: image.image.shape for name, image in window.clip.signals.images.items()}
+    with qtbot.waitSignal(window.clip.painter.finished, timeout=JOB_TIMEOUT_MS):
+        window.clip.scale.setCurrentText("linear")
+    for name, image in window.clip.signals.images.items():
         assert image.image.shape[1] == mel[name][1]  # same frames
         assert image.image.shape[0] != mel[name][0]  # linear bins, not mel bands
         assert image.boundingRect().height() > 0
-    assert window.signals.spectrograms["adversarial"].frequencies[-1] == pytest.approx(8000)
+    assert window.clip.signals.spectrograms["adversarial"].frequencies[-1] == pytest.approx(8000)
 
 
-def test_export_audio_and_report(qtbot, window, tmp_path):
+def test_export_report_and_audio_through_the_menu_and_shortcuts(
+    qtbot, window, tmp_path, monkeypatch
+):
     select(qtbot, window, 2)
     attack(qtbot, window)
-    audio = window.export_audio(str(tmp_path / "adv.wav"))
-    assert audio is not None and audio.stat().st_size > 44
-    assert window.export_audio(str(tmp_path / "adv.wav")) is None  # no silent overwrite
-    assert "already exists" in window.last_problem
-    report = window.export_report(str(tmp_path / "report"))
+    # File > Export report: before, triggered(checked=False) reached export_report(folder)
+    # and failed with a TypeError instead of opening the dialog.
+    answer_dialogs(monkeypatch, getExistingDirectory=str(tmp_path / "report"))
+    file_action(window, "Export report").trigger()
+    report = tmp_path / "report"
     html = (report / "report.html").read_text()
     assert "<audio" in html and "data:image/png;base64" in html
     data = json.loads((report / "results.json").read_text())
     assert data["attacks"][0]["attack"] == "cw"
     assert (report / "results.csv").read_text().startswith("attack,")
+    answer_dialogs(monkeypatch, getExistingDirectory=str(tmp_path / "second report"))
+    press(qtbot, window, "Ctrl+R")
+    assert (tmp_path / "second report" / "report.html").is_file()
+
+    wav = tmp_path / "adv.wav"
+    answer_dialogs(monkeypatch, getSaveFileName=(str(wav), "WAV 24-bit (*.wav)"))
+    press(qtbot, window, "Ctrl+E")
+    assert soundfile.info(wav).subtype == "PCM_24"
+    flac = tmp_path / "adv.flac"
+    answer_dialogs(monkeypatch, getSaveFileName=(str(flac), "FLAC 16-bit (*.flac)"))
+    file_action(window, "Export adversarial audio").trigger()
+    assert soundfile.info(flac).subtype == "PCM_16"
+    assert window.exports.export_audio(str(wav)) is None  # no silent overwrite
+    assert "already exists" in window.last_problem
+    dismiss_messages(window)
+    window.last_problem = ""
+    asked = answer_dialogs(monkeypatch, getSaveFileName=("", ""), getExistingDirectory="")
+    press(qtbot, window, "Ctrl+E")  # a cancelled dialog does nothing
+    press(qtbot, window, "Ctrl+R")
+    assert asked == ["getSaveFileName", "getExistingDirectory"] and window.last_problem == ""
+
+
+def test_open_actions_recent_model_and_quit_through_the_menu(
+    qtbot, window, tmp_path, monkeypatch, write_wav
+):
+    qtbot.waitUntil(lambda: not window.loader.busy)
+    clip = soundfile.read(demo_clips()[0], dtype="float32")[0]
+    one = write_wav("loose/one.wav", clip)
+    answer_dialogs(monkeypatch, getOpenFileNames=([str(one)], "Audio"))
+    press(qtbot, window, "Ctrl+O")
+    qtbot.waitUntil(lambda: window.audio is not None and window.audio.path == one)
+    assert window.files.count() == 25
+
+    folder = one.parent
+    write_wav("loose/two.wav", clip)
+    answer_dialogs(monkeypatch, getExistingDirectory=str(folder))
+    file_action(window, "Open folder").trigger()
+    assert window.files.count() == 26
+    recent = window.menu.recent.actions()
+    assert [a.text() for a in recent[:2]] == [str(folder), str(one)]
+    write_wav("loose/three.wav", clip)
+    recent[0].trigger()  # Open recent > the folder: its new file joins the list
+    assert window.files.count() == 27
+    qtbot.waitUntil(lambda: not window.loader.busy)
+
+    answer_dialogs(monkeypatch, getOpenFileName=(str(one), ""))
+    file_action(window, "Open model").trigger()
+    assert "Cannot load model" in window.log_view.toPlainText()
+    dismiss_messages(window)
+    model_dir = default_model_dir()
+    answer_dialogs(monkeypatch, getOpenFileName=(str(model_dir), ""))
+    with qtbot.waitSignal(window.loader.finished, timeout=60_000):
+        press(qtbot, window, "Ctrl+M")
+    assert html_escape(str(model_dir)) in window.model_label.text()
+
+    press(qtbot, window, "Ctrl+Q")
+    assert not window.isVisible()
 
 
 def test_batch_updates_confusion_matrices_while_it_runs(qtbot, window):
-    for box in window.batch_attacks.values():
-        box.setChecked(False)
-    window.batch_attacks["fgsm"].setChecked(True)
+    window.attack_panel.attack.setCurrentText("fgsm")
     seen_partial = []
 
     def watch() -> None:
         snapshot = window.live.snapshot() if window.live else None
         if snapshot and 0 < snapshot["done"] < snapshot["total"]:
-            seen_partial.append(window.confusion_attacked.matrix.copy())
+            seen_partial.append(window.batch.confusion_attacked.matrix.copy())
 
     timer = QTimer(window)  # owned by the window: no orphan Qt object at interpreter exit
     timer.setInterval(20)
     timer.timeout.connect(watch)
     timer.start()
     with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
-        window.batch_run.click()
+        window.batch.run_button.click()
+        assert window.batch.progress.maximum() == 24  # 24 files x 1 seed, known at once
     timer.stop()
     summary = blocker.args[0]
     assert summary["table"][0]["n_files"] == 24
     assert seen_partial, "the matrices never showed a partial batch"
-    assert window.confusion_clean.matrix.sum() > 0
-    assert window.summary.rowCount() == 1
+    assert window.batch.confusion_clean.matrix.sum() > 0
+    assert window.batch.summary.rowCount() == 1
+    assert window.batch.progress.value() == 24 and window.batch.progress.text().startswith("24/24")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(SCREENSHOTS / "batch-view.png"))
+
+
+def test_batch_runs_the_attack_panels_settings_on_the_listed_files(
+    qtbot, window, tmp_path, write_wav
+):
+    qtbot.waitUntil(lambda: not window.loader.busy)
+    # Remove files three ways: the Remove button, the Delete key, the context menu's entry.
+    window.files.setCurrentRow(0)
+    window.file_list.remove_button.click()
+    window.files.setCurrentRow(0)
+    window.files.setFocus()
+    qtbot.keyClick(window.files, Qt.Key.Key_Delete)
+    window.files.setCurrentRow(0)
+    (remove,) = window.files.actions()
+    assert remove.text() == "Remove from list"
+    remove.trigger()
+    assert window.files.count() == 21
+    qtbot.waitUntil(lambda: not window.loader.busy)
+    for _ in range(19):  # keep two labelled demo files
+        window.files.setCurrentRow(0)
+        window.file_list.remove_button.click()
+    qtbot.waitUntil(lambda: not window.loader.busy)
+    clip = soundfile.read(demo_clips()[0], dtype="float32")[0]
+    loose = [write_wav(f"field recordings/take{i}.wav", clip) for i in (1, 2)]
+    window.add_files(loose)
+    assert window.files.count() == 4
+
+    panel = window.attack_panel
+    panel.attack.setCurrentText("fgsm")
+    panel.preset.setCurrentText("eps0.8")
+    panel.set_param("eps", "0.03")
+    panel.target.setCurrentText("Gong")
+    window.batch.seeds.setValue(2)
+    plan = window.batch.plan_label.text()
+    assert "fgsm" in plan and "eps=0.03" in plan and "Gong" in plan and "4 files" in plan
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        window.batch.run_button.click()
+        assert window.batch.progress.maximum() == 8  # 4 files x 2 seeds
+    summary = blocker.args[0]
+    row = summary["table"][0]
+    assert row["attack"] == "fgsm" and row["preset"] == "eps0.8"
+    assert row["params"]["eps"] == pytest.approx(0.03) and row["seeds"] == [21, 22]
+    assert all(entry["target"] == window.model.labels.index("Gong")
+               for entry in summary["attacks"][0]["files"])
+    assert row["n_files"] == 4 and row["n_unlabelled"] == 2
+    assert summary["clean"]["n_unlabelled"] == 2
+    assert window.batch.summary.item(0, 3).text() == "2"
+    assert "2 in folders named after no class" in window.log_view.toPlainText()
+    assert window.batch.progress.text() == "8/8 attacks (100%)"
+    assert window.attack_panel.progress.maximum() > 0  # a batch leaves that bar alone
+
+    panel.attack.setCurrentText("cw")
+    panel.set_param("max_iter", "3000")
+    panel.set_param("confidence", "1.0")  # never succeeds: runs until cancelled
+    window.batch.seeds.setValue(1)
+    window.batch.run_button.click()
+    qtbot.wait(500)  # the batch is attacking its first chunk
+    with qtbot.waitSignal(window.worker.cancelled, timeout=JOB_TIMEOUT_MS):
+        window.batch.cancel_button.click()
+    assert window.batch.progress.text() == "cancelled"
+    assert window.batch.progress.value() < window.batch.progress.maximum() == 4
 
 
 PLAYBACK_SCRIPT = """
@@ -297,7 +541,7 @@ job = AttackJob(window.model, window.audio.samples, "cw", None,
                 {"c": 0.02, "eta": 0.002, "max_iter": 100}, "Gong")
 window.attack_job = job
 window._show_attack(job(NullReporter(), threading.Event()))
-out = window.output
+out = window.clip.output
 res = {"type": type(out).__name__, "status": out.status}
 window.activateWindow()
 app.processEvents()

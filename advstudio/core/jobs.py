@@ -15,18 +15,23 @@ from advstudio.core.attacks import Attack, AttackResult, make_attack
 from advstudio.core.audio import Audio
 from advstudio.core.audio.views import SpectrogramView, level_change, spectrogram
 from advstudio.core.data.datasets import Example
+from advstudio.core.errors import ParameterError
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.inference import load_for_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
 from advstudio.core.progress import AttackStep, Event, ItemFinished, JobStarted, Reporter
 
+ITERATIONS = "iterations"  # the job of the JobStarted event that gives an attack's max_iter
+
 
 @dataclass(frozen=True)
 class AttackOutcome:
-    """An attack's result with what its views show, computed on the worker thread."""
+    """An attack's result with what its views show, computed on the worker thread.
+    `original` is what was attacked: the whole clip, or the region chosen."""
 
     result: AttackResult
+    original: np.ndarray
     original_probabilities: np.ndarray
     adversarial_probabilities: np.ndarray
     views: dict[str, SpectrogramView]
@@ -84,6 +89,9 @@ class OpenClipJob:
 
 @dataclass
 class AttackJob:
+    """One attack on one clip, or on the `region` (start and end in seconds) of it. It
+    reports its iteration budget as JobStarted(ITERATIONS, max_iter) before the first step."""
+
     model: AudioClassifier
     samples: np.ndarray
     attack: str
@@ -92,22 +100,39 @@ class AttackJob:
     target: str | None
     seed: int = 21
     scale: str = "mel"
+    region: tuple[float, float] | None = None
     attack_used: Attack | None = None  # the configured attack, once the job has run
+
+    def attacked_samples(self) -> np.ndarray:
+        """The clip, or the part of it inside the region (a view, not a copy)."""
+        if self.region is None:
+            return self.samples
+        rate = self.model.sample_rate
+        start, end = (min(max(int(round(t * rate)), 0), len(self.samples)) for t in self.region)
+        start, end = min(start, end), max(start, end)
+        if end - start < self.model.min_samples:
+            raise ParameterError(
+                f"the region {start / rate:.2f}-{end / rate:.2f} s is shorter than the "
+                f"model's minimum of {self.model.min_samples / rate:.2f} s; widen it"
+            )
+        return self.samples[start:end]
 
     def __call__(self, reporter: Reporter, cancel: threading.Event) -> AttackOutcome:
         attack = make_attack(self.attack, self.preset, **self.params)
         self.attack_used = attack
+        samples = self.attacked_samples()
+        reporter.report(JobStarted(ITERATIONS, attack.engine_config().max_iter))
         (result,) = attack.run(
             self.model,
-            [self.samples],
+            [samples],
             self.target,
             seed=self.seed,
             reporter=reporter,
             cancel=cancel,
         )
-        original, adversarial = predict_proba(self.model, [self.samples, result.adversarial])
-        views = signal_views(self.samples, result.adversarial, self.model.sample_rate, self.scale)
-        return AttackOutcome(result, original, adversarial, views)
+        original, adversarial = predict_proba(self.model, [samples, result.adversarial])
+        views = signal_views(samples, result.adversarial, self.model.sample_rate, self.scale)
+        return AttackOutcome(result, samples, original, adversarial, views)
 
 
 @dataclass
@@ -130,6 +155,8 @@ class LiveState:
     n_classes: int
     done: int = 0
     total: int = 0
+    iteration: int = 0  # the latest iteration of a single attack, of iteration_total
+    iteration_total: int = 0
     iterations: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     snr_db: list[float] = field(default_factory=list)
@@ -146,7 +173,10 @@ class LiveState:
         with self.lock:
             if isinstance(event, JobStarted) and event.job == "evaluate":
                 self.total = event.total
+            elif isinstance(event, JobStarted) and event.job == ITERATIONS:
+                self.iteration_total = event.total
             elif isinstance(event, AttackStep) and len(event.items) == 1:
+                self.iteration = event.iteration
                 self.iterations.append(event.iteration)
                 self.loss.append(event.loss[0])
                 self.snr_db.append(event.snr_db[0])
@@ -165,6 +195,8 @@ class LiveState:
             return {
                 "done": self.done,
                 "total": self.total,
+                "iteration": self.iteration,
+                "iteration_total": self.iteration_total,
                 "iterations": np.array(self.iterations),
                 "loss": np.array(self.loss),
                 "snr_db": np.array(self.snr_db),

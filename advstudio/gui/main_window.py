@@ -1,7 +1,7 @@
-"""The main window: files, model, stacked signal panes, predictions, the attack panel, batch
-mode with live confusion matrices, playback and export. Every computation is a core call;
-long ones run on JobWorker threads (attacks and batches, polled through a core LiveState;
-opening a file; spectrograms for a new scale)."""
+"""The main window assembles the parts: the file list and model (left dock), the Clip and
+Batch tabs, the Attack panel (right dock), the log (bottom dock) and the File menu. It runs
+the jobs they ask for on JobWorker threads: attacks and batches on `worker` (polled through a
+core LiveState), opening a file on `loader`; the Clip tab draws new scales on its own thread."""
 
 from __future__ import annotations
 
@@ -11,64 +11,45 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
-    QPushButton,
-    QSpinBox,
-    QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from advstudio.core.attacks import ATTACKS, AttackResult
-from advstudio.core.audio import AUDIO_EXTENSIONS, Audio
+from advstudio.core.attacks import AttackResult
+from advstudio.core.audio import Audio
 from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
-from advstudio.core.jobs import (
-    AttackJob,
-    AttackOutcome,
-    LiveState,
-    OpenClipJob,
-    OpenedClip,
-    StudyJob,
-    ViewsJob,
-)
+from advstudio.core.jobs import AttackJob, AttackOutcome, LiveState, OpenClipJob, StudyJob
 from advstudio.core.models import AudioClassifier, load_model
-from advstudio.core.playback import AudioOutput, audition_sources, open_output
+from advstudio.core.playback import AudioOutput, open_output
 from advstudio.core.progress import NullReporter
-from advstudio.core.reports.export import export_and_reclassify
-from advstudio.core.reports.html import write_report_bundle
-from advstudio.core.reports.provenance import model_name
-from advstudio.core.reports.single_clip import single_clip_report
 from advstudio.core.resources import demo_clips
-from advstudio.gui.panels import AttackPanel, ConfusionView, ProbabilityView
+from advstudio.gui.batch_tab import BatchTab
+from advstudio.gui.clip_tab import ClipTab
+from advstudio.gui.exports import Exports
+from advstudio.gui.file_list import PATH_ROLE, FileList
+from advstudio.gui.menus import build_file_menu
+from advstudio.gui.panels import AttackPanel
 from advstudio.gui.settings import JsonSettings
-from advstudio.gui.signal_views import SignalStack
 from advstudio.gui.worker import JobWorker
 
+__all__ = ["PATH_ROLE", "MainWindow"]
+
 log = logging.getLogger("advstudio")
-RECENT_LIMIT = 10
 POLL_MS = 66  # 15 Hz
-PATH_ROLE = Qt.ItemDataRole.UserRole
+DEFAULT_SIZE = (1400, 900)  # shrunk to the screen; the layout works down to 1280x720
 
 
 class MainWindow(QMainWindow):
@@ -83,11 +64,8 @@ class MainWindow(QMainWindow):
         self.model_path: str | None = None  # None: the shipped model
         self.settings = JsonSettings()
         self.store_path = store_path or default_store_path()
-        self.audio: Audio | None = None
-        self.result: AttackResult | None = None
-        self.last_study: dict[str, Any] | None = None
         self.attack_job: AttackJob | None = None
-        self.attacking = False  # an attack runs on self.audio: the clip and model stay put
+        self.running: str | None = None  # "attack" or "batch" while `worker` runs one
         self.closing = False
         self.last_problem = ""
         self.live: LiveState | None = None
@@ -96,140 +74,63 @@ class MainWindow(QMainWindow):
         self.loader = JobWorker(self)
         self.wanted_path: str | None = None  # the clip the list shows, once it has loaded
         self.opening: OpenClipJob | None = None
-        self.painter = JobWorker(self)  # spectrograms for a new scale
-        self.painting: ViewsJob | None = None
-        self.output = output or open_output()
         self.setWindowTitle("advstudio")
-        self._build()
+        self._build(output or open_output())
         self._connect()
         self.poll = QTimer(self)
         self.poll.setInterval(POLL_MS)
         self.poll.timeout.connect(self._pull_snapshot)
-        self.cursor_timer = QTimer(self)
-        self.cursor_timer.setInterval(33)
-        self.cursor_timer.timeout.connect(self._move_cursor)
-        self.cursor_timer.start()
-        self.statusBar().showMessage(self.output.status if not self.output.available else "Ready")
+        output = self.clip.output
+        self.statusBar().showMessage(output.status if not output.available else "Ready")
         self._restore_settings()
         self.add_files(demo_clips())
 
     # ---- construction -------------------------------------------------------------------
 
-    def _build(self) -> None:
+    def _build(self, output: AudioOutput) -> None:
         labels = list(self.model.labels)
-        self.files = QListWidget()
-        self.files.setAcceptDrops(False)
+        self.file_list = FileList(self.settings)
+        self.files = self.file_list.view
         self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
         self._show_model_name("shipped instrument model")
         files_box = QWidget()
         files_layout = QVBoxLayout(files_box)
         files_layout.addWidget(QLabel("Model:"))
         files_layout.addWidget(self.model_label)
         files_layout.addWidget(QLabel("Files:"))
-        files_layout.addWidget(self.files)
-        self._dock("Files and model", files_box, Qt.DockWidgetArea.LeftDockWidgetArea)
+        files_layout.addWidget(self.file_list, 1)
+        files_box.setMinimumWidth(170)  # room for the demo clips' names
+        files_dock = self._dock("Files and model", files_box, Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.signals = SignalStack()
-        self.scale = QComboBox()
-        self.scale.addItems(["mel", "linear"])
-        self.gain = QDoubleSpinBox()
-        self.gain.setRange(1, 1000)
-        self.gain.setValue(10)
-        self.gain.setSuffix(" x")
-        self.gain.setToolTip("gain applied to the perturbation's waveform display")
-        self.source = QComboBox()
-        self.source.addItems(["original", "adversarial", "perturbation"])
-        self.play_button = QPushButton("Play")
-        self.loop = QCheckBox("loop region")
-        controls = QHBoxLayout()
-        for widget in (
-            QLabel("frequency"),
-            self.scale,
-            QLabel("perturbation gain"),
-            self.gain,
-            QLabel("hear"),
-            self.source,
-            self.play_button,
-            self.loop,
-        ):
-            controls.addWidget(widget)
-        controls.addStretch(1)
-        single = QWidget()
-        single_layout = QVBoxLayout(single)
-        single_layout.addLayout(controls)
-        self.probabilities = ProbabilityView(labels)
-        self.probabilities.setMinimumWidth(320)
-        probability_box = QWidget()
-        probability_layout = QVBoxLayout(probability_box)
-        probability_layout.addWidget(
-            QLabel("class probabilities\n(blue original, red adversarial)")
-        )
-        probability_layout.addWidget(self.probabilities, 1)
-        panes = QSplitter(Qt.Orientation.Horizontal)
-        panes.addWidget(self.signals)
-        panes.addWidget(probability_box)
-        panes.setStretchFactor(0, 4)
-        panes.setStretchFactor(1, 1)
-        single_layout.addWidget(panes, 1)
-
-        self.confusion_clean = ConfusionView(labels, "clean")
-        self.confusion_attacked = ConfusionView(labels, "attacked")
-        self.batch_attacks = {name: QCheckBox(ATTACKS[name].title) for name in ATTACKS}
-        self.batch_attacks["cw"].setChecked(True)
-        self.batch_seeds = QSpinBox()
-        self.batch_seeds.setRange(1, 20)
-        self.batch_run = QPushButton("Run batch on the file list")
-        self.batch_cancel = QPushButton("Cancel")
-        self.batch_cancel.setEnabled(False)
-        self.batch_progress = QLabel("")
-        self.summary = QTableWidget(0, 6)
-        self.summary.setHorizontalHeaderLabels(
-            ["attack", "found", "accuracy", "SNR dB", "median iterations", "confidence"]
-        )
-        batch_controls = QHBoxLayout()
-        for widget in self.batch_attacks.values():
-            batch_controls.addWidget(widget)
-        for widget in (
-            QLabel("seeds"),
-            self.batch_seeds,
-            self.batch_run,
-            self.batch_cancel,
-            self.batch_progress,
-        ):
-            batch_controls.addWidget(widget)
-        batch_controls.addStretch(1)
-        matrices = QHBoxLayout()
-        matrices.addWidget(self.confusion_clean)
-        matrices.addWidget(self.confusion_attacked)
-        batch = QWidget()
-        batch_layout = QVBoxLayout(batch)
-        batch_layout.addLayout(batch_controls)
-        batch_layout.addLayout(matrices, 3)
-        batch_layout.addWidget(self.summary, 1)
-
+        self.clip = ClipTab(labels, output)
+        self.batch = BatchTab(labels)
         self.tabs = QTabWidget()
-        self.tabs.addTab(single, "Clip")
-        self.tabs.addTab(batch, "Batch")
+        self.tabs.addTab(self.clip, "Clip")
+        self.tabs.addTab(self.batch, "Batch")
         self.setCentralWidget(self.tabs)
 
         self.attack_panel = AttackPanel(labels)
-        self._dock("Attack", self.attack_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        attack_dock = self._dock("Attack", self.attack_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([files_dock, attack_dock], [200, 300], Qt.Orientation.Horizontal)
 
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
-        self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_view.setMinimumHeight(40)
+        log_dock = self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([log_dock], [90], Qt.Orientation.Vertical)
 
-        menu = self.menuBar().addMenu("&File")
-        self.open_action = self._action(menu, "&Open files…", self.open_files, "Ctrl+O")
-        self._action(menu, "Open &folder…", self.open_folder)
-        self.recent_menu = menu.addMenu("Open &recent")
-        self.open_model_action = self._action(menu, "Open &model…", self.open_model)
-        menu.addSeparator()
-        self._action(menu, "&Export adversarial audio…", self.export_audio, "Ctrl+E")
-        self._action(menu, "Export &report…", self.export_report, "Ctrl+R")
-        menu.addSeparator()
-        self._action(menu, "&Quit", self.close, "Ctrl+Q")
-        self.resize(1400, 900)
+        self.exports = Exports(self)
+        self.menu = build_file_menu(
+            self,
+            open_files=self.file_list.choose_files,
+            open_folder=self.file_list.choose_folder,
+            open_model=self.open_model,
+            export_audio=self.exports.choose_audio_export,
+            export_report=self.exports.choose_report_folder,
+        )
+        screen = self.screen().availableGeometry()
+        self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height()))
         self.setAcceptDrops(True)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -239,43 +140,46 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, menu, text: str, slot, shortcut: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
     def _connect(self) -> None:
-        self.files.currentItemChanged.connect(lambda item, _: self.select_file(item))
-        self.scale.currentTextChanged.connect(lambda _: self._redraw())
-        self.gain.valueChanged.connect(self._regain)
-        self.source.currentTextChanged.connect(self.output.select)
-        self.play_button.clicked.connect(self.toggle_playback)
-        self.loop.toggled.connect(self._toggle_loop)
+        self.file_list.chosen.connect(self.select_file)
+        self.file_list.added.connect(self._files_added)
+        self.file_list.removed.connect(self._files_removed)
+        self.file_list.recent_changed.connect(lambda _: self._refresh_recent())
+        self.clip.status.connect(self.statusBar().showMessage)
+        self.clip.problem.connect(self.problem)
+        self.clip.loop.toggled.connect(self.attack_panel.region_only.setEnabled)
         self.attack_panel.run_requested.connect(self.run_attack)
         self.attack_panel.cancel_requested.connect(self.worker.cancel)
-        self.batch_run.clicked.connect(self.run_batch)
-        self.batch_cancel.clicked.connect(self.worker.cancel)
+        self.attack_panel.changed.connect(self._refresh_plan)
+        self.batch.run_requested.connect(self.run_batch)
+        self.batch.cancel_requested.connect(self.worker.cancel)
         self.worker.finished.connect(self._job_finished)
         self.worker.failed.connect(self._job_failed)
         self.worker.cancelled.connect(self._job_cancelled)
         self.loader.finished.connect(self._clip_opened)
         self.loader.failed.connect(self._clip_failed)
-        self.painter.finished.connect(self._views_ready)
-        self.painter.failed.connect(self._views_failed)
-        shortcuts = {Qt.Key.Key_Space: self.toggle_playback}
+        shortcuts = {Qt.Key.Key_Space: self.clip.toggle_playback}
         for key, name in (
             (Qt.Key.Key_1, "original"),
             (Qt.Key.Key_2, "adversarial"),
             (Qt.Key.Key_3, "perturbation"),
         ):
-            shortcuts[key] = partial(self.source.setCurrentText, name)
+            shortcuts[key] = partial(self.clip.source.setCurrentText, name)
         for key, slot in shortcuts.items():
             # Not QShortcut's callable constructor: in PySide6 it corrupts a reference count
             # and aborts the interpreter at exit.
             QShortcut(QKeySequence(key), self).activated.connect(slot)
+
+    # ---- what the Clip tab shows --------------------------------------------------------
+
+    @property
+    def audio(self) -> Audio | None:
+        """The clip on show (after an attack on a region: that region)."""
+        return self.clip.state.audio
+
+    @property
+    def result(self) -> AttackResult | None:
+        return self.clip.state.result
 
     # ---- settings and log ---------------------------------------------------------------
 
@@ -287,7 +191,7 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.attack_panel.attack.setCurrentText(str(self.settings.value("attack", "cw")))
-        self.scale.setCurrentText(str(self.settings.value("scale", "mel")))
+        self.clip.scale.setCurrentText(str(self.settings.value("scale", "mel")))
         self._refresh_recent()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -295,13 +199,12 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("state", self.saveState())
         self.settings.setValue("attack", self.attack_panel.attack.currentText())
-        self.settings.setValue("scale", self.scale.currentText())
+        self.settings.setValue("scale", self.clip.scale.currentText())
         self.worker.wait()
         self.loader.wait()
-        self.painter.wait()
+        self.clip.close_down()
         self.poll.stop()
-        self.cursor_timer.stop()
-        self.output.close()
+        self.clip.output.close()
         super().closeEvent(event)
 
     def log(self, text: str) -> None:
@@ -319,68 +222,42 @@ class MainWindow(QMainWindow):
         box.open()  # window-modal but not blocking: the event loop and running jobs go on
         self.last_problem = message
 
-    # ---- files --------------------------------------------------------------------------
+    # ---- files and model ----------------------------------------------------------------
 
     def add_files(self, paths: list[Path]) -> None:
-        known = {self.files.item(i).data(PATH_ROLE) for i in range(self.files.count())}
-        for path in paths:
-            if str(path) in known:
-                continue
-            item = QListWidgetItem(path.name)
-            item.setData(PATH_ROLE, str(path))
-            item.setToolTip(str(path))
-            self.files.addItem(item)
+        self.file_list.add(paths)
+        self._refresh_plan()
 
-    def open_files(self) -> None:
-        patterns = " ".join(f"*{ext}" for ext in AUDIO_EXTENSIONS)
-        names, _ = QFileDialog.getOpenFileNames(self, "Open audio", "", f"Audio ({patterns})")
-        self._open_paths([Path(n) for n in names])
+    def _files_removed(self, count: int) -> None:
+        self.log(f"{count} files removed from the list")
+        self._refresh_plan()
 
-    def open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open folder of audio")
-        if folder:
-            self._open_paths([Path(folder)])
-
-    def _open_paths(self, paths: list[Path]) -> None:
-        files = []
-        for path in paths:
-            if path.is_dir():
-                files += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-            else:
-                files.append(path)
-        self.add_files(files)
-        recent = [str(p) for p in paths] + [p for p in self._recent() if p not in map(str, paths)]
-        self.settings.setValue("recent", recent[:RECENT_LIMIT])
-        self._refresh_recent()
-        if files and not self.attacking:
-            self.files.setCurrentRow(self.files.count() - len(files))
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recent", [])
-        return [value] if isinstance(value, str) else list(value or [])
+    def _files_added(self, first_row: int) -> None:
+        self._refresh_plan()
+        if self.running != "attack":
+            self.files.setCurrentRow(first_row)  # open the first new file
 
     def _refresh_recent(self) -> None:
-        self.recent_menu.clear()
-        for path in self._recent():
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self._open_paths([Path(p)]))
+        self.menu.show_recent(self.file_list.recent(), self.file_list.open_paths)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        self._open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
+        self.file_list.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
 
     def open_model(self) -> None:
-        if self.attacking:
+        if self.running == "attack":
             self.problem("Attack running", "wait for the attack to finish, or cancel it, first")
             return
         path, _ = QFileDialog.getOpenFileName(
             self, "Open model (model.json, TorchScript, checkpoint)"
         )
-        if not path:
-            return
+        if path:
+            self.use_model(path)
+
+    def use_model(self, path: str) -> None:
         try:
             model = load_model(path)
         except AdvStudioError as exc:
@@ -393,10 +270,11 @@ class MainWindow(QMainWindow):
                 f"{len(self.model.labels)} classes; restart with --model {path}",
             )
             return
-        self.model = model
-        self.model_path = path
+        self.model, self.model_path = model, path
         self._show_model_name(path)
-        self.select_file(self.files.currentItem())
+        self.log(f"model {path} loaded")
+        if self.wanted_path is not None:
+            self._open_clip(self.wanted_path)
 
     def _show_model_name(self, name: str) -> None:
         self.model_label.setText(
@@ -404,241 +282,165 @@ class MainWindow(QMainWindow):
             f"classes, {self.model.sample_rate} Hz"
         )
 
-    def select_file(self, item: QListWidgetItem | None) -> None:
-        if item is None:
-            return
-        if self.attacking:
-            # The running attack's result will be shown and exported with self.audio: keep
+    def select_file(self, path: str) -> None:
+        if self.running == "attack":
+            # The running attack's result will be shown and exported with this clip: keep
             # the clip it runs on selected rather than pair the result with another clip.
-            self._reselect(self.audio.path)
+            self.file_list.reselect(self.audio.path)
             return
-        self._open_clip(item.data(PATH_ROLE))
+        self._open_clip(path)
 
     def _open_clip(self, path: str) -> None:
         """Open on the loader thread; a clip chosen meanwhile opens when this one is done."""
         self.wanted_path = path
-        job = OpenClipJob(self.model, path, self.scale.currentText())
+        job = OpenClipJob(self.model, path, self.clip.scale.currentText())
         if self.loader.start(job, NullReporter()):
             self.opening = job
             self.statusBar().showMessage(f"opening {Path(path).name}…")
 
-    def _clip_opened(self, opened: OpenedClip) -> None:
+    def _clip_opened(self, opened) -> None:
         job, self.opening = self.opening, None
         if self.closing:
             return
-        stale = job.model is not self.model or job.scale != self.scale.currentText()
+        stale = job.model is not self.model or job.scale != self.clip.scale.currentText()
         if self.wanted_path != job.path or stale:
             # Another clip, model or scale was chosen meanwhile: open again, so that the
             # clip, its probabilities and its views always change together.
             self._open_clip(self.wanted_path)
             return
-        self.audio, self.result = opened.audio, None
-        self._redraw(opened.views)
+        self.clip.show_clip(opened)
         probabilities = opened.probabilities
-        self.probabilities.show_probabilities(probabilities, None)
         label = self.model.labels[int(probabilities.argmax())]
-        name = opened.audio.path.name
-        self.statusBar().showMessage(f"{name}: {label} ({probabilities.max():.2f})")
-        self._load_playback()
+        self.statusBar().showMessage(
+            f"{opened.audio.path.name}: {label} ({probabilities.max():.2f})"
+        )
 
     def _clip_failed(self, message: str, details: str) -> None:
+        """A file that cannot be opened leaves the list, with the reason in the log."""
         job, self.opening = self.opening, None
         if self.closing:
             return
         if details:
             log.error(details)
-        self.problem("Cannot open file", message)
+        self.file_list.remove(job.path)
+        self._refresh_plan()
+        self.problem("Cannot open file", f"{message} (removed from the list)")
         if self.wanted_path != job.path:
             self._open_clip(self.wanted_path)
-        elif self.audio is not None:
-            self._reselect(self.audio.path)  # the list shows the clip the views show
-
-    def _reselect(self, path: Path) -> None:
-        for row in range(self.files.count()):
-            if self.files.item(row).data(PATH_ROLE) == str(path):
-                with QSignalBlocker(self.files):
-                    self.files.setCurrentRow(row)
-                return
-
-    @property
-    def _adversarial(self) -> np.ndarray | None:
-        """The adversarial waveform of the attack on show, if there is one."""
-        return None if self.result is None else self.result.adversarial
-
-    def _redraw(self, views: dict | None = None) -> None:
-        """Draw the current clip with `views` handed over by a job, or have the painter
-        thread compute them for the chosen scale first."""
-        if self.audio is None:
-            return
-        if views is not None:
-            self._draw(views)
-            return
-        job = ViewsJob(
-            self.audio.samples, self._adversarial, self.audio.sample_rate, self.scale.currentText()
-        )
-        if self.painter.start(job, NullReporter()):
-            self.painting = job  # else the running job sees it is stale when it ends
-
-    def _views_ready(self, views: dict) -> None:
-        job, self.painting = self.painting, None
-        if self.closing:
-            return
-        if self._is_current(job):
-            self._draw(views)
-        else:  # the clip, its attack or the scale changed while it ran
-            self._redraw()
-
-    def _views_failed(self, message: str, details: str) -> None:
-        job, self.painting = self.painting, None
-        if details:
-            log.error(details)
-        if self._is_current(job):
-            self.problem("Cannot draw", message)
-        elif not self.closing:
-            self._redraw()  # the redraw that waited for this job
-
-    def _is_current(self, job: ViewsJob) -> bool:
-        return (
-            self.audio is not None
-            and job.original is self.audio.samples
-            and job.adversarial is self._adversarial
-            and job.scale == self.scale.currentText()
-        )
-
-    def _draw(self, views: dict) -> None:
-        self.signals.show_signals(
-            self.audio.samples,
-            self._adversarial,
-            self.audio.sample_rate,
-            views,
-            self.scale.currentText(),
-            self.gain.value(),
-        )
-
-    def _regain(self, gain: float) -> None:
-        if self.audio is not None and self.result is not None:
-            self.signals.set_perturbation_gain(
-                self.audio.samples, self.result.adversarial, self.audio.sample_rate, gain
-            )
-
-    # ---- playback -----------------------------------------------------------------------
-
-    def _load_playback(self) -> None:
-        if self.audio is None:
-            return
-        sources = audition_sources(self.audio.samples, self._adversarial)
-        self.output.load(sources, self.audio.sample_rate)
-        self.output.select(
-            self.source.currentText() if self.source.currentText() in sources else "original"
-        )
-
-    def toggle_playback(self) -> None:
-        if not self.output.available:
-            self.statusBar().showMessage(self.output.status)
-            return
-        self.output.toggle()
-        self.play_button.setText("Pause" if self.output.playing else "Play")
-
-    def _toggle_loop(self, on: bool) -> None:
-        self.signals.region.setVisible(on)
-        if on and self.audio is not None:
-            duration = self.audio.duration
-            self.signals.region.setRegion((duration * 0.25, duration * 0.75))
-        self._apply_loop()
-        self.signals.region.sigRegionChangeFinished.connect(self._apply_loop)
-
-    def _apply_loop(self) -> None:
-        region = self.signals.loop_region()
-        if region is None or self.audio is None:
-            self.output.clear_loop()
         else:
-            rate = self.audio.sample_rate
-            self.output.set_loop(int(region[0] * rate), int(region[1] * rate))
-
-    def _move_cursor(self) -> None:
-        if self.audio is not None and self.output.available:
-            self.signals.set_cursor(self.output.position / self.audio.sample_rate)
-            if not self.output.playing and self.play_button.text() == "Pause":
-                self.play_button.setText("Play")
+            self.wanted_path = None if self.audio is None else str(self.audio.path)
+            if self.audio is not None:
+                self.file_list.reselect(self.audio.path)  # the list shows the clip on show
 
     # ---- attacks and batches ------------------------------------------------------------
 
     def run_attack(self) -> None:
-        if self._still_opening():
+        if self.still_opening():
             return
         if self.audio is None:
             self.problem("No file", "select a file to attack first")
             return
-        name, params, target = self.attack_panel.values()
+        plan = self.attack_panel.settings()
+        region = None
+        if self.attack_panel.region_only.isEnabled() and self.attack_panel.region_only.isChecked():
+            region = self.clip.signals.loop_region()
         job = AttackJob(
             self.model,
             self.audio.samples,
-            name,
-            None,
-            params,
-            target,
-            scale=self.scale.currentText(),
+            plan.attack,
+            plan.preset,
+            plan.params,
+            plan.target,
+            scale=self.clip.scale.currentText(),
+            region=region,
         )
         live = LiveState(len(self.model.labels))
         if self.worker.start(job, live):
             self.attack_job, self.live = job, live
-            self._set_attacking(True)
-            self.attack_panel.set_running(True)
-            self.poll.start()
-            self.log(f"attack {name} on {self.audio.path} started")
+            self._set_running("attack")
+            where = "" if region is None else f" ({region[0]:.2f}-{region[1]:.2f} s)"
+            self.log(f"attack {plan.describe()} on {self.clip.state.name}{where} started")
 
     def run_batch(self) -> None:
-        attacks = [name for name, box in self.batch_attacks.items() if box.isChecked()]
-        paths = [Path(self.files.item(i).data(PATH_ROLE)) for i in range(self.files.count())]
-        try:
-            examples = examples_from_class_folders(paths, self.model.labels)
-        except AdvStudioError as exc:
-            self.problem("Cannot run the batch", str(exc))
+        """The Attack panel's attack, preset, parameters and target on every listed file.
+        Files in folders named after no class are attacked too, and counted apart."""
+        plan = self.attack_panel.settings()
+        paths = self.file_list.paths()
+        if not paths:
+            self.problem("Cannot run the batch", "the file list is empty")
             return
-        if not attacks:
-            self.problem("Cannot run the batch", "tick at least one attack")
-            return
-        spec = StudySpec(attacks=attacks, seeds=self.batch_seeds.value())
+        examples = examples_from_class_folders(paths, self.model.labels)
+        spec = StudySpec(
+            attacks=[plan.attack],
+            preset=plan.preset,
+            params=plan.params,
+            target=plan.target,
+            seeds=self.batch.seeds.value(),
+        )
         live = LiveState(len(self.model.labels))
         job = StudyJob(self.model, examples, spec, str(self.store_path))
         if self.worker.start(job, live):
             self.live = live
-            self.batch_run.setEnabled(False)
-            self.batch_cancel.setEnabled(True)
-            self.attack_panel.run_button.setEnabled(False)
-            self.poll.start()
-            self.tabs.setCurrentIndex(1)
+            self._set_running("batch", len(examples) * spec.seeds)
+            self.tabs.setCurrentWidget(self.batch)
+            unlabelled = sum(e.label is None for e in examples)
+            apart = (
+                f" ({unlabelled} in folders named after no class: attacked, but not in the "
+                "accuracy)"
+                if unlabelled
+                else ""
+            )
             self.log(
-                f"batch {', '.join(attacks)} on {len(examples)} files started "
+                f"batch {plan.describe()} on {len(examples)} files{apart} started "
                 f"(results in {self.store_path})"
             )
+
+    def _refresh_plan(self) -> None:
+        self.batch.show_plan(self.attack_panel.settings(), self.files.count())
 
     def _pull_snapshot(self) -> None:
         if self.live is None:
             return
         snapshot = self.live.snapshot()
-        self.attack_panel.show_curves(snapshot)
-        if snapshot["total"]:
-            self.batch_progress.setText(f"{snapshot['done']}/{snapshot['total']} files")
-            self.confusion_clean.show_counts(snapshot["clean_counts"])
-            self.confusion_attacked.show_counts(snapshot["attacked_counts"])
+        if self.running == "attack":
+            self.attack_panel.show_curves(snapshot)
+        elif self.running == "batch":
+            self.batch.show_progress(snapshot)
 
-    def _set_attacking(self, attacking: bool) -> None:
-        self.attacking = attacking
-        self.files.setEnabled(not attacking)
-        self.open_model_action.setEnabled(not attacking)
-        self.batch_run.setEnabled(not attacking)
+    def _set_running(self, kind: str | None, total: int = 0) -> None:
+        """Buttons and lists for a running attack or batch (kind None: idle again). During an
+        attack the clip stays put; during a batch files can still be browsed."""
+        self.running = kind
+        attack = kind == "attack"
+        self.files.setEnabled(not attack)
+        self.file_list.remove_button.setEnabled(not attack)
+        self.menu.open_model.setEnabled(not attack)
+        if kind == "attack":
+            self.attack_panel.set_running(True)
+        elif kind == "batch":
+            self.batch.set_running(True, total)
+        else:
+            self.attack_panel.set_running(False)
+            self.batch.set_running(False)
+        # One job at a time: neither Run button starts another while one runs.
+        self.attack_panel.run_button.setEnabled(kind is None)
+        self.batch.run_button.setEnabled(kind is None)
+        if kind is None:
+            self.poll.stop()
+        else:
+            self.poll.start()
 
-    def _job_done(self) -> None:
-        self._set_attacking(False)
+    def _job_done(self, outcome: str) -> str | None:
+        """Show the last progress, end the progress bar with `outcome` ("done", "cancelled",
+        "failed") and return the kind of job that ended."""
+        kind = self.running
         self._pull_snapshot()
-        self.poll.stop()
-        self.attack_panel.set_running(False)
-        self.batch_run.setEnabled(True)
-        self.batch_cancel.setEnabled(False)
+        self._set_running(None)
+        (self.attack_panel if kind == "attack" else self.batch).end(outcome)
+        return kind
 
     def _job_finished(self, result: object) -> None:
-        self._job_done()
+        self._job_done("done")
         if self.closing:
             return
         if isinstance(result, AttackOutcome):
@@ -647,13 +449,9 @@ class MainWindow(QMainWindow):
             self._show_study(result)
 
     def _show_attack(self, outcome: AttackOutcome) -> None:
-        result = self.result = outcome.result
-        scale_unchanged = self.attack_job.scale == self.scale.currentText()
-        self._redraw(outcome.views if scale_unchanged else None)
-        labels = self.model.labels
-        self.probabilities.show_probabilities(
-            outcome.original_probabilities, outcome.adversarial_probabilities
-        )
+        job = self.attack_job
+        self.clip.show_attack(outcome, job.attack_used, job.seed, job.region, job.scale)
+        result, labels = outcome.result, self.model.labels
         goal = f" target {labels[result.target]}" if result.target is not None else ""
         verdict = "succeeded" if result.success else "found no adversarial example"
         self.log(
@@ -661,119 +459,38 @@ class MainWindow(QMainWindow):
             f"{labels[result.new_pred]} after {result.iterations} iterations, "
             f"SNR {result.snr_db:.2f} dB"
         )
+        if job.region is not None:
+            self.log(
+                f"the Clip tab now shows the attacked region {self.clip.state.name}; "
+                "double-click the file to see it whole"
+            )
         self.statusBar().showMessage(
             f"{labels[result.new_pred]} ({result.confidence:.2f}), SNR {result.snr_db:.1f} dB"
         )
-        self._load_playback()
 
     def _show_study(self, summary: dict[str, Any]) -> None:
-        self.last_study = summary
-        rows = summary["table"]
-        self.summary.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            values = [
-                row["title"],
-                f"{row['n_adversarial']:.4g}/{row['n_files']}",
-                f"{row['accuracy']:.3f}",
-                f"{row['snr_db_mean']:.2f} ± {row['snr_db_std']:.2f}",
-                f"{row['iterations_median']:.1f}",
-                f"{row['confidence_mean']:.3f}",
-            ]
-            for c, value in enumerate(values):
-                self.summary.setItem(r, c, QTableWidgetItem(value))
+        self.batch.show_study(summary)
         self.log(
-            f"batch finished: {len(rows)} attacks, clean accuracy "
+            f"batch finished: {len(summary['table'])} attacks, clean accuracy "
             f"{summary['clean']['accuracy']:.3f}"
         )
 
     def _job_failed(self, message: str, details: str) -> None:
-        self._job_done()
+        kind = self._job_done("failed")
         if details:
             log.error(details)
-        self.problem("Attack failed", message)
+        self.problem("Batch failed" if kind == "batch" else "Attack failed", message)
 
     def _job_cancelled(self) -> None:
-        self._job_done()
+        self._job_done("cancelled")
         self.log("cancelled")
         self.statusBar().showMessage("Cancelled")
 
     # ---- export -------------------------------------------------------------------------
 
-    def _still_opening(self) -> bool:
+    def still_opening(self) -> bool:
         """Attacks and exports act on the clip on show; while another opens, the list shows
         that one instead, so they wait."""
         if self.loader.busy:
             self.problem("Still opening", "the selected file is still loading; try again")
         return self.loader.busy
-
-    def export_audio(self, path: str | None = None, subtype: str = "PCM16") -> Path | None:
-        if self._still_opening():
-            return None
-        if self.result is None:
-            self.problem("Nothing to export", "run an attack first")
-            return None
-        overwrite = False
-        if path is None:
-            path, chosen = QFileDialog.getSaveFileName(
-                self,
-                "Export adversarial audio",
-                "",
-                "WAV 16-bit (*.wav);;WAV 24-bit (*.wav);;"
-                "WAV float (*.wav);;FLAC 16-bit (*.flac);;FLAC 24-bit (*.flac)",
-            )
-            if not path:
-                return None
-            subtype = "FLOAT" if "float" in chosen else "PCM24" if "24" in chosen else "PCM16"
-            overwrite = Path(path).exists()  # the dialog has asked the user to confirm
-        try:
-            check = export_and_reclassify(
-                self.model, self.result.adversarial, path, subtype, overwrite
-            )
-        except AdvStudioError as exc:
-            self.problem("Cannot export", str(exc))
-            return None
-        survived = self.result.holds_for(check.prediction)
-        label = self.model.labels[check.prediction]
-        if self.result.success and not survived:
-            self.problem(
-                "Attack did not survive",
-                f"{check.path}: re-loaded as {subtype} it is "
-                f"classified {label} again; the attack did not survive quantisation",
-            )
-        else:
-            self.log(
-                f"exported {check.path} ({subtype}); re-loaded: {label} ({check.confidence:.3f})"
-            )
-        return check.path
-
-    def export_report(self, folder: str | None = None) -> Path | None:
-        if self._still_opening():
-            return None
-        if self.last_study is None and self.result is None:
-            self.problem("Nothing to report", "run an attack or a batch first")
-            return None
-        if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Folder for the report")
-            if not folder:
-                return None
-        summary, examples = self.last_study, []
-        config = {"model": model_name(self.model_path), "device": str(self.model.device)}
-        if self.result is not None and self.audio is not None:
-            single, example, config = single_clip_report(
-                self.model,
-                self.audio.path,
-                self.audio.samples,
-                self.result,
-                self.attack_job.attack_used,
-                self.attack_job.seed,
-                self.model_path,
-            )
-            summary = summary or single
-            examples.append(example)
-        try:
-            write_report_bundle(Path(folder), summary, examples, config, overwrite=False)
-        except AdvStudioError as exc:
-            self.problem("Cannot write the report", str(exc))
-            return None
-        self.log(f"report written to {folder}")
-        return Path(folder)

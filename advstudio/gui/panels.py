@@ -3,20 +3,25 @@ schema) with live curves, and confusion-matrix heatmaps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -65,11 +70,30 @@ class ProbabilityView(pg.PlotWidget):
         self.adversarial.setOpts(width=zeros if adversarial is None else adversarial)
 
 
+@dataclass(frozen=True)
+class AttackSettings:
+    """What the form says: the attack, its preset, every parameter as text (for the core's
+    checks) and the target (None: the attack's default)."""
+
+    attack: str
+    preset: str | None
+    params: dict[str, str]
+    target: str | None
+
+    def describe(self) -> str:
+        preset = f", preset {self.preset}" if self.preset else ""
+        target = self.target or "the attack's default target"
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.attack}{preset}, {target}; {params}"
+
+
 class AttackPanel(QWidget):
-    """Attack, preset, target and parameters; Run and Cancel; progress and live curves."""
+    """Attack, preset, target and parameters; Run and Cancel; progress and live curves.
+    The form scrolls and the curves sit below a splitter, so the panel fits a laptop."""
 
     run_requested = Signal()
     cancel_requested = Signal()
+    changed = Signal()  # any setting of the form
 
     def __init__(self, labels: list[str]) -> None:
         super().__init__()
@@ -81,6 +105,12 @@ class AttackPanel(QWidget):
         self.target.setToolTip(
             "a class by name, random (not the original prediction), least likely, or untargeted"
         )
+        self.region_only = QCheckBox("attack the loop region only")
+        self.region_only.setToolTip(
+            "attack only the region shown on the original's waveform; the clip view then "
+            "shows that region, its attack and its probabilities"
+        )
+        self.region_only.setEnabled(False)
         self.form = QFormLayout()
         self.editors: dict[str, QWidget] = {}
         self.run_button = QPushButton("Run attack")
@@ -88,7 +118,7 @@ class AttackPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.curves = pg.GraphicsLayoutWidget()
-        self.curves.setMinimumHeight(300)
+        self.curves.setMinimumHeight(150)
         self.loss_plot = self.curves.addPlot(row=0, col=0, title="loss")
         self.snr_plot = self.curves.addPlot(row=1, col=0, title="SNR (dB)")
         self.goal_plot = self.curves.addPlot(row=2, col=0, title="goal-class probability")
@@ -104,14 +134,31 @@ class AttackPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
+        form_box = QWidget()
+        form_layout = QVBoxLayout(form_box)
+        form_layout.addLayout(top)
+        form_layout.addLayout(self.form)
+        form_layout.addWidget(self.region_only)
+        form_layout.addStretch(1)
+        self.form_area = QScrollArea()
+        self.form_area.setWidget(form_box)
+        self.form_area.setWidgetResizable(True)
+        self.form_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.form_area.setMinimumWidth(form_box.sizeHint().width() + 20)
+        self.form_area.setMinimumHeight(120)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.form_area)
+        self.splitter.addWidget(self.curves)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([300, 300])  # the form above, the live curves below: halves
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(self.form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
-        layout.addWidget(self.curves, 1)
+        layout.addWidget(self.splitter, 1)
         self.attack.currentTextChanged.connect(self._rebuild)
         self.preset.currentTextChanged.connect(self._apply_preset)
+        for box in (self.attack, self.preset, self.target):
+            box.currentTextChanged.connect(self.changed)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self._rebuild(self.attack.currentText())
@@ -124,6 +171,7 @@ class AttackPanel(QWidget):
         for param in cls.params_schema + COMMON_PARAMS:
             editor = _editor_for(param)
             editor.setToolTip(param.help)
+            _on_edit(editor, self.changed.emit)
             self.editors[param.name] = editor
             self.form.addRow(param.name, editor)
         self.preset.blockSignals(True)
@@ -140,29 +188,75 @@ class AttackPanel(QWidget):
     def set_param(self, name: str, value: Any) -> None:
         _set_value(self.editors[name], value)
 
-    def values(self) -> tuple[str, dict[str, str], str | None]:
-        """(attack, parameters as text for the core's checks, target or None for default)."""
+    def settings(self) -> AttackSettings:
         params = {name: _get_value(editor) for name, editor in self.editors.items()}
         target = self.target.currentText()
-        return self.attack.currentText(), params, None if target == ATTACK_DEFAULT else target
+        return AttackSettings(
+            self.attack.currentText(),
+            self.preset.currentText() or None,
+            params,
+            None if target == ATTACK_DEFAULT else target,
+        )
 
     def set_running(self, running: bool) -> None:
+        """Buttons for a running or an idle job; a new run clears the curves and shows a busy
+        bar until the first iteration says how many there will be."""
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
-            self.progress.setRange(0, 0)
+            start_progress(self.progress, 0)
             for curve in (self.loss_curve, self.snr_curve, self.goal_curve):
                 curve.setData([], [])
-        else:
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1)
 
     def show_curves(self, snapshot: dict[str, Any]) -> None:
         it = snapshot["iterations"]
+        if snapshot["iteration_total"]:
+            show_progress(self.progress, snapshot["iteration"], snapshot["iteration_total"])
         if len(it):
             self.loss_curve.setData(it, snapshot["loss"])
             self.snr_curve.setData(it, np.minimum(snapshot["snr_db"], 200))
             self.goal_curve.setData(it, snapshot["goal_probability"])
+
+    def end(self, outcome: str) -> None:
+        """The attack ended: `outcome` is "done", "cancelled" or "failed"."""
+        self.set_running(False)
+        end_progress(self.progress, outcome)
+
+
+def start_progress(bar: QProgressBar, total: int, text: str = "%p%") -> None:
+    """A busy bar while the amount of work is unknown (total 0), else 0 of `total`; `text`
+    is QProgressBar's format while it runs."""
+    bar.setFormat(text)
+    bar.setRange(0, total)
+    bar.setValue(0)
+
+
+def show_progress(bar: QProgressBar, done: int, total: int) -> None:
+    if bar.maximum() != total:
+        bar.setRange(0, total)
+    bar.setValue(min(done, total))
+
+
+def end_progress(bar: QProgressBar, outcome: str, text: str = "%p%") -> None:
+    """The bar at the end of a job: "done" fills it; "cancelled" and "failed" leave it where
+    the work stopped and say so in its text."""
+    if bar.maximum() == 0:  # never got a total: leave the busy state
+        bar.setRange(0, 1)
+        bar.setValue(1 if outcome == "done" else 0)
+    if outcome == "done":
+        bar.setValue(bar.maximum())
+        bar.setFormat(text)
+    else:
+        bar.setFormat(outcome)
+
+
+def _on_edit(editor: QWidget, slot: Callable[[], None]) -> None:
+    if isinstance(editor, QComboBox):
+        editor.currentTextChanged.connect(lambda _: slot())
+    elif isinstance(editor, QSpinBox):
+        editor.valueChanged.connect(lambda _: slot())
+    else:
+        editor.textChanged.connect(lambda _: slot())
 
 
 def _editor_for(param: Param) -> QWidget:

@@ -33,7 +33,7 @@ LAYOUTS = ("folder", "csv", "fsdkaggle2019")
 @dataclass(frozen=True)
 class Example:
     path: Path
-    label: str
+    label: str | None  # None: unlabelled (attacked, but in no accuracy)
     split: str = ""
 
 
@@ -195,16 +195,14 @@ def fsdkaggle2019(root: Path) -> Dataset:
 
 def examples_from_class_folders(paths: list[Path], labels: list[str]) -> list[Example]:
     """Ground truth for loose files from their folder names (a folder per class), each class
-    spelled as `labels` spells it."""
+    spelled as `labels` spells it; a file in a folder named after no class is unlabelled
+    (label None): it can be attacked, but it counts for no accuracy."""
     examples = []
     for path in map(Path, paths):
         try:
             label = labels[match_label(path.parent.name, labels)]
         except ParameterError:
-            raise DatasetError(
-                f"{path}: its folder {path.parent.name!r} is not a class of the model; "
-                "files must sit in folders named by class"
-            ) from None
+            label = None
         examples.append(Example(path, label, ""))
     return examples
 

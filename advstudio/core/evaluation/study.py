@@ -101,13 +101,17 @@ class _StepsOnly:
 class _Data:
     files: list[str]
     clips: list[np.ndarray]
-    labels: list[int]
+    labels: list[int | None]  # None: an unlabelled file, attacked but in no accuracy
+
+    def labelled(self) -> np.ndarray:
+        """Indices of the files with a label."""
+        return np.array([i for i, label in enumerate(self.labels) if label is not None], int)
 
 
 def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Data:
     """Load every file at the model's rate (too short for it: an error naming the file);
-    class names must be the model's."""
-    unknown = sorted({e.label for e in examples} - set(model.labels))
+    class names must be the model's (None: unlabelled)."""
+    unknown = sorted({e.label for e in examples} - set(model.labels) - {None})
     if unknown:
         raise DatasetError(
             f"dataset class {unknown[0]!r} is not among the model's labels "
@@ -116,9 +120,8 @@ def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Dat
     if not examples:
         raise DatasetError("the dataset holds no files")
     clips = [load_for_model(e.path, model).samples for e in examples]
-    return _Data(
-        [str(e.path) for e in examples], clips, [model.labels.index(e.label) for e in examples]
-    )
+    labels = [None if e.label is None else model.labels.index(e.label) for e in examples]
+    return _Data([str(e.path) for e in examples], clips, labels)
 
 
 def _rows_for_chunk(
@@ -211,11 +214,12 @@ def run_study(
             done += len(data.files) - len(todo)
             for start in range(0, len(todo), spec.batch_size):  # one batch, one commit
                 indices = todo[start : start + spec.batch_size]
+                labels = [data.labels[i] for i in indices]
                 results = attack.run(
                     model,
                     [data.clips[i] for i in indices],
                     spec.target,
-                    [data.labels[i] for i in indices],
+                    None if None in labels else labels,
                     seed,
                     indices,
                     spec.batch_size,
@@ -271,12 +275,15 @@ def run_study(
                 per_seed.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
             per_setting.append(per_seed)
     chosen = choose_settings(per_setting, spec.min_found)
-    clean_counts = confusion_counts(data.labels, clean_pred, n_classes)
+    labelled = data.labelled()
+    truth = [data.labels[i] for i in labelled]
+    clean_counts = confusion_counts(truth, clean_pred[labelled], n_classes)
     summary: dict[str, Any] = {
         "model": model_id,
         "labels": list(model.labels),
         "clean": {
-            "accuracy": float((clean_pred == np.asarray(data.labels)).mean()),
+            "accuracy": float(np.mean(clean_pred[labelled] == truth)) if truth else float("nan"),
+            "n_unlabelled": len(data.files) - len(labelled),
             "confidence_mean": float(clean_probs.max(1).mean()),
             "confusion": normalise_columns(clean_counts).tolist(),
         },

@@ -30,7 +30,8 @@ def summarise(
 ) -> dict[str, Any]:
     """One entry of the JSON "attacks" list. A file counts as adversarial when the attack
     succeeded and the success survived export to 16 bits; accuracy uses the attacked
-    prediction for those and the clean prediction for the rest, as the paper does."""
+    prediction for those and the clean prediction for the rest, as the paper does, over the
+    labelled files only (unlabelled ones are counted apart)."""
     labels = data.labels
     by_file = {r.file: r for r in rows}
     final, files, adversarial = [], [], []
@@ -56,7 +57,10 @@ def summarise(
             }
         )
     snrs = [r.snr_db for r in adversarial]
-    counts = confusion_counts(labels, final, n_classes)
+    labelled = data.labelled()
+    truth = [labels[i] for i in labelled]
+    final_labelled = [final[i] for i in labelled]
+    counts = confusion_counts(truth, final_labelled, n_classes)
     return {
         "attack": attack.name,
         "title": attack.title,
@@ -65,9 +69,10 @@ def summarise(
         "seed": seed,
         "targeted": (attack.default_target != "untargeted"),
         "n_files": len(files),
+        "n_unlabelled": sum(f["label"] is None for f in files),
         "n_adversarial": len(adversarial),
         "n_found_float": sum(r.success for r in rows),
-        "accuracy": float((np.asarray(final) == np.asarray(labels)).mean()),
+        "accuracy": float(np.mean(np.equal(final_labelled, truth))) if truth else float("nan"),
         "snr_db_mean": _mean(snrs),
         "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
         "iterations_median": float(np.median([r.iterations for r in adversarial]))
@@ -89,7 +94,8 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             return float("nan"), float("nan")
         return float(np.mean(values)), float(np.std(values))
 
-    row = {k: first[k] for k in ("attack", "title", "params", "preset", "targeted", "n_files")}
+    keys = ("attack", "title", "params", "preset", "targeted", "n_files", "n_unlabelled")
+    row = {k: first[k] for k in keys}
     row["seeds"] = [e["seed"] for e in per_seed]
     for key in (
         "n_adversarial",
@@ -188,6 +194,7 @@ def single_result_summary(
         "seed": seed,
         "targeted": result.target is not None,
         "n_files": 1,
+        "n_unlabelled": 0,  # judged against its clean prediction, which stands in for a label
         "n_adversarial": int(result.success),
         "n_found_float": int(result.success),
         "accuracy": float(final == reference),

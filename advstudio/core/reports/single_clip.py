@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks import Attack, AttackResult
+from advstudio.core.errors import ParameterError
 from advstudio.core.evaluation.summary import single_result_summary
+from advstudio.core.labels import match_label
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.reports.html import ReportExample
 from advstudio.core.reports.provenance import model_name
@@ -21,8 +23,10 @@ from advstudio.core.reports.study import params_text
 def folder_label(path: str | os.PathLike, labels: list[str]) -> int | None:
     """The clip's ground truth when its folder is named by a class (the demo clips, a data
     set's class folders); None otherwise."""
-    folder = Path(path).parent.name
-    return labels.index(folder) if folder in labels else None
+    try:
+        return match_label(Path(path).parent.name, labels)
+    except ParameterError:
+        return None
 
 
 def single_clip_report(

@@ -1,0 +1,128 @@
+"""The Batch tab: the attack set in the Attack panel run over every file of the list (a core
+study, stored and resumable), with progress, live confusion matrices and the summary table.
+Its `BatchState` holds what the next batch will run and the last batch's summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.gui.panels import (
+    AttackSettings,
+    ConfusionView,
+    end_progress,
+    show_progress,
+    start_progress,
+)
+
+PROGRESS_TEXT = "%v/%m attacks (%p%)"  # attacks: files x seeds
+COLUMNS = [
+    "attack",
+    "found",
+    "accuracy (labelled)",
+    "unlabelled",
+    "SNR dB",
+    "median iterations",
+    "confidence",
+]
+
+
+@dataclass
+class BatchState:
+    plan: AttackSettings | None = None  # the Attack panel's settings: what Run will attack with
+    summary: dict[str, Any] | None = None  # the last finished batch
+
+
+class BatchTab(QWidget):
+    run_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, labels: list[str]) -> None:
+        super().__init__()
+        self.state = BatchState()
+        self.plan_label = QLabel()
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setToolTip("the attack, preset, target and parameters of the Attack panel")
+        self.seeds = QSpinBox()
+        self.seeds.setRange(1, 20)
+        self.run_button = QPushButton("Run batch on the file list")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setFormat(PROGRESS_TEXT)
+        self.confusion_clean = ConfusionView(labels, "clean")
+        self.confusion_attacked = ConfusionView(labels, "attacked")
+        self.summary = QTableWidget(0, len(COLUMNS))
+        self.summary.setHorizontalHeaderLabels(COLUMNS)
+        self.summary.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        controls = QHBoxLayout()
+        for widget in (QLabel("seeds"), self.seeds, self.run_button, self.cancel_button):
+            controls.addWidget(widget)
+        controls.addWidget(self.progress, 1)
+        matrices = QHBoxLayout()
+        matrices.addWidget(self.confusion_clean)
+        matrices.addWidget(self.confusion_attacked)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.plan_label)
+        layout.addLayout(controls)
+        layout.addLayout(matrices, 3)
+        layout.addWidget(self.summary, 1)
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+
+    def show_plan(self, plan: AttackSettings, n_files: int) -> None:
+        self.state.plan = plan
+        self.plan_label.setText(
+            f"Runs on {n_files} files with the Attack panel's settings: {plan.describe()}"
+        )
+
+    def set_running(self, running: bool, total: int = 0) -> None:
+        """`total`: attacks the batch will run (files x seeds), known before it starts."""
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            start_progress(self.progress, total, PROGRESS_TEXT)
+
+    def show_progress(self, snapshot: dict[str, Any]) -> None:
+        if snapshot["total"]:
+            show_progress(self.progress, snapshot["done"], snapshot["total"])
+            self.confusion_clean.show_counts(snapshot["clean_counts"])
+            self.confusion_attacked.show_counts(snapshot["attacked_counts"])
+
+    def end(self, outcome: str) -> None:
+        """The batch ended: `outcome` is "done", "cancelled" or "failed"."""
+        self.set_running(False)
+        end_progress(self.progress, outcome, PROGRESS_TEXT)
+
+    def show_study(self, summary: dict[str, Any]) -> None:
+        self.state.summary = summary
+        rows = summary["table"]
+        self.summary.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            values = [
+                row["title"],
+                f"{row['n_adversarial']:.4g}/{row['n_files']}",
+                f"{row['accuracy']:.3f}",
+                str(row["n_unlabelled"]),
+                f"{row['snr_db_mean']:.2f} ± {row['snr_db_std']:.2f}",
+                f"{row['iterations_median']:.1f}",
+                f"{row['confidence_mean']:.3f}",
+            ]
+            for c, value in enumerate(values):
+                self.summary.setItem(r, c, QTableWidgetItem(value))

@@ -1,0 +1,63 @@
+"""The File menu. Every action calls a slot that takes no argument: QAction.triggered passes
+`checked`, which must never reach a method whose first parameter means something else (it
+once made Export report and Export audio fail with a TypeError)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+Slot = Callable[[], object]
+
+
+@dataclass
+class FileMenu:
+    open_files: QAction
+    open_folder: QAction
+    recent: QMenu
+    open_model: QAction
+    export_audio: QAction
+    export_report: QAction
+    quit: QAction
+
+    def show_recent(self, paths: list[str], open_paths: Callable[[list[Path]], object]) -> None:
+        self.recent.clear()
+        for path in paths:
+            action = self.recent.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: open_paths([Path(p)]))
+        self.recent.setEnabled(bool(paths))
+
+
+def _action(window: QMainWindow, menu: QMenu, text: str, slot: Slot, keys: str = "") -> QAction:
+    action = QAction(text, window)
+    if keys:
+        action.setShortcut(QKeySequence(keys))
+    action.triggered.connect(lambda _checked=False: slot())
+    menu.addAction(action)
+    return action
+
+
+def build_file_menu(
+    window: QMainWindow,
+    *,
+    open_files: Slot,
+    open_folder: Slot,
+    open_model: Slot,
+    export_audio: Slot,
+    export_report: Slot,
+) -> FileMenu:
+    menu = window.menuBar().addMenu("&File")
+    files = _action(window, menu, "&Open files…", open_files, "Ctrl+O")
+    folder = _action(window, menu, "Open &folder…", open_folder, "Ctrl+Shift+O")
+    recent = menu.addMenu("Open &recent")
+    model = _action(window, menu, "Open &model…", open_model, "Ctrl+M")
+    menu.addSeparator()
+    audio = _action(window, menu, "&Export adversarial audio…", export_audio, "Ctrl+E")
+    report = _action(window, menu, "Export &report…", export_report, "Ctrl+R")
+    menu.addSeparator()
+    quit_action = _action(window, menu, "&Quit", window.close, "Ctrl+Q")
+    return FileMenu(files, folder, recent, model, audio, report, quit_action)

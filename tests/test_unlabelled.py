@@ -1,0 +1,37 @@
+"""Files from folders named after no class: attacked in a study, counted apart, and left out
+of every accuracy and confusion matrix."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from advstudio.core.data.datasets import examples_from_class_folders, open_dataset
+from advstudio.core.evaluation.store import ResultStore
+from advstudio.core.evaluation.study import StudySpec, run_study
+from advstudio.core.progress import NullReporter
+from advstudio.core.resources import demo_clips_dir
+
+
+def test_unlabelled_files_are_attacked_and_counted_apart(random_model, tmp_path):
+    demo = open_dataset(demo_clips_dir()).examples[:4]
+    loose = tmp_path / "recordings from the field"
+    loose.mkdir()
+    for example in demo[2:]:
+        shutil.copy(example.path, loose / example.path.name)
+    paths = [e.path for e in demo[:2]] + sorted(loose.iterdir())
+    examples = examples_from_class_folders(paths, list(random_model.labels))
+    assert [e.label for e in examples] == [demo[0].label, demo[1].label, None, None]
+
+    spec = StudySpec(attacks=["fgsm"], preset=None, params={"eps": "0.01"})
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(random_model, examples, spec, store, NullReporter())
+    row = summary["table"][0]
+    assert row["n_files"] == 4 and row["n_unlabelled"] == 2
+    assert summary["clean"]["n_unlabelled"] == 2
+    entry = summary["attacks"][0]
+    assert sum(f["label"] is None for f in entry["files"]) == 2
+    # Accuracy and the confusion matrix use the two labelled files only.
+    assert np.asarray(summary["clean"]["confusion"]).sum() <= 2
+    assert entry["accuracy"] in (0.0, 0.5, 1.0)
