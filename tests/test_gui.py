@@ -91,7 +91,7 @@ def test_demo_clips_are_preloaded_and_a_clip_loads(qtbot, window):
     assert window.files.count() == 24
     select(qtbot, window, 3)
     assert window.audio is not None
-    assert len(window.signals.curves["original"].getData()[0]) > 0
+    assert len(window.signals.stack.curves["original"].getData()[0]) > 0
 
 
 def test_a_long_file_opens_off_the_event_loop_and_the_last_choice_wins(
@@ -223,14 +223,14 @@ def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
 def test_a_scale_change_redraws_clip_and_attack_on_the_painter_thread(qtbot, window):
     select(qtbot, window, 2)
     attack(qtbot, window)
-    mel = {name: image.image.shape for name, image in window.signals.images.items()}
+    mel = {name: image.image.shape for name, image in window.signals.stack.images.items()}
     with qtbot.waitSignal(window.painter.finished, timeout=JOB_TIMEOUT_MS):
-        window.scale.setCurrentText("linear")
-    for name, image in window.signals.images.items():
+        window.signals.scale.setCurrentText("linear")
+    for name, image in window.signals.stack.images.items():
         assert image.image.shape[1] == mel[name][1]  # same frames
         assert image.image.shape[0] != mel[name][0]  # linear bins, not mel bands
         assert image.boundingRect().height() > 0
-    assert window.signals.spectrograms["adversarial"].frequencies[-1] == pytest.approx(8000)
+    assert window.signals.stack.spectrograms["adversarial"].frequencies[-1] == pytest.approx(8000)
 
 
 def test_export_audio_and_report(qtbot, window, tmp_path):

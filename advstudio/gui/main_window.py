@@ -1,7 +1,7 @@
 """The main window: files, model, stacked signal panes, predictions, the attack panel, batch
 mode with live confusion matrices, playback and export. Every computation is a core call;
 long ones run on JobWorker threads (attacks and batches, polled through a core LiveState;
-opening a file; spectrograms for a new scale)."""
+opening a file; spectrograms for new view settings)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.attacks import ATTACKS, AttackResult
 from advstudio.core.audio import AUDIO_EXTENSIONS, Audio
+from advstudio.core.audio.views import ViewSettings
 from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
@@ -60,7 +60,7 @@ from advstudio.core.reports.export import export_and_reclassify
 from advstudio.core.reports.html import ReportExample, write_report_bundle
 from advstudio.core.resources import demo_clips
 from advstudio.gui.panels import AttackPanel, ConfusionView, ProbabilityView
-from advstudio.gui.signal_views import SignalStack
+from advstudio.gui.signal_panel import SignalPanel
 from advstudio.gui.worker import JobWorker
 
 log = logging.getLogger("advstudio")
@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.loader = JobWorker(self)
         self.wanted_path: str | None = None  # the clip the list shows, once it has loaded
         self.opening: OpenClipJob | None = None
-        self.painter = JobWorker(self)  # spectrograms for a new scale
+        self.painter = JobWorker(self)  # spectrograms for new view settings
         self.painting: ViewsJob | None = None
         self.output = output or open_output()
         self.setWindowTitle("advstudio")
@@ -126,24 +126,13 @@ class MainWindow(QMainWindow):
         files_layout.addWidget(self.files)
         self._dock("Files and model", files_box, Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.signals = SignalStack()
-        self.scale = QComboBox()
-        self.scale.addItems(["mel", "linear"])
-        self.gain = QDoubleSpinBox()
-        self.gain.setRange(1, 1000)
-        self.gain.setValue(10)
-        self.gain.setSuffix(" x")
-        self.gain.setToolTip("gain applied to the perturbation's waveform display")
+        self.signals = SignalPanel()
         self.source = QComboBox()
         self.source.addItems(["original", "adversarial", "perturbation"])
         self.play_button = QPushButton("Play")
         self.loop = QCheckBox("loop region")
         controls = QHBoxLayout()
         for widget in (
-            QLabel("frequency"),
-            self.scale,
-            QLabel("perturbation gain"),
-            self.gain,
             QLabel("hear"),
             self.source,
             self.play_button,
@@ -155,7 +144,7 @@ class MainWindow(QMainWindow):
         single_layout = QVBoxLayout(single)
         single_layout.addLayout(controls)
         self.probabilities = ProbabilityView(labels)
-        self.probabilities.setMinimumWidth(320)
+        self.probabilities.setMinimumWidth(200)
         probability_box = QWidget()
         probability_layout = QVBoxLayout(probability_box)
         probability_layout.addWidget(
@@ -165,7 +154,7 @@ class MainWindow(QMainWindow):
         panes = QSplitter(Qt.Orientation.Horizontal)
         panes.addWidget(self.signals)
         panes.addWidget(probability_box)
-        panes.setStretchFactor(0, 4)
+        panes.setStretchFactor(0, 5)
         panes.setStretchFactor(1, 1)
         single_layout.addWidget(panes, 1)
 
@@ -246,8 +235,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.files.currentItemChanged.connect(lambda item, _: self.select_file(item))
-        self.scale.currentTextChanged.connect(lambda _: self._redraw())
-        self.gain.valueChanged.connect(self._regain)
+        self.signals.settings_changed.connect(lambda _: self._redraw())
         self.source.currentTextChanged.connect(self.output.select)
         self.play_button.clicked.connect(self.toggle_playback)
         self.loop.toggled.connect(self._toggle_loop)
@@ -284,7 +272,16 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.attack_panel.attack.setCurrentText(str(self.settings.value("attack", "cw")))
-        self.scale.setCurrentText(str(self.settings.value("scale", "mel")))
+        try:
+            self.signals.set_settings(
+                ViewSettings(
+                    str(self.settings.value("scale", "mel")),
+                    int(self.settings.value("window size", 1024)),
+                    float(self.settings.value("dB range", 80)),
+                )
+            )
+        except (AdvStudioError, ValueError):
+            pass  # stored by another version or edited by hand: the defaults stay
         self._refresh_recent()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -292,7 +289,10 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("state", self.saveState())
         self.settings.setValue("attack", self.attack_panel.attack.currentText())
-        self.settings.setValue("scale", self.scale.currentText())
+        view = self.signals.settings()
+        self.settings.setValue("scale", view.scale)
+        self.settings.setValue("window size", view.n_fft)
+        self.settings.setValue("dB range", view.dynamic_range)
         self.worker.wait()
         self.loader.wait()
         self.painter.wait()
@@ -413,7 +413,7 @@ class MainWindow(QMainWindow):
     def _open_clip(self, path: str) -> None:
         """Open on the loader thread; a clip chosen meanwhile opens when this one is done."""
         self.wanted_path = path
-        job = OpenClipJob(self.model, path, self.scale.currentText())
+        job = OpenClipJob(self.model, path, self.signals.settings())
         if self.loader.start(job, NullReporter()):
             self.opening = job
             self.statusBar().showMessage(f"opening {Path(path).name}…")
@@ -422,9 +422,9 @@ class MainWindow(QMainWindow):
         job, self.opening = self.opening, None
         if self.closing:
             return
-        stale = job.model is not self.model or job.scale != self.scale.currentText()
+        stale = job.model is not self.model or job.settings.recomputes(self.signals.settings())
         if self.wanted_path != job.path or stale:
-            # Another clip, model or scale was chosen meanwhile: open again, so that the
+            # Another clip, model or view settings were chosen meanwhile: open again, so that the
             # clip, its probabilities and its views always change together.
             self._open_clip(self.wanted_path)
             return
@@ -463,14 +463,14 @@ class MainWindow(QMainWindow):
 
     def _redraw(self, views: dict | None = None) -> None:
         """Draw the current clip with `views` handed over by a job, or have the painter
-        thread compute them for the chosen scale first."""
+        thread compute them for the chosen view settings first."""
         if self.audio is None:
             return
         if views is not None:
             self._draw(views)
             return
         job = ViewsJob(
-            self.audio.samples, self._adversarial, self.audio.sample_rate, self.scale.currentText()
+            self.audio.samples, self._adversarial, self.audio.sample_rate, self.signals.settings()
         )
         if self.painter.start(job, NullReporter()):
             self.painting = job  # else the running job sees it is stale when it ends
@@ -481,7 +481,7 @@ class MainWindow(QMainWindow):
             return
         if self._is_current(job):
             self._draw(views)
-        else:  # the clip, its attack or the scale changed while it ran
+        else:  # the clip, its attack or the view settings changed meanwhile
             self._redraw()
 
     def _views_failed(self, message: str, details: str) -> None:
@@ -498,24 +498,13 @@ class MainWindow(QMainWindow):
             self.audio is not None
             and job.original is self.audio.samples
             and job.adversarial is self._adversarial
-            and job.scale == self.scale.currentText()
+            and not job.settings.recomputes(self.signals.settings())
         )
 
     def _draw(self, views: dict) -> None:
         self.signals.show_signals(
-            self.audio.samples,
-            self._adversarial,
-            self.audio.sample_rate,
-            views,
-            self.scale.currentText(),
-            self.gain.value(),
+            self.audio.samples, self._adversarial, self.audio.sample_rate, views
         )
-
-    def _regain(self, gain: float) -> None:
-        if self.audio is not None and self.result is not None:
-            self.signals.set_perturbation_gain(
-                self.audio.samples, self.result.adversarial, self.audio.sample_rate, gain
-            )
 
     # ---- playback -----------------------------------------------------------------------
 
@@ -573,7 +562,7 @@ class MainWindow(QMainWindow):
             None,
             params,
             target,
-            scale=self.scale.currentText(),
+            settings=self.signals.settings(),
         )
         live = LiveState(len(self.model.labels))
         if self.worker.start(job, live):
@@ -644,8 +633,8 @@ class MainWindow(QMainWindow):
 
     def _show_attack(self, outcome: AttackOutcome) -> None:
         result = self.result = outcome.result
-        scale_unchanged = self.attack_job.scale == self.scale.currentText()
-        self._redraw(outcome.views if scale_unchanged else None)
+        stale = self.attack_job.settings.recomputes(self.signals.settings())
+        self._redraw(None if stale else outcome.views)
         labels = self.model.labels
         self.probabilities.show_probabilities(
             outcome.original_probabilities, outcome.adversarial_probabilities
