@@ -253,6 +253,7 @@ class ConfusionView(pg.PlotWidget):
         cell_h = metrics.height() + CELL_MARGIN_PX
         self.setMinimumSize(2 * AXIS_SPACE_PX + n * cell_w, 2 * AXIS_SPACE_PX + n * cell_h)
         self.getViewBox().invertY(True)
+        self.setRange(xRange=(0, n), yRange=(0, n), padding=0)
         self.setMouseEnabled(x=False, y=False)
         self.texts = [
             [pg.TextItem("", anchor=(0.5, 0.5), color="w") for _ in range(n)] for _ in range(n)

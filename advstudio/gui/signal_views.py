@@ -129,6 +129,7 @@ class SignalStack(pg.GraphicsLayoutWidget):
         axis.setWidth(LEFT_AXIS_PX)
         plot.hideAxis("bottom")  # one time axis, under the last pane
         plot.setMenuEnabled(False)
+        plot.hideButtons()  # the toolbar's Fit replaces pyqtgraph's "A" button
         cursor = pg.InfiniteLine(angle=90, movable=False, pen=CURSOR_PEN)
         cursor.setZValue(20)
         plot.addItem(cursor)
