@@ -378,3 +378,45 @@ def test_attack_curves_share_a_labelled_iteration_axis(qtbot):
     qtbot.addWidget(panel)
     assert panel.goal_plot.getAxis("bottom").labelText == "iteration"
     assert panel.snr_plot.getViewBox().linkedView(0) is panel.loss_plot.getViewBox()
+
+
+# ---- in the window --------------------------------------------------------------------------
+
+
+def test_the_window_recomputes_views_for_new_settings_and_resets_zoom_for_a_new_clip(
+    qtbot, tmp_path, monkeypatch
+):
+    from advstudio.core.models import load_model
+    from advstudio.core.playback import NullOutput
+    from advstudio.gui.main_window import PATH_ROLE, MainWindow
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    window = MainWindow(load_model(), output=NullOutput(), store_path=tmp_path / "r.sqlite")
+    qtbot.addWidget(window)
+    window.show()
+    panel, stack = window.signals, window.signals.stack
+
+    def open_row(row: int) -> None:
+        window.files.setCurrentRow(row)
+        path = window.files.item(row).data(PATH_ROLE)
+        qtbot.waitUntil(lambda: window.audio is not None and str(window.audio.path) == path)
+
+    open_row(0)
+    frames = stack.images["original"].image.shape[1]
+    spec = stack.spectrogram_plots["original"]
+    spec.setYRange(20, 40, padding=0)  # a frequency zoom
+    button(panel, panel.zoom_in_action).click()
+    with qtbot.waitSignal(window.painter.finished, timeout=60_000):
+        panel.window_size.setCurrentText("256")
+    rows, finer = stack.images["original"].image.shape
+    assert rows == 32 and finer > 3 * frames  # 32 mel bands for a 256-sample window
+    assert spec.viewRange()[1] == pytest.approx((0, 32))
+    assert np.diff(stack.time_range())[0] < window.audio.duration * 0.6  # time zoom kept
+    spec.setYRange(5, 10, padding=0)
+    open_row(1)
+    assert spec.viewRange()[1] == pytest.approx((0, 32))
+    assert stack.time_range() == pytest.approx((0, window.audio.duration))
+    window.close()
+    assert window.settings.value("window size") in (256, "256")
+    for worker in (window.worker, window.loader, window.painter):
+        worker.wait()

@@ -144,7 +144,6 @@ class MainWindow(QMainWindow):
         single_layout = QVBoxLayout(single)
         single_layout.addLayout(controls)
         self.probabilities = ProbabilityView(labels)
-        self.probabilities.setMinimumWidth(200)
         probability_box = QWidget()
         probability_layout = QVBoxLayout(probability_box)
         probability_layout.addWidget(

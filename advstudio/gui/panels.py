@@ -27,9 +27,10 @@ from advstudio.core.attacks.params import Param
 from advstudio.core.metrics import normalise_columns
 
 ATTACK_DEFAULT = "(attack's default)"
-CONFUSION_FONT_PT = 8.0
-CELL_MARGIN_PX = 5  # between neighbouring tick labels
-AXIS_SPACE_PX = 40  # an axis title and its tick marks
+SMALL_FONT_PT = 7.5  # side-panel tick labels
+BAR_ROOM_PX = 110
+CELL_MARGIN_PX = 2  # between neighbouring tick labels
+AXIS_SPACE_PX = 32  # an axis title and its tick marks
 
 
 class ProbabilityView(pg.PlotWidget):
@@ -40,7 +41,16 @@ class ProbabilityView(pg.PlotWidget):
         self.labels = labels
         self.setXRange(0, 1)
         self.setLabel("bottom", "probability")
-        self.getAxis("left").setTicks([list(enumerate(labels))])
+        font = QFont()
+        font.setPointSizeF(SMALL_FONT_PT)
+        names = [label.replace("_", " ") for label in labels]
+        self.getAxis("left").setTicks([list(enumerate(names))])
+        self.getAxis("bottom").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
+        for axis in ("left", "bottom"):
+            self.getAxis(axis).setStyle(tickFont=font)
+        # The names and room for the bars, and no more: the signal panes get the width.
+        name_w = max(QFontMetrics(font).horizontalAdvance(n) for n in names)
+        self.setMinimumWidth(name_w + BAR_ROOM_PX)
         self.setMouseEnabled(x=False, y=False)
         self.original = pg.BarGraphItem(
             x0=0,
@@ -240,7 +250,7 @@ class ConfusionView(pg.PlotWidget):
         self.addItem(self.image)
         short = abbreviations(labels)
         font = QFont()
-        font.setPointSizeF(CONFUSION_FONT_PT)
+        font.setPointSizeF(SMALL_FONT_PT)
         for axis in ("bottom", "left"):
             self.getAxis(axis).setTicks([[(i + 0.5, t) for i, t in enumerate(short)]])
             self.getAxis(axis).setStyle(tickFont=font)

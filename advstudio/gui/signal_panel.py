@@ -61,6 +61,7 @@ class SignalPanel(QWidget):
         self.gain.setRange(1, 1000)
         self.gain.setValue(10)
         self.gain.setSuffix(" x")
+        self.gain.setDecimals(0)
         self.gain.setToolTip("magnification of the perturbation's waveform")
         self.zoom_in_action = self._action(
             "+", "Zoom in", ["Ctrl+=", "Ctrl++"], lambda: self.stack.zoom(0.5)
@@ -85,11 +86,12 @@ class SignalPanel(QWidget):
             ("frequency", self.scale),
             ("window", self.window_size),
             ("range", self.db_range),
-            ("perturbation gain", self.gain),
+            ("perturbation ×", self.gain),
         ):
             toolbar.addWidget(QLabel(text))
             toolbar.addWidget(widget)
         toolbar.addStretch(1)
+        navigation = QHBoxLayout()  # under the panes, like a time ruler's controls
         for action in (
             self.zoom_in_action,
             self.zoom_out_action,
@@ -98,12 +100,13 @@ class SignalPanel(QWidget):
         ):
             button = QToolButton()
             button.setDefaultAction(action)
-            toolbar.addWidget(button)
+            navigation.addWidget(button)
+        navigation.addWidget(self.scroll, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(toolbar)
         layout.addWidget(self.stack, 1)
-        layout.addWidget(self.scroll)
+        layout.addLayout(navigation)
         layout.addWidget(self.readout)
 
         self.scale.currentTextChanged.connect(self._recompute)
