@@ -346,6 +346,7 @@ def test_signal_panel_screenshot(panel):
     view = outcome.views["original"]
     frame = int(1.2 / view.hop_seconds)
     panel.set_cursor(0.8)
+    panel.gain.setValue(200)  # a 0.003 FS perturbation fills its pane
     text = hover(panel, plot, 1.2, int(np.argmax(view.db[:, frame])) + 0.5)
     assert text.startswith("original  0:01.2") and "Hz" in text
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

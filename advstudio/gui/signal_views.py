@@ -114,7 +114,12 @@ class SignalStack(pg.GraphicsLayoutWidget):
         self.set_gain(1.0)
 
     def _add_plot(
-        self, row: int, title: str | None, label: str | None, bottom, left
+        self,
+        row: int,
+        title: str | None,
+        label: str,
+        bottom: TimeAxis,
+        left: FrequencyAxis | None,
     ) -> pg.PlotItem:
         axes = {"bottom": bottom} | ({"left": left} if left is not None else {})
         box = SelectingViewBox()
@@ -122,8 +127,7 @@ class SignalStack(pg.GraphicsLayoutWidget):
         plot = self.addPlot(row=row, col=0, viewBox=box, axisItems=axes)
         if title:
             plot.setTitle(title, size="9pt")
-        if label:
-            plot.setLabel("left", label)
+        plot.setLabel("left", label)
         axis = plot.getAxis("left")
         axis.enableAutoSIPrefix(False)
         axis.setWidth(LEFT_AXIS_PX)
