@@ -134,7 +134,7 @@ def test_demo_clips_are_preloaded_and_a_clip_loads(qtbot, window):
     assert window.files.count() == 24
     select(qtbot, window, 3)
     assert window.audio is not None
-    assert len(window.clip.signals.curves["original"].getData()[0]) > 0
+    assert len(window.clip.signals.stack.curves["original"].getData()[0]) > 0
 
 
 def overlapping_docks(win: MainWindow) -> list[tuple[str, str]]:
@@ -316,7 +316,7 @@ def test_attack_the_loop_region_only(qtbot, window):
     assert window.audio.duration == pytest.approx(1.0)
     np.testing.assert_array_equal(window.audio.samples, whole[rate // 2 : rate // 2 * 3])
     assert window.clip.state.name.endswith("[0.50-1.50 s]")
-    assert len(window.clip.signals.curves["adversarial"].xData) == rate  # drawn in place
+    assert len(window.clip.signals.stack.curves["adversarial"].xData) == rate  # drawn in place
     assert not panel.region_only.isEnabled()  # the loop is off: the view is the region
     window.files.itemActivated.emit(window.files.currentItem())  # open the whole file again
     qtbot.waitUntil(lambda: len(window.audio.samples) == len(whole), timeout=JOB_TIMEOUT_MS)
@@ -347,14 +347,15 @@ def test_errors_become_messages_not_crashes(qtbot, window, tmp_path):
 def test_a_scale_change_redraws_clip_and_attack_on_the_painter_thread(qtbot, window):
     select(qtbot, window, 2)
     attack(qtbot, window)
-    mel = {name: image.image.shape for name, image in window.clip.signals.images.items()}
+    mel = {name: image.image.shape for name, image in window.clip.signals.stack.images.items()}
     with qtbot.waitSignal(window.clip.painter.finished, timeout=JOB_TIMEOUT_MS):
-        window.clip.scale.setCurrentText("linear")
-    for name, image in window.clip.signals.images.items():
+        window.clip.signals.scale.setCurrentText("linear")
+    for name, image in window.clip.signals.stack.images.items():
         assert image.image.shape[1] == mel[name][1]  # same frames
         assert image.image.shape[0] != mel[name][0]  # linear bins, not mel bands
         assert image.boundingRect().height() > 0
-    assert window.clip.signals.spectrograms["adversarial"].frequencies[-1] == pytest.approx(8000)
+    adversarial = window.clip.signals.stack.spectrograms["adversarial"]
+    assert adversarial.frequencies[-1] == pytest.approx(8000)
 
 
 def test_export_report_and_audio_through_the_menu_and_shortcuts(

@@ -13,7 +13,12 @@ import numpy as np
 
 from advstudio.core.attacks import Attack, AttackResult, make_attack
 from advstudio.core.audio import Audio
-from advstudio.core.audio.views import SpectrogramView, level_change, spectrogram
+from advstudio.core.audio.views import (
+    SpectrogramView,
+    ViewSettings,
+    level_change,
+    view_spectrogram,
+)
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import ParameterError
 from advstudio.core.evaluation.store import ResultStore
@@ -38,28 +43,28 @@ class AttackOutcome:
 
 
 def signal_views(
-    original: np.ndarray, adversarial: np.ndarray | None, sample_rate: int, scale: str
+    original: np.ndarray, adversarial: np.ndarray | None, sample_rate: int, settings: ViewSettings
 ) -> dict[str, SpectrogramView]:
     """Spectrograms of original and adversarial, and the level change between them."""
-    views = {"original": spectrogram(original, sample_rate, scale)}
+    views = {"original": view_spectrogram(original, sample_rate, settings)}
     if adversarial is not None:
-        views["adversarial"] = spectrogram(adversarial, sample_rate, scale)
+        views["adversarial"] = view_spectrogram(adversarial, sample_rate, settings)
         views["perturbation"] = level_change(views["adversarial"], views["original"])
     return views
 
 
 @dataclass
 class ViewsJob:
-    """The spectrograms of `signal_views` as a job: a scale change redraws a long clip (and
-    its attack) without stalling the GUI."""
+    """The spectrograms of `signal_views` as a job: a change of view settings redraws a long
+    clip (and its attack) without stalling the GUI."""
 
     original: np.ndarray
     adversarial: np.ndarray | None
     sample_rate: int
-    scale: str
+    settings: ViewSettings
 
     def __call__(self, reporter: Reporter, cancel: threading.Event) -> dict[str, SpectrogramView]:
-        return signal_views(self.original, self.adversarial, self.sample_rate, self.scale)
+        return signal_views(self.original, self.adversarial, self.sample_rate, self.settings)
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,12 @@ class OpenClipJob:
 
     model: AudioClassifier
     path: str
-    scale: str = "mel"
+    settings: ViewSettings = ViewSettings()
 
     def __call__(self, reporter: Reporter, cancel: threading.Event) -> OpenedClip:
         audio = load_for_model(self.path, self.model)
         (probabilities,) = predict_proba(self.model, [audio.samples])
-        views = signal_views(audio.samples, None, audio.sample_rate, self.scale)
+        views = signal_views(audio.samples, None, audio.sample_rate, self.settings)
         return OpenedClip(audio, probabilities, views)
 
 
@@ -99,7 +104,7 @@ class AttackJob:
     params: dict[str, Any]
     target: str | None
     seed: int = 21
-    scale: str = "mel"
+    settings: ViewSettings = ViewSettings()
     region: tuple[float, float] | None = None
     attack_used: Attack | None = None  # the configured attack, once the job has run
 
@@ -131,7 +136,7 @@ class AttackJob:
             cancel=cancel,
         )
         original, adversarial = predict_proba(self.model, [samples, result.adversarial])
-        views = signal_views(samples, result.adversarial, self.model.sample_rate, self.scale)
+        views = signal_views(samples, result.adversarial, self.model.sample_rate, self.settings)
         return AttackOutcome(result, samples, original, adversarial, views)
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -75,13 +77,20 @@ class BatchTab(QWidget):
         for widget in (QLabel("seeds"), self.seeds, self.run_button, self.cancel_button):
             controls.addWidget(widget)
         controls.addWidget(self.progress, 1)
-        matrices = QHBoxLayout()
-        matrices.addWidget(self.confusion_clean)
-        matrices.addWidget(self.confusion_attacked)
+        # The matrices keep the size their labels need and scroll on a narrow screen.
+        matrices = QWidget()
+        matrices_layout = QHBoxLayout(matrices)
+        matrices_layout.setContentsMargins(0, 0, 0, 0)
+        matrices_layout.addWidget(self.confusion_clean)
+        matrices_layout.addWidget(self.confusion_attacked)
+        matrices_scroll = QScrollArea()
+        matrices_scroll.setWidgetResizable(True)
+        matrices_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        matrices_scroll.setWidget(matrices)
         layout = QVBoxLayout(self)
         layout.addWidget(self.plan_label)
         layout.addLayout(controls)
-        layout.addLayout(matrices, 3)
+        layout.addWidget(matrices_scroll, 3)
         layout.addWidget(self.summary, 1)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)

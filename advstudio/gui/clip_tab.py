@@ -1,6 +1,6 @@
 """The Clip tab: one clip (or the region of it that was attacked) as stacked signal panes,
 its class probabilities and playback. Its `ClipState` says what is on show; spectrograms for a
-new scale are computed on a painter thread (core's ViewsJob)."""
+new view settings are computed on a painter thread (core's ViewsJob)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -23,11 +22,12 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.attacks import Attack, AttackResult
 from advstudio.core.audio import Audio
+from advstudio.core.audio.views import ViewSettings
 from advstudio.core.jobs import AttackOutcome, OpenedClip, ViewsJob
 from advstudio.core.playback import AudioOutput, audition_sources
 from advstudio.core.progress import NullReporter
 from advstudio.gui.panels import ProbabilityView
-from advstudio.gui.signal_views import SignalStack
+from advstudio.gui.signal_panel import SignalPanel
 from advstudio.gui.worker import JobWorker
 
 log = logging.getLogger("advstudio")
@@ -68,33 +68,21 @@ class ClipTab(QWidget):
         super().__init__()
         self.state = ClipState()
         self.output = output
-        self.painter = JobWorker(self)  # spectrograms for a new scale
+        self.painter = JobWorker(self)  # spectrograms for new view settings
         self.painting: ViewsJob | None = None
         self.closing = False
 
-        # ---- signal views: the stack and its display controls --------------------------
-        # (the one place that builds them: SignalPanel replaces this block)
-        self.signals = SignalStack()
-        self.scale = QComboBox()
-        self.scale.addItems(["mel", "linear"])
-        self.gain = QDoubleSpinBox()
-        self.gain.setRange(1, 1000)
-        self.gain.setValue(10)
-        self.gain.setSuffix(" x")
-        self.gain.setToolTip("gain applied to the perturbation's waveform display")
-        view_controls = [QLabel("frequency"), self.scale, QLabel("perturbation gain"), self.gain]
-        # ---- end of the signal views -----------------------------------------------------
-
+        # The signal panes with their own toolbar (scale, window size, dB range, gain, zoom).
+        self.signals = SignalPanel()
         self.source = QComboBox()
         self.source.addItems(["original", "adversarial", "perturbation"])
         self.play_button = QPushButton("Play")
         self.loop = QCheckBox("loop region")
         controls = QHBoxLayout()
-        for widget in (*view_controls, QLabel("hear"), self.source, self.play_button, self.loop):
+        for widget in (QLabel("hear"), self.source, self.play_button, self.loop):
             controls.addWidget(widget)
         controls.addStretch(1)
         self.probabilities = ProbabilityView(labels)
-        self.probabilities.setMinimumWidth(200)
         probability_box = QWidget()
         probability_layout = QVBoxLayout(probability_box)
         probability_layout.addWidget(
@@ -104,14 +92,13 @@ class ClipTab(QWidget):
         panes = QSplitter(Qt.Orientation.Horizontal)
         panes.addWidget(self.signals)
         panes.addWidget(probability_box)
-        panes.setStretchFactor(0, 4)
+        panes.setStretchFactor(0, 5)
         panes.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(panes, 1)
 
-        self.scale.currentTextChanged.connect(lambda _: self.redraw())
-        self.gain.valueChanged.connect(self._regain)
+        self.signals.settings_changed.connect(lambda _: self.redraw())
         self.source.currentTextChanged.connect(self.output.select)
         self.play_button.clicked.connect(self.toggle_playback)
         self.loop.toggled.connect(self._toggle_loop)
@@ -137,7 +124,7 @@ class ClipTab(QWidget):
         attack: Attack,
         seed: int,
         region: tuple[float, float] | None,
-        scale: str,
+        settings: ViewSettings,
     ) -> None:
         """The attack's result; after an attack on a region the clip becomes that region, so
         that waveforms, probabilities, playback and exports all describe what was attacked."""
@@ -146,7 +133,7 @@ class ClipTab(QWidget):
             audio = Audio(outcome.original, audio.sample_rate, audio.path)
             self.loop.setChecked(False)
         self.state = ClipState(audio, outcome.result, attack, seed, region)
-        self.redraw(outcome.views if scale == self.scale.currentText() else None)
+        self.redraw(None if settings.recomputes(self.signals.settings()) else outcome.views)
         self.probabilities.show_probabilities(
             outcome.original_probabilities, outcome.adversarial_probabilities
         )
@@ -161,7 +148,7 @@ class ClipTab(QWidget):
 
     def redraw(self, views: dict | None = None) -> None:
         """Draw the current clip with `views` handed over by a job, or have the painter
-        thread compute them for the chosen scale first."""
+        thread compute them for the chosen view settings first."""
         audio = self.state.audio
         if audio is None:
             return
@@ -169,7 +156,7 @@ class ClipTab(QWidget):
             self._draw(views)
             return
         job = ViewsJob(
-            audio.samples, self.state.adversarial, audio.sample_rate, self.scale.currentText()
+            audio.samples, self.state.adversarial, audio.sample_rate, self.signals.settings()
         )
         if self.painter.start(job, NullReporter()):
             self.painting = job  # else the running job sees it is stale when it ends
@@ -180,7 +167,7 @@ class ClipTab(QWidget):
             return
         if self._is_current(job):
             self._draw(views)
-        else:  # the clip, its attack or the scale changed while it ran
+        else:  # the clip, its attack or the view settings changed while it ran
             self.redraw()
 
     def _views_failed(self, message: str, details: str) -> None:
@@ -197,26 +184,12 @@ class ClipTab(QWidget):
             self.state.audio is not None
             and job.original is self.state.audio.samples
             and job.adversarial is self.state.adversarial
-            and job.scale == self.scale.currentText()
+            and not job.settings.recomputes(self.signals.settings())
         )
 
     def _draw(self, views: dict) -> None:
         audio = self.state.audio
-        self.signals.show_signals(
-            audio.samples,
-            self.state.adversarial,
-            audio.sample_rate,
-            views,
-            self.scale.currentText(),
-            self.gain.value(),
-        )
-
-    def _regain(self, gain: float) -> None:
-        if self.state.audio is not None and self.state.result is not None:
-            audio = self.state.audio
-            self.signals.set_perturbation_gain(
-                audio.samples, self.state.adversarial, audio.sample_rate, gain
-            )
+        self.signals.show_signals(audio.samples, self.state.adversarial, audio.sample_rate, views)
 
     # ---- playback ------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.attacks import AttackResult
 from advstudio.core.audio import Audio
+from advstudio.core.audio.views import ViewSettings
 from advstudio.core.data.datasets import examples_from_class_folders
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
@@ -191,7 +192,16 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.attack_panel.attack.setCurrentText(str(self.settings.value("attack", "cw")))
-        self.clip.scale.setCurrentText(str(self.settings.value("scale", "mel")))
+        try:
+            self.clip.signals.set_settings(
+                ViewSettings(
+                    str(self.settings.value("scale", "mel")),
+                    int(self.settings.value("window size", 1024)),
+                    float(self.settings.value("dB range", 80)),
+                )
+            )
+        except (AdvStudioError, ValueError):
+            pass  # stored by another version or edited by hand: the defaults stay
         self._refresh_recent()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -199,7 +209,10 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("state", self.saveState())
         self.settings.setValue("attack", self.attack_panel.attack.currentText())
-        self.settings.setValue("scale", self.clip.scale.currentText())
+        view = self.clip.signals.settings()
+        self.settings.setValue("scale", view.scale)
+        self.settings.setValue("window size", view.n_fft)
+        self.settings.setValue("dB range", view.dynamic_range)
         self.worker.wait()
         self.loader.wait()
         self.clip.close_down()
@@ -293,7 +306,7 @@ class MainWindow(QMainWindow):
     def _open_clip(self, path: str) -> None:
         """Open on the loader thread; a clip chosen meanwhile opens when this one is done."""
         self.wanted_path = path
-        job = OpenClipJob(self.model, path, self.clip.scale.currentText())
+        job = OpenClipJob(self.model, path, self.clip.signals.settings())
         if self.loader.start(job, NullReporter()):
             self.opening = job
             self.statusBar().showMessage(f"opening {Path(path).name}…")
@@ -302,9 +315,9 @@ class MainWindow(QMainWindow):
         job, self.opening = self.opening, None
         if self.closing:
             return
-        stale = job.model is not self.model or job.scale != self.clip.scale.currentText()
-        if self.wanted_path != job.path or stale:
-            # Another clip, model or scale was chosen meanwhile: open again, so that the
+        stale = job.settings.recomputes(self.clip.signals.settings())
+        if self.wanted_path != job.path or job.model is not self.model or stale:
+            # Another clip, model or view settings were chosen meanwhile: open again, so that the
             # clip, its probabilities and its views always change together.
             self._open_clip(self.wanted_path)
             return
@@ -351,7 +364,7 @@ class MainWindow(QMainWindow):
             plan.preset,
             plan.params,
             plan.target,
-            scale=self.clip.scale.currentText(),
+            settings=self.clip.signals.settings(),
             region=region,
         )
         live = LiveState(len(self.model.labels))
@@ -450,7 +463,7 @@ class MainWindow(QMainWindow):
 
     def _show_attack(self, outcome: AttackOutcome) -> None:
         job = self.attack_job
-        self.clip.show_attack(outcome, job.attack_used, job.seed, job.region, job.scale)
+        self.clip.show_attack(outcome, job.attack_used, job.seed, job.region, job.settings)
         result, labels = outcome.result, self.model.labels
         goal = f" target {labels[result.target]}" if result.target is not None else ""
         verdict = "succeeded" if result.success else "found no adversarial example"

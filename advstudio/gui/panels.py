@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDoubleValidator
+from PySide6.QtGui import QDoubleValidator, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +32,10 @@ from advstudio.core.attacks.params import Param
 from advstudio.core.metrics import normalise_columns
 
 ATTACK_DEFAULT = "(attack's default)"
+SMALL_FONT_PT = 7.5  # side-panel tick labels
+BAR_ROOM_PX = 110
+CELL_MARGIN_PX = 2  # between neighbouring tick labels
+AXIS_SPACE_PX = 32  # an axis title and its tick marks
 
 
 class ProbabilityView(pg.PlotWidget):
@@ -42,7 +46,16 @@ class ProbabilityView(pg.PlotWidget):
         self.labels = labels
         self.setXRange(0, 1)
         self.setLabel("bottom", "probability")
-        self.getAxis("left").setTicks([list(enumerate(labels))])
+        font = QFont()
+        font.setPointSizeF(SMALL_FONT_PT)
+        names = [label.replace("_", " ") for label in labels]
+        self.getAxis("left").setTicks([list(enumerate(names))])
+        self.getAxis("bottom").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
+        for axis in ("left", "bottom"):
+            self.getAxis(axis).setStyle(tickFont=font)
+        # The names and room for the bars, and no more: the signal panes get the width.
+        name_w = max(QFontMetrics(font).horizontalAdvance(n) for n in names)
+        self.setMinimumWidth(name_w + BAR_ROOM_PX)
         self.setMouseEnabled(x=False, y=False)
         self.original = pg.BarGraphItem(
             x0=0,
@@ -124,6 +137,9 @@ class AttackPanel(QWidget):
         self.goal_plot = self.curves.addPlot(row=2, col=0, title="goal-class probability")
         self.snr_plot.setXLink(self.loss_plot)
         self.goal_plot.setXLink(self.loss_plot)
+        for plot in (self.loss_plot, self.snr_plot):
+            plot.hideAxis("bottom")  # one iteration axis, under the last curve
+        self.goal_plot.setLabel("bottom", "iteration")
         self.loss_curve = self.loss_plot.plot(pen="w")
         self.snr_curve = self.snr_plot.plot(pen="c")
         self.goal_curve = self.goal_plot.plot(pen="y")
@@ -295,15 +311,29 @@ def _get_value(editor: QWidget) -> str:
     return editor.text()
 
 
-def _initials(label: str) -> str:
-    """A short column name: initials of a compound name (Bass_drum -> BD), else 4 letters."""
-    parts = [p for p in label.replace("-", "_").split("_") if p]
-    return "".join(p[0].upper() for p in parts) if len(parts) > 1 else label[:4]
+def abbreviations(labels: list[str]) -> list[str]:
+    """Short, distinct names for matrix columns: initials of a compound name (Bass_drum ->
+    BD), else a short name whole or its first letters (Gong, Accordion -> Acc), lengthened
+    where two would clash."""
+    short = []
+    for label in labels:
+        parts = [p for p in label.replace("-", "_").split("_") if p]
+        if len(parts) > 1:
+            short.append("".join(p[0].upper() for p in parts if p != "and"))
+        else:
+            width = 3
+            while any(other != label and other.startswith(label[:width]) for other in labels):
+                width += 1
+            short.append(label if len(label) <= width + 1 else label[:width])
+    if len(set(short)) < len(short):  # initials clash: fall back to names, ambiguous no more
+        return list(labels)
+    return short
 
 
 class ConfusionView(pg.PlotWidget):
-    """A column-normalised confusion matrix (columns ground truth, rows prediction) with class
-    names on both axes and the value in each cell."""
+    """A column-normalised confusion matrix (columns ground truth, rows prediction) with the
+    value in each cell, and class abbreviations on both axes (the names in its tooltip) at a
+    minimum size where no two labels overlap."""
 
     def __init__(self, labels: list[str], title: str) -> None:
         super().__init__(title=title)
@@ -312,15 +342,28 @@ class ConfusionView(pg.PlotWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.addItem(self.image)
-        self.getAxis("bottom").setTicks([[(i + 0.5, _initials(t)) for i, t in enumerate(labels)]])
-        self.getAxis("left").setTicks([[(i + 0.5, t[:12]) for i, t in enumerate(labels)]])
-        self.setLabel("bottom", "ground truth")
+        short = abbreviations(labels)
+        font = QFont()
+        font.setPointSizeF(SMALL_FONT_PT)
+        for axis in ("bottom", "left"):
+            self.getAxis(axis).setTicks([[(i + 0.5, t) for i, t in enumerate(short)]])
+            self.getAxis(axis).setStyle(tickFont=font)
+        self.setLabel("bottom", "ground truth (hover for names)")
         self.setLabel("left", "prediction")
+        self.setToolTip("\n".join(f"{a} = {t}" for a, t in zip(short, labels, strict=True)))
+        # Big enough that no two tick labels overlap: a column per abbreviation, a row per line.
+        metrics = QFontMetrics(font)
+        cell_w = max(metrics.horizontalAdvance(a) for a in short) + CELL_MARGIN_PX
+        cell_h = metrics.height() + CELL_MARGIN_PX
+        self.setMinimumSize(2 * AXIS_SPACE_PX + n * cell_w, 2 * AXIS_SPACE_PX + n * cell_h)
         self.getViewBox().invertY(True)
+        self.setRange(xRange=(0, n), yRange=(0, n), padding=0)
         self.setMouseEnabled(x=False, y=False)
         self.texts = [
             [pg.TextItem("", anchor=(0.5, 0.5), color="w") for _ in range(n)] for _ in range(n)
         ]
+        for item in (t for row in self.texts for t in row):
+            item.setFont(font)
         for r in range(n):
             for c in range(n):
                 self.texts[r][c].setPos(c + 0.5, r + 0.5)
