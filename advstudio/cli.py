@@ -23,6 +23,12 @@ if TYPE_CHECKING:  # the subcommands import the engine only when they run (a qui
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
+EXIT_NOT_FOUND = 3  # attack: no adversarial file written (see ATTACK_EXIT_STATUS)
+ATTACK_EXIT_STATUS = (
+    "exit status: 0 when the written file is adversarial; 3 when no adversarial example was "
+    "found, when its success did not survive writing the file, or when the clip is already "
+    "classified as the target (then nothing is written); 2 for a usage or input error"
+)
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
@@ -102,18 +108,30 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         print(f"advstudio: {args.file}: {audio.conversions}", file=sys.stderr)
     reporter = ProgressBarReporter({attack.name: attack.engine_config().max_iter})
     (result,) = attack.run(model, [audio.samples], args.target, seed=args.seed, reporter=reporter)
-    check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
     labels = model.labels
-    survived = result.holds_for(check.prediction)
     report = {
         "file": str(args.file),
-        "output": str(out),
+        "output": None if result.already else str(out),
         "attack": attack.name,
         "params": attack.params,
         "seed": args.seed,
         "original": labels[result.orig_pred],
         "target": None if result.target is None else labels[result.target],
+        "already": result.already,
         "success": result.success,
+        "warnings": result.warnings,
+    }
+    for warning in result.warnings:
+        print(f"advstudio: warning: {warning}", file=sys.stderr)
+    if result.already:
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(f"{args.file}: already classified as {report['original']}; nothing to attack")
+        return EXIT_NOT_FOUND
+    check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
+    survived = result.holds_for(check.prediction)
+    report |= {
         "iterations": result.iterations,
         "first_success_iteration": result.iterations if result.success else None,
         "steps": result.steps,
@@ -150,7 +168,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
                 else ""
             )
         )
-    return 0
+    return 0 if survived else EXIT_NOT_FOUND
 
 
 def load_part(
@@ -350,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("attack", help="attack one file and export the adversarial audio")
+    p = sub.add_parser(
+        "attack", help="attack one file and export the adversarial audio", epilog=ATTACK_EXIT_STATUS
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--attack", required=True, help="fgsm, pgdn, cw or mscw")
     p.add_argument(

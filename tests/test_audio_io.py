@@ -549,6 +549,8 @@ def test_segment_cuts_by_seconds_and_keeps_the_source_details(tmp_path):
         (-1.0, None, "start must be 0 s or later"),
         (0.0, 0.0, "duration must be positive, not 0 s"),
         (0.0, -2.0, "duration must be positive"),
+        (float("nan"), None, "start must be 0 s or later"),
+        (0.0, float("inf"), "duration must be positive"),
     ],
 )
 def test_segment_outside_the_clip_is_one_line_naming_the_file(tmp_path, start, duration, message):

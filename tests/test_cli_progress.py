@@ -11,7 +11,7 @@ import re
 import pytest
 from conftest import tone
 
-from advstudio.cli import main
+from advstudio.cli import EXIT_NOT_FOUND, main
 from advstudio.cli_output import ProgressBarReporter
 from advstudio.core.attacks import make_attack
 from advstudio.core.models.store import save_model_dir
@@ -39,7 +39,8 @@ def test_an_attack_shows_its_iterations_with_rate_and_eta(random_model):
 def test_the_attack_command_shows_iterations(model_dir, write_wav, tmp_path, capsys):
     clip = write_wav("a.wav", tone(0.5))
     args = ["attack", str(clip), "--attack", "pgdn", "--param", "max_iter=12"]
-    assert main([*args, "--param", "eps=1e-6", "-o", str(tmp_path / "x.wav")]) == 0
+    # So small a budget finds nothing: all 12 iterations run, and the exit says "not found".
+    assert main([*args, "--param", "eps=1e-6", "-o", str(tmp_path / "x.wav")]) == EXIT_NOT_FOUND
     err = capsys.readouterr().err
     assert re.search(ITERATION_BAR.format(job="pgdn", total=12), err), err
 

@@ -12,20 +12,40 @@ of the perturbation's peak, and the quietest success within the iteration cap is
 
 Adam is written out here rather than taken from torch.optim because its state must shrink with
 the active batch, row by row.
+
+What a result claims:
+- Success, targeted: the prediction is the target. Untargeted: the prediction differs from the
+  clean clip's prediction and, when the clip's true label is known, from that label too, so
+  that moving a clip the model gets wrong onto its correct label is not counted as found.
+  With `success=truth`, clips the model already gets wrong are not attacked (see next).
+- Already met: a clip whose clean prediction already is the target (or, with
+  `success=truth`, is already wrong) is not attacked. Its result says `already=True`,
+  `success=False`, 0 iterations, and the adversarial waveform is the original.
+- A perturbation louder than the signal (SNR below 0 dB, as FGSM's paper preset gives) is
+  still a result, with a line in `warnings` saying so.
+- Budgets are bounded by the parameter schemas: an L-inf bound (eps, c) beyond full scale
+  (1.0) or more than `MAX_ITERATIONS` iterations is refused before any work.
+- Random targets and random starts are drawn from the seed and the clip's own samples, so a
+  clip gets the same target and start whatever batch or position it has, and different
+  clips attacked one at a time get different targets.
+- Before any work the memory an attack needs is estimated (memory.py) and an attack that
+  would not fit is refused with the figure; running out anyway is one line, not a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from advstudio.core.attacks.memory import check_memory, out_of_memory_as_error
 from advstudio.core.attacks.params import Param, resolve_params
 from advstudio.core.attacks.spectral import MultiResolutionSpectralLoss
 from advstudio.core.errors import ParameterError
@@ -96,7 +116,9 @@ class AttackResult:
     """The outcome for one clip. `iterations` counts gradient steps until first success (the
     full budget of steps when it failed); metrics are on the adversarial waveform kept (the
     first success, or with `after_success="shrink"` the one of highest SNR). `steps` counts
-    the gradient steps the clip ran: `iterations` unless `after_success="shrink"` went on."""
+    the gradient steps the clip ran: `iterations` unless `after_success="shrink"` went on.
+    `already`: the clean clip met the goal, so it was not attacked (see the module
+    docstring)."""
 
     item: int
     adversarial: np.ndarray
@@ -112,16 +134,45 @@ class AttackResult:
     linf: float
     history: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
+    already: bool = False
 
-    def holds_for(self, prediction: int, reference: int | None = None) -> bool:
+    def holds_for(self, prediction: int) -> bool:
         """Whether a successful attack still succeeds when the model predicts `prediction`
-        (for an exported file read back): the target, or anything but `reference` (the
-        original prediction unless given)."""
-        if not self.success:
-            return False
-        if self.target is not None:
-            return prediction == self.target
-        return prediction != (self.orig_pred if reference is None else reference)
+        (for an exported file read back), by the engine's own success test."""
+        return self.success and is_success(prediction, self.orig_pred, self.target, self.true_label)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Lines a front end shows beside the result."""
+        loud = loud_perturbation_warning(self.snr_db)
+        return [loud] if loud and not self.already else []
+
+
+def is_success(
+    prediction: int, orig_pred: int, target: int | None, true_label: int | None
+) -> bool:
+    """The success test: the target, or (untargeted) a prediction other than the original
+    one and, when the true label is known, other than that too."""
+    if target is not None:
+        return prediction == target
+    return prediction != orig_pred and prediction != true_label
+
+
+def goal_already_met(
+    orig_pred: int, target: int | None, true_label: int | None, against_truth: bool
+) -> bool:
+    """Whether the clean clip already meets the goal, leaving nothing to attack: its prediction
+    is the target, or (untargeted, success against the truth) its prediction is wrong."""
+    if target is not None:
+        return orig_pred == target
+    return against_truth and true_label is not None and orig_pred != true_label
+
+
+def loud_perturbation_warning(snr: float) -> str | None:
+    """The warning for a perturbation louder than the signal (mean SNR below 0 dB)."""
+    if not snr < 0:
+        return None
+    return f"the perturbation is louder than the signal (SNR {snr:.1f} dB)"
 
 
 COMMON_PARAMS = (
@@ -137,7 +188,8 @@ COMMON_PARAMS = (
         "success",
         str,
         "prediction",
-        "untargeted success: differ from the original prediction, or from the ground truth",
+        "untargeted success: differ from the original prediction (and from the ground truth "
+        "when known), or from the ground truth (clips already wrong are not attacked)",
         choices=SUCCESS_AGAINST,
     ),
     Param("l2", float, 0.0, "L2 budget per sample (0: none)", 0.0),
@@ -203,9 +255,9 @@ class Attack:
     ) -> list[AttackResult]:
         """Attack every clip; results come back in the order of `clips`.
 
-        `labels` are ground-truth class indices (needed for success against the truth);
-        `items` number the clips for progress events and per-clip random streams, so a clip
-        gets the same initialisation and random target whatever batch it runs in.
+        `labels` are ground-truth class indices (needed for success against the truth, and
+        used by every untargeted success test when given); `items` number the clips for
+        progress events. Random targets and starts depend on the seed and the clip alone.
         """
         goal = self.goal(target)
         return run_engine(
@@ -240,8 +292,13 @@ def _validate_goal(goal: Goal, labels: Sequence[int] | None) -> None:
         raise ParameterError("success against the ground truth needs the files' labels")
 
 
-def _item_generator(seed: int, item: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, item]).generate_state(2, dtype=np.uint64)
+def clip_generator(seed: int, clip: np.ndarray) -> torch.Generator:
+    """The random stream of one clip: from the seed and a digest of its samples, so that one
+    clip always draws the same target and start, and different clips draw differently even
+    when each is attacked alone."""
+    digest = hashlib.blake2b(np.ascontiguousarray(clip, dtype=np.float32).tobytes()).digest()
+    words = np.frombuffer(digest[:16], dtype=np.uint32).tolist()
+    state = np.random.SeedSequence([seed, *words]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] % (2**63)))
 
 
@@ -283,12 +340,14 @@ def run_engine(
             f"clip {short[0]} is shorter than the model's minimum of {model.min_samples} samples"
         )
     order = np.argsort([len(c) for c in clips], kind="stable")
+    batches = [order[s : s + batch_size].tolist() for s in range(0, len(order), batch_size)]
+    shapes = [(len(idx), max(len(clips[i]) for i in idx)) for idx in batches]
+    need = check_memory(model.device, config.distance, shapes, model.sample_rate)
     results: list[AttackResult | None] = [None] * len(clips)
     reporter.report(JobStarted(job, len(clips)))
     done = 0
-    with gradients_to_input_only(model):
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size].tolist()
+    with gradients_to_input_only(model), out_of_memory_as_error(need, shapes):
+        for idx in batches:
             batch = _BatchAttack(
                 model,
                 [clips[i] for i in idx],
@@ -313,14 +372,43 @@ def run_engine(
                         str(result.item),
                         {
                             "success": result.success,
+                            "already": result.already,
                             "iterations": result.iterations,
                             "snr_db": result.snr_db,
                         },
                     )
                 )
     found = sum(r.success for r in results if r is not None)
-    reporter.report(JobFinished(job, {"found": found, "total": len(clips)}))
+    already = sum(r.already for r in results if r is not None)
+    reporter.report(JobFinished(job, {"found": found, "already": already, "total": len(clips)}))
     return results  # type: ignore[return-value]
+
+
+@dataclass
+class _Rows:
+    """The rows of a batch still being attacked and their state, with the padding cut to the
+    longest of them."""
+
+    index: torch.Tensor  # the rows' positions in the batch
+    x: torch.Tensor
+    mask: torch.Tensor
+    delta: torch.Tensor
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    lengths: torch.Tensor
+    signal_norm: torch.Tensor
+    bound: torch.Tensor
+    orig_pred: torch.Tensor
+    true: torch.Tensor | None
+    target: torch.Tensor | None
+
+    def select(self, keep: torch.Tensor) -> _Rows:
+        kept = {f.name: getattr(self, f.name) for f in fields(self)}
+        kept = {name: None if value is None else value[keep] for name, value in kept.items()}
+        width = int(kept["lengths"].max())  # drop columns only finished, longer clips needed
+        for name in ("x", "mask", "delta", "exp_avg", "exp_avg_sq"):
+            kept[name] = kept[name][:, :width]
+        return _Rows(**kept)
 
 
 class _BatchAttack:
@@ -336,17 +424,14 @@ class _BatchAttack:
         self.x, self.lengths = pad_batch(clips, device)
         width = self.x.shape[1]
         self.mask = (torch.arange(width, device=device)[None, :] < self.lengths[:, None]).float()
-        generators = [_item_generator(seed, item) for item in items]
+        generators = [clip_generator(seed, clip) for clip in clips]
         with torch.no_grad():
             clean_logits = model(self.x, self.lengths)
         self.orig_pred = clean_logits.argmax(-1)
+        self.clean_confidence = clean_logits.softmax(-1).amax(-1)
         self.true = None if labels is None else torch.tensor(labels, device=device)
-        self.reference = (
-            self.true
-            if goal.success_against == "truth" and self.true is not None
-            else self.orig_pred
-        )
         self.target = self._targets(clean_logits, named_target, generators)
+        self.already = self._already_met(labels)
         self.signal_norm = self.x.norm(dim=-1, keepdim=True)
         linf = config.budget.linf
         self.bound = torch.full_like(self.signal_norm, torch.inf if linf is None else linf)
@@ -371,6 +456,21 @@ class _BatchAttack:
             chosen.append(draw + (draw >= orig))  # uniform over the classes other than orig
         return torch.tensor(chosen, device=self.x.device)
 
+    def _already_met(self, labels) -> np.ndarray:
+        n = len(self.clips)
+        targets = [None] * n if self.target is None else self.target.tolist()
+        truths = [None] * n if labels is None else list(labels)
+        against_truth = self.goal.success_against == "truth"
+        return np.array(
+            [
+                goal_already_met(orig, target, truth, against_truth)
+                for orig, target, truth in zip(
+                    self.orig_pred.tolist(), targets, truths, strict=True
+                )
+            ],
+            dtype=bool,
+        )
+
     def _initial_delta(self, generators) -> torch.Tensor:
         delta = torch.zeros_like(self.x)
         if self.config.init == "uniform":
@@ -378,14 +478,14 @@ class _BatchAttack:
             for row, (n, gen) in enumerate(zip(self.lengths.tolist(), generators, strict=True)):
                 noise = torch.rand(n, generator=gen) * (2 * eps) - eps
                 delta[row, :n] = noise.to(delta.device)
-        return self._project(delta, self.signal_norm, self.bound)
+        return self._project(delta, self.signal_norm, self.bound, self.mask)
 
     def _project(
         self,
         delta: torch.Tensor,
         signal_norm: torch.Tensor,
         bound: torch.Tensor,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor,
     ) -> torch.Tensor:
         """Onto each row's L-inf bound, then its L2 and SNR balls, with padding zeroed."""
         budget = self.config.budget
@@ -399,57 +499,82 @@ class _BatchAttack:
         if radius is not None:
             norm = delta.norm(dim=-1, keepdim=True).clamp(min=1e-30)
             delta = delta * (radius / norm).clamp(max=1.0)
-        return delta * (self.mask if mask is None else mask)
+        return delta * mask
 
-    def _class_term(self, logits, target, reference) -> torch.Tensor:
+    def _class_term(self, logits, target, orig_pred) -> torch.Tensor:
         if target is not None:
             return F.cross_entropy(logits, target, reduction="none")
-        return -F.cross_entropy(logits, reference, reduction="none")
+        return -F.cross_entropy(logits, orig_pred, reduction="none")
 
     def run(self) -> list[AttackResult]:
-        cfg, goal = self.config, self.goal
         n = len(self.clips)
-        active = torch.arange(n, device=self.x.device)
-        x, lengths, mask, delta = self.x, self.lengths, self.mask, self.delta
-        signal_norm, reference, target = self.signal_norm, self.reference, self.target
-        bound, shrink = self.bound, cfg.after_success == "shrink"
-        first_success = np.full(n, -1)
-        steps_run = np.zeros(n, dtype=int)
-        best_snr = np.full(n, -np.inf)
-        exp_avg = torch.zeros_like(delta)
-        exp_avg_sq = torch.zeros_like(delta)
-        spectral = self.spectral
-        scale = QUANTISATION_SCALES[cfg.quantise]
-        finished: dict[int, tuple[torch.Tensor, bool, int, int, float]] = {}
         history: list[dict[str, list[float]]] = [
             {"loss": [], "snr_db": [], "confidence": [], "goal_probability": []} for _ in range(n)
         ]
+        finished: dict[int, tuple[torch.Tensor, bool, int, int, float]] = {}
+        self.steps_run = np.zeros(n, dtype=int)  # gradient steps each row ran
+        if not self.already.all():
+            self._loop(finished, history)
+        return [
+            self._already_result(row)
+            if self.already[row]
+            else self._result(row, *finished[row], history[row])
+            for row in range(n)
+        ]
+
+    def _loop(self, finished, history) -> None:
+        """Attack the rows whose goal is not already met; fill `finished` with each row's
+        (adversarial, success, iterations, prediction, confidence)."""
+        cfg, goal = self.config, self.goal
+        n = len(self.clips)
+        shrink = cfg.after_success == "shrink"
+        first_success = np.full(n, -1)
+        best_snr = np.full(n, -np.inf)
+        spectral = self.spectral
+        scale = QUANTISATION_SCALES[cfg.quantise]
+        device = self.x.device
+        r = _Rows(
+            torch.arange(n, device=device),
+            self.x,
+            self.mask,
+            self.delta,
+            torch.zeros_like(self.delta),
+            torch.zeros_like(self.delta),
+            self.lengths,
+            self.signal_norm,
+            self.bound,
+            self.orig_pred,
+            self.true,
+            self.target,
+        ).select(torch.from_numpy(~self.already).to(device))
         for iteration in range(cfg.max_iter + 1):
             check_cancelled(self.cancel)
-            delta.requires_grad_(True)
-            adversarial = quantise((x + delta).clamp(-1.0, 1.0), scale) * mask
-            logits = self.model(adversarial, lengths)
+            r.delta.requires_grad_(True)
+            adversarial = quantise((r.x + r.delta).clamp(-1.0, 1.0), scale) * r.mask
+            logits = self.model(adversarial, r.lengths)
             probabilities = logits.detach().softmax(-1)
             confidence, predicted = probabilities.max(-1)
-            if target is not None:
-                success = predicted == target
-                goal_probability = probabilities.gather(1, target[:, None])[:, 0]
-            else:
-                success = predicted != reference
-                goal_probability = probabilities.gather(1, reference[:, None])[:, 0]
+            if r.target is not None:
+                success = predicted == r.target
+                goal_probability = probabilities.gather(1, r.target[:, None])[:, 0]
+            else:  # is_success: neither the original prediction nor the true label
+                success = predicted != r.orig_pred
+                if r.true is not None:
+                    success &= predicted != r.true
+                goal_probability = probabilities.gather(1, r.orig_pred[:, None])[:, 0]
             if goal.confidence > 0:
                 success &= confidence >= goal.confidence
-            loss = cfg.alpha * self._class_term(logits, target, reference)
+            loss = cfg.alpha * self._class_term(logits, r.target, r.orig_pred)
             if cfg.distance == "l2":
-                loss = loss + (adversarial - x).pow(2).sum(-1)
+                loss = loss + (adversarial - r.x).pow(2).sum(-1)
             elif cfg.distance == "spectral":
-                loss = loss + spectral(adversarial, lengths, active)
+                loss = loss + spectral(adversarial, r.lengths, r.index)
             # The one device-to-host transfer of the step: per-sample summaries.
             summary = (
                 torch.stack(
                     [
                         loss.detach(),
-                        batch_snr_db(x, adversarial.detach() - x),
+                        batch_snr_db(r.x, adversarial.detach() - r.x),
                         confidence,
                         goal_probability,
                         success.float(),
@@ -459,7 +584,7 @@ class _BatchAttack:
                 .cpu()
                 .numpy()
             )
-            rows = active.tolist()
+            rows = r.index.tolist()
             for k, row in enumerate(rows):
                 h = history[row]
                 h["loss"].append(float(summary[0, k]))
@@ -470,7 +595,7 @@ class _BatchAttack:
                 AttackStep(
                     self.job,
                     iteration,
-                    tuple(self.items[r] for r in rows),
+                    tuple(self.items[row] for row in rows),
                     tuple(summary[0].tolist()),
                     tuple(summary[1].tolist()),
                     tuple(summary[2].tolist()),
@@ -481,7 +606,7 @@ class _BatchAttack:
             succeeded = summary[4].astype(bool)
             last = iteration == cfg.max_iter
             done = np.full(len(rows), last) if shrink else succeeded | last
-            steps_run[np.asarray(rows)[done]] = iteration
+            self.steps_run[np.asarray(rows)[done]] = iteration
             for k in np.flatnonzero(succeeded | last):
                 row = rows[k]
                 if succeeded[k]:
@@ -500,27 +625,18 @@ class _BatchAttack:
                     float(summary[2, k]),
                 )
             if done.all():
-                break
+                return
             if shrink and succeeded.any():
-                peak = delta.detach().abs().amax(-1, keepdim=True)
-                hit = torch.from_numpy(succeeded).to(x.device)[:, None]
-                bound = torch.where(hit, SHRINK_FACTOR * peak, bound)
-            (grad,) = torch.autograd.grad(loss.sum(), delta)
-            keep = torch.from_numpy(~done).to(x.device)
-            delta, grad = delta.detach()[keep], grad[keep]
-            exp_avg, exp_avg_sq = exp_avg[keep], exp_avg_sq[keep]
-            x, lengths, mask = x[keep], lengths[keep], mask[keep]
-            signal_norm, reference, bound = signal_norm[keep], reference[keep], bound[keep]
-            target = None if target is None else target[keep]
-            active = active[keep]
-            width = int(lengths.max())  # drop columns only finished, longer clips needed
-            x, mask, delta = x[:, :width], mask[:, :width], delta[:, :width]
-            grad, exp_avg, exp_avg_sq = grad[:, :width], exp_avg[:, :width], exp_avg_sq[:, :width]
-            delta, exp_avg, exp_avg_sq = self._step(delta, grad, exp_avg, exp_avg_sq, iteration + 1)
-            delta = self._project(delta, signal_norm, bound, mask)
-        return [
-            self._result(row, *finished[row], history[row], int(steps_run[row])) for row in range(n)
-        ]
+                peak = r.delta.detach().abs().amax(-1, keepdim=True)
+                hit = torch.from_numpy(succeeded).to(device)[:, None]
+                r.bound = torch.where(hit, SHRINK_FACTOR * peak, r.bound)
+            (grad,) = torch.autograd.grad(loss.sum(), r.delta)
+            r.delta, r.exp_avg, r.exp_avg_sq = self._step(
+                r.delta.detach(), grad, r.exp_avg, r.exp_avg_sq, iteration + 1
+            )
+            r.delta = self._project(r.delta, r.signal_norm, r.bound, r.mask)
+            if done.any():
+                r = r.select(torch.from_numpy(~done).to(device))
 
     def _step(self, delta, grad, exp_avg, exp_avg_sq, step):
         cfg = self.config
@@ -534,7 +650,15 @@ class _BatchAttack:
         denom = (exp_avg_sq / bias2).sqrt_().add_(ADAM_EPS)
         return delta - cfg.lr * (exp_avg / bias1) / denom, exp_avg, exp_avg_sq
 
-    def _result(self, row, adversarial, success, iterations, new_pred, confidence, history, steps):
+    def _already_result(self, row: int) -> AttackResult:
+        """The clean clip, unattacked: it met the goal before any step."""
+        orig = int(self.orig_pred[row])
+        confidence = float(self.clean_confidence[row])
+        return self._result(row, self.x[row], False, 0, orig, confidence, {}, already=True)
+
+    def _result(
+        self, row, adversarial, success, iterations, new_pred, confidence, history, already=False
+    ):
         n = int(self.lengths[row])
         original = self.clips[row]
         adv = adversarial[:n].cpu().numpy().astype(np.float32)
@@ -553,5 +677,6 @@ class _BatchAttack:
             snr_db_untrimmed=snr_db(original, adv, trim=0),
             linf=float(np.abs(adv - original).max()),
             history=history,
-            steps=steps,
+            steps=int(self.steps_run[row]),
+            already=already,
         )

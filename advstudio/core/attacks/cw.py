@@ -9,13 +9,15 @@ clip shrunk to 0.8 of the perturbation's peak, keeping the quietest success
 from __future__ import annotations
 
 from advstudio.core.attacks.base import AFTER_SUCCESS, Attack, EngineConfig
-from advstudio.core.attacks.params import Param
+from advstudio.core.attacks.params import FULL_SCALE, MAX_ITERATIONS, Param
 
 CW_PARAMS = (
     Param("alpha", float, 0.1, "weight of the classification loss", 0.0, exclusive_minimum=True),
-    Param("c", float, 0.01, "L-inf clip of the perturbation", 0.0, exclusive_minimum=True),
+    Param(
+        "c", float, 0.01, "L-inf clip of the perturbation", 0.0, FULL_SCALE, exclusive_minimum=True
+    ),
     Param("eta", float, 1e-5, "Adam learning rate", 0.0, exclusive_minimum=True),
-    Param("max_iter", int, 500, "iteration cap", 1),
+    Param("max_iter", int, 500, "iteration cap", 1, MAX_ITERATIONS),
     Param(
         "update",
         str,

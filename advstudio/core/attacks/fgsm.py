@@ -4,7 +4,7 @@ the original prediction (or decreases the target's, when targeted)."""
 from __future__ import annotations
 
 from advstudio.core.attacks.base import Attack, EngineConfig
-from advstudio.core.attacks.params import Param
+from advstudio.core.attacks.params import FULL_SCALE, Param
 
 
 class FGSM(Attack):
@@ -17,6 +17,7 @@ class FGSM(Attack):
             0.1,
             "step size = L-inf bound of the perturbation",
             0.0,
+            FULL_SCALE,
             exclusive_minimum=True,
         ),
     )

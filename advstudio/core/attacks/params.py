@@ -10,6 +10,9 @@ from typing import Any
 
 from advstudio.core.errors import ParameterError
 
+FULL_SCALE = 1.0  # the largest sample value: an L-inf bound beyond it bounds nothing
+MAX_ITERATIONS = 100_000  # hours of work on a long clip; beyond it a typo is more likely
+
 
 @dataclass(frozen=True)
 class Param:

@@ -5,16 +5,24 @@ gradient to Adam (`update=adam-sign`); the textbook update is a signed step (`up
 from __future__ import annotations
 
 from advstudio.core.attacks.base import Attack, EngineConfig
-from advstudio.core.attacks.params import Param
+from advstudio.core.attacks.params import FULL_SCALE, MAX_ITERATIONS, Param
 
 
 class PGDn(Attack):
     name = "pgdn"
     title = "PGDn"
     params_schema = (
-        Param("eps", float, 0.0005, "L-inf bound of the perturbation", 0.0, exclusive_minimum=True),
+        Param(
+            "eps",
+            float,
+            0.0005,
+            "L-inf bound of the perturbation",
+            0.0,
+            FULL_SCALE,
+            exclusive_minimum=True,
+        ),
         Param("eta", float, 1e-5, "step size (Adam learning rate)", 0.0, exclusive_minimum=True),
-        Param("max_iter", int, 500, "iteration cap", 1),
+        Param("max_iter", int, 500, "iteration cap", 1, MAX_ITERATIONS),
         Param(
             "update",
             str,

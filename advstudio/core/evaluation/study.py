@@ -131,14 +131,13 @@ def _rows_for_chunk(
     results: list[AttackResult],
     workdir: Path,
     key: dict[str, Any],
-    against_truth: bool,
 ) -> list[ResultRow]:
     """Store rows for attacked files, judged on their exports re-loaded. `key` holds the
     row's identity apart from the file (model, attack, params, seed, target_mode)."""
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
-        survived = result.holds_for(check.prediction, data.labels[index] if against_truth else None)
+        survived = result.holds_for(check.prediction)
         rows.append(
             ResultRow(
                 **key,
@@ -240,7 +239,6 @@ def run_study(
                     results,
                     Path(tmp),
                     key,
-                    attack.params["success"] == "truth",
                 )
                 store.write(run_id, rows)
                 for row in rows:

@@ -1,5 +1,9 @@
 """Table 1 figures from stored rows: per (attack, setting, seed), then mean and spread over
-seeds, and paired t-tests (scipy.stats) between attacks."""
+seeds, and paired t-tests (scipy.stats) between attacks.
+
+Rows whose clean clip already met the goal (see attacks/base.py) are counted apart as
+`n_already`: neither found nor in the SNR figures. A row whose mean SNR is negative carries a
+warning that the perturbation is louder than the signal."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from advstudio.core.attacks import Attack
+from advstudio.core.attacks.base import goal_already_met, is_success, loud_perturbation_warning
 from advstudio.core.evaluation.store import ResultRow
 from advstudio.core.metrics import confusion_counts, normalise_columns
 
@@ -18,6 +23,11 @@ SIGNIFICANCE = 0.05
 
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
+
+
+def snr_warnings(snr_db_mean: float) -> list[str]:
+    loud = loud_perturbation_warning(snr_db_mean)
+    return [loud] if loud else []
 
 
 def summarise(
@@ -29,20 +39,32 @@ def summarise(
     n_classes: int,
 ) -> dict[str, Any]:
     """One entry of the JSON "attacks" list. A file counts as adversarial when the attack
-    succeeded and the success survived export to 16 bits; accuracy uses the attacked
+    succeeded and the success holds on the export re-loaded (judged by today's success test,
+    so rows stored by older versions are judged alike); accuracy uses the attacked
     prediction for those and the clean prediction for the rest, as the paper does, over the
     labelled files only (unlabelled ones are counted apart)."""
     labels = data.labels
+    against_truth = attack.params["success"] == "truth"
     by_file = {r.file: r for r in rows}
-    final, files, adversarial = [], [], []
+    final, files, adversarial, already = [], [], [], []
     for i, path in enumerate(data.files):
         row = by_file.get(path)
-        is_adv = row is not None and row.success and row.survived
+        met = row is not None and goal_already_met(
+            row.orig_pred, row.target, row.label, against_truth
+        )
+        is_adv = (
+            row is not None
+            and row.success
+            and not met
+            and is_success(row.new_pred, row.orig_pred, row.target, row.label)
+        )
         final.append(row.new_pred if is_adv else int(clean_pred[i]))
         if row is None:
             continue
         if is_adv:
             adversarial.append(row)
+        if met:
+            already.append(row)
         files.append(
             {
                 "file": path,
@@ -51,6 +73,7 @@ def summarise(
                 "new_pred": row.new_pred,
                 "target": row.target,
                 "success": is_adv,
+                "already": met,
                 "iterations": row.iterations,
                 "snr_db": row.snr_db,
                 "confidence": row.confidence,
@@ -61,6 +84,8 @@ def summarise(
     truth = [labels[i] for i in labelled]
     final_labelled = [final[i] for i in labelled]
     counts = confusion_counts(truth, final_labelled, n_classes)
+    snr_mean = _mean(snrs)
+    already_files = {r.file for r in already}
     return {
         "attack": attack.name,
         "title": attack.title,
@@ -71,9 +96,11 @@ def summarise(
         "n_files": len(files),
         "n_unlabelled": sum(f["label"] is None for f in files),
         "n_adversarial": len(adversarial),
-        "n_found_float": sum(r.success for r in rows),
+        "n_already": len(already),
+        "n_found_float": sum(r.success for r in rows if r.file not in already_files),
         "accuracy": float(np.mean(np.equal(final_labelled, truth))) if truth else float("nan"),
-        "snr_db_mean": _mean(snrs),
+        "snr_db_mean": snr_mean,
+        "warnings": snr_warnings(snr_mean),
         "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
         "iterations_median": float(np.median([r.iterations for r in adversarial]))
         if adversarial
@@ -99,6 +126,7 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     row["seeds"] = [e["seed"] for e in per_seed]
     for key in (
         "n_adversarial",
+        "n_already",
         "accuracy",
         "snr_db_mean",
         "iterations_median",
@@ -106,6 +134,7 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "snr_db_std",
     ):
         row[key], row[f"{key}_seed_std"] = over(key)
+    row["warnings"] = snr_warnings(row["snr_db_mean"])
     row["files"] = first["files"]
     return row
 
@@ -196,9 +225,11 @@ def single_result_summary(
         "n_files": 1,
         "n_unlabelled": 0,  # judged against its clean prediction, which stands in for a label
         "n_adversarial": int(result.success),
+        "n_already": int(result.already),
         "n_found_float": int(result.success),
         "accuracy": float(final == reference),
         "snr_db_mean": result.snr_db if result.success else float("nan"),
+        "warnings": result.warnings if result.success else [],
         "snr_db_std": 0.0 if result.success else float("nan"),
         "iterations_median": float(result.iterations) if result.success else float("nan"),
         "confidence_mean": result.confidence if result.success else float("nan"),
@@ -211,6 +242,7 @@ def single_result_summary(
                 "new_pred": result.new_pred,
                 "target": result.target,
                 "success": result.success,
+                "already": result.already,
                 "iterations": result.iterations,
                 "snr_db": result.snr_db,
                 "confidence": result.confidence,
