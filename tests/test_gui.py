@@ -618,3 +618,26 @@ def test_missing_xcb_libraries_are_named_in_one_line(monkeypatch, capsys):
     assert app.run_app() == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "libxcb-cursor" in err and "apt-get install" in err
+
+
+def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(qtbot, window):
+    """The log and status bar say "already classified" (not "found no adversarial example")
+    for a clip the model already hears as the target, and warn when the perturbation is
+    louder than the signal."""
+    names = [window.files.item(row).text() for row in range(window.files.count())]
+    select(qtbot, window, names.index("Gong_0007.flac"))
+    outcome = attack(qtbot, window, target="Gong")
+    assert outcome.result.already
+    assert "already classified as Gong; nothing to attack" in window.log_view.toPlainText()
+    assert "already classified as Gong" in window.statusBar().currentMessage()
+
+    select(qtbot, window, names.index("Hi-hat_0002.flac"))  # quiet: FGSM eps 0.1 drowns it
+    panel = window.attack_panel
+    panel.attack.setCurrentText("fgsm")
+    panel.target.setCurrentText("untargeted")
+    panel.set_param("eps", "0.1")
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        panel.run_button.click()
+    assert blocker.args[0].result.snr_db < 0
+    assert "warning: the perturbation is louder than the signal" in window.log_view.toPlainText()
+    assert "louder than the signal" in window.statusBar().currentMessage()

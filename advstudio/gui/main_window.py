@@ -466,12 +466,19 @@ class MainWindow(QMainWindow):
         self.clip.show_attack(outcome, job.attack_used, job.seed, job.region, job.settings)
         result, labels = outcome.result, self.model.labels
         goal = f" target {labels[result.target]}" if result.target is not None else ""
+        if result.already:
+            line = f"already classified as {labels[result.orig_pred]}; nothing to attack"
+            self.log(f"attack{goal}: {line}")
+            self.statusBar().showMessage(line)
+            return
         verdict = "succeeded" if result.success else "found no adversarial example"
         self.log(
             f"attack{goal} {verdict}: {labels[result.orig_pred]} -> "
             f"{labels[result.new_pred]} after {result.iterations} iterations, "
             f"SNR {result.snr_db:.2f} dB"
         )
+        for warning in result.warnings:
+            self.log(f"warning: {warning}")
         if job.region is not None:
             self.log(
                 f"the Clip tab now shows the attacked region {self.clip.state.name}; "
@@ -479,6 +486,7 @@ class MainWindow(QMainWindow):
             )
         self.statusBar().showMessage(
             f"{labels[result.new_pred]} ({result.confidence:.2f}), SNR {result.snr_db:.1f} dB"
+            + "".join(f"; warning: {w}" for w in result.warnings)
         )
 
     def _show_study(self, summary: dict[str, Any]) -> None:

@@ -283,7 +283,7 @@ def _editor_for(param: Param) -> QWidget:
         return box
     if param.kind is int:
         spin = QSpinBox()
-        spin.setRange(int(param.minimum or 0), 1_000_000)
+        spin.setRange(int(param.minimum or 0), int(param.maximum or 1_000_000))
         spin.setValue(int(param.default))
         return spin
     line = QLineEdit(
