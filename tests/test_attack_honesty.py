@@ -26,6 +26,8 @@ from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.models import load_model, predict_proba
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.progress import AttackStep, RecordingReporter
+from advstudio.core.reports.html import write_report_bundle
+from advstudio.core.reports.study import format_table
 from advstudio.core.resources import demo_clips, demo_clips_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +120,14 @@ def test_a_study_counts_goals_already_met_apart(shipped, tmp_path):
     assert entry["snr_db_mean"] < 0
     assert any("louder than the signal" in w for w in entry["warnings"])
     assert row["warnings"] == entry["warnings"]
+    # The printed table and the HTML report say both, not only the JSON.
+    table = format_table(summary)
+    assert "2 files already met the goal and were not attacked" in table
+    assert "warning: the perturbation is louder than the signal" in table
+    write_report_bundle(tmp_path / "report", summary)
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "already met the goal" in page and "louder than the signal" in page
+    assert page.count("<td>already</td>") == expected
 
 
 # Item 11b: untargeted success with a known true label.

@@ -54,7 +54,13 @@ from advstudio.core.errors import ExportExistsError, ParameterError
 from advstudio.core.metrics import snr_db
 from advstudio.core.playback import PERTURBATION_PEAK, perturbation_for_listening
 from advstudio.core.reports.provenance import relative_names
-from advstudio.core.reports.study import format_number, params_text, study_csv, study_json
+from advstudio.core.reports.study import (
+    format_number,
+    params_text,
+    result_notes,
+    study_csv,
+    study_json,
+)
 
 TEMPLATE = "report.html.j2"
 BUNDLE_FILES = ("report.html", "results.json", "results.csv")
@@ -302,6 +308,7 @@ def _entry_view(
             "new_pred": _class_name(labels, f["new_pred"]),
             "target": _class_name(labels, f["target"]),
             "success": bool(f["success"]),
+            "already": bool(f.get("already")),
             "iterations": f["iterations"],
             "snr": format_number(f["snr_db"]),
             "confidence": format_number(f["confidence"], 3),
@@ -428,6 +435,7 @@ def _context(
             "confidence": format_number(summary["clean"]["confidence_mean"], 3),
         },
         "table": [_table_row(r) for r in table],
+        "result_notes": result_notes(table),
         "seeds_note": seeds_note,
         "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
         "noise": summary.get("noise_control"),

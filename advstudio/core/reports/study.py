@@ -59,6 +59,20 @@ def params_text(entry: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
+def result_notes(table: list[dict[str, Any]]) -> list[str]:
+    """What a row's figures leave out: files that already met the goal (not attacked, not
+    counted as found) and warnings such as a perturbation louder than the signal."""
+    notes = []
+    for row in table:
+        if row.get("n_already"):
+            notes.append(
+                f"{row['title']}: {row['n_already']:.4g} files already met the goal and were "
+                "not attacked (not counted as found)"
+            )
+        notes += [f"{row['title']}: warning: {w}" for w in row.get("warnings", [])]
+    return notes
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """Table 1 layout: found, accuracy, mean +- std SNR, median iterations, mean confidence."""
     clean = summary["clean"]
@@ -79,6 +93,7 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{row['accuracy']:>8.3f} {snr:>15} {format_number(row['iterations_median'], 1):>8} "
             f"{format_number(row['confidence_mean'], 3):>6}"
         )
+    lines += result_notes(summary["table"])
     if len(summary["table"]) and len(summary["table"][0]["seeds"]) > 1:
         lines.append(
             f"(mean over seeds {summary['table'][0]['seeds']}; SNR ± is the spread over files)"
