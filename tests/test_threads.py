@@ -45,6 +45,9 @@ def test_an_explicit_count_wins_then_the_environment(restore_threads, monkeypatc
     assert configure_threads() == 3 and torch.get_num_threads() == 3
     assert configure_threads() == 3  # set once per process: a second caller keeps it
     assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv(device.THREADS_ENV, "auto")
+    monkeypatch.setattr(device, "_configured", None)
+    assert 1 <= configure_threads() <= len(os.sched_getaffinity(0))
     monkeypatch.setenv(device.THREADS_ENV, "many")
     monkeypatch.setattr(device, "_configured", None)
     with pytest.raises(ParameterError, match="ADVSTUDIO_THREADS='many'"):

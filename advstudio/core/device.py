@@ -48,7 +48,7 @@ def configure_threads(requested: int | None = None) -> int:
         return _configured
     count = requested if requested is not None else _threads_from_environment()
     if count is None:
-        count = auto_thread_count(len(os.sched_getaffinity(0)), os.getloadavg()[0])
+        count = auto_thread_count(_usable_cpus(), _load_average())
     if count < 1:
         raise ParameterError(f"threads must be at least 1 (got {count})")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -59,9 +59,21 @@ def configure_threads(requested: int | None = None) -> int:
     return count
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _load_average() -> float:
+    """Runnable processes over the last minute (0 where the system does not say)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
 def _threads_from_environment() -> int | None:
     value = os.environ.get(THREADS_ENV, "").strip()
-    if not value:
+    if value in ("", "auto"):
         return None
     try:
         return int(value)

@@ -183,15 +183,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _process_is_gone(host: str, pid: int) -> bool:
-    """True only when the owner ran on this host and no process with its pid exists."""
-    if host != socket.gethostname():
+    """True only when the owner ran on this host and no process with its pid exists (POSIX
+    only: elsewhere the heartbeat alone tells)."""
+    if host != socket.gethostname() or os.name != "posix":
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return True
-    except PermissionError:
-        return False
+    except PermissionError:  # it exists, under another user
+        pass
     return False
 
 
@@ -217,7 +218,7 @@ class ResultStore:
         self._closing.set()
         if self._heartbeat is not None:
             self._heartbeat.join()
-        with contextlib.suppress(sqlite3.Error), self._transaction():
+        with contextlib.suppress(StoreError), self._transaction():
             self.connection.execute("DELETE FROM claims WHERE owner=?", (self.owner,))
         self.connection.close()
 
