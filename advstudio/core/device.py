@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from advstudio.core.errors import ParameterError
@@ -31,44 +32,45 @@ def select_device(name: str | None = None) -> torch.device:
     return device
 
 
-def auto_thread_count(usable_cpus: int, load_average: float) -> int:
-    """The CPUs nobody else is using (the 1-minute load average counts the others' runnable
-    processes), at least one: more threads than free cores makes torch's OpenMP threads wait
-    for each other's time slices, and an attack then runs several times slower."""
-    return max(1, min(usable_cpus, math.floor(usable_cpus - load_average + 0.5)))
+def auto_thread_count(usable_cpus: int, torch_default: int) -> int:
+    """torch's own choice (one thread per physical core, or $OMP_NUM_THREADS), capped at the
+    CPUs this process may use. With idle OpenMP threads sleeping (see configure_threads) that
+    stays the fastest or close to it on a busy machine too (figures in benchmarks/README.md):
+    the damage there came from spinning threads, not from their number."""
+    return max(1, min(usable_cpus, torch_default))
 
 
 def configure_threads(requested: int | None = None) -> int:
     """Set torch's CPU thread count once per process and return it: `requested` (--threads),
-    else $ADVSTUDIO_THREADS, else auto_thread_count() of this moment. Called before torch is
-    first imported, it also makes idle OpenMP threads sleep instead of spinning
-    (OMP_WAIT_POLICY=PASSIVE, unless the environment says otherwise)."""
+    else $ADVSTUDIO_THREADS, else auto_thread_count(). Called before torch is first imported,
+    it also makes idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE,
+    unless the environment says otherwise): spinning threads on a machine with other load made
+    a C&W attack 12-17 times slower."""
     global _configured
     if requested is None and _configured is not None:
         return _configured
     count = requested if requested is not None else _threads_from_environment()
-    if count is None:
-        count = auto_thread_count(_usable_cpus(), _load_average())
-    if count < 1:
+    if count is not None and count < 1:
         raise ParameterError(f"threads must be at least 1 (got {count})")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    if count is None:
+        count = auto_thread_count(_usable_cpus(), torch.get_num_threads())
     torch.set_num_threads(count)
     _configured = count
     return count
 
 
 def _usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, where the system has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _load_average() -> float:
-    """Runnable processes over the last minute (0 where the system does not say)."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    """The CPUs this process may run on: its affinity mask (where the system has one), within
+    a container's CPU quota (cgroup v2 cpu.max)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return max(1, min(cpus or 1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2, or "max": no quota
+        return cpus or 1
 
 
 def _threads_from_environment() -> int | None:
