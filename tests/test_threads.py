@@ -59,21 +59,30 @@ def test_bad_thread_counts_are_one_line_errors(restore_threads, tmp_path, capsys
     assert err == "advstudio: error: threads must be at least 1 (got 0)\n"
 
 
-def test_the_cli_sets_threads_and_a_passive_wait_before_torch_loads(tmp_path):
+@pytest.mark.parametrize(
+    ("user_setting", "expected"),
+    [
+        ({}, ["False", "1", "1000", "None"]),  # idle threads spin briefly, then sleep
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, ["False", "1", "None", "ACTIVE"]),  # the user's choice
+    ],
+)
+def test_the_cli_sets_threads_and_a_short_spin_before_torch_loads(user_setting, expected, tmp_path):
     """In a fresh process, as a user runs it: --threads reaches torch, and OpenMP's idle
-    threads sleep rather than spin (the wait policy only counts before torch is imported)."""
+    threads spin only briefly (libgomp reads GOMP_SPINCOUNT once, when torch loads it)."""
     probe = (
         "import sys; from advstudio.cli import main; "
         "loaded_first = 'torch' in sys.modules; main(sys.argv[1:]); "
-        "import os, torch; "
-        "print(loaded_first, torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY'))"
+        "import os, torch; print(loaded_first, torch.get_num_threads(), "
+        "os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
     )
-    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    }
     wav = tmp_path / "missing.wav"  # classify fails on it after configuring threads
     out = subprocess.run(
         [sys.executable, "-c", probe, "classify", str(wav), "--threads", "1"],
         capture_output=True,
         text=True,
-        env=environment,
+        env=environment | user_setting,
     ).stdout
-    assert out.split() == ["False", "1", "PASSIVE"]
+    assert out.split() == expected

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import torch
 
 THREADS_ENV = "ADVSTUDIO_THREADS"
+SPIN_COUNT = 1000  # busy-wait rounds of an idle OpenMP thread before it sleeps (libgomp)
 _configured: int | None = None
 
 
@@ -34,25 +35,27 @@ def select_device(name: str | None = None) -> torch.device:
 
 def auto_thread_count(usable_cpus: int, torch_default: int) -> int:
     """torch's own choice (one thread per physical core, or $OMP_NUM_THREADS), capped at the
-    CPUs this process may use. With idle OpenMP threads sleeping (see configure_threads) that
-    stays the fastest or close to it on a busy machine too (figures in benchmarks/README.md):
-    the damage there came from spinning threads, not from their number."""
+    CPUs this process may use. With idle OpenMP threads that soon sleep (see
+    configure_threads) that stays the fastest or close to it on a busy machine too (figures in
+    benchmarks/README.md): the damage there came from spinning threads, not their number."""
     return max(1, min(usable_cpus, torch_default))
 
 
 def configure_threads(requested: int | None = None) -> int:
     """Set torch's CPU thread count once per process and return it: `requested` (--threads),
     else $ADVSTUDIO_THREADS, else auto_thread_count(). Called before torch is first imported,
-    it also makes idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE,
-    unless the environment says otherwise): spinning threads on a machine with other load made
-    a C&W attack 12-17 times slower."""
+    it also shortens how long idle OpenMP threads spin before they sleep (GOMP_SPINCOUNT,
+    unless the environment sets it or OMP_WAIT_POLICY): threads spinning for their default
+    300,000 rounds on a machine with other load made a C&W attack 10-17 times slower, while
+    1,000 rounds keeps the idle speed (figures in benchmarks/README.md)."""
     global _configured
     if requested is None and _configured is not None:
         return _configured
     count = requested if requested is not None else _threads_from_environment()
     if count is not None and count < 1:
         raise ParameterError(f"threads must be at least 1 (got {count})")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
     import torch
 
     if count is None:
