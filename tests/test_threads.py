@@ -26,16 +26,19 @@ def restore_threads(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("cpus", "torch_default", "expected"),
+    ("cpus", "torch_default", "load", "expected"),
     [
-        (2, 2, 2),
-        (2, 8, 2),  # an affinity mask or a container quota of 2 CPUs on an 8-core machine
-        (16, 8, 8),  # 16 hyperthreads, 8 cores: torch's one per physical core
-        (0, 4, 1),  # never fewer than one
+        (2, 2, 0.0, 2),  # idle: torch's count
+        (2, 2, 0.4, 2),
+        (2, 2, 1.0, 1),  # one core busy elsewhere: one thread, not two fighting for it
+        (2, 2, 9.0, 1),  # heavily loaded: never fewer than one
+        (2, 8, 0.0, 2),  # an affinity mask or a container quota of 2 CPUs on an 8-core machine
+        (16, 8, 0.0, 8),  # 16 hyperthreads, 8 cores: torch's one per physical core
+        (16, 8, 12.2, 4),
     ],
 )
-def test_the_automatic_count_never_exceeds_the_usable_cpus(cpus, torch_default, expected):
-    assert auto_thread_count(cpus, torch_default) == expected
+def test_the_automatic_count_leaves_busy_cpus_alone(cpus, torch_default, load, expected):
+    assert auto_thread_count(cpus, torch_default, load) == expected
 
 
 def test_an_explicit_count_wins_then_the_environment(restore_threads, monkeypatch):

@@ -33,12 +33,13 @@ def select_device(name: str | None = None) -> torch.device:
     return device
 
 
-def auto_thread_count(usable_cpus: int, torch_default: int) -> int:
+def auto_thread_count(usable_cpus: int, torch_default: int, load_average: float) -> int:
     """torch's own choice (one thread per physical core, or $OMP_NUM_THREADS), capped at the
-    CPUs this process may use. With idle OpenMP threads that soon sleep (see
-    configure_threads) that stays the fastest or close to it on a busy machine too (figures in
-    benchmarks/README.md): the damage there came from spinning threads, not their number."""
-    return max(1, min(usable_cpus, torch_default))
+    CPUs this process may use and at those the load average leaves free, at least one. On
+    2 cores, 2 threads were 1.4x faster than 1 on an idle machine and up to 1.8x slower beside
+    two busy processes (figures in benchmarks/README.md)."""
+    free = math.floor(usable_cpus - load_average + 0.5)
+    return max(1, min(usable_cpus, torch_default, free))
 
 
 def configure_threads(requested: int | None = None) -> int:
@@ -59,7 +60,7 @@ def configure_threads(requested: int | None = None) -> int:
     import torch
 
     if count is None:
-        count = auto_thread_count(_usable_cpus(), torch.get_num_threads())
+        count = auto_thread_count(_usable_cpus(), torch.get_num_threads(), _load_average())
     torch.set_num_threads(count)
     _configured = count
     return count
@@ -74,6 +75,11 @@ def _usable_cpus() -> int:
         return max(1, min(cpus or 1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):  # no cgroup v2, or "max": no quota
         return cpus or 1
+
+
+def _load_average() -> float:
+    """Runnable processes over the last minute (0 where the system does not say)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def _threads_from_environment() -> int | None:
