@@ -29,12 +29,12 @@ def restore_threads(monkeypatch):
     ("cpus", "torch_default", "load", "expected"),
     [
         (2, 2, 0.0, 2),  # idle: torch's count
-        (2, 2, 0.4, 2),
-        (2, 2, 1.0, 1),  # one core busy elsewhere: one thread, not two fighting for it
+        (2, 2, 1.3, 2),  # about one runnable process: the run before this one
+        (2, 2, 2.0, 1),  # a core busy elsewhere: one thread, not two fighting for it
         (2, 2, 9.0, 1),  # heavily loaded: never fewer than one
         (2, 8, 0.0, 2),  # an affinity mask or a container quota of 2 CPUs on an 8-core machine
         (16, 8, 0.0, 8),  # 16 hyperthreads, 8 cores: torch's one per physical core
-        (16, 8, 12.2, 4),
+        (16, 8, 12.2, 5),
     ],
 )
 def test_the_automatic_count_leaves_busy_cpus_alone(cpus, torch_default, load, expected):

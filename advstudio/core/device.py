@@ -35,10 +35,11 @@ def select_device(name: str | None = None) -> torch.device:
 
 def auto_thread_count(usable_cpus: int, torch_default: int, load_average: float) -> int:
     """torch's own choice (one thread per physical core, or $OMP_NUM_THREADS), capped at the
-    CPUs this process may use and at those the load average leaves free, at least one. On
-    2 cores, 2 threads were 1.4x faster than 1 on an idle machine and up to 1.8x slower beside
-    two busy processes (figures in benchmarks/README.md)."""
-    free = math.floor(usable_cpus - load_average + 0.5)
+    CPUs this process may use and at those the load average leaves free, at least one. One
+    runnable process is not counted: the 1-minute average still holds the run before this one.
+    On 2 cores, 2 threads were 1.4x faster than 1 on an idle machine and up to 1.8x slower
+    beside two busy processes (figures in benchmarks/README.md)."""
+    free = math.floor(usable_cpus - max(0.0, load_average - 1.0) + 0.5)
     return max(1, min(usable_cpus, torch_default, free))
 
 
