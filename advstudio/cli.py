@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
 from advstudio.cli_output import ProgressBarReporter, report_error
+from advstudio.core.device import configure_threads
 from advstudio.core.errors import AdvStudioError, ParameterError
 
 if TYPE_CHECKING:  # the subcommands import the engine only when they run (a quick --help)
@@ -334,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--labels", help="labels file for a TorchScript model")
         p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+        p.add_argument(
+            "--threads",
+            type=int,
+            help="CPU threads (default: $ADVSTUDIO_THREADS, else the cores not busy at start)",
+        )
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("--model", help="model to open instead of the shipped one")
@@ -468,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        configure_threads(getattr(args, "threads", None))
         return args.func(args)
     except AdvStudioError as exc:
         report_error(exc, as_json=bool(getattr(args, "json", False)))

@@ -97,6 +97,9 @@ def run_app(model_path: str | None = None, selftest: bool = False) -> int:
             file=sys.stderr,
         )
         return 2
+    from advstudio.core.device import configure_threads
+
+    configure_threads()  # before torch loads (below): OpenMP reads its wait policy once
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from advstudio.core.errors import AdvStudioError

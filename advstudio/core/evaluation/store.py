@@ -4,20 +4,51 @@ One row per file x attack x setting x seed x target mode (for one model), writte
 transactions of whole chunks, so a study killed at any point and started again finds every
 finished row and redoes only the chunk that was in flight. Each run records its configuration,
 seed, versions and device.
+
+Several studies may use one store at once (the CLI and the GUI's batch share the default
+store). They share the work rather than repeat it:
+
+- The store is in WAL mode (readers never wait for a writer) with a busy timeout, and every
+  write is one short `BEGIN IMMEDIATE` transaction, so a writer waits its turn instead of
+  failing.
+- Before attacking a chunk, a study claims its files in the `claims` table (owner host, pid and
+  a random token, and a heartbeat a background thread renews every few seconds), choosing only
+  files neither finished nor claimed by a live owner. Writing a chunk's rows releases its
+  claims in the same transaction.
+- A claim is stale when its owner's process is gone (same host) or its heartbeat is older than
+  `STALE_AFTER_S`; stale claims are taken over, so a killed study never blocks the next one.
+- Rows are inserted with `INSERT OR IGNORE`: a row's key fixes its result (attacks are seeded
+  per file), so if two studies ever attack one file (a claim taken over from an owner that was
+  only slow), the first row stays and nothing fails.
+- A study attacks what is free first and only then waits for the files other studies hold, so
+  every study ends with the same complete table. Closing the store releases its claims.
+
+A file that is not an SQLite database, a corrupt one, or one another program keeps locked past
+the busy timeout is a StoreError (one line), never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from advstudio.core.errors import AdvStudioError
+from advstudio.core.progress import check_cancelled
+
+BUSY_TIMEOUT_S = 60.0  # how long a write waits for another study's write to finish
+HEARTBEAT_S = 5.0  # how often a study renews its claims
+STALE_AFTER_S = 60.0  # a claim not renewed for this long belongs to a study that is gone
+WAIT_POLL_S = 0.5  # how often a study waiting for another's files looks again
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,6 +80,19 @@ CREATE TABLE IF NOT EXISTS results (
     confidence REAL NOT NULL,
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
+CREATE TABLE IF NOT EXISTS claims (
+    model TEXT NOT NULL,
+    file TEXT NOT NULL,
+    attack TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    target_mode TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    heartbeat REAL NOT NULL,
+    PRIMARY KEY (model, file, attack, params, seed, target_mode)
+);
 """
 
 
@@ -60,6 +104,17 @@ def default_store_path() -> Path:
 
 class StoreError(AdvStudioError):
     pass
+
+
+class SettingKey(NamedTuple):
+    """What identifies a row apart from its file: one attack setting, seed and target mode
+    against one model."""
+
+    model: str
+    attack: str
+    params: str
+    seed: int
+    target_mode: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +144,10 @@ class ResultRow:
     def key(self) -> tuple[str, str, str, str, int, str]:
         return (self.model, self.file, self.attack, self.params, self.seed, self.target_mode)
 
+    @property
+    def setting(self) -> SettingKey:
+        return SettingKey(self.model, self.attack, self.params, self.seed, self.target_mode)
+
 
 _COLUMNS = [f.name for f in fields(ResultRow)]
 
@@ -97,17 +156,70 @@ def canonical_params(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
+_SETTING_MATCH = "model=? AND attack=? AND params=? AND seed=? AND target_mode=?"
+
+
+@contextlib.contextmanager
+def _store_errors(path: Path) -> Iterator[None]:
+    """SQLite's failures as one-line StoreErrors naming the file."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreError(
+                f"{path}: the result store stayed locked by another program for "
+                f"{BUSY_TIMEOUT_S:.0f} s; try again when it has finished"
+            ) from None
+        raise StoreError(f"{path}: not a usable result store ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable result store ({exc})") from None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Autocommit mode: transactions are explicit `BEGIN IMMEDIATE` blocks."""
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    return connection
+
+
+def _process_is_gone(host: str, pid: int) -> bool:
+    """True only when the owner ran on this host and no process with its pid exists (POSIX
+    only: elsewhere the heartbeat alone tells)."""
+    if host != socket.gethostname() or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        pass
+    return False
+
+
 class ResultStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(self.path)
-            self.connection.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable result store ({exc})") from None
+        self.owner = uuid.uuid4().hex
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
+        with _store_errors(self.path):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create its folder ({exc})") from None
+            self.connection = _connect(self.path)
+            with self._transaction():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.connection.execute(statement)
 
     def close(self) -> None:
+        """Release this store's claims (other studies take those files on) and disconnect."""
+        self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        with contextlib.suppress(StoreError), self._transaction():
+            self.connection.execute("DELETE FROM claims WHERE owner=?", (self.owner,))
         self.connection.close()
 
     def __enter__(self) -> ResultStore:
@@ -116,11 +228,24 @@ class ResultStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that takes the write lock at once (waiting up to the busy
+        timeout), so it can never fail half-way for a lock another study holds."""
+        with _store_errors(self.path):
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
     def start_run(
         self, model: str, config: dict[str, Any], versions: dict[str, str], device: str
     ) -> int:
-        with self.connection:
-            cursor = self.connection.execute(
+        with self._transaction() as connection:
+            cursor = connection.execute(
                 "INSERT INTO runs (started, model, config, versions, device) VALUES (?,?,?,?,?)",
                 (
                     time.time(),
@@ -135,31 +260,112 @@ class ResultStore:
     def finished_files(
         self, model: str, attack: str, params: str, seed: int, target_mode: str
     ) -> set[str]:
-        rows = self.connection.execute(
-            "SELECT file FROM results WHERE model=? AND attack=? AND params=? AND seed=? "
-            "AND target_mode=?",
-            (model, attack, params, seed, target_mode),
-        )
+        with _store_errors(self.path):
+            rows = self.connection.execute(
+                f"SELECT file FROM results WHERE {_SETTING_MATCH}",
+                (model, attack, params, seed, target_mode),
+            ).fetchall()
         return {r[0] for r in rows}
 
+    def claim_chunks(
+        self,
+        key: SettingKey,
+        files: Sequence[str],
+        size: int,
+        wait: bool,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[list[str]]:
+        """Chunks of up to `size` of `files` (in their order), each claimed for this store
+        before it is yielded; write() releases them. Ends when no file is left to claim, or,
+        with `wait`, when every file is finished (waiting for those other live studies hold,
+        and taking over their claims when they die)."""
+        while True:
+            chunk, held_elsewhere = self._claim(key, files, size)
+            if chunk:
+                yield chunk
+            elif held_elsewhere and wait:
+                check_cancelled(cancel)
+                time.sleep(WAIT_POLL_S)
+            else:
+                return
+
+    def _claim(self, key: SettingKey, files: Sequence[str], size: int) -> tuple[list[str], int]:
+        """Claim the first `size` files neither finished nor claimed by a live study (this
+        one included); also return how many of `files` other live studies hold."""
+        now = time.time()
+        with self._transaction() as connection:
+            finished = {
+                r[0]
+                for r in connection.execute(f"SELECT file FROM results WHERE {_SETTING_MATCH}", key)
+            }
+            live_owners = {
+                file: owner
+                for file, host, pid, owner, heartbeat in connection.execute(
+                    f"SELECT file, host, pid, owner, heartbeat FROM claims WHERE {_SETTING_MATCH}",
+                    key,
+                )
+                if owner == self.owner
+                or (now - heartbeat < STALE_AFTER_S and not _process_is_gone(host, pid))
+            }
+            chunk = [f for f in files if f not in finished and f not in live_owners][:size]
+            connection.executemany(
+                "INSERT OR REPLACE INTO claims (model, file, attack, params, seed, target_mode, "
+                "host, pid, owner, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (key.model, f, key.attack, key.params, key.seed, key.target_mode)
+                    + (socket.gethostname(), os.getpid(), self.owner, now)
+                    for f in chunk
+                ],
+            )
+        if chunk:
+            self._start_heartbeat()
+        held_elsewhere = [
+            f for f in files if f not in finished and live_owners.get(f, self.owner) != self.owner
+        ]
+        return chunk, len(held_elsewhere)
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(
+                target=self._renew_claims, name="advstudio-store-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _renew_claims(self) -> None:
+        """Keep this store's claims fresh on a connection of its own while the study works
+        (a failed renewal only lets the claims go stale sooner)."""
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(_connect(self.path)) as db:
+            while not self._closing.wait(HEARTBEAT_S):
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute(
+                        "UPDATE claims SET heartbeat=? WHERE owner=?", (time.time(), self.owner)
+                    )
+
     def write(self, run_id: int, rows: Iterable[ResultRow]) -> None:
-        """All rows or none (one transaction)."""
+        """All rows or none (one transaction); releases this store's claims on their files.
+        A row already there (another study attacked the same file) stays as it was."""
+        rows = list(rows)
         placeholders = ",".join("?" * (len(_COLUMNS) + 1))
-        with self.connection:
-            self.connection.executemany(
-                f"INSERT INTO results ({','.join(_COLUMNS)}, run_id) VALUES ({placeholders})",
+        with self._transaction() as connection:
+            connection.executemany(
+                f"INSERT OR IGNORE INTO results ({','.join(_COLUMNS)}, run_id) "
+                f"VALUES ({placeholders})",
                 [(*astuple_row(r), run_id) for r in rows],
+            )
+            connection.executemany(
+                f"DELETE FROM claims WHERE {_SETTING_MATCH} AND file=? AND owner=?",
+                [(*r.setting, r.file, self.owner) for r in rows],
             )
 
     def rows(
         self, model: str, attack: str, params: str, seed: int, target_mode: str
     ) -> list[ResultRow]:
-        cursor = self.connection.execute(
-            f"SELECT {','.join(_COLUMNS)} FROM results WHERE model=? AND attack=? AND params=? "
-            "AND seed=? AND target_mode=? ORDER BY file",
-            (model, attack, params, seed, target_mode),
-        )
-        return [row_from_tuple(r) for r in cursor]
+        with _store_errors(self.path):
+            cursor = self.connection.execute(
+                f"SELECT {','.join(_COLUMNS)} FROM results WHERE {_SETTING_MATCH} ORDER BY file",
+                (model, attack, params, seed, target_mode),
+            )
+            return [row_from_tuple(r) for r in cursor]
 
 
 def astuple_row(row: ResultRow) -> tuple[Any, ...]:

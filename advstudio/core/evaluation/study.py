@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,12 @@ from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED, resolve_tar
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.noise import white_noise_control
-from advstudio.core.evaluation.store import ResultRow, ResultStore, canonical_params
+from advstudio.core.evaluation.store import (
+    ResultRow,
+    ResultStore,
+    SettingKey,
+    canonical_params,
+)
 from advstudio.core.evaluation.summary import paired_ttests, summarise, summarise_seeds
 from advstudio.core.inference import load_for_model
 from advstudio.core.metrics import confusion_counts, normalise_columns, snr_db
@@ -188,87 +193,73 @@ def run_study(
     n_classes = len(model.labels)
     jobs = [(a, seed) for name in spec.attacks for a in settings[name] for seed in seeds]
     total = len(jobs) * len(data.files)
-    already = sum(
-        len(
-            set(data.files)
-            & store.finished_files(
-                model_id, a.name, canonical_params(a.params), seed, spec.target or a.default_target
-            )
-        )
-        for a, seed in jobs
-    )
+    keys = [_setting_key(model_id, attack, seed, spec) for attack, seed in jobs]
+    already = _finished_count(store, keys, data.files)
     if already:
         text = f"resuming: {already} of {total} results already in {store.path}"
         reporter.report(Message("evaluate", text))
     reporter.report(JobStarted("evaluate", total))
-    done = 0
     order = np.argsort([len(c) for c in data.clips], kind="stable")
+    by_length = [data.files[i] for i in order]
     position = {path: i for i, path in enumerate(data.files)}
     with tempfile.TemporaryDirectory(prefix="advstudio-verify-") as tmp:
-        for attack, seed in jobs:
-            params_key = canonical_params(attack.params)
-            target_mode = spec.target or attack.default_target
-            finished = store.finished_files(model_id, attack.name, params_key, seed, target_mode)
-            todo = [int(i) for i in order if data.files[i] not in finished]
-            done += len(data.files) - len(todo)
-            for start in range(0, len(todo), spec.batch_size):  # one batch, one commit
-                indices = todo[start : start + spec.batch_size]
-                labels = [data.labels[i] for i in indices]
-                results = attack.run(
-                    model,
-                    [data.clips[i] for i in indices],
-                    spec.target,
-                    None if None in labels else labels,
-                    seed,
-                    indices,
-                    spec.batch_size,
-                    _StepsOnly(reporter),
-                    cancel,
-                )
-                key = {
-                    "model": model_id,
-                    "attack": attack.name,
-                    "params": params_key,
-                    "seed": seed,
-                    "target_mode": target_mode,
-                }
-                rows = _rows_for_chunk(
-                    model,
-                    data,
-                    indices,
-                    results,
-                    Path(tmp),
-                    key,
-                )
-                store.write(run_id, rows)
-                for row in rows:
-                    done += 1
-                    reporter.report(
-                        ItemFinished(
-                            "evaluate",
-                            done,
-                            total,
-                            row.file,
-                            {
-                                "attack": attack.name,
-                                "params": params_key,
-                                "seed": seed,
-                                "label": row.label,
-                                "clean_pred": int(clean_pred[position[row.file]]),
-                                "new_pred": row.new_pred,
-                                "adversarial": row.success and row.survived,
-                                "snr_db": row.snr_db,
-                            },
-                        )
+        # First every file no other study on this store holds, then wait for theirs.
+        for wait in (False, True):
+            done = _finished_count(store, keys, data.files)
+            if wait and done < total:  # others hold the files still missing
+                waiting = f"{total - done} results are for another study on this store to finish"
+                reporter.report(Message("evaluate", f"waiting: {waiting}"))
+            for (attack, seed), key in zip(jobs, keys, strict=True):
+                for chunk in store.claim_chunks(key, by_length, spec.batch_size, wait, cancel):
+                    indices = [position[f] for f in chunk]  # one batch, one commit
+                    labels = [data.labels[i] for i in indices]
+                    results = attack.run(
+                        model,
+                        [data.clips[i] for i in indices],
+                        spec.target,
+                        None if None in labels else labels,  # unlabelled files in the chunk
+                        seed,
+                        indices,
+                        spec.batch_size,
+                        _StepsOnly(reporter),
+                        cancel,
                     )
+                    rows = _rows_for_chunk(
+                        model,
+                        data,
+                        indices,
+                        results,
+                        Path(tmp),
+                        key._asdict(),
+                    )
+                    store.write(run_id, rows)
+                    done = _finished_count(store, keys, data.files) - len(rows)
+                    for row in rows:
+                        done += 1
+                        reporter.report(
+                            ItemFinished(
+                                "evaluate",
+                                done,
+                                total,
+                                row.file,
+                                {
+                                    "attack": attack.name,
+                                    "params": key.params,
+                                    "seed": seed,
+                                    "label": row.label,
+                                    "clean_pred": int(clean_pred[position[row.file]]),
+                                    "new_pred": row.new_pred,
+                                    "adversarial": row.success and row.survived,
+                                    "snr_db": row.snr_db,
+                                },
+                            )
+                        )
     per_setting = []
     for name in spec.attacks:
         for attack in settings[name]:
-            params_key = canonical_params(attack.params)
-            target_mode = spec.target or attack.default_target
             per_seed = []
             for seed in seeds:
-                rows = store.rows(model_id, name, params_key, seed, target_mode)
+                rows = store.rows(*_setting_key(model_id, attack, seed, spec))
                 rows = [r for r in rows if r.file in position]
                 per_seed.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
             per_setting.append(per_seed)
@@ -302,6 +293,21 @@ def run_study(
         )
     reporter.report(JobFinished("evaluate", {"attacks": len(summary["table"])}))
     return summary
+
+
+def _setting_key(model_id: str, attack: Attack, seed: int, spec: StudySpec) -> SettingKey:
+    return SettingKey(
+        model_id,
+        attack.name,
+        canonical_params(attack.params),
+        seed,
+        spec.target or attack.default_target,
+    )
+
+
+def _finished_count(store: ResultStore, keys: Iterable[SettingKey], files: list[str]) -> int:
+    """How many of the study's rows the store holds, whichever study wrote them."""
+    return sum(len(store.finished_files(*key) & set(files)) for key in keys)
 
 
 def _without_files(row: dict[str, Any]) -> dict[str, Any]:
