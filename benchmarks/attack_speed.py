@@ -544,7 +544,7 @@ def section_b(
             "wall_s": ours_s,
             "success": int((predictions(model, [r.adversarial for r in ours]) != clean).sum()),
             "success_own_view": int(sum(r.success for r in ours)),
-            "steps": int(sum(r.iterations for r in ours)),
+            "steps": int(sum(r.steps for r in ours)),
         }
     }
     groups = batches(lengths, args.batch_size, args.peer_order)

@@ -503,7 +503,8 @@ def test_batch_runs_the_attack_panels_settings_on_the_listed_files(
                for entry in summary["attacks"][0]["files"])
     assert row["n_files"] == 4 and row["n_unlabelled"] == 2
     assert summary["clean"]["n_unlabelled"] == 2
-    assert window.batch.summary.item(0, 3).text() == "2"
+    assert window.batch.summary.item(0, 4).text() == "2"
+    assert window.batch.summary.item(0, 2).text() == f"{row['n_already']:.4g}"
     assert "2 in folders named after no class" in window.log_view.toPlainText()
     assert window.batch.progress.text() == "8/8 attacks (100%)"
     assert window.attack_panel.progress.maximum() > 0  # a batch leaves that bar alone
@@ -612,6 +613,7 @@ def test_missing_xcb_libraries_are_named_in_one_line(monkeypatch, capsys):
     from advstudio.gui import app
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":0")  # a desktop with a display but without the libraries
     monkeypatch.setattr(
         ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else f"lib{name}.so"
     )
@@ -620,7 +622,9 @@ def test_missing_xcb_libraries_are_named_in_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1 and "libxcb-cursor" in err and "apt-get install" in err
 
 
-def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(qtbot, window):
+def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
+    qtbot, window, tmp_path, monkeypatch
+):
     """The log and status bar say "already classified" (not "found no adversarial example")
     for a clip the model already hears as the target, and warn when the perturbation is
     louder than the signal."""
@@ -630,6 +634,11 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(qtbot,
     assert outcome.result.already
     assert "already classified as Gong; nothing to attack" in window.log_view.toPlainText()
     assert "already classified as Gong" in window.statusBar().currentMessage()
+    asked = answer_dialogs(monkeypatch, getSaveFileName=(str(tmp_path / "x.wav"), ""))
+    press(qtbot, window, "Ctrl+E")
+    assert asked == []  # refused before asking where to write
+    assert "already classified as Gong; it was not attacked" in window.last_problem
+    assert not (tmp_path / "x.wav").exists()
 
     select(qtbot, window, names.index("Hi-hat_0002.flac"))  # quiet: FGSM eps 0.1 drowns it
     panel = window.attack_panel

@@ -383,7 +383,7 @@ def test_a_crafted_settings_file_runs_nothing_when_the_window_opens(
     window.show()
     qtbot.waitUntil(lambda: window.audio is not None, timeout=60_000)  # the first clip opened
     window.close()
-    for worker in (window.worker, window.loader, window.painter):
+    for worker in (window.worker, window.loader, window.clip.painter):
         worker.wait()
     assert not marker.exists()
     saved = json.loads(json_file.read_text())

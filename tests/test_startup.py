@@ -39,3 +39,21 @@ def test_the_no_display_message_names_every_command_line_subcommand():
     parser = build_parser()
     subcommands = next(a for a in parser._actions if a.choices and "classify" in a.choices)
     assert set(CLI_COMMANDS) == set(subcommands.choices) - {"gui"}
+
+
+def test_without_a_display_the_missing_display_is_named_before_missing_libraries(
+    monkeypatch, capsys
+):
+    """QT_QPA_PLATFORM=xcb over SSH on a machine without libxcb-cursor0: the cause is the
+    missing display, not the libraries."""
+    import ctypes.util
+
+    from advstudio.gui import app
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert app.run_app() == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no display" in err and "libxcb" not in err

@@ -4,6 +4,7 @@ of every accuracy and confusion matrix."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -35,3 +36,29 @@ def test_unlabelled_files_are_attacked_and_counted_apart(random_model, tmp_path)
     # Accuracy and the confusion matrix use the two labelled files only.
     assert np.asarray(summary["clean"]["confusion"]).sum() <= 2
     assert entry["accuracy"] in (0.0, 0.5, 1.0)
+
+
+def test_success_against_the_truth_works_beside_unlabelled_files(random_model, tmp_path):
+    """One chunk holding labelled and unlabelled files, success judged against the truth:
+    the study runs (it used to refuse the whole chunk for want of labels), labelled files are
+    judged against their class, and the unlabelled one against its prediction. The white
+    noise control's accuracy is over the labelled files."""
+    (labelled,) = open_dataset(demo_clips_dir()).examples[:1]
+    loose = tmp_path / "field"
+    loose.mkdir()
+    shutil.copy(labelled.path, loose / "copy.flac")
+    examples = examples_from_class_folders(
+        [labelled.path, loose / "copy.flac"], list(random_model.labels)
+    )
+    spec = StudySpec(
+        attacks=["pgdn"],
+        preset=None,
+        params={"eps": "0.05", "eta": "0.01", "max_iter": "5", "success": "truth"},
+        noise_control=True,
+        noise_snr_db=40.0,
+    )
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(random_model, examples, spec, store, NullReporter())
+    files = {Path(f["file"]).name: f for f in summary["attacks"][0]["files"]}
+    assert files["copy.flac"]["label"] is None and files[labelled.path.name]["label"] is not None
+    assert summary["noise_control"]["clean_accuracy"] in (0.0, 1.0)  # one labelled file

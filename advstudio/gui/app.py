@@ -79,21 +79,21 @@ def run_app(model_path: str | None = None, selftest: bool = False) -> int:
     if selftest:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")  # offscreen plugin chatter
-    missing = missing_xcb_libraries()
-    if missing:
-        print(
-            f"advstudio: error: Qt's xcb plugin needs libraries this system lacks "
-            f"({', '.join('lib' + m for m in missing)}); install them with: "
-            f"sudo apt-get install {XCB_PACKAGES}",
-            file=sys.stderr,
-        )
-        return 2
     reason = missing_display()
     if reason:
         print(
             f"advstudio: error: no display ({reason}), so the desktop application "
             "cannot open; the command line works without one: "
             f"advstudio {'|'.join(CLI_COMMANDS)} ... (see advstudio --help)",
+            file=sys.stderr,
+        )
+        return 2
+    missing = missing_xcb_libraries()
+    if missing:
+        print(
+            f"advstudio: error: Qt's xcb plugin needs libraries this system lacks "
+            f"({', '.join('lib' + m for m in missing)}); install them with: "
+            f"sudo apt-get install {XCB_PACKAGES}",
             file=sys.stderr,
         )
         return 2
@@ -118,11 +118,17 @@ def run_app(model_path: str | None = None, selftest: bool = False) -> int:
         else:
             QMessageBox.critical(None, "Cannot load model", str(exc))
         return 2
-    window = MainWindow(model)
     if selftest:
         from advstudio.gui.selftest import run_selftest
 
         with tempfile.TemporaryDirectory(prefix="advstudio-selftest-") as tmp:
+            # The user's settings (recent files, window state) and results stay untouched.
+            window = MainWindow(
+                model,
+                store_path=Path(tmp) / "results.sqlite",
+                settings_path=Path(tmp) / "settings.json",
+            )
             return run_selftest(window, Path(tmp))
+    window = MainWindow(model)
     window.show()
     return app.exec()

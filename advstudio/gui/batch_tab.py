@@ -35,6 +35,7 @@ PROGRESS_TEXT = "%v/%m attacks (%p%)"  # attacks: files x seeds
 COLUMNS = [
     "attack",
     "found",
+    "already met",
     "accuracy (labelled)",
     "unlabelled",
     "SNR dB",
@@ -127,6 +128,7 @@ class BatchTab(QWidget):
             values = [
                 row["title"],
                 f"{row['n_adversarial']:.4g}/{row['n_files']}",
+                f"{row['n_already']:.4g}",
                 f"{row['accuracy']:.3f}",
                 str(row["n_unlabelled"]),
                 f"{row['snr_db_mean']:.2f} ± {row['snr_db_std']:.2f}",

@@ -36,8 +36,16 @@ class Exports:
     def _can_export_audio(self) -> bool:
         if self.window.still_opening():
             return False
-        if self.window.result is None:
+        result = self.window.result
+        if result is None:
             self.window.problem("Nothing to export", "run an attack first")
+            return False
+        if result.already:
+            label = self.window.model.labels[result.orig_pred]
+            self.window.problem(
+                "Nothing to export",
+                f"the clip is already classified as {label}; it was not attacked",
+            )
             return False
         return True
 

@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -36,6 +36,7 @@ from advstudio.core.jobs import AttackJob, AttackOutcome, LiveState, OpenClipJob
 from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, open_output
 from advstudio.core.progress import NullReporter
+from advstudio.core.reports.study import result_notes
 from advstudio.core.resources import demo_clips
 from advstudio.gui.batch_tab import BatchTab
 from advstudio.gui.clip_tab import ClipTab
@@ -59,11 +60,12 @@ class MainWindow(QMainWindow):
         model: AudioClassifier,
         output: AudioOutput | None = None,
         store_path: Path | None = None,
+        settings_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.model_path: str | None = None  # None: the shipped model
-        self.settings = JsonSettings()
+        self.settings = JsonSettings(settings_path)
         self.store_path = store_path or default_store_path()
         self.attack_job: AttackJob | None = None
         self.running: str | None = None  # "attack" or "batch" while `worker` runs one
@@ -185,11 +187,12 @@ class MainWindow(QMainWindow):
     # ---- settings and log ---------------------------------------------------------------
 
     def _restore_settings(self) -> None:
-        geometry = self.settings.value("geometry")
-        if geometry is not None:
+        # With a default, a value of another kind (a hand-edited file) reads as the default.
+        geometry = self.settings.value("geometry", QByteArray())
+        if not geometry.isEmpty():
             self.restoreGeometry(geometry)
-        state = self.settings.value("state")
-        if state is not None:
+        state = self.settings.value("state", QByteArray())
+        if not state.isEmpty():
             self.restoreState(state)
         self.attack_panel.attack.setCurrentText(str(self.settings.value("attack", "cw")))
         try:
@@ -495,6 +498,8 @@ class MainWindow(QMainWindow):
             f"batch finished: {len(summary['table'])} attacks, clean accuracy "
             f"{summary['clean']['accuracy']:.3f}"
         )
+        for note in result_notes(summary["table"]):
+            self.log(note)
 
     def _job_failed(self, message: str, details: str) -> None:
         kind = self._job_done("failed")

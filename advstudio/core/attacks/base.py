@@ -72,6 +72,7 @@ ADAM_EPS = 1e-8
 SHRINK_FACTOR = 0.8  # Carlini & Wagner's audio attack: the bound after a success, x peak
 AFTER_SUCCESS = ("stop", "shrink")
 DEFAULT_SEED = 21  # the paper's seed for random targets
+UNKNOWN_LABEL = -1  # the ground truth of a clip whose class is not known
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ class Attack:
         model: AudioClassifier,
         clips: Sequence[np.ndarray],
         target: str | None = None,
-        labels: Sequence[int] | None = None,
+        labels: Sequence[int | None] | None = None,
         seed: int = DEFAULT_SEED,
         items: Sequence[int] | None = None,
         batch_size: int = 16,
@@ -255,8 +256,9 @@ class Attack:
     ) -> list[AttackResult]:
         """Attack every clip; results come back in the order of `clips`.
 
-        `labels` are ground-truth class indices (needed for success against the truth, and
-        used by every untargeted success test when given); `items` number the clips for
+        `labels` are ground-truth class indices, None for a clip of unknown class (needed for
+        success against the truth, and used by every untargeted success test when given);
+        `items` number the clips for
         progress events. Random targets and starts depend on the seed and the clip alone.
         """
         goal = self.goal(target)
@@ -285,10 +287,14 @@ def resolve_target(goal: Goal, labels: Sequence[str]) -> int | None:
         raise ParameterError(f"{exc} (or use {', '.join(TARGET_MODES)})") from None
 
 
-def _validate_goal(goal: Goal, labels: Sequence[int] | None) -> None:
+def _validate_goal(goal: Goal, labels: Sequence[int | None] | None) -> None:
     if goal.success_against not in SUCCESS_AGAINST:
         raise ParameterError(f"success must be judged against {' or '.join(SUCCESS_AGAINST)}")
-    if goal.success_against == "truth" and not goal.targeted and labels is None:
+    if (
+        goal.success_against == "truth"
+        and not goal.targeted
+        and (labels is None or all(t is None for t in labels))
+    ):
         raise ParameterError("success against the ground truth needs the files' labels")
 
 
@@ -323,7 +329,7 @@ def run_engine(
     clips: Sequence[np.ndarray],
     config: EngineConfig,
     goal: Goal,
-    labels: Sequence[int] | None,
+    labels: Sequence[int | None] | None,
     seed: int,
     items: Sequence[int] | None,
     batch_size: int,
@@ -429,7 +435,13 @@ class _BatchAttack:
             clean_logits = model(self.x, self.lengths)
         self.orig_pred = clean_logits.argmax(-1)
         self.clean_confidence = clean_logits.softmax(-1).amax(-1)
-        self.true = None if labels is None else torch.tensor(labels, device=device)
+        # A clip of unknown class (an unlabelled file beside labelled ones) has UNKNOWN_LABEL,
+        # which no prediction equals: its success is judged against its prediction alone.
+        self.true = (
+            None
+            if labels is None
+            else torch.tensor([UNKNOWN_LABEL if t is None else t for t in labels], device=device)
+        )
         self.target = self._targets(clean_logits, named_target, generators)
         self.already = self._already_met(labels)
         self.signal_norm = self.x.norm(dim=-1, keepdim=True)
@@ -457,15 +469,18 @@ class _BatchAttack:
         return torch.tensor(chosen, device=self.x.device)
 
     def _already_met(self, labels) -> np.ndarray:
+        """Rows whose clean prediction already meets the goal, with the confidence the goal
+        asks for (below it, the attack still has work to do)."""
         n = len(self.clips)
         targets = [None] * n if self.target is None else self.target.tolist()
         truths = [None] * n if labels is None else list(labels)
         against_truth = self.goal.success_against == "truth"
+        confident = (self.clean_confidence >= self.goal.confidence).tolist()
         return np.array(
             [
-                goal_already_met(orig, target, truth, against_truth)
-                for orig, target, truth in zip(
-                    self.orig_pred.tolist(), targets, truths, strict=True
+                sure and goal_already_met(orig, target, truth, against_truth)
+                for orig, target, truth, sure in zip(
+                    self.orig_pred.tolist(), targets, truths, confident, strict=True
                 )
             ],
             dtype=bool,
@@ -671,7 +686,9 @@ class _BatchAttack:
             orig_pred=int(self.orig_pred[row]),
             new_pred=new_pred,
             target=target,
-            true_label=None if self.true is None else int(self.true[row]),
+            true_label=None
+            if self.true is None or int(self.true[row]) == UNKNOWN_LABEL
+            else int(self.true[row]),
             confidence=confidence,
             snr_db=snr_db(original, adv),
             snr_db_untrimmed=snr_db(original, adv, trim=0),

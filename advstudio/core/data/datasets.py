@@ -199,12 +199,18 @@ def examples_from_class_folders(paths: list[Path], labels: list[str]) -> list[Ex
     (label None): it can be attacked, but it counts for no accuracy."""
     examples = []
     for path in map(Path, paths):
-        try:
-            label = labels[match_label(path.parent.name, labels)]
-        except ParameterError:
-            label = None
-        examples.append(Example(path, label, ""))
+        index = folder_class(path, labels)
+        examples.append(Example(path, None if index is None else labels[index], ""))
     return examples
+
+
+def folder_class(path: str | Path, labels: Sequence[str]) -> int | None:
+    """The class a file's folder is named after, written as people write it; None when the
+    folder names no class (or more than one)."""
+    try:
+        return match_label(Path(path).parent.name, labels)
+    except ParameterError:
+        return None
 
 
 def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:

@@ -212,12 +212,11 @@ def run_study(
             for (attack, seed), key in zip(jobs, keys, strict=True):
                 for chunk in store.claim_chunks(key, by_length, spec.batch_size, wait, cancel):
                     indices = [position[f] for f in chunk]  # one batch, one commit
-                    labels = [data.labels[i] for i in indices]
                     results = attack.run(
                         model,
                         [data.clips[i] for i in indices],
                         spec.target,
-                        None if None in labels else labels,  # unlabelled files in the chunk
+                        [data.labels[i] for i in indices],  # None for unlabelled files
                         seed,
                         indices,
                         spec.batch_size,
@@ -286,8 +285,8 @@ def run_study(
     if spec.noise_control:
         summary["noise_control"] = white_noise_control(
             model,
-            data.clips,
-            data.labels,
+            [data.clips[i] for i in labelled],  # accuracy needs the files' classes
+            truth,
             spec.noise_snr_db or _targeted_snr(summary["table"]),
             DEFAULT_SEED,
         )

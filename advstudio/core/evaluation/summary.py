@@ -49,8 +49,13 @@ def summarise(
     final, files, adversarial, already = [], [], [], []
     for i, path in enumerate(data.files):
         row = by_file.get(path)
-        met = row is not None and goal_already_met(
-            row.orig_pred, row.target, row.label, against_truth
+        # Not attacked: no success at 0 iterations (a clean clip short of the goal's
+        # confidence was attacked, so its row shows steps or a success).
+        met = (
+            row is not None
+            and not row.success
+            and row.iterations == 0
+            and goal_already_met(row.orig_pred, row.target, row.label, against_truth)
         )
         is_adv = (
             row is not None

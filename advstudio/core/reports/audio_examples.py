@@ -4,7 +4,7 @@ as the study judged them.
 
 The study keeps no waveforms (only figures in the result store), and a resumed study has none
 for the files done before. Re-creating is faithful because a clip's initialisation and random
-target depend on the seed and its index in the data set, not on the batch it runs in; an example
+target depend on the seed and the clip's samples, not on the batch it runs in; an example
 whose re-created export is not classified as the study's was is left out rather than shown.
 """
 
@@ -71,7 +71,7 @@ def _recreate(
         model,
         clips,
         target,
-        None if None in truth else truth,
+        truth,
         entry["seed"],
         [index[f["file"]] for f in files],
         len(clips),

@@ -5,28 +5,17 @@ needs to repeat it (model, seed, device)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from advstudio.core.attacks import Attack, AttackResult
-from advstudio.core.errors import ParameterError
+from advstudio.core.data.datasets import folder_class
 from advstudio.core.evaluation.summary import single_result_summary
-from advstudio.core.labels import match_label
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.reports.html import ReportExample
 from advstudio.core.reports.provenance import model_name
 from advstudio.core.reports.study import params_text
-
-
-def folder_label(path: str | os.PathLike, labels: list[str]) -> int | None:
-    """The clip's ground truth when its folder is named by a class (the demo clips, a data
-    set's class folders); None otherwise."""
-    try:
-        return match_label(Path(path).parent.name, labels)
-    except ParameterError:
-        return None
 
 
 def single_clip_report(
@@ -40,7 +29,7 @@ def single_clip_report(
 ) -> tuple[dict[str, Any], ReportExample, dict[str, Any]]:
     """(summary, example, config) for write_report_bundle."""
     labels = list(model.labels)
-    label = folder_label(path, labels)
+    label = folder_class(path, labels)  # the clip's ground truth, when its folder names it
     summary = single_result_summary(model, str(path), samples, result, attack, seed, label)
     example = ReportExample(
         str(path),
