@@ -12,6 +12,7 @@ from advstudio.core.data.datasets import examples_from_class_folders, open_datas
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.progress import NullReporter
+from advstudio.core.reports.study import format_table
 from advstudio.core.resources import demo_clips_dir
 
 
@@ -36,6 +37,9 @@ def test_unlabelled_files_are_attacked_and_counted_apart(random_model, tmp_path)
     # Accuracy and the confusion matrix use the two labelled files only.
     assert np.asarray(summary["clean"]["confusion"]).sum() <= 2
     assert entry["accuracy"] in (0.0, 0.5, 1.0)
+    assert "2 files of unknown class were attacked; accuracy is over the labelled files" in (
+        format_table(summary)
+    )
 
 
 def test_success_against_the_truth_works_beside_unlabelled_files(random_model, tmp_path):

@@ -60,10 +60,16 @@ def params_text(entry: dict[str, Any]) -> str:
 
 
 def result_notes(table: list[dict[str, Any]]) -> list[str]:
-    """What a row's figures leave out: files that already met the goal (not attacked, not
-    counted as found) and warnings such as a perturbation louder than the signal."""
+    """What a row's figures leave out: files of unknown class (attacked, outside accuracy),
+    files that already met the goal (not attacked, not counted as found) and warnings such
+    as a perturbation louder than the signal."""
     notes = []
     for row in table:
+        if row.get("n_unlabelled"):
+            notes.append(
+                f"{row['title']}: {row['n_unlabelled']:.4g} files of unknown class were "
+                "attacked; accuracy is over the labelled files"
+            )
         if row.get("n_already"):
             notes.append(
                 f"{row['title']}: {row['n_already']:.4g} files already met the goal and were "
