@@ -96,6 +96,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
     from advstudio.core.audio.io import check_export_path
+    from advstudio.core.data.datasets import folder_class
     from advstudio.core.models import load_model
     from advstudio.core.output_paths import check_output_file
     from advstudio.core.reports.export import export_and_reclassify
@@ -108,7 +109,17 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     if audio.conversions:
         print(f"advstudio: {args.file}: {audio.conversions}", file=sys.stderr)
     reporter = ProgressBarReporter({attack.name: attack.engine_config().max_iter})
-    (result,) = attack.run(model, [audio.samples], args.target, seed=args.seed, reporter=reporter)
+    # The file's class, when its folder names one: the directives (wrong, right) need it, and
+    # untargeted success then excludes it too.
+    label = folder_class(args.file, model.labels)
+    (result,) = attack.run(
+        model,
+        [audio.samples],
+        args.target,
+        None if label is None else [label],
+        seed=args.seed,
+        reporter=reporter,
+    )
     labels = model.labels
     report = {
         "file": str(args.file),
@@ -381,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", required=True, help="fgsm, pgdn, cw or mscw")
     p.add_argument(
         "--target",
-        help="a class name, random, least-likely or untargeted "
+        help="a class name, random, least-likely, untargeted, or a directive: wrong (away "
+        "from the file's class) or right (to its class; the class comes from the folder name) "
         "(default: the attack's own; random for cw and mscw)",
     )
     p.add_argument("--preset", help="named parameter set, e.g. paper")
@@ -423,7 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="parameter values to search (repeatable; all combinations)",
     )
     p.add_argument("--param", action="append", default=[], metavar="K=V")
-    p.add_argument("--target", help="override every attack's target mode")
+    p.add_argument(
+        "--target",
+        help="override every attack's target: a class, random, least-likely, untargeted, "
+        "wrong (every file away from its class) or right (every file to its class)",
+    )
     p.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 21, 22, ...")
     p.add_argument(
         "--min-found",

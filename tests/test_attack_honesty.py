@@ -322,3 +322,77 @@ def test_random_targets_differ_between_clips_and_repeat_for_one_clip(random_mode
     other_seed = attack.run(random_model, clips, target="random", seed=5)
     assert [r.target for r in other_seed] != [r.target for r in alone]
 
+
+
+# Paper 004's directives (issue 10, item 3): wrong and right, for every attack.
+
+
+def test_the_wrong_directive_drives_right_clips_away_and_leaves_wrong_ones():
+    """A "mid" clip labelled mid is moved off mid; a "mid" clip labelled low is already
+    wrong: done at 0 iterations, not attacked."""
+    attack = make_attack("pgdn", eps=0.2, eta=0.01, max_iter=30, update="sign", quantise="none")
+    right_now, wrong_now = attack.run(MeanLevel(), [level(0.1), level(0.1)], "wrong", [1, 0])
+    assert right_now.success and right_now.new_pred != 1 and right_now.target is None
+    assert wrong_now.already and wrong_now.iterations == 0 and not wrong_now.success
+
+
+def test_the_right_directive_drives_each_clip_to_its_own_class():
+    """The perfect system: each clip aimed at its ground truth; one already right is done."""
+    attack = make_attack("pgdn", eps=0.2, eta=0.01, max_iter=40, update="sign", quantise="none")
+    clips = [level(0.0), level(0.2), level(0.1)]
+    to_high, to_low, already = attack.run(MeanLevel(), clips, "right", [2, 0, 1])
+    assert (to_high.target, to_low.target) == (2, 0)
+    assert to_high.success and to_high.new_pred == 2
+    assert to_low.success and to_low.new_pred == 0
+    assert already.already and already.target == 1
+
+
+@pytest.mark.parametrize("directive", ["wrong", "right"])
+def test_directives_need_every_files_class(directive):
+    attack = make_attack("fgsm", eps=0.01)
+    with pytest.raises(ParameterError, match=f"--target {directive} needs every file's class"):
+        attack.run(MeanLevel(), [level(0.1), level(0.0)], directive, [1, None])
+
+
+def test_the_attack_command_takes_the_class_for_a_directive_from_the_folder(
+    shipped, tmp_path, capsys
+):
+    """Gong_0007 sits in Gong/: --target right has nothing to do (the model already hears
+    Gong), --target wrong moves it off Gong; a file outside a class folder is one line."""
+    clip = demo("Gong_0007.flac")
+    fast = ["--param", "max_iter=200", "--param", "eta=5e-5"]
+    out = tmp_path / "right.wav"
+    args = ["attack", str(clip), "--attack", "mscw", "--target"]
+    assert main([*args, "right", "-o", str(out), *fast]) == EXIT_NOT_FOUND
+    assert "already classified as Gong" in capsys.readouterr().out and not out.exists()
+    report_path = tmp_path / "wrong.wav"
+    assert main([*args, "wrong", "-o", str(report_path), *fast, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["success"] and report["reloaded_prediction"] != "Gong"
+    loose = tmp_path / "field" / "gong.flac"
+    loose.parent.mkdir()
+    loose.write_bytes(clip.read_bytes())
+    loose_args = ["attack", str(loose), "--attack", "mscw", "--target", "right"]
+    assert main([*loose_args, "-o", str(tmp_path / "x.wav")]) == 2
+    assert "--target right needs every file's class" in capsys.readouterr().err
+
+
+def test_a_study_with_the_wrong_directive_counts_misclassified_files_as_already_done(
+    shipped, tmp_path
+):
+    """Male_singing_0000 is heard as Female_singing: under --target wrong it is done before
+    any step (n_already), and accuracy counts it wrong as it stands."""
+    examples = [
+        e
+        for e in open_dataset(demo_clips_dir()).examples
+        if e.path.name in ("Male_singing_0000.flac", "Gong_0007.flac")
+    ]
+    spec = StudySpec(attacks=["fgsm"], preset="paper", target="wrong")
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(shipped, examples, spec, store, RecordingReporter())
+    entry = summary["attacks"][0]
+    files = {Path(f["file"]).name: f for f in entry["files"]}
+    assert files["Male_singing_0000.flac"]["already"]
+    assert not files["Gong_0007.flac"]["already"]
+    assert entry["n_already"] == 1
+    assert entry["accuracy"] <= 0.5  # the misclassified file stays wrong

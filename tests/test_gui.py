@@ -650,3 +650,13 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
     assert blocker.args[0].result.snr_db < 0
     assert "warning: the perturbation is louder than the signal" in window.log_view.toPlainText()
     assert "louder than the signal" in window.statusBar().currentMessage()
+
+
+def test_the_right_directive_aims_a_clip_at_the_class_its_folder_names(qtbot, window):
+    """Male_singing_0000 (heard as Female_singing) under --target right: the attack is aimed
+    at Male_singing, the class its folder names, chosen in the target box as a person would."""
+    names = [window.files.item(row).text() for row in range(window.files.count())]
+    select(qtbot, window, names.index("Male_singing_0000.flac"))
+    outcome = attack(qtbot, window, target="right")
+    assert outcome.result.target == window.model.labels.index("Male_singing")
+    assert not outcome.result.already

@@ -106,6 +106,7 @@ class AttackJob:
     seed: int = 21
     settings: ViewSettings = ViewSettings()
     region: tuple[float, float] | None = None
+    label: int | None = None  # the clip's class when known (the directives need it)
     attack_used: Attack | None = None  # the configured attack, once the job has run
 
     def attacked_samples(self) -> np.ndarray:
@@ -131,6 +132,7 @@ class AttackJob:
             self.model,
             [samples],
             self.target,
+            None if self.label is None else [self.label],
             seed=self.seed,
             reporter=reporter,
             cancel=cancel,

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from advstudio.core.attacks import AttackResult
 from advstudio.core.audio import Audio
 from advstudio.core.audio.views import ViewSettings
-from advstudio.core.data.datasets import examples_from_class_folders
+from advstudio.core.data.datasets import examples_from_class_folders, folder_class
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
@@ -369,6 +369,7 @@ class MainWindow(QMainWindow):
             plan.target,
             settings=self.clip.signals.settings(),
             region=region,
+            label=folder_class(self.audio.path, self.model.labels),
         )
         live = LiveState(len(self.model.labels))
         if self.worker.start(job, live):

@@ -23,6 +23,10 @@ What a result claims:
   `success=False`, 0 iterations, and the adversarial waveform is the original.
 - A perturbation louder than the signal (SNR below 0 dB, as FGSM's paper preset gives) is
   still a result, with a line in `warnings` saying so.
+- Directives (paper 004): `wrong` drives every clip away from its ground truth (untargeted,
+  success against the truth: clips already misclassified are done at 0 iterations);
+  `right` drives every clip to its ground truth (the "perfect system": clips already right
+  are done). Both need every clip's class.
 - Budgets are bounded by the parameter schemas: an L-inf bound (eps, c) beyond full scale
   (1.0) or more than `MAX_ITERATIONS` iterations is refused before any work.
 - Random targets and random starts are drawn from the seed and the clip's own samples, so a
@@ -62,7 +66,8 @@ from advstudio.core.progress import (
     check_cancelled,
 )
 
-TARGET_MODES = ("untargeted", "random", "least-likely")
+TARGET_MODES = ("untargeted", "random", "least-likely", "wrong", "right")
+DIRECTIVES = ("wrong", "right")  # target modes judged against each clip's ground truth
 # Full scale of the integer formats: libsndfile writes floor(x * scale), clipped, and reads
 # back v / scale, so the engine can judge success on exactly what a file will hold.
 QUANTISATION_SCALES = {"none": None, "pcm16": 2.0**15, "pcm24": 2.0**23}
@@ -86,7 +91,13 @@ class Goal:
 
     @property
     def targeted(self) -> bool:
-        return self.target != "untargeted"
+        return self.target not in ("untargeted", "wrong")
+
+    @property
+    def against_truth(self) -> bool:
+        """Untargeted success judged against the ground truth (`success=truth`, or the
+        `wrong` directive)."""
+        return self.success_against == "truth" or self.target == "wrong"
 
 
 @dataclass(frozen=True)
@@ -290,8 +301,13 @@ def resolve_target(goal: Goal, labels: Sequence[str]) -> int | None:
 def _validate_goal(goal: Goal, labels: Sequence[int | None] | None) -> None:
     if goal.success_against not in SUCCESS_AGAINST:
         raise ParameterError(f"success must be judged against {' or '.join(SUCCESS_AGAINST)}")
+    if goal.target in DIRECTIVES and (labels is None or any(t is None for t in labels)):
+        raise ParameterError(
+            f"--target {goal.target} needs every file's class (a file in a folder named "
+            "after its class, or a labelled data set)"
+        )
     if (
-        goal.success_against == "truth"
+        goal.against_truth
         and not goal.targeted
         and (labels is None or all(t is None for t in labels))
     ):
@@ -462,6 +478,8 @@ class _BatchAttack:
             return torch.full_like(self.orig_pred, named_target)
         if self.goal.target == "least-likely":
             return clean_logits.argmin(-1)
+        if self.goal.target == "right":
+            return self.true  # every clip's class is known (checked in _validate_goal)
         chosen = []
         for orig, gen in zip(self.orig_pred.tolist(), generators, strict=True):
             draw = int(torch.randint(n_classes - 1, (1,), generator=gen))
@@ -474,7 +492,7 @@ class _BatchAttack:
         n = len(self.clips)
         targets = [None] * n if self.target is None else self.target.tolist()
         truths = [None] * n if labels is None else list(labels)
-        against_truth = self.goal.success_against == "truth"
+        against_truth = self.goal.against_truth
         confident = (self.clean_confidence >= self.goal.confidence).tolist()
         return np.array(
             [

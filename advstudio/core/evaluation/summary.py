@@ -55,7 +55,12 @@ def summarise(
             row is not None
             and not row.success
             and row.iterations == 0
-            and goal_already_met(row.orig_pred, row.target, row.label, against_truth)
+            and goal_already_met(
+                row.orig_pred,
+                row.target,
+                row.label,
+                against_truth or row.target_mode == "wrong",
+            )
         )
         is_adv = (
             row is not None
