@@ -200,11 +200,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
     from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.evaluation.study import StudySpec, run_study
+    from advstudio.core.evaluation.summary import sweep_rows
     from advstudio.core.models import load_model
     from advstudio.core.reports.audio_examples import RECREATED_NOTE, recreate_examples
     from advstudio.core.reports.html import write_report_bundle
     from advstudio.core.reports.provenance import model_name, split_used
-    from advstudio.core.reports.study import format_table, write_study_json
+    from advstudio.core.reports.study import format_sweep, format_table, write_study_json
     from advstudio.core.resources import demo_clips_dir
 
     outputs = check_outputs_free(args)
@@ -213,9 +214,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
     grid = {k: v.split(",") for k, v in parse_assignments(args.grid).items()}
+    sweep = sweep_parameter(args.sweep, grid)
     spec = StudySpec(
         attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
-        preset=None if grid and args.preset is None else (args.preset or "paper"),
+        preset=None if grid and not sweep and args.preset is None else (args.preset or "paper"),
         grid=grid,
         params=parse_assignments(args.param),
         seeds=args.seeds,
@@ -230,7 +232,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     }
     with ResultStore(args.db or default_store_path()) as store:
         summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
+    if sweep:
+        summary["sweep"] = {"parameter": sweep, "rows": sweep_rows(summary["settings"], sweep)}
     print(format_table(summary))
+    if sweep:
+        print(format_sweep(summary["sweep"]))
     for row in summary["table"]:
         if row["n_adversarial"] < spec.min_found:
             print(
@@ -304,6 +310,21 @@ def select_examples(
         "--split all for every file"
     )
     return Selection(chosen, note)
+
+
+def sweep_parameter(assignments: list[str], grid: dict[str, list[str]]) -> str | None:
+    """The one parameter `--sweep K=V1,V2,...` varies, put into `grid` (every value is run
+    and reported, where a grid keeps only its best setting); None without --sweep."""
+    from advstudio.core.attacks.params import parse_assignments
+
+    swept = parse_assignments(assignments)
+    if not swept:
+        return None
+    if len(swept) > 1 or grid:
+        raise ParameterError("--sweep takes one parameter, and not together with --grid")
+    ((key, values),) = swept.items()
+    grid[key] = values.split(",")
+    return key
 
 
 def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:
@@ -435,6 +456,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="parameter values to search (repeatable; all combinations)",
     )
     p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="K=V1,V2",
+        help="run every value of one numeric parameter and report accuracy, normalised "
+        "accuracy and mean confidence per value (e.g. eps=0.001,0.01,0.1)",
+    )
     p.add_argument(
         "--target",
         help="override every attack's target: a class, random, least-likely, untargeted, "

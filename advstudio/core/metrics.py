@@ -51,6 +51,13 @@ def per_class_recall(counts: np.ndarray) -> np.ndarray:
     return np.diag(normalise_columns(counts))
 
 
+def normalised_accuracy(counts: np.ndarray) -> float:
+    """Mean recall over the classes that occur (paper 004's metric): a classifier that
+    favours the most frequent class gains nothing from it."""
+    present = counts.sum(axis=0) > 0
+    return float(per_class_recall(counts)[present].mean()) if present.any() else float("nan")
+
+
 def accuracy(truth: Sequence[int], predicted: Sequence[int]) -> float:
     truth, predicted = np.asarray(truth), np.asarray(predicted)
     return float((truth == predicted).mean()) if truth.size else float("nan")

@@ -16,7 +16,7 @@ from scipy import stats
 from advstudio.core.attacks import Attack
 from advstudio.core.attacks.base import goal_already_met, is_success, loud_perturbation_warning
 from advstudio.core.evaluation.store import ResultRow
-from advstudio.core.metrics import confusion_counts, normalise_columns
+from advstudio.core.metrics import confusion_counts, normalise_columns, normalised_accuracy
 
 SIGNIFICANCE = 0.05
 
@@ -109,6 +109,7 @@ def summarise(
         "n_already": len(already),
         "n_found_float": sum(r.success for r in rows if r.file not in already_files),
         "accuracy": float(np.mean(np.equal(final_labelled, truth))) if truth else float("nan"),
+        "normalised_accuracy": normalised_accuracy(counts),
         "snr_db_mean": snr_mean,
         "warnings": snr_warnings(snr_mean),
         "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
@@ -138,6 +139,7 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "n_adversarial",
         "n_already",
         "accuracy",
+        "normalised_accuracy",
         "snr_db_mean",
         "iterations_median",
         "confidence_mean",
@@ -274,3 +276,24 @@ def single_result_summary(
         "settings": [],
         "ttests": [],
     }
+
+
+def sweep_rows(settings: list[dict[str, Any]], parameter: str) -> list[dict[str, Any]]:
+    """One row per attack and value of the swept `parameter` (as Foolbox's epsilon sweeps):
+    the success count, accuracy, normalised accuracy and mean confidence at that value, from
+    the study's per-setting rows, in the order the values were given."""
+    return [
+        {
+            "attack": row["attack"],
+            "title": row["title"],
+            "value": row["params"][parameter],
+            "n_adversarial": row["n_adversarial"],
+            "n_files": row["n_files"],
+            "accuracy": row["accuracy"],
+            "normalised_accuracy": row["normalised_accuracy"],
+            "confidence_mean": row["confidence_mean"],
+            "snr_db_mean": row["snr_db_mean"],
+        }
+        for row in settings
+        if parameter in row["params"]
+    ]

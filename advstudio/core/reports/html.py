@@ -170,6 +170,33 @@ def confusion_figure(
     return figure
 
 
+def sweep_figure(sweep: dict[str, Any]) -> Figure:
+    """Accuracy, normalised accuracy and mean confidence of the adversarial examples against
+    the swept parameter, one colour per attack (paper 004's curve when the parameter is an
+    SNR bound)."""
+    figure = Figure(figsize=(7.5, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    titles = list(dict.fromkeys(row["title"] for row in sweep["rows"]))
+    for colour, title in zip(colormaps["tab10"].colors, titles, strict=False):
+        rows = [row for row in sweep["rows"] if row["title"] == title]
+        values = [row["value"] for row in rows]
+        for key, style, name in (
+            ("accuracy", "-o", "accuracy"),
+            ("normalised_accuracy", "--s", "normalised accuracy"),
+            ("confidence_mean", ":^", "mean confidence"),
+        ):
+            points = [row[key] for row in rows]
+            axes.plot(values, points, style, color=colour, label=f"{title}: {name}")
+    values = [row["value"] for row in sweep["rows"]]
+    if min(values) > 0 and max(values) >= 100 * min(values):
+        axes.set_xscale("log")  # epsilons spanning decades
+    axes.set_xlabel(sweep["parameter"])
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return figure
+
+
 def _spectrogram_figure(
     view: SpectrogramView, title: str, cmap: str, limits: tuple[float, float], unit: str
 ) -> Figure:
@@ -328,6 +355,25 @@ def _entry_view(
     }
 
 
+def _sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not sweep:
+        return None
+    rows = [
+        {
+            "title": row["title"],
+            "value": f"{row['value']:.4g}",
+            "found": _found(row["n_adversarial"], row["n_files"]),
+            "accuracy": format_number(row["accuracy"], 3),
+            "normalised_accuracy": format_number(row["normalised_accuracy"], 3),
+            "confidence": format_number(row["confidence_mean"], 3),
+            "snr": format_number(row["snr_db_mean"]),
+        }
+        for row in sweep["rows"]
+    ]
+    png = _data_uri("image/png", figure_png(sweep_figure(sweep)))
+    return {"parameter": sweep["parameter"], "rows": rows, "png": png}
+
+
 def _confusion_view(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str) -> dict:
     figure = confusion_figure(matrix, labels, title)
     return {
@@ -439,6 +485,7 @@ def _context(
         "seeds_note": seeds_note,
         "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
         "noise": summary.get("noise_control"),
+        "sweep": _sweep_view(summary.get("sweep")),
         "ttests": ttests,
         "significant": [t for t in ttests if t.get("significant")],
         "confusions": confusions,

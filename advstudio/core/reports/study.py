@@ -79,6 +79,25 @@ def result_notes(table: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def format_sweep(sweep: dict[str, Any]) -> str:
+    """The sweep as a table: per attack, one line per value of the swept parameter."""
+    parameter = sweep["parameter"]
+    w = max(len(parameter), 8)
+    lines = [
+        f"{'attack':<16} {parameter:>{w}} {'found':>9} {'accuracy':>8} {'norm.acc':>8} "
+        f"{'conf.':>6} {'SNR dB':>8}"
+    ]
+    for row in sweep["rows"]:
+        found = f"{row['n_adversarial']:.4g}/{row['n_files']}"
+        lines.append(
+            f"{row['title']:<16} {row['value']:>{w}.4g} {found:>9} "
+            f"{format_number(row['accuracy'], 3):>8} "
+            f"{format_number(row['normalised_accuracy'], 3):>8} "
+            f"{format_number(row['confidence_mean'], 3):>6} {format_number(row['snr_db_mean']):>8}"
+        )
+    return "\n".join(lines)
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """Table 1 layout: found, accuracy, mean +- std SNR, median iterations, mean confidence."""
     clean = summary["clean"]
