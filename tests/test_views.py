@@ -240,7 +240,9 @@ def test_the_readout_names_time_frequency_and_level_under_the_mouse(panel):
     text = hover(panel, spec, 1.5, float(views["original"].row_of(1000)))
     name, time, hz, unit, db, _ = text.split()
     assert name == "original" and time.startswith("0:01.5")
-    assert unit == "kHz" and float(hz) == pytest.approx(1.0, rel=0.03)
+    # The pixel under the mouse may fall in the mel row just below 1 kHz ("985 Hz").
+    assert unit in ("Hz", "kHz")
+    assert float(hz) * (1000 if unit == "kHz" else 1) == pytest.approx(1000, rel=0.03)
     assert float(db) == pytest.approx(TONE_DB, abs=3)  # mel bands spread the tone a little
     panel.scale.setCurrentText("linear")  # the window recomputes views on settings_changed
     views = show(panel, clip, attacked(clip))
