@@ -34,6 +34,8 @@ class MultiResolutionSpectralLoss:
         self.windows = {n: torch.hann_window(n, device=x.device) for n in self.fft_sizes}
         with torch.no_grad():
             self.reference = {n: magnitude(x, lengths, n, self.windows[n]) for n in self.fft_sizes}
+            # The originals never change: their logs are taken once, not every iteration.
+            self.reference_log = {n: torch.log(s + LOG_OFFSET) for n, s in self.reference.items()}
 
     def __call__(
         self, adversarial: torch.Tensor, lengths: torch.Tensor, active: torch.Tensor
@@ -43,12 +45,11 @@ class MultiResolutionSpectralLoss:
         for n_fft in self.fft_sizes:
             current = magnitude(adversarial, lengths, n_fft, self.windows[n_fft])
             original = self.reference[n_fft][active][..., : current.shape[-1]]
+            original_log = self.reference_log[n_fft][active][..., : current.shape[-1]]
             frames = lengths // (n_fft // 4) + 1
             valid = frame_mask(frames, current.shape[-1])[:, None, :]
             count = frames * current.shape[1]
             linear = ((original - current).abs() * valid).sum((1, 2))
-            log = (
-                (torch.log(original + LOG_OFFSET) - torch.log(current + LOG_OFFSET)).abs() * valid
-            ).sum((1, 2))
+            log = ((original_log - torch.log(current + LOG_OFFSET)).abs() * valid).sum((1, 2))
             total = total + (linear + log) / count
         return total
