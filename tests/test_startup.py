@@ -57,3 +57,21 @@ def test_without_a_display_the_missing_display_is_named_before_missing_libraries
     assert app.run_app() == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no display" in err and "libxcb" not in err
+
+
+def test_a_bug_during_the_selftest_fails_it_instead_of_waiting_on_a_dialog(tmp_path):
+    """The exception hook shows a modal dialog in the application; in the selftest nobody
+    would close it (the selftest hung), so there it prints one line and exits 1."""
+    script = (
+        "import sys; from pathlib import Path;"
+        "from PySide6.QtWidgets import QApplication; app = QApplication([]);"
+        "from advstudio.gui.app import _install_exception_hook;"
+        f"_install_exception_hook(Path({str(tmp_path / 'log')!r}), True);"
+        "sys.excepthook(KeyError, KeyError('normalised_accuracy'), None)"
+    )
+    env = os.environ | {"QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    child = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 1
+    assert "selftest failed: unexpected KeyError" in child.stderr

@@ -60,14 +60,22 @@ def _configure_logging() -> Path:
     return path
 
 
-def _install_exception_hook(path: Path) -> None:
+def _install_exception_hook(path: Path, selftest: bool) -> None:
     """An uncaught exception (a bug) is logged with its traceback and shown in a dialog;
-    the application keeps running."""
+    the application keeps running. The selftest has nobody to close a dialog: it fails at
+    once instead of waiting on one."""
     from PySide6.QtWidgets import QMessageBox
 
     def hook(kind, value, tb) -> None:
         text = "".join(traceback.format_exception(kind, value, tb))
         logging.getLogger("advstudio").error(text)
+        if selftest:
+            print(
+                f"advstudio: selftest failed: unexpected {kind.__name__}: {value} "
+                f"(traceback in {path})",
+                file=sys.stderr,
+            )
+            os._exit(1)  # the nested event loops of the selftest cannot be unwound from here
         QMessageBox.critical(
             None, "Unexpected error", f"{kind.__name__}: {value}\n\nDetails are in {path}"
         )
@@ -109,7 +117,7 @@ def run_app(model_path: str | None = None, selftest: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("advstudio")
     path = _configure_logging()
-    _install_exception_hook(path)
+    _install_exception_hook(path, selftest)
     try:
         model = load_model(model_path)
     except AdvStudioError as exc:

@@ -240,6 +240,7 @@ def single_result_summary(
         "n_already": int(result.already),
         "n_found_float": int(result.success),
         "accuracy": float(final == reference),
+        "normalised_accuracy": float(final == reference),  # one clip, one class
         "snr_db_mean": result.snr_db if result.success else float("nan"),
         "warnings": result.warnings if result.success else [],
         "snr_db_std": 0.0 if result.success else float("nan"),
