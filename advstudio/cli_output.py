@@ -82,6 +82,7 @@ class ProgressBarReporter:
     def _finish(self, job: str) -> None:
         """An attack's end closes its iteration bar; a job's end closes both bars."""
         if self.steps is not None:
+            self.steps.refresh()  # the last count, even when tqdm's refresh interval skipped it
             self.steps.close()
             self.steps = None
         if self.items is not None and job not in self.iterations:
