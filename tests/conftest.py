@@ -48,3 +48,14 @@ def write_wav(tmp_path: Path):
         return path
 
     return write
+
+
+def demo_listing(root: Path, every: int) -> Path:
+    """Every `every`-th demo clip in a CSV layout with one split, written in `root`."""
+    from advstudio.core.data.datasets import open_dataset
+    from advstudio.core.resources import demo_clips_dir
+
+    demo = open_dataset(demo_clips_dir())
+    rows = ["path,label,split"] + [f"{e.path},{e.label},validation" for e in demo.examples[::every]]
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -12,13 +12,12 @@ import threading
 import time
 
 import pytest
+from conftest import demo_listing
 
 from advstudio.cli import main
-from advstudio.core.data.datasets import open_dataset
 from advstudio.core.evaluation import store as store_module
 from advstudio.core.evaluation.store import ResultRow, ResultStore, SettingKey, StoreError
 from advstudio.core.progress import Cancelled
-from advstudio.core.resources import demo_clips_dir
 
 KEY = SettingKey("model-hash", "fgsm", '{"eps":0.01}', 0, "untargeted")
 FILES = [f"clip{i}.wav" for i in range(6)]
@@ -27,11 +26,7 @@ FILES = [f"clip{i}.wav" for i in range(6)]
 @pytest.fixture(scope="module")
 def eight_clips(tmp_path_factory):
     """Eight demo clips in a CSV layout (one split)."""
-    root = tmp_path_factory.mktemp("set")
-    demo = open_dataset(demo_clips_dir())
-    rows = ["path,label,split"] + [f"{e.path},{e.label},validation" for e in demo.examples[::3]]
-    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
-    return root
+    return demo_listing(tmp_path_factory.mktemp("set"), every=3)
 
 
 def _row(file: str, snr_db: float = 30.0) -> ResultRow:

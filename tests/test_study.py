@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import demo_listing
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
@@ -20,7 +21,6 @@ from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, choose_settings, run_study
 from advstudio.core.models import load_model
 from advstudio.core.progress import RecordingReporter
-from advstudio.core.resources import demo_clips_dir
 
 FAST_CW = ["max_iter=30", "eta=2e-3", "c=0.02"]
 
@@ -33,11 +33,7 @@ def model():
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
     """Six demo clips in a CSV layout (one split)."""
-    root = tmp_path_factory.mktemp("set")
-    demo = open_dataset(demo_clips_dir())
-    rows = ["path,label,split"] + [f"{e.path},{e.label},validation" for e in demo.examples[::4]]
-    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
-    return root
+    return demo_listing(tmp_path_factory.mktemp("set"), every=4)
 
 
 def test_evaluate_json_has_the_documented_layout(small_set, tmp_path, capsys):
