@@ -242,3 +242,28 @@ def test_gradient_reaches_the_clips_frames_and_not_the_padding() -> None:
     first_sample = torch.arange(magnitude.shape[-1]) * hop - N_FFT // 2 + 1
     reaches = first_sample[None, :] < LENGTHS[:, None]
     assert torch.all(per_frame[reaches] > 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_parts_give_the_same_results_on_cuda() -> None:
+    hop = N_FFT // 4
+    wave, lengths = padded_batch(), LENGTHS
+    x0, z, valid = spectrogram_and_push(15.0)
+    results = []
+    for device in ("cpu", "cuda"):
+        w, n, x, zz, v = (t.to(device) for t in (wave, lengths, x0, z, valid))
+        magnitude, phase = analyse(w, n, N_FFT, hop)
+        back = synthesise(magnitude, phase, n, N_FFT, hop, w.shape[-1])
+        consistent, _ = griffin_lim_step(zz, phase, n, N_FFT, hop)
+        projected = project_snr_ball(zz, x, 15.0, v)
+        momentum = FistaMomentum(3, device)
+        momentum.extrapolate(projected, x)
+        extrapolated = momentum.extrapolate(projected, x)
+        faded = fade_edges(w, n, 100)
+        mask = frame_mask(n, magnitude.shape[-1], N_FFT, hop)
+        results.append([magnitude, back, consistent, projected, extrapolated, faded, mask])
+    assert (results[1][1] - wave.cuda()).abs().max() < 1e-5
+    assert torch.all(spectral_snr_db(x0.cuda(), results[1][3], valid.cuda()) >= 15.0 - 1e-4)
+    for on_cpu, on_cuda in zip(*results, strict=True):
+        assert on_cuda.device.type == "cuda"
+        torch.testing.assert_close(on_cuda.cpu(), on_cpu, atol=1e-4, rtol=1e-4)

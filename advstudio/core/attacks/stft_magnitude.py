@@ -101,9 +101,10 @@ def griffin_lim_step(
     """One Griffin-Lim consistency step: (magnitude', phase') of the audio that (magnitude,
     phase) synthesises.
 
-    A magnitude changed by a gradient step is in general not the STFT magnitude of any signal;
-    the result of this step is (it is the STFT of a real signal), so the spectrogram the model
-    was fooled with is the one the written audio has. The new phase is carried forward.
+    A magnitude changed by a gradient step is in general not the STFT magnitude of any signal:
+    the audio it resynthesises has another spectrogram, so a bound on Y would not bound the
+    audio. The result of this step is the STFT of a real signal, so the magnitude the SNR ball
+    then constrains is close to the one the written audio has. The new phase is carried forward.
     """
     n_frames = magnitude.shape[-1]
     # n_frames * hop samples hold every clip whole (analyse gave 1 + (n + n_fft/2)//hop frames
