@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from advstudio.core.attacks.stft_magnitude import (
-    FistaMomentum,
     analyse,
     check_stft_params,
     clamp_non_negative,
     fade_edges,
+    fista_extrapolate,
     frame_mask,
     griffin_lim_step,
     mask_samples,
@@ -159,25 +159,22 @@ def test_projection_of_a_silent_clip_is_the_silent_clip_and_snr_is_inf_when_unch
     assert torch.all(torch.isinf(snr) & (snr > 0))
 
 
-def test_fista_momentum_per_row_through_rows_leaving_and_joining() -> None:
+def test_fista_momentum_per_row() -> None:
+    """Each row extrapolates with its own t (rows join a batch with t = 1 while others are
+    further on): no momentum at t = 1, and the textbook coefficient otherwise."""
+
     def t_next(t: float) -> float:
         return (1 + math.sqrt(1 + 4 * t * t)) / 2
 
     gen = torch.Generator().manual_seed(3)
-    momentum = FistaMomentum(3)
+    ts = [1.0, t_next(1.0), t_next(t_next(1.0))]
     y_old, y_new = torch.rand(3, 5, 4, generator=gen), torch.rand(3, 5, 4, generator=gen)
-    # t = 1 at the start: no momentum on the first step.
-    assert torch.equal(momentum.extrapolate(y_new, y_old), y_new)
-    momentum.select(torch.tensor([True, False, True]))  # row 1 finished
-    momentum.extend(1)  # a new clip joins with t = 1
-    ts = [t_next(1.0), t_next(1.0), 1.0]
-    y_old, y_new = torch.rand(3, 5, 4, generator=gen), torch.rand(3, 5, 4, generator=gen)
-    z = momentum.extrapolate(y_new, y_old)
-    for row, t in enumerate(ts):
-        expected = y_new[row] + (t - 1) / t_next(t) * (y_new[row] - y_old[row])
+    z, t = fista_extrapolate(y_new, y_old, torch.tensor(ts))
+    for row, t_row in enumerate(ts):
+        expected = y_new[row] + (t_row - 1) / t_next(t_row) * (y_new[row] - y_old[row])
         torch.testing.assert_close(z[row], expected)
-    assert not torch.equal(z[0], y_new[0]) and torch.equal(z[2], y_new[2])
-    torch.testing.assert_close(momentum.t, torch.tensor([t_next(t) for t in ts]))
+    assert torch.equal(z[0], y_new[0]) and not torch.equal(z[2], y_new[2])
+    torch.testing.assert_close(t, torch.tensor([t_next(t_row) for t_row in ts]))
 
 
 def test_fade_reaches_zero_at_each_rows_own_edges_and_keeps_the_middle() -> None:
@@ -256,9 +253,7 @@ def test_the_parts_give_the_same_results_on_cuda() -> None:
         back = synthesise(magnitude, phase, n, N_FFT, hop, w.shape[-1])
         consistent, _ = griffin_lim_step(zz, phase, n, N_FFT, hop)
         projected = project_snr_ball(zz, x, 15.0, v)
-        momentum = FistaMomentum(3, device)
-        momentum.extrapolate(projected, x)
-        extrapolated = momentum.extrapolate(projected, x)
+        extrapolated, _ = fista_extrapolate(projected, x, torch.full((3,), 2.0, device=device))
         faded = fade_edges(w, n, 100)
         mask = frame_mask(n, magnitude.shape[-1], N_FFT, hop)
         results.append([magnitude, back, consistent, projected, extrapolated, faded, mask])

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from advstudio.core.attacks.parts import Part
+from advstudio.core.attacks.rows import Frames, Rows
 from advstudio.core.models.frontend import frame_mask, reflect_pad
 
 LOG_OFFSET = 1e-7
@@ -26,26 +28,42 @@ def magnitude(
     return torch.view_as_real(spec).pow(2).sum(-1).add(_MAGNITUDE_FLOOR).sqrt()
 
 
-class MultiResolutionSpectralLoss:
-    """Per-clip spectral distance from fixed originals `x` to adversarial batches."""
+class MultiResolutionSpectral(Part):
+    """The distance part of Multi-Scale C&W: per row, from the original to the adversarial
+    waveform. The originals' spectra and their logs are row fields, taken once when a clip
+    joins the batch."""
 
-    def __init__(self, fft_sizes: Sequence[int], x: torch.Tensor, lengths: torch.Tensor) -> None:
+    memory_kind = "spectral"
+
+    def __init__(self, fft_sizes: Sequence[int]) -> None:
         self.fft_sizes = tuple(fft_sizes)
-        self.windows = {n: torch.hann_window(n, device=x.device) for n in self.fft_sizes}
-        with torch.no_grad():
-            self.reference = {n: magnitude(x, lengths, n, self.windows[n]) for n in self.fft_sizes}
-            # The originals never change: their logs are taken once, not every iteration.
-            self.reference_log = {n: torch.log(s + LOG_OFFSET) for n, s in self.reference.items()}
+        self._windows: dict[tuple[int, torch.device], torch.Tensor] = {}
 
-    def __call__(
-        self, adversarial: torch.Tensor, lengths: torch.Tensor, active: torch.Tensor
-    ) -> torch.Tensor:
-        """Loss [b] for the rows `active` of the original batch."""
+    def _window(self, n_fft: int, device: torch.device) -> torch.Tensor:
+        key = (n_fft, device)
+        if key not in self._windows:
+            self._windows[key] = torch.hann_window(n_fft, device=device)
+        return self._windows[key]
+
+    def start(self, rows: Rows, generators: list[torch.Generator]) -> None:
+        x, lengths = rows["x"], rows["lengths"]
+        with torch.no_grad():
+            for n_fft in self.fft_sizes:
+                reference = magnitude(x, lengths, n_fft, self._window(n_fft, x.device))
+                rows.add(f"spectrum_{n_fft}", reference, Frames(n_fft // 4))
+                rows.add(
+                    f"log_spectrum_{n_fft}", torch.log(reference + LOG_OFFSET), Frames(n_fft // 4)
+                )
+
+    def __call__(self, adversarial: torch.Tensor, rows: Rows) -> torch.Tensor:
+        lengths = rows["lengths"]
         total = torch.zeros(len(lengths), device=adversarial.device)
         for n_fft in self.fft_sizes:
-            current = magnitude(adversarial, lengths, n_fft, self.windows[n_fft])
-            original = self.reference[n_fft][active][..., : current.shape[-1]]
-            original_log = self.reference_log[n_fft][active][..., : current.shape[-1]]
+            current = magnitude(
+                adversarial, lengths, n_fft, self._window(n_fft, adversarial.device)
+            )
+            original = rows[f"spectrum_{n_fft}"]
+            original_log = rows[f"log_spectrum_{n_fft}"]
             frames = lengths // (n_fft // 4) + 1
             valid = frame_mask(frames, current.shape[-1])[:, None, :]
             count = frames * current.shape[1]

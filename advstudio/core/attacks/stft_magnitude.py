@@ -158,34 +158,21 @@ def spectral_snr_db(x0: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> t
     return torch.where(noise > 0, snr, torch.inf).to(x0.dtype)
 
 
-class FistaMomentum:
-    """FISTA's momentum with one t per row (Beck and Teboulle 2009).
+def fista_extrapolate(
+    y_new: torch.Tensor, y_old: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FISTA's momentum (Beck and Teboulle 2009) with one t per row [b]: (z, t').
 
-    Each iteration: y_new = P(z - mu * grad(z)), then z = extrapolate(y_new, y_old) with
-    t' = (1 + sqrt(1 + 4 t^2)) / 2 and z = y_new + ((t - 1) / t') (y_new - y_old), where y_old
-    is the previous projected iterate (not the previous z). The extrapolated z can leave the
-    feasible set, so the caller projects it again (clamp, then `project_snr_ball`) before the
-    model sees it; the reference code skipped that second projection. Rows leave the batch when
-    they finish (`select`) and new rows join with t = 1 (`extend`).
+    Each iteration: y_new = P(z - mu * grad(z)), then t' = (1 + sqrt(1 + 4 t^2)) / 2 and
+    z = y_new + ((t - 1) / t') (y_new - y_old), where y_old is the previous projected iterate
+    (not the previous z); t starts at 1, so the first step has no momentum. The extrapolated z
+    can leave the feasible set, so the caller projects it again (clamp, then
+    `project_snr_ball`) before the model sees it; the reference code skipped that second
+    projection.
     """
-
-    def __init__(self, rows: int, device: torch.device | str | None = None) -> None:
-        self.t = torch.ones(rows, device=device)
-
-    def extrapolate(self, y_new: torch.Tensor, y_old: torch.Tensor) -> torch.Tensor:
-        """z = y_new + ((t - 1) / t') (y_new - y_old) per row; advances t to t'."""
-        t_next = (1 + torch.sqrt(1 + 4 * self.t**2)) / 2
-        beta = ((self.t - 1) / t_next).to(y_new.dtype).view(-1, *([1] * (y_new.dim() - 1)))
-        self.t = t_next
-        return y_new + beta * (y_new - y_old)
-
-    def select(self, keep: torch.Tensor) -> None:
-        """Keep the rows `keep` (a bool mask or indices) as the batch drops finished rows."""
-        self.t = self.t[keep]
-
-    def extend(self, rows: int) -> None:
-        """Append `rows` new rows that start afresh (t = 1)."""
-        self.t = torch.cat([self.t, torch.ones(rows, device=self.t.device)])
+    t_next = (1 + torch.sqrt(1 + 4 * t**2)) / 2
+    beta = ((t - 1) / t_next).to(y_new.dtype).view(-1, *([1] * (y_new.dim() - 1)))
+    return y_new + beta * (y_new - y_old), t_next
 
 
 def fade_edges(delta: torch.Tensor, lengths: torch.Tensor, n: int) -> torch.Tensor:
