@@ -26,7 +26,8 @@ What a result claims:
 - Directives (paper 004): `wrong` drives every clip away from its ground truth (untargeted,
   success against the truth: clips already misclassified are done at 0 iterations);
   `right` drives every clip to its ground truth (the "perfect system": clips already right
-  are done). Both need every clip's class.
+  are done). Both need every clip's class. `every-label` attacks each clip towards every
+  class in turn, through explicit per-clip targets (every_label.py).
 - Budgets are bounded by the parameter schemas: an L-inf bound (eps, c) beyond full scale
   (1.0) or more than `MAX_ITERATIONS` iterations is refused before any work.
 - Random targets and random starts are drawn from the seed and the clip's own samples, so a
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from advstudio.core.attacks.every_label import EVERY_LABEL, check_explicit_targets
 from advstudio.core.attacks.memory import check_memory, out_of_memory_as_error
 from advstudio.core.attacks.params import Param, resolve_params
 from advstudio.core.attacks.spectral import MultiResolutionSpectralLoss
@@ -66,7 +68,7 @@ from advstudio.core.progress import (
     check_cancelled,
 )
 
-TARGET_MODES = ("untargeted", "random", "least-likely", "wrong", "right")
+TARGET_MODES = ("untargeted", "random", "least-likely", "wrong", "right", EVERY_LABEL)
 DIRECTIVES = ("wrong", "right")  # target modes judged against each clip's ground truth
 # Full scale of the integer formats: libsndfile writes floor(x * scale), clipped, and reads
 # back v / scale, so the engine can judge success on exactly what a file will hold.
@@ -264,6 +266,7 @@ class Attack:
         batch_size: int = 16,
         reporter: Reporter | None = None,
         cancel: threading.Event | None = None,
+        targets: Sequence[int] | None = None,
     ) -> list[AttackResult]:
         """Attack every clip; results come back in the order of `clips`.
 
@@ -271,6 +274,8 @@ class Attack:
         success against the truth, and used by every untargeted success test when given);
         `items` number the clips for
         progress events. Random targets and starts depend on the seed and the clip alone.
+        `targets`: a class index per clip, attacked towards whatever the target mode
+        (every_label.py expands clips into these).
         """
         goal = self.goal(target)
         return run_engine(
@@ -285,6 +290,7 @@ class Attack:
             reporter or NullReporter(),
             cancel,
             self.name,
+            targets,
         )
 
 
@@ -352,8 +358,10 @@ def run_engine(
     reporter: Reporter,
     cancel: threading.Event | None,
     job: str,
+    targets: Sequence[int] | None = None,
 ) -> list[AttackResult]:
     _validate_goal(goal, labels)
+    check_explicit_targets(goal.target, targets, len(clips), len(model.labels))
     named_target = resolve_target(goal, model.labels)
     items = list(range(len(clips))) if items is None else list(items)
     short = [i for i, c in zip(items, clips, strict=True) if len(c) < model.min_samples]
@@ -382,6 +390,7 @@ def run_engine(
                 reporter,
                 cancel,
                 job,
+                None if targets is None else [targets[i] for i in idx],
             )
             for position, result in zip(idx, batch.run(), strict=True):
                 results[position] = result
@@ -437,7 +446,8 @@ class _BatchAttack:
     """One padded batch through the loop; rows leave the active set as they succeed."""
 
     def __init__(
-        self, model, clips, config, goal, named_target, labels, items, seed, reporter, cancel, job
+        self, model, clips, config, goal, named_target, labels, items, seed, reporter, cancel, job,
+        targets=None,
     ) -> None:
         self.model, self.config, self.goal = model, config, goal
         self.items, self.reporter, self.cancel, self.job = items, reporter, cancel, job
@@ -458,7 +468,11 @@ class _BatchAttack:
             if labels is None
             else torch.tensor([UNKNOWN_LABEL if t is None else t for t in labels], device=device)
         )
-        self.target = self._targets(clean_logits, named_target, generators)
+        self.target = (
+            self._targets(clean_logits, named_target, generators)
+            if targets is None
+            else torch.tensor(targets, device=device)
+        )
         self.already = self._already_met(labels)
         self.signal_norm = self.x.norm(dim=-1, keepdim=True)
         linf = config.budget.linf
