@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +25,20 @@ EVERY_LABEL = "every-label"
 _CELL_PREFIX = f"{EVERY_LABEL}:"
 
 
-def check_every_label(n_classes: int) -> None:
-    """A model with one class has no label to move a clip to."""
+def check_every_label(n_classes: int, attacks: Sequence[Any] = ()) -> None:
+    """Refuse what makes no sense with every-label: a model of one class (no other label to
+    move a clip to), and `success=truth` (a success test of untargeted attacks, while every
+    cell has its target)."""
     if n_classes < 2:
         raise ParameterError(
             f"--target {EVERY_LABEL} needs a model of at least 2 classes; this one has {n_classes}"
         )
+    for attack in attacks:
+        if attack.params.get("success") == "truth":
+            raise ParameterError(
+                f"{attack.name}: success=truth judges untargeted attacks; --target {EVERY_LABEL} "
+                "gives every cell its class"
+            )
 
 
 def check_explicit_targets(

@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from advstudio.core.metrics import snr_db
+
 ALREADY, FAILED, NOT_RUN = "=", "-", " "
 CELL_KEYS = ("success", "already", "snr_db", "confidence", "iterations", "new_pred")
 
@@ -59,6 +63,31 @@ def label_matrix(
         "snr_db_mean": _mean([c["snr_db"] for c in reached]),
         "confidence_mean": _mean([c["confidence"] for c in reached]),
     }
+
+
+def file_cells(
+    path: str, original: np.ndarray, results: Sequence[Any], checks: Sequence[Any | None]
+) -> list[dict[str, Any]]:
+    """The cells of one file attacked towards every class (AttackResults in class order),
+    judged on each written file read back (its ExportCheck; None for an already-met cell,
+    which has no file): success must survive writing, SNR and confidence are the file's."""
+    cells = []
+    for result, check in zip(results, checks, strict=True):
+        samples = result.adversarial if check is None else check.samples
+        cells.append(
+            {
+                "file": path,
+                "label": result.true_label,
+                "target": result.target,
+                "success": check is not None and result.holds_for(check.prediction),
+                "already": result.already,
+                "snr_db": snr_db(original, samples),
+                "confidence": result.confidence if check is None else check.confidence,
+                "iterations": result.iterations,
+                "new_pred": result.new_pred if check is None else check.prediction,
+            }
+        )
+    return cells
 
 
 def cell_text(cell: dict[str, Any] | None) -> str:

@@ -99,12 +99,12 @@ class StudySpec:
             raise ParameterError("seeds must be at least 1")
         return [DEFAULT_SEED + k for k in range(self.seeds)]
 
-    def cells(self, n_classes: int) -> list[int | None]:
+    def cells(self, n_classes: int, attacks: Sequence[Attack]) -> list[int | None]:
         """The target class of each cell of a file: every class for every-label (each its own
         stored row), else one cell of no explicit target."""
         if self.target != EVERY_LABEL:
             return [None]
-        check_every_label(n_classes)
+        check_every_label(n_classes, attacks)
         return list(range(n_classes))
 
 
@@ -194,7 +194,7 @@ def run_study(
     settings = {name: spec.settings(name) for name in spec.attacks}
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
-    cells = spec.cells(len(model.labels))
+    cells = spec.cells(len(model.labels), [a for group in settings.values() for a in group])
     seeds = spec.seed_values()
     config = {
         "attacks": spec.attacks,
