@@ -90,6 +90,11 @@ def file_cells(
     return cells
 
 
+def cell_kind(cell: dict[str, Any]) -> str:
+    """"already" (the clean prediction), "reached" or "missed"."""
+    return "already" if cell["already"] else "reached" if cell["success"] else "missed"
+
+
 def cell_text(cell: dict[str, Any] | None) -> str:
     """A cell as the text table shows it: the SNR of a success, '-' a failure, '=' already
     met, blank not run."""

@@ -51,7 +51,11 @@ from advstudio.core.audio.views import (
     symmetric_levels,
 )
 from advstudio.core.errors import ExportExistsError, ParameterError
-from advstudio.core.evaluation.label_matrix import cell_text, matrix_figures_text
+from advstudio.core.evaluation.label_matrix import (
+    cell_kind,
+    cell_text,
+    matrix_figures_text,
+)
 from advstudio.core.metrics import snr_db
 from advstudio.core.playback import PERTURBATION_PEAK, perturbation_for_listening
 from advstudio.core.reports.provenance import relative_names
@@ -381,7 +385,7 @@ def _every_label_view(matrix: dict[str, Any], names: dict[str, str]) -> dict[str
     def view(cell: dict[str, Any] | None) -> dict[str, str]:
         if cell is None:
             return {"kind": "", "text": "", "tip": "not run"}
-        kind = "already" if cell["already"] else "reached" if cell["success"] else "missed"
+        kind = cell_kind(cell)
         confidence = format_number(cell["confidence"], 3)
         text = cell_text(cell)
         if kind == "reached":
