@@ -479,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         help="a class name, random, least-likely, untargeted, or a directive: wrong (away "
-        "from the file's class) or right (to its class; the class comes from the folder name) "
+        "from the file's class), right (to its class; the class comes from the folder name) "
+        "or every-label (towards each class in turn: one output file per class) "
         "(default: the attack's own; random for cw and mscw)",
     )
     p.add_argument("--preset", help="named parameter set, e.g. paper")
@@ -532,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         help="override every attack's target: a class, random, least-likely, untargeted, "
-        "wrong (every file away from its class) or right (every file to its class)",
+        "wrong (every file away from its class), right (every file to its class) or "
+        "every-label (every file towards each class in turn: a file x label matrix)",
     )
     p.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 21, 22, ...")
     p.add_argument(
