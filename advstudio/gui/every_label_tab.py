@@ -11,7 +11,14 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from advstudio.core.attacks.base import DEFAULT_SEED
 from advstudio.core.evaluation.label_matrix import (
@@ -20,7 +27,7 @@ from advstudio.core.evaluation.label_matrix import (
     label_matrix,
     matrix_figures_text,
 )
-from advstudio.gui.panels import AttackSettings
+from advstudio.gui.panels import AttackSettings, abbreviations
 
 COLOURS = {"reached": "#cdebd0", "missed": "#eeeeee", "already": "#dfe5f3"}
 IDLE_TEXT = (
@@ -54,9 +61,16 @@ class EveryLabelTab(QWidget):
         self.caption = QLabel(IDLE_TEXT)
         self.caption.setWordWrap(True)
         self.grid = QTableWidget(0, len(labels))
-        self.grid.setHorizontalHeaderLabels(list(labels))
+        for k, (short, label) in enumerate(zip(abbreviations(labels), labels, strict=True)):
+            header = QTableWidgetItem(short)
+            header.setToolTip(label)
+            self.grid.setHorizontalHeaderItem(k, header)
+        self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.grid.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.grid.setToolTip("SNR dB of a success; - not reached; = the class the file already is")
+        self.grid.setToolTip(
+            "SNR dB of a success; - not reached; = the class the file already is "
+            "(hover a column's heading for its class)"
+        )
         self.figures = QLabel()
         self.figures.setWordWrap(True)
         layout = QVBoxLayout(self)
