@@ -67,13 +67,6 @@ def cell_mode(target: int) -> str:
     return f"{_CELL_PREFIX}{target}"
 
 
-def cell_target(target_mode: str) -> int | None:
-    """The class of a cell's stored target mode; None for any other mode."""
-    if not target_mode.startswith(_CELL_PREFIX):
-        return None
-    return int(target_mode[len(_CELL_PREFIX) :])
-
-
 @dataclass(frozen=True)
 class Expansion:
     """N clips as N x K rows: row r is clip `clip[r]` attacked towards class `target[r]`."""
