@@ -28,7 +28,10 @@ EXIT_NOT_FOUND = 3  # attack: no adversarial file written (see ATTACK_EXIT_STATU
 ATTACK_EXIT_STATUS = (
     "exit status: 0 when the written file is adversarial; 3 when no adversarial example was "
     "found, when its success did not survive writing the file, or when the clip is already "
-    "classified as the target (then nothing is written); 2 for a usage or input error"
+    "classified as the target (then nothing is written); 2 for a usage or input error. "
+    "With --target every-label, OUTPUT names one file per class (out.wav -> "
+    "out.03-Bass_guitar.wav; none for the class the file already is), and the status is 0 "
+    "only when every file written is adversarial"
 )
 
 
@@ -94,17 +97,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.attacks import make_attack
+    from advstudio.core.attacks.every_label import EVERY_LABEL, check_every_label
     from advstudio.core.attacks.params import parse_assignments
     from advstudio.core.audio.io import check_export_path
     from advstudio.core.data.datasets import folder_class
     from advstudio.core.models import load_model
-    from advstudio.core.output_paths import check_output_file
+    from advstudio.core.output_paths import check_output_file, per_label_files
     from advstudio.core.reports.export import export_and_reclassify
 
-    out = check_output_file(args.output, args.overwrite)
-    check_export_path(out, args.subtype, args.overwrite)
+    every_label = args.target == EVERY_LABEL
+    # every-label writes beside OUTPUT, not to it (per_label_files checks those files)
+    out = check_output_file(args.output, args.overwrite or every_label)
+    check_export_path(out, args.subtype, args.overwrite or every_label)
     model = load_model(args.model, labels=args.labels, device=args.device)
     attack = make_attack(args.attack, args.preset, **parse_assignments(args.param))
+    outputs = []
+    if every_label:
+        check_every_label(len(model.labels), [attack])
+        outputs = per_label_files(out, model.labels, args.overwrite)
     audio = load_part(args.file, model, args.start, args.duration)
     if audio.conversions:
         print(f"advstudio: {args.file}: {audio.conversions}", file=sys.stderr)
@@ -112,6 +122,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     # The file's class, when its folder names one: the directives (wrong, right) need it, and
     # untargeted success then excludes it too.
     label = folder_class(args.file, model.labels)
+    if every_label:
+        return _attack_every_label(args, model, attack, audio, label, outputs, reporter)
     (result,) = attack.run(
         model,
         [audio.samples],
@@ -183,6 +195,56 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return 0 if survived else EXIT_NOT_FOUND
 
 
+def _attack_every_label(args, model, attack, audio, label, outputs, reporter) -> int:
+    """The file attacked towards every class (one batch of one row per class), one file
+    written per class it was not already, and its one-row file x label matrix printed."""
+    from advstudio.core.attacks.every_label import EVERY_LABEL, expand
+    from advstudio.core.evaluation.label_matrix import file_cells, format_label_matrix, label_matrix
+    from advstudio.core.reports.export import export_and_reclassify
+    from advstudio.core.reports.study import study_json
+
+    rows = expand([audio.samples], len(model.labels), None if label is None else [label])
+    results = attack.run(
+        model,
+        rows.clips,
+        EVERY_LABEL,
+        rows.labels,
+        seed=args.seed,
+        items=rows.items,
+        batch_size=len(rows.clips),
+        reporter=reporter,
+        targets=rows.target,
+    )
+    checks = [
+        None
+        if result.already
+        else export_and_reclassify(model, result.adversarial, path, args.subtype, args.overwrite)
+        for result, path in zip(results, outputs, strict=True)
+    ]
+    cells = file_cells(str(args.file), audio.samples, results, checks)
+    matrix = label_matrix(cells, [str(args.file)], model.labels, f"{attack.title} {args.file}")
+    written = {
+        model.labels[k]: str(check.path) for k, check in enumerate(checks) if check is not None
+    }
+    if args.json:
+        report = {
+            "file": str(args.file),
+            "attack": attack.name,
+            "params": attack.params,
+            "seed": args.seed,
+            "original": model.labels[results[0].orig_pred],
+            "subtype": args.subtype,
+            "outputs": written,
+            "every_label": matrix,
+        }
+        print(study_json(report))
+    else:
+        print(format_label_matrix(matrix))
+        print(f"{len(written)} files written beside {args.output} ({args.subtype})")
+    attacked = [cell for cell in cells if not cell["already"]]
+    return 0 if attacked and all(cell["success"] for cell in attacked) else EXIT_NOT_FOUND
+
+
 def load_part(
     path: str, model: AudioClassifier, start: float | None, duration: float | None
 ) -> Audio:
@@ -198,6 +260,7 @@ def load_part(
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.evaluation.label_matrix import format_label_matrix
     from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.evaluation.study import StudySpec, run_study
     from advstudio.core.evaluation.summary import sweep_rows
@@ -237,6 +300,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(summary))
     if sweep:
         print(format_sweep(summary["sweep"]))
+    for matrix in summary.get("every_label", []):
+        print(format_label_matrix(matrix))
     for row in summary["table"]:
         if row["n_adversarial"] < spec.min_found:
             print(
@@ -414,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         help="a class name, random, least-likely, untargeted, or a directive: wrong (away "
-        "from the file's class) or right (to its class; the class comes from the folder name) "
+        "from the file's class), right (to its class; the class comes from the folder name) "
+        "or every-label (towards each class in turn: one output file per class) "
         "(default: the attack's own; random for cw and mscw)",
     )
     p.add_argument("--preset", help="named parameter set, e.g. paper")
@@ -467,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         help="override every attack's target: a class, random, least-likely, untargeted, "
-        "wrong (every file away from its class) or right (every file to its class)",
+        "wrong (every file away from its class), right (every file to its class) or "
+        "every-label (every file towards each class in turn: a file x label matrix)",
     )
     p.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 21, 22, ...")
     p.add_argument(

@@ -660,3 +660,56 @@ def test_the_right_directive_aims_a_clip_at_the_class_its_folder_names(qtbot, wi
     outcome = attack(qtbot, window, target="right")
     assert outcome.result.target == window.model.labels.index("Male_singing")
     assert not outcome.result.already
+
+
+def test_every_label_grid_fills_and_a_click_plays_that_version(qtbot, window):
+    """Target every-label and Run attack on one file: the Every label tab shows a row of
+    cells as they finish; clicking a reached cell shows and loads that version in the Clip
+    tab (the file attacked towards that class)."""
+    select(qtbot, window, 0)  # Accordion_0000: FGSM's paper preset reaches Gong from it
+    path = str(window.audio.path)
+    panel = window.attack_panel
+    panel.attack.setCurrentText("fgsm")
+    panel.preset.setCurrentText("paper")
+    panel.target.setCurrentText("every-label")
+    grid = window.every_label.grid
+    filled_while_running = []
+
+    def watch() -> None:
+        if window.running == "batch":
+            filled = sum(grid.item(0, k) is not None for k in range(grid.columnCount()))
+            filled_while_running.append(filled)
+
+    timer = QTimer(window)  # owned by the window: no orphan Qt object at interpreter exit
+    timer.setInterval(20)
+    timer.timeout.connect(watch)
+    timer.start()
+    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
+        panel.run_button.click()
+        assert window.tabs.currentWidget() is window.every_label
+    timer.stop()
+    assert any(0 < n < grid.columnCount() for n in filled_while_running), "never filled live"
+    labels = window.model.labels
+    assert (grid.rowCount(), grid.columnCount()) == (1, len(labels))
+    texts = [grid.item(0, k).text() for k in range(len(labels))]
+    assert texts[labels.index("Accordion")] == "="
+    gong = labels.index("Gong")
+    assert float(texts[gong]) and texts.count("-") == len(labels) - 2
+    assert "reached 1 of 11 cells attacked" in window.every_label.figures.text()
+    rect = grid.visualItemRect(grid.item(0, gong))
+    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
+        qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.tabs.currentWidget() is window.clip
+    assert str(window.audio.path) == path and window.result.target == gong
+    assert window.result.success
+    assert float(texts[gong]) == pytest.approx(window.result.snr_db, abs=0.5)  # float vs file
+    assert window.clip.output.sources == ("original", "adversarial", "perturbation")
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    assert window.clip.output.source == "adversarial"
+    # A failed cell is a version too; the already-met one has nothing to attack.
+    missed = labels.index("Bass_drum")
+    rect = grid.visualItemRect(grid.item(0, missed))
+    window.tabs.setCurrentWidget(window.every_label)
+    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
+        qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.result.target == missed and not window.result.success

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks import Attack, AttackResult, make_attack
+from advstudio.core.attacks.base import DEFAULT_SEED
 from advstudio.core.audio import Audio
 from advstudio.core.audio.views import (
     SpectrogramView,
@@ -142,6 +143,48 @@ class AttackJob:
         return AttackOutcome(result, samples, original, adversarial, views)
 
 
+@dataclass(frozen=True)
+class CellVersion:
+    """One cell of an every-label grid made audible: the file opened and its attack towards
+    the cell's class, by the job that ran it."""
+
+    opened: OpenedClip
+    outcome: AttackOutcome
+    attack_job: AttackJob
+
+
+@dataclass
+class CellVersionJob:
+    """The adversarial version of one file for one target class, as an every-label run made
+    it: the study keeps no waveforms, so the file is attacked again with the run's setting,
+    seed and explicit target (its result is the cell's: starts are drawn per clip)."""
+
+    model: AudioClassifier
+    path: str
+    target: int
+    attack: str
+    preset: str | None
+    params: dict[str, Any]
+    seed: int = DEFAULT_SEED  # the grid shows the first seed's cells
+    settings: ViewSettings = ViewSettings()
+    label: int | None = None
+
+    def __call__(self, reporter: Reporter, cancel: threading.Event) -> CellVersion:
+        opened = OpenClipJob(self.model, self.path, self.settings)(reporter, cancel)
+        attack_job = AttackJob(
+            self.model,
+            opened.audio.samples,
+            self.attack,
+            self.preset,
+            self.params,
+            self.model.labels[self.target],  # a named target is the cell's explicit target
+            self.seed,
+            self.settings,
+            label=self.label,
+        )
+        return CellVersion(opened, attack_job(reporter, cancel), attack_job)
+
+
 @dataclass
 class StudyJob:
     model: AudioClassifier
@@ -170,6 +213,7 @@ class LiveState:
     goal_probability: list[float] = field(default_factory=list)
     clean_counts: np.ndarray | None = None
     attacked_counts: np.ndarray | None = None
+    cells: list[dict[str, Any]] = field(default_factory=list)  # a study's files with a target
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -195,6 +239,8 @@ class LiveState:
                     final = m["new_pred"] if m["adversarial"] else m["clean_pred"]
                     self.clean_counts[m["clean_pred"], m["label"]] += 1
                     self.attacked_counts[final, m["label"]] += 1
+                if m.get("target") is not None:
+                    self.cells.append(_cell(event.name, m))
 
     def snapshot(self) -> dict[str, Any]:
         """A copy that the GUI thread may keep and draw."""
@@ -210,4 +256,18 @@ class LiveState:
                 "goal_probability": np.array(self.goal_probability),
                 "clean_counts": self.clean_counts.copy(),
                 "attacked_counts": self.attacked_counts.copy(),
+                "cells": list(self.cells),
             }
+
+
+def _cell(path: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A finished study row as a cell of label_matrix."""
+    cell = {key: metrics[key] for key in ("target", "already", "snr_db", "confidence")}
+    return cell | {
+        "file": path,
+        "seed": metrics["seed"],
+        "label": metrics["label"],
+        "success": metrics["adversarial"],
+        "iterations": metrics["iterations"],
+        "new_pred": metrics["new_pred"],
+    }

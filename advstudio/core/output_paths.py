@@ -5,10 +5,14 @@ new file, and nothing is overwritten unasked."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from advstudio.core.errors import ExportExistsError, OutputError
+
+_SAFE_NAME = re.compile(r"[^\w.-]+")  # what a class name may keep in a file name
 
 
 def check_writable_folder(folder: Path, what: str = "output folder") -> None:
@@ -47,3 +51,17 @@ def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Pat
     if any(path.iterdir()) and not overwrite:
         raise ExportExistsError(f"{path}: not empty; choose another folder or --overwrite")
     return path
+
+
+def per_label_files(
+    path: str | os.PathLike, labels: Sequence[str], overwrite: bool = False
+) -> list[Path]:
+    """One file per class beside `path` (`out.wav` -> `out.03-Bass_guitar.wav`: the class
+    number keeps names apart that the same characters would join), each checked as
+    `check_output_file` checks one."""
+    path = Path(path)
+    names = [
+        path.with_name(f"{path.stem}.{k:02d}-{_SAFE_NAME.sub('_', label)}{path.suffix}")
+        for k, label in enumerate(labels)
+    ]
+    return [check_output_file(name, overwrite) for name in names]

@@ -26,13 +26,22 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.attacks import AttackResult
+from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.audio import Audio
 from advstudio.core.audio.views import ViewSettings
 from advstudio.core.data.datasets import examples_from_class_folders, folder_class
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import default_store_path
 from advstudio.core.evaluation.study import StudySpec
-from advstudio.core.jobs import AttackJob, AttackOutcome, LiveState, OpenClipJob, StudyJob
+from advstudio.core.jobs import (
+    AttackJob,
+    AttackOutcome,
+    CellVersion,
+    CellVersionJob,
+    LiveState,
+    OpenClipJob,
+    StudyJob,
+)
 from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, open_output
 from advstudio.core.progress import NullReporter
@@ -40,6 +49,7 @@ from advstudio.core.reports.study import result_notes
 from advstudio.core.resources import demo_clips
 from advstudio.gui.batch_tab import BatchTab
 from advstudio.gui.clip_tab import ClipTab
+from advstudio.gui.every_label_tab import EveryLabelTab
 from advstudio.gui.exports import Exports
 from advstudio.gui.file_list import PATH_ROLE, FileList
 from advstudio.gui.menus import build_file_menu
@@ -111,6 +121,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.clip, "Clip")
         self.tabs.addTab(self.batch, "Batch")
+        self.every_label = EveryLabelTab(labels)
+        self.tabs.addTab(self.every_label, "Every label")
         self.setCentralWidget(self.tabs)
 
         self.attack_panel = AttackPanel(labels)
@@ -156,6 +168,7 @@ class MainWindow(QMainWindow):
         self.attack_panel.changed.connect(self._refresh_plan)
         self.batch.run_requested.connect(self.run_batch)
         self.batch.cancel_requested.connect(self.worker.cancel)
+        self.every_label.version_requested.connect(self.show_version)
         self.worker.finished.connect(self._job_finished)
         self.worker.failed.connect(self._job_failed)
         self.worker.cancelled.connect(self._job_cancelled)
@@ -357,6 +370,9 @@ class MainWindow(QMainWindow):
             self.problem("No file", "select a file to attack first")
             return
         plan = self.attack_panel.settings()
+        if plan.target == EVERY_LABEL:  # a grid, not one result: a batch of this one file
+            self.run_batch([self.audio.path])
+            return
         region = None
         if self.attack_panel.region_only.isEnabled() and self.attack_panel.region_only.isChecked():
             region = self.clip.signals.loop_region()
@@ -378,11 +394,12 @@ class MainWindow(QMainWindow):
             where = "" if region is None else f" ({region[0]:.2f}-{region[1]:.2f} s)"
             self.log(f"attack {plan.describe()} on {self.clip.state.name}{where} started")
 
-    def run_batch(self) -> None:
-        """The Attack panel's attack, preset, parameters and target on every listed file.
-        Files in folders named after no class are attacked too, and counted apart."""
+    def run_batch(self, paths: list[Path] | None = None) -> None:
+        """The Attack panel's attack, preset, parameters and target on every listed file (or
+        on `paths`). Files in folders named after no class are attacked too, and counted
+        apart. With target every-label the Every label tab shows the grid as it fills."""
         plan = self.attack_panel.settings()
-        paths = self.file_list.paths()
+        paths = paths or self.file_list.paths()
         if not paths:
             self.problem("Cannot run the batch", "the file list is empty")
             return
@@ -400,6 +417,9 @@ class MainWindow(QMainWindow):
             self.live = live
             self._set_running("batch", len(examples) * spec.seeds)
             self.tabs.setCurrentWidget(self.batch)
+            if plan.target == EVERY_LABEL:
+                self.every_label.start([str(e.path) for e in examples], plan)
+                self.tabs.setCurrentWidget(self.every_label)
             unlabelled = sum(e.label is None for e in examples)
             apart = (
                 f" ({unlabelled} in folders named after no class: attacked, but not in the "
@@ -423,6 +443,7 @@ class MainWindow(QMainWindow):
             self.attack_panel.show_curves(snapshot)
         elif self.running == "batch":
             self.batch.show_progress(snapshot)
+            self.every_label.show_cells(snapshot["cells"])
 
     def _set_running(self, kind: str | None, total: int = 0) -> None:
         """Buttons and lists for a running attack or batch (kind None: idle again). During an
@@ -460,6 +481,12 @@ class MainWindow(QMainWindow):
         self._job_done("done")
         if self.closing:
             return
+        if isinstance(result, CellVersion):  # an every-label cell: its file, then its attack
+            self.clip.show_clip(result.opened)
+            self.file_list.reselect(result.opened.audio.path)
+            self.wanted_path, self.attack_job = str(result.opened.audio.path), result.attack_job
+            self.tabs.setCurrentWidget(self.clip)
+            result = result.outcome
         if isinstance(result, AttackOutcome):
             self._show_attack(result)
         else:
@@ -493,8 +520,31 @@ class MainWindow(QMainWindow):
             + "".join(f"; warning: {w}" for w in result.warnings)
         )
 
+    def show_version(self, path: str, target: int) -> None:
+        """An every-label cell's version in the Clip tab: the file attacked again towards the
+        cell's class with the grid's settings (the result store keeps no waveforms)."""
+        plan = self.every_label.state.plan
+        job = CellVersionJob(
+            self.model,
+            path,
+            target,
+            plan.attack,
+            plan.preset,
+            plan.params,
+            settings=self.clip.signals.settings(),
+            label=folder_class(path, self.model.labels),
+        )
+        live = LiveState(len(self.model.labels))
+        if not self.worker.start(job, live):
+            self.problem("Busy", "wait for the running job to finish, or cancel it, first")
+            return
+        self.live = live
+        self._set_running("attack")
+        self.log(f"{Path(path).name} towards {self.model.labels[target]}: re-creating it")
+
     def _show_study(self, summary: dict[str, Any]) -> None:
         self.batch.show_study(summary)
+        self.every_label.show_study(summary)
         self.log(
             f"batch finished: {len(summary['table'])} attacks, clean accuracy "
             f"{summary['clean']['accuracy']:.3f}"

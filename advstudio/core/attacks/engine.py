@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from advstudio.core.attacks.composition import Composition, quantise
+from advstudio.core.attacks.every_label import check_explicit_targets
 from advstudio.core.attacks.goals import (
     UNKNOWN_LABEL,
     Goal,
@@ -66,6 +67,7 @@ def run_engine(
     names each clip's target class index (the every-label directive), whatever the goal's
     target mode."""
     validate_goal(goal, labels)
+    check_explicit_targets(goal.target, targets, len(clips), len(model.labels))
     named_target = resolve_target(goal, model.labels)
     items = list(range(len(clips))) if items is None else list(items)
     short = [i for i, c in zip(items, clips, strict=True) if len(c) < model.min_samples]

@@ -10,7 +10,8 @@
 - Directives (paper 004): `wrong` drives every clip away from its ground truth (untargeted,
   success against the truth: clips already misclassified are done at 0 iterations);
   `right` drives every clip to its ground truth (the "perfect system": clips already right
-  are done). Both need every clip's class.
+  are done). Both need every clip's class. `every-label` attacks each clip towards every
+  class in turn, through explicit per-clip targets (every_label.py).
 - Random targets and random starts are drawn from the seed and the clip's own samples, so a
   clip gets the same target and start whatever batch or position it has, and different
   clips attacked one at a time get different targets.
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.errors import ParameterError
 from advstudio.core.labels import match_label
 
-TARGET_MODES = ("untargeted", "random", "least-likely", "wrong", "right")
+TARGET_MODES = ("untargeted", "random", "least-likely", "wrong", "right", EVERY_LABEL)
 DIRECTIVES = ("wrong", "right")  # target modes judged against each clip's ground truth
 SUCCESS_AGAINST = ("prediction", "truth")
 UNKNOWN_LABEL = -1  # the ground truth of a clip whose class is not known

@@ -18,9 +18,11 @@ import numpy as np
 
 from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
 from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED
+from advstudio.core.attacks.every_label import EVERY_LABEL, cell_mode, check_every_label
 from advstudio.core.attacks.goals import resolve_target
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.evaluation.label_matrix import label_matrix
 from advstudio.core.evaluation.noise import white_noise_control
 from advstudio.core.evaluation.store import (
     ResultRow,
@@ -28,7 +30,13 @@ from advstudio.core.evaluation.store import (
     SettingKey,
     canonical_params,
 )
-from advstudio.core.evaluation.summary import paired_ttests, summarise, summarise_seeds
+from advstudio.core.evaluation.summary import (
+    paired_ttests,
+    row_already_met,
+    summarise,
+    summarise_cells,
+    summarise_seeds,
+)
 from advstudio.core.inference import load_for_model
 from advstudio.core.metrics import confusion_counts, normalise_columns, snr_db
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
@@ -42,6 +50,7 @@ from advstudio.core.progress import (
     Reporter,
 )
 from advstudio.core.reports.export import reclassify_many
+from advstudio.core.reports.study import params_text
 from advstudio.core.training import versions
 
 
@@ -52,7 +61,7 @@ class StudySpec:
     grid: dict[str, list[str]] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     seeds: int = 1
-    target: str | None = None  # None: each attack's default
+    target: str | None = None  # None: each attack's default; every-label: a row per class
     min_found: int = 0
     noise_control: bool = False
     noise_snr_db: float | None = None
@@ -90,6 +99,14 @@ class StudySpec:
         if self.seeds < 1:
             raise ParameterError("seeds must be at least 1")
         return [DEFAULT_SEED + k for k in range(self.seeds)]
+
+    def cells(self, n_classes: int, attacks: Sequence[Attack]) -> list[int | None]:
+        """The target class of each cell of a file: every class for every-label (each its own
+        stored row), else one cell of no explicit target."""
+        if self.target != EVERY_LABEL:
+            return [None]
+        check_every_label(n_classes, attacks)
+        return list(range(n_classes))
 
 
 class _StepsOnly:
@@ -178,6 +195,7 @@ def run_study(
     settings = {name: spec.settings(name) for name in spec.attacks}
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
+    cells = spec.cells(len(model.labels), [a for group in settings.values() for a in group])
     seeds = spec.seed_values()
     config = {
         "attacks": spec.attacks,
@@ -192,9 +210,15 @@ def run_study(
     clean_probs = predict_proba(model, data.clips)
     clean_pred = clean_probs.argmax(1)
     n_classes = len(model.labels)
-    jobs = [(a, seed) for name in spec.attacks for a in settings[name] for seed in seeds]
+    jobs = [
+        (a, seed, cell)
+        for name in spec.attacks
+        for a in settings[name]
+        for seed in seeds
+        for cell in cells
+    ]
     total = len(jobs) * len(data.files)
-    keys = [_setting_key(model_id, attack, seed, spec) for attack, seed in jobs]
+    keys = [_setting_key(model_id, attack, seed, spec, cell) for attack, seed, cell in jobs]
     already = _finished_count(store, keys, data.files)
     if already:
         text = f"resuming: {already} of {total} results already in {store.path}"
@@ -210,7 +234,7 @@ def run_study(
             if wait and done < total:  # others hold the files still missing
                 waiting = f"{total - done} results are for another study on this store to finish"
                 reporter.report(Message("evaluate", f"waiting: {waiting}"))
-            for (attack, seed), key in zip(jobs, keys, strict=True):
+            for (attack, seed, cell), key in zip(jobs, keys, strict=True):
                 for chunk in store.claim_chunks(key, by_length, spec.batch_size, wait, cancel):
                     indices = [position[f] for f in chunk]  # one batch, one commit
                     results = attack.run(
@@ -223,6 +247,7 @@ def run_study(
                         spec.batch_size,
                         _StepsOnly(reporter),
                         cancel,
+                        None if cell is None else [cell] * len(indices),
                     )
                     rows = _rows_for_chunk(
                         model,
@@ -251,6 +276,10 @@ def run_study(
                                     "new_pred": row.new_pred,
                                     "adversarial": row.success and row.survived,
                                     "snr_db": row.snr_db,
+                                    "target": row.target,
+                                    "already": row_already_met(row, attack),
+                                    "iterations": row.iterations,
+                                    "confidence": row.confidence,
                                 },
                             )
                         )
@@ -259,9 +288,12 @@ def run_study(
         for attack in settings[name]:
             per_seed = []
             for seed in seeds:
-                rows = store.rows(*_setting_key(model_id, attack, seed, spec))
-                rows = [r for r in rows if r.file in position]
-                per_seed.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
+                per_cell = []
+                for cell in cells:
+                    rows = store.rows(*_setting_key(model_id, attack, seed, spec, cell))
+                    rows = [r for r in rows if r.file in position]
+                    per_cell.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
+                per_seed.append(per_cell[0] if cells == [None] else summarise_cells(per_cell))
             per_setting.append(per_seed)
     chosen = choose_settings(per_setting, spec.min_found)
     labelled = data.labelled()
@@ -281,6 +313,16 @@ def run_study(
         "settings": [_without_files(summarise_seeds(s)) for s in per_setting],
         "ttests": paired_ttests(chosen),
     }
+    if spec.target == EVERY_LABEL:
+        summary["every_label"] = [
+            label_matrix(
+                e["files"],
+                data.files,
+                model.labels,
+                f"{e['title']} {params_text(e)} · seed {e['seed']}",
+            )
+            for e in summary["attacks"]
+        ]
     for row in summary["table"]:
         row.pop("files")
     if spec.noise_control:
@@ -295,14 +337,19 @@ def run_study(
     return summary
 
 
-def _setting_key(model_id: str, attack: Attack, seed: int, spec: StudySpec) -> SettingKey:
+def _setting_key(
+    model_id: str, attack: Attack, seed: int, spec: StudySpec, cell: int | None = None
+) -> SettingKey:
+    """A row's identity apart from its file; an every-label cell's target mode names its
+    class, so that each cell is stored, and resumed, on its own."""
     return SettingKey(
         model_id,
         attack.name,
         canonical_params(attack.params),
         seed,
-        spec.target or attack.default_target,
+        (spec.target or attack.default_target) if cell is None else cell_mode(cell),
     )
+
 
 
 def _finished_count(store: ResultStore, keys: Iterable[SettingKey], files: list[str]) -> int:

@@ -31,6 +31,24 @@ def snr_warnings(snr_db_mean: float) -> list[str]:
     return [loud] if loud else []
 
 
+def judged_against_truth(row: ResultRow, attack: Attack) -> bool:
+    """Whether a stored row's untargeted success is judged against the ground truth."""
+    return attack.params["success"] == "truth" or row.target_mode == "wrong"
+
+
+def row_already_met(row: ResultRow, attack: Attack) -> bool:
+    """Whether a stored row's clean file already met the goal, so it was not attacked: no
+    success at 0 iterations (a clean clip short of the goal's confidence was attacked, so its
+    row shows steps or a success)."""
+    return (
+        not row.success
+        and row.iterations == 0
+        and goal_already_met(
+            row.orig_pred, row.target, row.label, judged_against_truth(row, attack)
+        )
+    )
+
+
 def summarise(
     rows: list[ResultRow],
     attack: Attack,
@@ -45,25 +63,11 @@ def summarise(
     prediction for those and the clean prediction for the rest, as the paper does, over the
     labelled files only (unlabelled ones are counted apart)."""
     labels = data.labels
-    against_truth = attack.params["success"] == "truth"
     by_file = {r.file: r for r in rows}
     final, files, adversarial, already = [], [], [], []
     for i, path in enumerate(data.files):
         row = by_file.get(path)
-        truth_judged = row is not None and (against_truth or row.target_mode == "wrong")
-        # Not attacked: no success at 0 iterations (a clean clip short of the goal's
-        # confidence was attacked, so its row shows steps or a success).
-        met = (
-            row is not None
-            and not row.success
-            and row.iterations == 0
-            and goal_already_met(
-                row.orig_pred,
-                row.target,
-                row.label,
-                truth_judged,
-            )
-        )
+        met = row is not None and row_already_met(row, attack)
         is_adv = (
             row is not None
             and row.success
@@ -73,7 +77,7 @@ def summarise(
                 row.orig_pred,
                 row.target,
                 row.label,
-                truth_judged,
+                judged_against_truth(row, attack),
             )
         )
         final.append(row.new_pred if is_adv else int(clean_pred[i]))
@@ -126,6 +130,44 @@ def summarise(
         else float("nan"),
         "confidence_mean": _mean([r.confidence for r in adversarial]),
         "confusion": normalise_columns(counts).tolist(),
+        "files": files,
+    }
+
+
+def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
+    """One every-label entry from the entries `summarise` gave each target class: counts over
+    every cell (a file x class), SNR, iterations and confidence over the cells reached, and
+    accuracy, normalised accuracy and confusion as the mean over the classes."""
+    first = per_class[0]
+    files = [f for entry in per_class for f in entry["files"]]
+    reached = [f for f in files if f["success"]]
+    snrs = [f["snr_db"] for f in reached]
+    snr_mean = _mean(snrs)
+
+    def total(key: str) -> int:
+        return sum(entry[key] for entry in per_class)
+
+    def over_classes(key: str) -> float:
+        return _mean([entry[key] for entry in per_class])
+
+    keys = ("attack", "title", "params", "preset", "seed")
+    return {k: first[k] for k in keys} | {
+        "targeted": True,
+        "n_files": total("n_files"),
+        "n_unlabelled": total("n_unlabelled"),
+        "n_adversarial": total("n_adversarial"),
+        "n_already": total("n_already"),
+        "n_found_float": total("n_found_float"),
+        "accuracy": over_classes("accuracy"),
+        "normalised_accuracy": over_classes("normalised_accuracy"),
+        "snr_db_mean": snr_mean,
+        "warnings": snr_warnings(snr_mean),
+        "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
+        "iterations_median": float(np.median([f["iterations"] for f in reached]))
+        if reached
+        else float("nan"),
+        "confidence_mean": _mean([f["confidence"] for f in reached]),
+        "confusion": np.mean([entry["confusion"] for entry in per_class], axis=0).tolist(),
         "files": files,
     }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advstudio.core.attacks import make_attack
+from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.data.datasets import Example
 from advstudio.core.inference import load_for_model
 from advstudio.core.models.base import AudioClassifier
@@ -76,6 +77,8 @@ def _recreate(
         [index[f["file"]] for f in files],
         len(clips),
         reporter,
+        # every-label: each file towards the class of its cell
+        targets=[f["target"] for f in files] if target == EVERY_LABEL else None,
     )
     with tempfile.TemporaryDirectory(prefix="advstudio-report-") as tmp:
         checks = reclassify_many(model, [r.adversarial for r in results], Path(tmp))

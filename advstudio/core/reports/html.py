@@ -51,6 +51,11 @@ from advstudio.core.audio.views import (
     symmetric_levels,
 )
 from advstudio.core.errors import ExportExistsError, ParameterError
+from advstudio.core.evaluation.label_matrix import (
+    cell_kind,
+    cell_text,
+    matrix_figures_text,
+)
 from advstudio.core.metrics import snr_db
 from advstudio.core.playback import PERTURBATION_PEAK, perturbation_for_listening
 from advstudio.core.reports.provenance import relative_names
@@ -374,6 +379,32 @@ def _sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"parameter": sweep["parameter"], "rows": rows, "png": png}
 
 
+def _every_label_view(matrix: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """A file x label matrix as rows of cells, each with its text, colour class and tooltip."""
+
+    def view(cell: dict[str, Any] | None) -> dict[str, str]:
+        if cell is None:
+            return {"kind": "", "text": "", "tip": "not run"}
+        kind = cell_kind(cell)
+        confidence = format_number(cell["confidence"], 3)
+        text = cell_text(cell)
+        if kind == "reached":
+            text = f"{text} ({confidence})"
+        tip = f"{cell['iterations']} iterations, confidence {confidence}"
+        return {"kind": kind, "text": text, "tip": tip}
+
+    rows = [
+        {"file": names.get(path, path), "cells": [view(c) for c in cells]}
+        for path, cells in zip(matrix["files"], matrix["cells"], strict=True)
+    ]
+    return {
+        "title": matrix["title"],
+        "labels": matrix["labels"],
+        "rows": rows,
+        "figures": matrix_figures_text(matrix).replace("\n", "; "),
+    }
+
+
 def _confusion_view(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str) -> dict:
     figure = confusion_figure(matrix, labels, title)
     return {
@@ -486,6 +517,7 @@ def _context(
         "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
         "noise": summary.get("noise_control"),
         "sweep": _sweep_view(summary.get("sweep")),
+        "every_label": [_every_label_view(m, names) for m in summary.get("every_label", [])],
         "ttests": ttests,
         "significant": [t for t in ttests if t.get("significant")],
         "confusions": confusions,

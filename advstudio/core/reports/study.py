@@ -26,6 +26,7 @@ CSV_COLUMNS = (
     "iterations",
     "snr_db",
     "confidence",
+    "already",
 )
 
 
@@ -180,6 +181,7 @@ def study_csv(summary: dict[str, Any]) -> str:
                     f["iterations"],
                     format_number(f["snr_db"], 4),
                     format_number(f["confidence"], 4),
+                    int(f.get("already", False)),  # absent from older summaries
                 ]
             )
     return out.getvalue()
