@@ -735,7 +735,7 @@ def test_the_spectrogram_attack_runs_from_its_form_with_its_presets(qtbot, windo
 def test_griffin_lim_on_and_off_heard_and_seen_side_by_side(qtbot, window):
     select(qtbot, window, 0)
     clip = window.clip
-    assert not clip.versions_box.isVisible()  # no attack with a Griffin-Lim switch yet
+    assert not clip.versions.isVisible()  # no attack with a Griffin-Lim switch yet
     panel = window.attack_panel
     panel.attack.setCurrentText("spectrogram")
     panel.preset.setCurrentText("paper")
@@ -744,8 +744,9 @@ def test_griffin_lim_on_and_off_heard_and_seen_side_by_side(qtbot, window):
     with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
         panel.run_button.click()
     with_gl = blocker.args[0].result
-    assert clip.versions_box.isVisible() and clip.compare_action.isEnabled()
-    assert [clip.version.itemText(i) for i in range(clip.version.count())] == ["Griffin-Lim on"]
+    assert clip.versions.isVisible() and clip.versions.compare_action.isEnabled()
+    box = clip.versions.box
+    assert [box.itemText(i) for i in range(box.count())] == ["Griffin-Lim on"]
 
     with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
         press(qtbot, window, "Ctrl+G")  # Compare Griffin-Lim on/off
@@ -758,7 +759,7 @@ def test_griffin_lim_on_and_off_heard_and_seen_side_by_side(qtbot, window):
     assert state.attack.params["n_fft"] == 256 and state.seed == first.seed
     assert without_gl.target == with_gl.target
     assert not np.array_equal(with_gl.adversarial, without_gl.adversarial)
-    assert not clip.compare_action.isEnabled()  # both are here
+    assert not clip.versions.compare_action.isEnabled()  # both are here
     stack = clip.signals.stack
     np.testing.assert_array_equal(stack.waves["adversarial"], without_gl.adversarial)
 
@@ -777,11 +778,11 @@ def test_griffin_lim_on_and_off_heard_and_seen_side_by_side(qtbot, window):
     )
     clip.source.setCurrentText("perturbation")
     assert output.source == "perturbation (Griffin-Lim on)" and output.position == 12345
-    clip.version.setCurrentText("Griffin-Lim off")  # the version box does the same
+    clip.versions.box.setCurrentText("Griffin-Lim off")  # the version box does the same
     assert output.source == "perturbation (Griffin-Lim off)" and output.position == 12345
 
     # Each version's waveform SNR and realised spectral SNR, as core measures them.
-    notes = clip.version_notes.text()
+    notes = clip.versions.notes.text()
     for name, result in (("Griffin-Lim on", with_gl), ("Griffin-Lim off", without_gl)):
         attack_used = state.versions[name].job.attack_used
         spectral = attack_used.spectral_snr_db(window.audio.samples, result.adversarial)
@@ -792,4 +793,4 @@ def test_griffin_lim_on_and_off_heard_and_seen_side_by_side(qtbot, window):
     assert "▶ Griffin-Lim off" in notes
 
     select(qtbot, window, 1)  # another clip: no versions, nothing to switch
-    assert not clip.versions_box.isVisible() and clip.state.versions == {}
+    assert not clip.versions.isVisible() and clip.state.versions == {}

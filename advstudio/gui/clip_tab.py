@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,7 +21,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -34,25 +32,11 @@ from advstudio.core.playback import AudioOutput, audition_sources
 from advstudio.core.progress import NullReporter
 from advstudio.gui.panels import ProbabilityView
 from advstudio.gui.signal_panel import SignalPanel
+from advstudio.gui.versions import SWITCH, Version, VersionBar, source_key
 from advstudio.gui.worker import JobWorker
 
 log = logging.getLogger("advstudio")
 CURSOR_MS = 33
-SWITCH = "griffin_lim"  # the attack parameter whose two settings the tab compares
-
-
-@dataclass(frozen=True)
-class Version:
-    """One attack's outcome on the clip and the job that gave it."""
-
-    outcome: AttackOutcome
-    job: AttackJob
-
-    @property
-    def name(self) -> str:
-        """"Griffin-Lim on" or "Griffin-Lim off" for an attack with the switch, else "attack"."""
-        setting = self.job.attack_used.params.get(SWITCH)
-        return "attack" if setting is None else f"Griffin-Lim {setting}"
 
 
 @dataclass
@@ -98,12 +82,6 @@ class ClipState:
         return name
 
 
-def source_key(kind: str, version: str | None) -> str:
-    """The playback source of `kind` (original, adversarial, perturbation) for a version;
-    with one version on show, the kind alone."""
-    return kind if kind == "original" or version is None else f"{kind} ({version})"
-
-
 class ClipTab(QWidget):
     status = Signal(str)  # a line for the status bar
     problem = Signal(str, str)  # title, message
@@ -111,7 +89,6 @@ class ClipTab(QWidget):
 
     def __init__(self, labels: list[str], output: AudioOutput) -> None:
         super().__init__()
-        self.labels = labels
         self.state = ClipState()
         self.twin_job: AttackJob | None = None  # the flipped attack the window runs for us
         self.output = output
@@ -125,34 +102,11 @@ class ClipTab(QWidget):
         self.source.addItems(["original", "adversarial", "perturbation"])
         self.play_button = QPushButton("Play")
         self.loop = QCheckBox("loop region")
-        self.compare_action = QAction("Compare Griffin-Lim on/off", self)
-        self.compare_action.setShortcut(QKeySequence("Ctrl+G"))
-        self.compare_action.setToolTip(
-            "run the same attack on this clip with Griffin-Lim flipped, then hear and see "
-            "both (Ctrl+G)"
-        )
-        self.compare_action.triggered.connect(self.compare_requested)
-        self.switch_action = QAction("Switch Griffin-Lim on/off", self)
-        self.switch_action.setShortcut(QKeySequence("G"))
-        self.switch_action.triggered.connect(self.switch_version)
-        for action in (self.compare_action, self.switch_action):
-            self.addAction(action)  # the shortcuts work while the tab is on show
-        compare_button = QToolButton()
-        compare_button.setDefaultAction(self.compare_action)
-        self.version = QComboBox()
-        self.version.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.version.setToolTip("the version the adversarial pane and playback show (G)")
-        self.version_notes = QLabel()  # each version's SNRs and prediction
-        self.version_notes.setWordWrap(True)  # never widens the window
-        self.versions_box = QWidget()  # shown for an attack with a Griffin-Lim switch
-        versions_layout = QHBoxLayout(self.versions_box)
-        versions_layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (compare_button, QLabel("version"), self.version):
-            versions_layout.addWidget(widget)
+        self.versions = VersionBar(labels)  # Griffin-Lim on/off, after a spectrogram attack
         controls = QHBoxLayout()
         for widget in (QLabel("hear"), self.source, self.play_button, self.loop):
             controls.addWidget(widget)
-        controls.addWidget(self.versions_box)
+        controls.addWidget(self.versions)
         controls.addStretch(1)
         self.probabilities = ProbabilityView(labels)
         probability_box = QWidget()
@@ -168,12 +122,13 @@ class ClipTab(QWidget):
         panes.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
-        layout.addWidget(self.version_notes)
+        layout.addWidget(self.versions.notes)
         layout.addWidget(panes, 1)
 
         self.signals.settings_changed.connect(lambda _: self.redraw())
         self.source.currentTextChanged.connect(lambda _: self._select_source())
-        self.version.currentTextChanged.connect(self.choose_version)
+        self.versions.chosen.connect(self.choose_version)
+        self.versions.compare_requested.connect(self.compare_requested)
         self.play_button.clicked.connect(self.toggle_playback)
         self.loop.toggled.connect(self._toggle_loop)
         self.signals.region.sigRegionChangeFinished.connect(self._apply_loop)
@@ -183,7 +138,6 @@ class ClipTab(QWidget):
         self.cursor_timer.setInterval(CURSOR_MS)
         self.cursor_timer.timeout.connect(self.move_cursor)
         self.cursor_timer.start()
-        self._show_versions()
 
     # ---- what is on show -----------------------------------------------------------------
 
@@ -204,8 +158,7 @@ class ClipTab(QWidget):
             self.twin_job = None
             self.state.versions[version.name] = version
             self._load_playback()
-            self._show_versions()
-            self.version.setCurrentText(version.name)  # the new one is on show
+            self.choose_version(version.name)  # the new one is on show
             return
         self.twin_job = None
         audio = self.state.audio
@@ -222,7 +175,7 @@ class ClipTab(QWidget):
         the same clip with the same seed, target and parameters; None (with a message) when
         there is no such attack on show or both versions are already here."""
         version = self.state.version
-        if version is None or SWITCH not in version.job.attack_used.params:
+        if version is None or not version.switchable:
             self.problem.emit(
                 "Nothing to compare",
                 "run the spectrogram attack first: it has Griffin-Lim to switch on and off",
@@ -251,11 +204,6 @@ class ClipTab(QWidget):
         self._select_source()
         self._show_versions()
 
-    def switch_version(self) -> None:
-        """To the other version (G), when there are two."""
-        if self.version.count() > 1:
-            self.version.setCurrentIndex(1 - self.version.currentIndex())
-
     def _show_version(self) -> None:
         """Panes and probabilities of the version on show."""
         version = self.state.version
@@ -266,34 +214,7 @@ class ClipTab(QWidget):
         )
 
     def _show_versions(self) -> None:
-        """The version box, the compare action and each version's SNRs, for an attack with a
-        Griffin-Lim switch; hidden for any other."""
-        version = self.state.version
-        switchable = version is not None and SWITCH in version.job.attack_used.params
-        self.versions_box.setVisible(switchable)
-        self.version_notes.setVisible(switchable)
-        self.compare_action.setEnabled(switchable and len(self.state.versions) == 1)
-        self.switch_action.setEnabled(len(self.state.versions) > 1)
-        self.version.blockSignals(True)
-        self.version.clear()
-        self.version.addItems(list(self.state.versions))
-        self.version.setCurrentText(self.state.chosen or "")
-        self.version.blockSignals(False)
-        self.version.setEnabled(len(self.state.versions) > 1)
-        if switchable:
-            self.version_notes.setText(
-                "   ".join(self._describe(v) for v in self.state.versions.values())
-            )
-
-    def _describe(self, version: Version) -> str:
-        result, spectral = version.outcome.result, version.outcome.spectral_snr_db
-        shown = "▶ " if version.name == self.state.chosen else ""
-        bound = version.job.attack_used.params["snr_db"]
-        return (
-            f"{shown}{version.name}: waveform SNR {result.snr_db:.1f} dB, spectral SNR "
-            f"{spectral:.1f} dB (bound {bound:g}), {self.labels[result.new_pred]} "
-            f"({result.confidence:.2f})"
-        )
+        self.versions.show_versions(self.state.versions, self.state.chosen)
 
     def close_down(self) -> None:
         self.closing = True
