@@ -704,12 +704,16 @@ def test_the_spectrogram_attack_runs_from_its_form_with_its_presets(qtbot, windo
     panel.preset.setCurrentText("paper")
     assert switch.currentText() == "on" and panel.settings().params["threshold"] == "0.9"
 
-    type_into(qtbot, panel.editors["n_fft"], "300")  # not a power of two
-    with qtbot.waitSignal(window.worker.failed, timeout=JOB_TIMEOUT_MS):
-        panel.run_button.click()
-    assert "n_fft" in window.last_problem and "\n" not in window.last_problem
-    assert window.last_problem in open_messages(window)
-    dismiss_messages(window)
+    # n_fft not a power of two, a negative step, a threshold outside (0, 1]: one line each.
+    for name, bad in (("n_fft", "300"), ("mu", "-0.1"), ("threshold", "1.5")):
+        good = panel.settings().params[name]
+        type_into(qtbot, panel.editors[name], bad)
+        with qtbot.waitSignal(window.worker.failed, timeout=JOB_TIMEOUT_MS):
+            panel.run_button.click()
+        assert name in window.last_problem and "\n" not in window.last_problem
+        assert window.last_problem in open_messages(window)
+        dismiss_messages(window)
+        type_into(qtbot, panel.editors[name], good)
 
     for name, value in QUICK_SPECTROGRAM.items():
         type_into(qtbot, panel.editors[name], str(value))
