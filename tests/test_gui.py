@@ -713,3 +713,141 @@ def test_every_label_grid_fills_and_a_click_plays_that_version(qtbot, window):
     with qtbot.waitSignal(window.worker.finished, timeout=60_000):
         qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.result.target == missed and not window.result.success
+
+
+# ---- the spectrogram adversary (paper 004) ---------------------------------------------------
+
+QUICK_SPECTROGRAM = {"n_fft": 256, "hop": 128, "max_iter": 2}  # a second or two on a demo clip
+
+
+def type_into(qtbot, editor, text: str) -> None:
+    """Replace a form field's text as a person types it."""
+    line = editor.lineEdit() if hasattr(editor, "lineEdit") else editor
+    line.selectAll()
+    qtbot.keyClicks(line, text)
+
+
+def open_messages(win: MainWindow) -> list[str]:
+    return [box.text() for box in win.findChildren(QMessageBox) if box.isVisible()]
+
+
+def test_the_spectrogram_attack_runs_from_its_form_with_its_presets(qtbot, window):
+    from PySide6.QtWidgets import QComboBox
+
+    from advstudio.core.attacks import SpectrogramAdversary
+
+    select(qtbot, window, 0)
+    panel = window.attack_panel
+    chooser = panel.attack
+    index = chooser.findText("spectrogram")
+    assert index >= 0
+    assert chooser.itemData(index, Qt.ItemDataRole.ToolTipRole) == SpectrogramAdversary.title
+    chooser.setCurrentIndex(index)
+    assert panel.title.text() == "Spectrogram adversary (Kereliuk et al.)"
+    # Its own schema and its own common parameters: no waveform budgets, no second snr_db.
+    own = SpectrogramAdversary.params_schema + SpectrogramAdversary.common_params
+    assert list(panel.editors) == [p.name for p in own]
+    assert not {"confidence", "l2"} & set(panel.editors)
+    switch = panel.editors["griffin_lim"]
+    assert isinstance(switch, QComboBox)
+    assert [switch.itemText(i) for i in range(switch.count())] == ["on", "off"]
+    assert [panel.preset.itemText(i) for i in range(panel.preset.count())] == ["paper", "nogl"]
+    panel.preset.setCurrentText("nogl")
+    assert switch.currentText() == "off" and panel.settings().params["snr_db"] == "15"
+    panel.preset.setCurrentText("paper")
+    assert switch.currentText() == "on" and panel.settings().params["threshold"] == "0.9"
+
+    # n_fft not a power of two, a negative step, a threshold outside (0, 1]: one line each.
+    for name, bad in (("n_fft", "300"), ("mu", "-0.1"), ("threshold", "1.5")):
+        good = panel.settings().params[name]
+        type_into(qtbot, panel.editors[name], bad)
+        with qtbot.waitSignal(window.worker.failed, timeout=JOB_TIMEOUT_MS):
+            panel.run_button.click()
+        assert name in window.last_problem and "\n" not in window.last_problem
+        assert window.last_problem in open_messages(window)
+        dismiss_messages(window)
+        type_into(qtbot, panel.editors[name], good)
+
+    for name, value in QUICK_SPECTROGRAM.items():
+        type_into(qtbot, panel.editors[name], str(value))
+    switch.setCurrentText("off")
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        panel.run_button.click()
+    outcome = blocker.args[0]
+    attack_used = window.clip.state.attack
+    assert attack_used.name == "spectrogram" and attack_used.preset == "paper"
+    assert {k: attack_used.params[k] for k in QUICK_SPECTROGRAM} == QUICK_SPECTROGRAM
+    assert attack_used.params["griffin_lim"] == "off"
+    assert window.result is outcome.result and outcome.result.iterations <= 2
+    assert outcome.spectral_snr_db == pytest.approx(
+        attack_used.spectral_snr_db(window.audio.samples, outcome.result.adversarial)
+    )
+    # The perturbation pane: the magnitude change on the attack's STFT (129 bins at n_fft 256).
+    stack = window.clip.signals.stack
+    assert "magnitude change (dB)" in stack.wave_plots["perturbation"].titleLabel.text
+    assert stack.images["perturbation"].image.shape[0] == 129
+    assert stack.colour_bars["perturbation"].levels() == pytest.approx((-12, 12))
+
+
+def test_griffin_lim_on_and_off_heard_and_seen_side_by_side(qtbot, window):
+    select(qtbot, window, 0)
+    clip = window.clip
+    assert not clip.versions.isVisible()  # no attack with a Griffin-Lim switch yet
+    panel = window.attack_panel
+    panel.attack.setCurrentText("spectrogram")
+    panel.preset.setCurrentText("paper")
+    for name, value in QUICK_SPECTROGRAM.items():
+        panel.set_param(name, value)
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        panel.run_button.click()
+    with_gl = blocker.args[0].result
+    assert clip.versions.isVisible() and clip.versions.compare_action.isEnabled()
+    box = clip.versions.box
+    assert [box.itemText(i) for i in range(box.count())] == ["Griffin-Lim on"]
+
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        press(qtbot, window, "Ctrl+G")  # Compare Griffin-Lim on/off
+    without_gl = blocker.args[0].result
+    state = clip.state
+    assert list(state.versions) == ["Griffin-Lim on", "Griffin-Lim off"]
+    assert state.chosen == "Griffin-Lim off" and window.result is without_gl
+    assert state.attack.params["griffin_lim"] == "off"
+    first = state.versions["Griffin-Lim on"].job
+    assert state.attack.params["n_fft"] == 256 and state.seed == first.seed
+    assert without_gl.target == with_gl.target
+    assert not np.array_equal(with_gl.adversarial, without_gl.adversarial)
+    assert not clip.versions.compare_action.isEnabled()  # both are here
+    stack = clip.signals.stack
+    np.testing.assert_array_equal(stack.waves["adversarial"], without_gl.adversarial)
+
+    # Playback holds both; switching version keeps the frame, as A/B switching does.
+    output = clip.output
+    clip.source.setCurrentText("adversarial")
+    assert output.source == "adversarial (Griffin-Lim off)"
+    output.seek(12345)
+    press(qtbot, window, "G")
+    assert state.chosen == "Griffin-Lim on" and window.result is with_gl
+    assert output.source == "adversarial (Griffin-Lim on)" and output.position == 12345
+    np.testing.assert_array_equal(stack.waves["adversarial"], with_gl.adversarial)
+    np.testing.assert_array_equal(
+        clip.probabilities.adversarial.opts["width"],
+        state.versions["Griffin-Lim on"].outcome.adversarial_probabilities,
+    )
+    clip.source.setCurrentText("perturbation")
+    assert output.source == "perturbation (Griffin-Lim on)" and output.position == 12345
+    clip.versions.box.setCurrentText("Griffin-Lim off")  # the version box does the same
+    assert output.source == "perturbation (Griffin-Lim off)" and output.position == 12345
+
+    # Each version's waveform SNR and realised spectral SNR, as core measures them.
+    notes = clip.versions.notes.text()
+    for name, result in (("Griffin-Lim on", with_gl), ("Griffin-Lim off", without_gl)):
+        attack_used = state.versions[name].job.attack_used
+        spectral = attack_used.spectral_snr_db(window.audio.samples, result.adversarial)
+        assert (
+            f"{name}: waveform SNR {result.snr_db:.1f} dB, spectral SNR {spectral:.1f} dB"
+            in notes
+        )
+    assert "▶ Griffin-Lim off" in notes
+
+    select(qtbot, window, 1)  # another clip: no versions, nothing to switch
+    assert not clip.versions.isVisible() and clip.state.versions == {}

@@ -20,9 +20,13 @@ from PySide6.QtGui import QImage, QKeySequence, QPainter, QWheelEvent  # noqa: E
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QAbstractSlider, QApplication, QToolButton  # noqa: E402
 
+from advstudio.core.attacks import make_attack  # noqa: E402
 from advstudio.core.audio.views import (  # noqa: E402
+    LEVEL_CHANGE,
+    MAGNITUDE_CHANGE,
     ViewSettings,
     frequency_ticks,
+    magnitude_change,
     shared_levels,
     spectrogram,
     symmetric_levels,
@@ -139,6 +143,43 @@ def test_mel_ticks_are_round_frequencies_where_they_fall():
         assert abs(row - (nearest + 0.5)) <= 0.5
 
 
+def two_tones(gain_3k: float = 1.0, silent_s: float = 0.25) -> np.ndarray:
+    """Silence, then 500 Hz and 3 kHz tones (the 3 kHz one scaled by `gain_3k`)."""
+    t = np.arange(int(1.5 * RATE)) / RATE
+    tones = 0.3 * np.sin(2 * np.pi * 500 * t) + gain_3k * 0.1 * np.sin(2 * np.pi * 3000 * t)
+    return np.where(t >= silent_s, tones, 0.0).astype(np.float32)
+
+
+def test_magnitude_change_reads_a_gain_of_two_as_six_db_and_silence_as_zero():
+    n_fft, hop = 256, 128  # bins 62.5 Hz apart: 500 Hz is bin 8, 3 kHz bin 48
+    view = magnitude_change(two_tones(), two_tones(gain_3k=2.0), RATE, n_fft, hop)
+    assert view.unit == MAGNITUDE_CHANGE and view.levels == (-12.0, 12.0)
+    assert view.db.shape[0] == n_fft // 2 + 1 and view.db.dtype == np.float32
+    assert view.frequencies[48] == 3000 and view.frequencies[8] == 500
+    assert view.hop_seconds == hop / RATE
+    tonal = slice(int(0.25 * RATE) // hop + 2, int(1.5 * RATE) // hop - 2)  # whole frames
+    np.testing.assert_allclose(view.db[48, tonal], 20 * np.log10(2), atol=1e-3)  # +6.02 dB
+    np.testing.assert_allclose(view.db[8, tonal], 0.0, atol=1e-3)
+    silent = slice(0, int(0.25 * RATE) // hop - 1)  # frames that see only zeros
+    assert np.all(view.db[:, silent] == 0.0)
+    assert np.all(np.isfinite(view.db))
+    assert symmetric_levels(view) == (-12.0, 12.0)  # fixed: two results compare by eye
+
+
+def test_only_a_spectrogram_attack_gets_the_magnitude_change_on_its_own_stft():
+    clip = two_tones()
+    louder = two_tones(gain_3k=2.0)
+    spectrogram_attack = make_attack("spectrogram", n_fft=512, hop=256)
+    views = ViewsJob(clip, louder, RATE, ViewSettings(), spectrogram_attack)(NullReporter(), None)
+    assert views["perturbation"].unit == MAGNITUDE_CHANGE
+    assert views["perturbation"].db.shape[0] == 257  # the attack's bins, not the view's mel
+    assert views["perturbation"].hop_seconds == 256 / RATE
+    for attack in (None, make_attack("pgdn")):
+        views = signal_views(clip, louder, RATE, ViewSettings(), attack)
+        assert views["perturbation"].unit == LEVEL_CHANGE
+        assert views["perturbation"].db.shape == views["original"].db.shape
+
+
 # ---- the signal panel -----------------------------------------------------------------------
 
 
@@ -173,6 +214,32 @@ def test_colour_bars_show_the_shared_db_levels_and_the_change(panel, qtbot):
     assert bars["perturbation"].getAxis("left").labelText == "dB change"
     panel.db_range.setValue(50)  # as a person types into the dB range box
     assert bars["original"].levels() == pytest.approx((expected[1] - 50, expected[1]), abs=0.1)
+
+
+def test_the_perturbation_pane_shows_a_spectrogram_attacks_magnitude_change(panel):
+    clip, louder = two_tones(), two_tones(gain_3k=2.0)
+    stack = panel.stack
+    views = signal_views(clip, louder, RATE, panel.settings(), make_attack("spectrogram"))
+    panel.show_signals(clip, louder, RATE, views)
+    title = stack.wave_plots["perturbation"].titleLabel.text
+    assert "magnitude change (dB)" in title
+    assert stack.colour_bars["perturbation"].getAxis("left").labelText == "Δ|X| dB"
+    assert stack.colour_bars["perturbation"].levels() == pytest.approx((-12, 12))
+    assert stack.images["perturbation"].image.shape[0] == 513  # linear bins of n_fft 1024
+    # A frequency zoom on the original (mel rows) shows the same Hz on the perturbation.
+    original, perturbation = views["original"], views["perturbation"]
+    low, high = (float(r) for r in original.row_of(np.array([2500.0, 3500.0])))
+    stack.spectrogram_plots["original"].setYRange(low, high, padding=0)
+    shown = stack.spectrogram_plots["perturbation"].viewRange()[1]
+    assert perturbation.hz_of(np.array(shown)) == pytest.approx([2500, 3500], rel=0.01)
+    text = hover(panel, stack.spectrogram_plots["perturbation"], 0.7, perturbation.row_of(3000))
+    assert "+6.0 dB magnitude change" in text, text
+    # A waveform attack: the level change on the view's rows again, linked row for row.
+    show(panel, clip, louder)
+    assert "dB change" in stack.wave_plots["perturbation"].titleLabel.text
+    assert "magnitude" not in stack.wave_plots["perturbation"].titleLabel.text
+    stack.spectrogram_plots["original"].setYRange(10, 20, padding=0)
+    assert stack.spectrogram_plots["perturbation"].viewRange()[1] == pytest.approx((10, 20))
 
 
 def test_waveforms_are_in_full_scale_and_time_in_mss_for_long_clips(panel):

@@ -13,11 +13,13 @@ import numpy as np
 
 from advstudio.core.attacks import Attack, AttackResult, make_attack
 from advstudio.core.attacks.base import DEFAULT_SEED
+from advstudio.core.attacks.spectrogram import SpectrogramAdversary
 from advstudio.core.audio import Audio
 from advstudio.core.audio.views import (
     SpectrogramView,
     ViewSettings,
     level_change,
+    magnitude_change,
     view_spectrogram,
 )
 from advstudio.core.data.datasets import Example
@@ -41,16 +43,35 @@ class AttackOutcome:
     original_probabilities: np.ndarray
     adversarial_probabilities: np.ndarray
     views: dict[str, SpectrogramView]
+    spectral_snr_db: float | None = None  # a spectrogram-domain attack's realised bound
+
+
+def magnitude_stft(attack: Attack | None) -> tuple[int, int] | None:
+    """(n_fft, hop) of the STFT whose magnitude `attack` optimises; None for an attack on
+    the waveform."""
+    if isinstance(attack, SpectrogramAdversary):
+        return attack.params["n_fft"], attack.params["hop"]
+    return None
 
 
 def signal_views(
-    original: np.ndarray, adversarial: np.ndarray | None, sample_rate: int, settings: ViewSettings
+    original: np.ndarray,
+    adversarial: np.ndarray | None,
+    sample_rate: int,
+    settings: ViewSettings,
+    attack: Attack | None = None,
 ) -> dict[str, SpectrogramView]:
-    """Spectrograms of original and adversarial, and the level change between them."""
+    """Spectrograms of original and adversarial, and the change between them: the level
+    change on the view's grid, or, for an attack on the STFT magnitude, the magnitude change
+    on the attack's own STFT (what it optimised)."""
     views = {"original": view_spectrogram(original, sample_rate, settings)}
     if adversarial is not None:
         views["adversarial"] = view_spectrogram(adversarial, sample_rate, settings)
-        views["perturbation"] = level_change(views["adversarial"], views["original"])
+        stft = magnitude_stft(attack)
+        if stft is None:
+            views["perturbation"] = level_change(views["adversarial"], views["original"])
+        else:
+            views["perturbation"] = magnitude_change(original, adversarial, sample_rate, *stft)
     return views
 
 
@@ -63,9 +84,12 @@ class ViewsJob:
     adversarial: np.ndarray | None
     sample_rate: int
     settings: ViewSettings
+    attack: Attack | None = None  # the attack that gave `adversarial`
 
     def __call__(self, reporter: Reporter, cancel: threading.Event) -> dict[str, SpectrogramView]:
-        return signal_views(self.original, self.adversarial, self.sample_rate, self.settings)
+        return signal_views(
+            self.original, self.adversarial, self.sample_rate, self.settings, self.attack
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +163,12 @@ class AttackJob:
             cancel=cancel,
         )
         original, adversarial = predict_proba(self.model, [samples, result.adversarial])
-        views = signal_views(samples, result.adversarial, self.model.sample_rate, self.settings)
-        return AttackOutcome(result, samples, original, adversarial, views)
+        rate = self.model.sample_rate
+        views = signal_views(samples, result.adversarial, rate, self.settings, attack)
+        spectral = None
+        if isinstance(attack, SpectrogramAdversary):
+            spectral = attack.spectral_snr_db(samples, result.adversarial)
+        return AttackOutcome(result, samples, original, adversarial, views, spectral)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
 """The Clip tab: one clip (or the region of it that was attacked) as stacked signal panes,
 its class probabilities and playback. Its `ClipState` says what is on show; spectrograms for a
-new view settings are computed on a painter thread (core's ViewsJob)."""
+new view settings are computed on a painter thread (core's ViewsJob).
+
+After an attack with a Griffin-Lim switch (the spectrogram adversary), "Compare Griffin-Lim
+on/off" has the window run the same attack with the switch flipped; the tab then keeps both
+versions, and the version box (or G) switches panes, probabilities and playback between them
+at the same playback frame, with each version's waveform and spectral SNR beside it."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -22,12 +27,12 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.attacks import Attack, AttackResult
 from advstudio.core.audio import Audio
-from advstudio.core.audio.views import ViewSettings
-from advstudio.core.jobs import AttackOutcome, OpenedClip, ViewsJob
+from advstudio.core.jobs import AttackJob, AttackOutcome, OpenedClip, ViewsJob
 from advstudio.core.playback import AudioOutput, audition_sources
 from advstudio.core.progress import NullReporter
 from advstudio.gui.panels import ProbabilityView
 from advstudio.gui.signal_panel import SignalPanel
+from advstudio.gui.versions import SWITCH, Version, VersionBar, source_key
 from advstudio.gui.worker import JobWorker
 
 log = logging.getLogger("advstudio")
@@ -36,14 +41,31 @@ CURSOR_MS = 33
 
 @dataclass
 class ClipState:
-    """What the tab shows: a clip, and the attack on it when there is one. After an attack
-    on a region, `audio` is that region and `region` says where it lies in the file."""
+    """What the tab shows: a clip, and the attacks on it when there are some (one, or the two
+    settings of Griffin-Lim), `chosen` naming the one on show. After an attack on a region,
+    `audio` is that region and `region` says where it lies in the file."""
 
     audio: Audio | None = None
-    result: AttackResult | None = None
-    attack: Attack | None = None  # the configured attack that gave `result`
-    seed: int | None = None  # the attack's seed
     region: tuple[float, float] | None = None
+    versions: dict[str, Version] = field(default_factory=dict)
+    chosen: str | None = None
+
+    @property
+    def version(self) -> Version | None:
+        return self.versions.get(self.chosen) if self.chosen else None
+
+    @property
+    def result(self) -> AttackResult | None:
+        return None if self.version is None else self.version.outcome.result
+
+    @property
+    def attack(self) -> Attack | None:
+        """The configured attack that gave `result`."""
+        return None if self.version is None else self.version.job.attack_used
+
+    @property
+    def seed(self) -> int | None:
+        return None if self.version is None else self.version.job.seed
 
     @property
     def adversarial(self) -> np.ndarray | None:
@@ -63,10 +85,12 @@ class ClipState:
 class ClipTab(QWidget):
     status = Signal(str)  # a line for the status bar
     problem = Signal(str, str)  # title, message
+    compare_requested = Signal()  # run the attack on show with Griffin-Lim flipped
 
     def __init__(self, labels: list[str], output: AudioOutput) -> None:
         super().__init__()
         self.state = ClipState()
+        self.twin_job: AttackJob | None = None  # the flipped attack the window runs for us
         self.output = output
         self.painter = JobWorker(self)  # spectrograms for new view settings
         self.painting: ViewsJob | None = None
@@ -78,9 +102,11 @@ class ClipTab(QWidget):
         self.source.addItems(["original", "adversarial", "perturbation"])
         self.play_button = QPushButton("Play")
         self.loop = QCheckBox("loop region")
+        self.versions = VersionBar(labels)  # Griffin-Lim on/off, after a spectrogram attack
         controls = QHBoxLayout()
         for widget in (QLabel("hear"), self.source, self.play_button, self.loop):
             controls.addWidget(widget)
+        controls.addWidget(self.versions)
         controls.addStretch(1)
         self.probabilities = ProbabilityView(labels)
         probability_box = QWidget()
@@ -96,10 +122,13 @@ class ClipTab(QWidget):
         panes.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addWidget(self.versions.notes)
         layout.addWidget(panes, 1)
 
         self.signals.settings_changed.connect(lambda _: self.redraw())
-        self.source.currentTextChanged.connect(self.output.select)
+        self.source.currentTextChanged.connect(lambda _: self._select_source())
+        self.versions.chosen.connect(self.choose_version)
+        self.versions.compare_requested.connect(self.compare_requested)
         self.play_button.clicked.connect(self.toggle_playback)
         self.loop.toggled.connect(self._toggle_loop)
         self.signals.region.sigRegionChangeFinished.connect(self._apply_loop)
@@ -114,30 +143,78 @@ class ClipTab(QWidget):
 
     def show_clip(self, opened: OpenedClip) -> None:
         self.state = ClipState(opened.audio)
+        self.twin_job = None
+        self._show_versions()
         self.redraw(opened.views)
         self.probabilities.show_probabilities(opened.probabilities, None)
         self._load_playback()
 
-    def show_attack(
-        self,
-        outcome: AttackOutcome,
-        attack: Attack,
-        seed: int,
-        region: tuple[float, float] | None,
-        settings: ViewSettings,
-    ) -> None:
+    def show_attack(self, outcome: AttackOutcome, job: AttackJob) -> None:
         """The attack's result; after an attack on a region the clip becomes that region, so
-        that waveforms, probabilities, playback and exports all describe what was attacked."""
+        that waveforms, probabilities, playback and exports all describe what was attacked.
+        The result of `griffin_lim_twin`'s job joins the version on show instead."""
+        version = Version(outcome, job)
+        if job is self.twin_job and job.samples is self.state.audio.samples:
+            self.twin_job = None
+            self.state.versions[version.name] = version
+            self._load_playback()
+            self.choose_version(version.name)  # the new one is on show
+            return
+        self.twin_job = None
         audio = self.state.audio
-        if region is not None:
+        if job.region is not None:
             audio = Audio(outcome.original, audio.sample_rate, audio.path)
             self.loop.setChecked(False)
-        self.state = ClipState(audio, outcome.result, attack, seed, region)
+        self.state = ClipState(audio, job.region, {version.name: version}, version.name)
+        self._show_versions()
+        self._show_version()
+        self._load_playback()
+
+    def griffin_lim_twin(self) -> AttackJob | None:
+        """The attack on show with Griffin-Lim flipped, as a job for the window to run on
+        the same clip with the same seed, target and parameters; None (with a message) when
+        there is no such attack on show or both versions are already here."""
+        version = self.state.version
+        if version is None or not version.switchable:
+            self.problem.emit(
+                "Nothing to compare",
+                "run the spectrogram attack first: it has Griffin-Lim to switch on and off",
+            )
+            return None
+        if len(self.state.versions) > 1:
+            self.status.emit("both Griffin-Lim versions are on show: G switches between them")
+            return None
+        flipped = "off" if version.job.attack_used.params[SWITCH] == "on" else "on"
+        self.twin_job = replace(
+            version.job,
+            samples=self.state.audio.samples,  # after a region attack: the region
+            region=None,
+            params={**version.job.params, SWITCH: flipped},
+            settings=self.signals.settings(),
+            attack_used=None,
+        )
+        return self.twin_job
+
+    def choose_version(self, name: str) -> None:
+        """Show and play the version called `name` (at the same playback frame)."""
+        if name not in self.state.versions or name == self.state.chosen:
+            return
+        self.state.chosen = name
+        self._show_version()
+        self._select_source()
+        self._show_versions()
+
+    def _show_version(self) -> None:
+        """Panes and probabilities of the version on show."""
+        version = self.state.version
+        outcome, settings = version.outcome, version.job.settings
         self.redraw(None if settings.recomputes(self.signals.settings()) else outcome.views)
         self.probabilities.show_probabilities(
             outcome.original_probabilities, outcome.adversarial_probabilities
         )
-        self._load_playback()
+
+    def _show_versions(self) -> None:
+        self.versions.show_versions(self.state.versions, self.state.chosen)
 
     def close_down(self) -> None:
         self.closing = True
@@ -156,7 +233,11 @@ class ClipTab(QWidget):
             self._draw(views)
             return
         job = ViewsJob(
-            audio.samples, self.state.adversarial, audio.sample_rate, self.signals.settings()
+            audio.samples,
+            self.state.adversarial,
+            audio.sample_rate,
+            self.signals.settings(),
+            self.state.attack,
         )
         if self.painter.start(job, NullReporter()):
             self.painting = job  # else the running job sees it is stale when it ends
@@ -194,12 +275,30 @@ class ClipTab(QWidget):
     # ---- playback ------------------------------------------------------------------------
 
     def _load_playback(self) -> None:
-        if self.state.audio is None:
+        """Every source at once, so that switching source or version keeps the frame."""
+        audio = self.state.audio
+        if audio is None:
             return
-        sources = audition_sources(self.state.audio.samples, self.state.adversarial)
-        self.output.load(sources, self.state.audio.sample_rate)
-        chosen = self.source.currentText()
-        self.output.select(chosen if chosen in sources else "original")
+        if len(self.state.versions) < 2:
+            sources = audition_sources(audio.samples, self.state.adversarial)
+        else:
+            sources = {
+                source_key(kind, name): samples
+                for name, version in self.state.versions.items()
+                for kind, samples in audition_sources(
+                    audio.samples, version.outcome.result.adversarial
+                ).items()
+            }
+        self.output.load(sources, audio.sample_rate)
+        self._select_source()
+
+    def _select_source(self) -> None:
+        """The source the "hear" box names, of the version on show."""
+        if not self.output.sources:
+            return
+        several = len(self.state.versions) > 1
+        key = source_key(self.source.currentText(), self.state.chosen if several else None)
+        self.output.select(key if key in self.output.sources else "original")
 
     def toggle_playback(self) -> None:
         if not self.output.available:

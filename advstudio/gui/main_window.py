@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         self.file_list.recent_changed.connect(lambda _: self._refresh_recent())
         self.clip.status.connect(self.statusBar().showMessage)
         self.clip.problem.connect(self.problem)
+        self.clip.compare_requested.connect(self.compare_griffin_lim)
         self.clip.loop.toggled.connect(self.attack_panel.region_only.setEnabled)
         self.attack_panel.run_requested.connect(self.run_attack)
         self.attack_panel.cancel_requested.connect(self.worker.cancel)
@@ -387,12 +388,23 @@ class MainWindow(QMainWindow):
             region=region,
             label=folder_class(self.audio.path, self.model.labels),
         )
+        where = "" if region is None else f" ({region[0]:.2f}-{region[1]:.2f} s)"
+        self._start_attack(job, f"attack {plan.describe()} on {self.clip.state.name}{where}")
+
+    def compare_griffin_lim(self) -> None:
+        """The Clip tab's attack again with Griffin-Lim flipped, to hear both side by side."""
+        if self.running:
+            self.problem("Job running", "wait for it to finish, or cancel it, first")
+        elif (job := self.clip.griffin_lim_twin()) is not None:
+            flipped = job.params["griffin_lim"]
+            self._start_attack(job, f"the same attack with Griffin-Lim {flipped}")
+
+    def _start_attack(self, job: AttackJob, description: str) -> None:
         live = LiveState(len(self.model.labels))
         if self.worker.start(job, live):
             self.attack_job, self.live = job, live
             self._set_running("attack")
-            where = "" if region is None else f" ({region[0]:.2f}-{region[1]:.2f} s)"
-            self.log(f"attack {plan.describe()} on {self.clip.state.name}{where} started")
+            self.log(f"{description} started")
 
     def run_batch(self, paths: list[Path] | None = None) -> None:
         """The Attack panel's attack, preset, parameters and target on every listed file (or
@@ -494,7 +506,7 @@ class MainWindow(QMainWindow):
 
     def _show_attack(self, outcome: AttackOutcome) -> None:
         job = self.attack_job
-        self.clip.show_attack(outcome, job.attack_used, job.seed, job.region, job.settings)
+        self.clip.show_attack(outcome, job)
         result, labels = outcome.result, self.model.labels
         goal = f" target {labels[result.target]}" if result.target is not None else ""
         if result.already:

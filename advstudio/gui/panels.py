@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -27,7 +28,6 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.attacks import ATTACKS
-from advstudio.core.attacks.base import COMMON_PARAMS
 from advstudio.core.attacks.goals import TARGET_MODES
 from advstudio.core.attacks.params import Param
 from advstudio.core.metrics import normalise_columns
@@ -112,7 +112,11 @@ class AttackPanel(QWidget):
     def __init__(self, labels: list[str]) -> None:
         super().__init__()
         self.attack = QComboBox()
-        self.attack.addItems(list(ATTACKS))
+        for index, (name, cls) in enumerate(ATTACKS.items()):
+            self.attack.addItem(name)
+            self.attack.setItemData(index, cls.title, Qt.ItemDataRole.ToolTipRole)
+        self.title = QLabel()  # the chosen attack's full name
+        self.title.setWordWrap(True)
         self.preset = QComboBox()
         self.target = QComboBox()
         self.target.addItems([ATTACK_DEFAULT, *TARGET_MODES, *labels])
@@ -146,6 +150,7 @@ class AttackPanel(QWidget):
         self.goal_curve = self.goal_plot.plot(pen="y")
         top = QFormLayout()
         top.addRow("attack", self.attack)
+        top.addRow(self.title)
         top.addRow("preset", self.preset)
         top.addRow("target", self.target)
         buttons = QHBoxLayout()
@@ -182,10 +187,11 @@ class AttackPanel(QWidget):
 
     def _rebuild(self, name: str) -> None:
         cls = ATTACKS[name]
+        self.title.setText(cls.title)
         while self.form.rowCount():
             self.form.removeRow(0)
         self.editors = {}
-        for param in cls.params_schema + COMMON_PARAMS:
+        for param in cls.params_schema + cls.common_params:  # the attack's own common ones
             editor = _editor_for(param)
             editor.setToolTip(param.help)
             _on_edit(editor, self.changed.emit)

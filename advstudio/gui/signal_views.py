@@ -11,6 +11,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 
 from advstudio.core.audio.views import (
+    LEVEL,
+    LEVEL_CHANGE,
+    MAGNITUDE_CHANGE,
     SpectrogramView,
     dbfs,
     display_waveforms,
@@ -22,12 +25,22 @@ from advstudio.gui.axes import FrequencyAxis, TimeAxis, clock, hz_text
 SOURCES = ("original", "adversarial", "perturbation")
 _COLOURS = {"original": "#1f77b4", "adversarial": "#d62728", "perturbation": "#2ca02c"}
 _MAPS = {"original": "viridis", "adversarial": "viridis", "perturbation": "CET-D1"}
-_LEVEL_UNITS = {"original": "dB", "adversarial": "dB", "perturbation": "dB change"}
+_READOUTS = {  # a cell's value under the mouse
+    LEVEL: "{:.1f} dB",
+    LEVEL_CHANGE: "{:+.1f} dB change",
+    MAGNITUDE_CHANGE: "{:+.1f} dB magnitude change",
+}
+_BAR_LABELS = {LEVEL: LEVEL, LEVEL_CHANGE: LEVEL_CHANGE, MAGNITUDE_CHANGE: "Δ|X| dB"}  # short: fits
+_LEVEL_UNITS = {"original": LEVEL, "adversarial": LEVEL, "perturbation": LEVEL_CHANGE}
 LEFT_AXIS_PX = 62  # one width for every pane, so their time axes line up
 WAVE_STRETCH, SPECTROGRAM_STRETCH = 2, 5  # spectrograms get most of the height
 WAVE_MAX_PX = 80  # with its title
 CURSOR_PEN = pg.mkPen("#ffffff", width=2)
 MIN_SPAN_S = 0.01  # zooming in stops at 10 ms
+
+
+def _title(name: str, unit: str) -> str:
+    return f"{name}: amplitude (FS), spectrogram (Hz, {unit})"
 
 
 class SelectingViewBox(pg.ViewBox):
@@ -71,10 +84,10 @@ class SignalStack(pg.GraphicsLayoutWidget):
         self._original: np.ndarray | None = None
         self._rows: tuple[str, int] | None = None  # scale and rows of the views on show
         self._cursor = 0.0
+        self._perturbation_follows = False
         layout = self.ci.layout
         for row, name in enumerate(SOURCES):
-            title = f"{name}: amplitude (FS), spectrogram (Hz, {_LEVEL_UNITS[name]})"
-            wave = self._add_plot(2 * row, title, "FS", TimeAxis(), None)
+            wave = self._add_plot(2 * row, _title(name, _LEVEL_UNITS[name]), "FS", TimeAxis(), None)
             wave.setMaximumHeight(WAVE_MAX_PX)
             wave.setDownsampling(auto=True, mode="peak")
             wave.setClipToView(True)
@@ -101,8 +114,9 @@ class SignalStack(pg.GraphicsLayoutWidget):
             layout.setRowStretchFactor(2 * row + 1, SPECTROGRAM_STRETCH)
         for plot in self.plots[1:]:
             plot.setXLink(self.plots[0])
-        for spec in list(self.spectrogram_plots.values())[1:]:
-            spec.setYLink(self.spectrogram_plots["original"])
+        for name in ("adversarial", "perturbation"):
+            self.spectrogram_plots[name].setYLink(self.spectrogram_plots["original"])
+        self.spectrogram_plots["original"].sigYRangeChanged.connect(self._follow_frequencies)
         last = self.plots[-1]
         last.showAxis("bottom")
         self.time_axis: TimeAxis = last.getAxis("bottom")
@@ -179,18 +193,21 @@ class SignalStack(pg.GraphicsLayoutWidget):
             image = self.images[name]
             image.setImage(view.db, autoLevels=False)
             image.setRect(QRectF(0, 0, view.db.shape[1] * view.hop_seconds, view.db.shape[0]))
-            self.spectrogram_plots[name].getAxis("left").set_view(view)
+            plot = self.spectrogram_plots[name]
+            plot.getAxis("left").set_view(view)
+            plot.setLimits(yMin=0, yMax=view.db.shape[0])
+            self.wave_plots[name].setTitle(_title(name, view.unit), size="9pt")
+            self.colour_bars[name].getAxis("left").setLabel(_BAR_LABELS[view.unit])
         self.set_dynamic_range(dynamic_range)
         for plot in self.plots:
             plot.setLimits(xMin=0, xMax=max(self.duration, MIN_SPAN_S))
-        for plot in self.spectrogram_plots.values():
-            plot.setLimits(yMin=0, yMax=rows[1])
         self.time_axis.set_duration(self.duration)
         if new_clip:
             self.clear_selection()
             self.zoom_to_fit()
         if new_rows:
             self.spectrogram_plots["original"].setYRange(0, rows[1], padding=0)
+        self._link_frequencies()
 
     def set_dynamic_range(self, dynamic_range: float) -> None:
         """One dB range for original and adversarial (they compare by eye), symmetric levels
@@ -212,6 +229,30 @@ class SignalStack(pg.GraphicsLayoutWidget):
             top = 1.0 / gain if name == "perturbation" else 1.0
             plot.setYRange(-top, top, padding=0.02)
             plot.getAxis("left").setTickSpacing(top, top / 2)  # -top, 0, top
+
+    def _link_frequencies(self) -> None:
+        """The perturbation's spectrogram shares the original's rows, or, drawn on another
+        STFT's rows (a spectrogram-domain attack's own), follows its frequency range in Hz."""
+        original, perturbation = (self.spectrograms.get(n) for n in ("original", "perturbation"))
+        same = perturbation is None or np.array_equal(
+            original.frequencies, perturbation.frequencies
+        )
+        self._perturbation_follows = not same
+        plot = self.spectrogram_plots["perturbation"]
+        plot.setYLink(self.spectrogram_plots["original"] if same else None)
+        self._follow_frequencies()
+
+    def _follow_frequencies(self) -> None:
+        original, perturbation = (self.spectrograms.get(n) for n in ("original", "perturbation"))
+        if not self._perturbation_follows or original is None or perturbation is None:
+            return
+        low, high = self.spectrogram_plots["original"].viewRange()[1]
+        rows = perturbation.row_of(original.hz_of(np.array([low, high])))
+        # Rows are cells: an edge of the original's image is the edge of the other's.
+        bottom = 0.0 if low <= 0.5 else float(rows[0])
+        top = len(perturbation.frequencies)
+        top = top if high >= len(original.frequencies) - 0.5 else float(rows[1])
+        self.spectrogram_plots["perturbation"].setYRange(bottom, top, padding=0)
 
     # ---- time range ---------------------------------------------------------------------
 
@@ -299,7 +340,7 @@ class SignalStack(pg.GraphicsLayoutWidget):
                     return ""
                 row, frame = cell
                 db = float(view.db[row, frame])
-                level = f"{db:+.1f} dB change" if name == "perturbation" else f"{db:.1f} dB"
+                level = _READOUTS[view.unit].format(db)
                 return (
                     f"{name}  {clock(point.x())}  {hz_text(float(view.frequencies[row]))}  {level}"
                 )

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torchaudio.functional as taf
 
+from advstudio.core.attacks.stft_magnitude import analyse
 from advstudio.core.errors import AdvStudioError
 
 DB_FLOOR = -100.0
@@ -22,6 +23,8 @@ SCALES = ("mel", "linear")
 WINDOW_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 DYNAMIC_RANGES = (40.0, 120.0)  # the dB ranges a view may show, least and most
 MAX_MEL_BANDS = 128
+LEVEL, LEVEL_CHANGE, MAGNITUDE_CHANGE = "dB", "dB change", "magnitude change (dB)"
+MAGNITUDE_CHANGE_LEVELS = (-12.0, 12.0)  # a four-fold change of magnitude either way
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class SpectrogramView:
     frequencies: np.ndarray  # centre frequency of each row (Hz)
     hop_seconds: float
     scale: str = "linear"
+    unit: str = LEVEL  # what a cell's value is: a level, or a change of one
+    levels: tuple[float, float] | None = None  # fixed colour levels (None: from the data)
 
     def row_of(self, hz: np.ndarray | float) -> np.ndarray:
         """Row coordinate (row i spans i..i+1, its centre frequency at i + 0.5) of frequencies,
@@ -125,12 +130,42 @@ def level_change(adversarial: SpectrogramView, original: SpectrogramView) -> Spe
     """Signed dB change from original to adversarial: where the attack added or removed energy.
     Shown on a diverging map with `symmetric_levels`."""
     return SpectrogramView(
-        adversarial.db - original.db, original.frequencies, original.hop_seconds, original.scale
+        adversarial.db - original.db,
+        original.frequencies,
+        original.hop_seconds,
+        original.scale,
+        LEVEL_CHANGE,
+    )
+
+
+def magnitude_change(
+    original: np.ndarray, adversarial: np.ndarray, sample_rate: int, n_fft: int, hop: int
+) -> SpectrogramView:
+    """20 log10(|STFT(adversarial)| / |STFT(original)|) on the STFT a spectrogram-domain
+    attack optimises (its n_fft and hop, linear bins, the attack's own frames): how much the
+    attack raised or lowered each magnitude. Both magnitudes are floored at DB_FLOOR below
+    full scale, so silent bins read 0 dB, never inf or NaN. Fixed levels of +-12 dB let two
+    results compare by eye."""
+    wave = torch.from_numpy(np.stack([original, adversarial]).astype(np.float32))
+    magnitude, _ = analyse(wave, torch.full((2,), len(original)), n_fft, hop)
+    floor = 10 ** (DB_FLOOR / 20) * n_fft / 2  # a periodic Hann window sums to n_fft / 2
+    ratio = magnitude[1].clamp(min=floor) / magnitude[0].clamp(min=floor)
+    db = (20 * torch.log10(ratio)).numpy().astype(np.float32)
+    return SpectrogramView(
+        np.ascontiguousarray(db),
+        np.fft.rfftfreq(n_fft, 1 / sample_rate),
+        hop / sample_rate,
+        "linear",
+        MAGNITUDE_CHANGE,
+        MAGNITUDE_CHANGE_LEVELS,
     )
 
 
 def symmetric_levels(view: SpectrogramView, limit: float = 30.0) -> tuple[float, float]:
-    """(-m, m) with m the largest absolute value (at most `limit`), so 0 sits mid-map."""
+    """The view's fixed levels, else (-m, m) with m the largest absolute value (at most
+    `limit`), so 0 sits mid-map."""
+    if view.levels is not None:
+        return view.levels
     m = min(max(float(np.abs(view.db).max()), 1e-3), limit)
     return -m, m
 
