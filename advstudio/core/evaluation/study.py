@@ -137,9 +137,11 @@ def _rows_for_chunk(
     results: list[AttackResult],
     workdir: Path,
     key: dict[str, Any],
+    attack: Attack,
 ) -> list[ResultRow]:
     """Store rows for attacked files, judged on their exports re-loaded. `key` holds the
-    row's identity apart from the file (model, attack, params, seed, target_mode)."""
+    row's identity apart from the file (model, attack, params, seed, target_mode); `attack`
+    measures the spectral SNR where it has one."""
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
@@ -159,6 +161,7 @@ def _rows_for_chunk(
                 snr_db_untrimmed=snr_db(data.clips[index], check.samples, trim=0),
                 linf=float(np.abs(check.samples - data.clips[index]).max()),
                 confidence=check.confidence,
+                spectral_snr_db=attack.spectral_snr_db(data.clips[index], check.samples),
             )
         )
     return rows
@@ -231,6 +234,7 @@ def run_study(
                         results,
                         Path(tmp),
                         key._asdict(),
+                        attack,
                     )
                     store.write(run_id, rows)
                     done = _finished_count(store, keys, data.files) - len(rows)
