@@ -179,8 +179,11 @@ def run_study(
     data = load_study_data(model, examples)
     model_id = fingerprint(model)
     settings = {name: spec.settings(name) for name in spec.attacks}
+    shortest = min(len(clip) for clip in data.clips)
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
+        for part in attack.composition().parts():  # e.g. an STFT longer than a file
+            part.check(shortest)
     seeds = spec.seed_values()
     config = {
         "attacks": spec.attacks,
