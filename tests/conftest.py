@@ -59,3 +59,21 @@ def demo_listing(root: Path, every: int) -> Path:
     rows = ["path,label,split"] + [f"{e.path},{e.label},validation" for e in demo.examples[::every]]
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+# Three short demo clips of three classes (the Hi-hat is the shortest demo clip, 0.47 s).
+THREE_DEMO_CLIPS = (
+    "Gong/Gong_0007.flac",
+    "Hi-hat/Hi-hat_0002.flac",
+    "Accordion/Accordion_0000.flac",
+)
+
+
+def demo_folder(root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS) -> Path:
+    """Copies of the named demo clips in class folders under `root` (a folder layout)."""
+    from advstudio.core.resources import demo_clips_dir
+
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes((demo_clips_dir() / name).read_bytes())
+    return root

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import demo_folder
 
 from advstudio.cli import main
 from advstudio.core.metrics import normalised_accuracy
@@ -22,17 +23,7 @@ def test_normalised_accuracy_is_the_mean_recall_over_classes_present():
 
 
 def test_evaluate_sweeps_every_value_and_reports_it(tmp_path, capsys):
-    data = tmp_path / "set"
-    demo = [
-        "Gong/Gong_0007.flac",
-        "Hi-hat/Hi-hat_0002.flac",
-        "Accordion/Accordion_0000.flac",
-    ]
-    from advstudio.core.resources import demo_clips_dir
-
-    for name in demo:
-        (data / name).parent.mkdir(parents=True, exist_ok=True)
-        (data / name).write_bytes((demo_clips_dir() / name).read_bytes())
+    data = demo_folder(tmp_path / "set")
     report = tmp_path / "report"
     args = ["evaluate", str(data), "--attack", "fgsm", "--sweep", "eps=0.0001,0.01,0.3"]
     args += ["--db", str(tmp_path / "r.sqlite"), "--json", str(tmp_path / "s.json")]

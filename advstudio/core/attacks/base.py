@@ -115,6 +115,11 @@ class Attack:
             target or self.default_target, self.params["success"], self.params["confidence"]
         )
 
+    def spectral_snr_db(self, original: np.ndarray, adversarial: np.ndarray) -> float | None:
+        """The realised spectral SNR of a result, for attacks bounded in the magnitude domain
+        (spectrogram.py); None for waveform attacks, whose reports then show no such column."""
+        return None
+
     def run(
         self,
         model: AudioClassifier,

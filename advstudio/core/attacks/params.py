@@ -48,9 +48,12 @@ class Param:
         )
         if not low_ok or (self.maximum is not None and number > self.maximum):
             low = "(" if self.exclusive_minimum else "["
-            raise ParameterError(
-                f"{where} must be in {low}{self.minimum}, {self.maximum}], got {value!r}"
+            bound = (
+                f"in {low}{self.minimum}, {self.maximum}]"
+                if self.maximum is not None
+                else f"{'>' if self.exclusive_minimum else '>='} {self.minimum}"
             )
+            raise ParameterError(f"{where} must be {bound}, got {value!r}")
         return number
 
 

@@ -23,6 +23,10 @@ store). They share the work rather than repeat it:
 - A study attacks what is free first and only then waits for the files other studies hold, so
   every study ends with the same complete table. Closing the store releases its claims.
 
+Columns added since the first release are nullable and added when a store written by an older
+version is opened (`ADDED_COLUMNS`), so old stores keep their rows and resume; their rows hold
+NULL there.
+
 A file that is not an SQLite database, a corrupt one, or one another program keeps locked past
 the busy timeout is a StoreError (one line), never a traceback.
 """
@@ -78,6 +82,7 @@ CREATE TABLE IF NOT EXISTS results (
     snr_db_untrimmed REAL NOT NULL,
     linf REAL NOT NULL,
     confidence REAL NOT NULL,
+    spectral_snr_db REAL,
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
 CREATE TABLE IF NOT EXISTS claims (
@@ -94,6 +99,8 @@ CREATE TABLE IF NOT EXISTS claims (
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
 """
+# Result columns newer than the first store layout: (name, SQL type), added on open when missing.
+ADDED_COLUMNS = (("spectral_snr_db", "REAL"),)
 
 
 def default_store_path() -> Path:
@@ -139,6 +146,7 @@ class ResultRow:
     snr_db_untrimmed: float
     linf: float
     confidence: float
+    spectral_snr_db: float | None = None  # attacks bounded in the magnitude domain only
 
     @property
     def key(self) -> tuple[str, str, str, str, int, str]:
@@ -182,6 +190,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Bring a store written by an older version up to today's results table."""
+    present = {row[1] for row in connection.execute("PRAGMA table_info(results)")}
+    for name, sql_type in ADDED_COLUMNS:
+        if name not in present:
+            connection.execute(f"ALTER TABLE results ADD COLUMN {name} {sql_type}")
+
+
 def _process_is_gone(host: str, pid: int) -> bool:
     """True only when the owner ran on this host and no process with its pid exists (POSIX
     only: elsewhere the heartbeat alone tells)."""
@@ -212,6 +228,7 @@ class ResultStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.connection.execute(statement)
+                _add_missing_columns(self.connection)
 
     def close(self) -> None:
         """Release this store's claims (other studies take those files on) and disconnect."""

@@ -154,9 +154,11 @@ def _rows_for_chunk(
     results: list[AttackResult],
     workdir: Path,
     key: dict[str, Any],
+    attack: Attack,
 ) -> list[ResultRow]:
     """Store rows for attacked files, judged on their exports re-loaded. `key` holds the
-    row's identity apart from the file (model, attack, params, seed, target_mode)."""
+    row's identity apart from the file (model, attack, params, seed, target_mode); `attack`
+    measures the spectral SNR where it has one."""
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
@@ -176,6 +178,7 @@ def _rows_for_chunk(
                 snr_db_untrimmed=snr_db(data.clips[index], check.samples, trim=0),
                 linf=float(np.abs(check.samples - data.clips[index]).max()),
                 confidence=check.confidence,
+                spectral_snr_db=attack.spectral_snr_db(data.clips[index], check.samples),
             )
         )
     return rows
@@ -193,8 +196,11 @@ def run_study(
     data = load_study_data(model, examples)
     model_id = fingerprint(model)
     settings = {name: spec.settings(name) for name in spec.attacks}
+    shortest = min(len(clip) for clip in data.clips)
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
+        for part in attack.composition().parts():  # e.g. an STFT longer than a file
+            part.check(shortest)
     cells = spec.cells(len(model.labels), [a for group in settings.values() for a in group])
     seeds = spec.seed_values()
     config = {
@@ -256,6 +262,7 @@ def run_study(
                         results,
                         Path(tmp),
                         key._asdict(),
+                        attack,
                     )
                     store.write(run_id, rows)
                     done = _finished_count(store, keys, data.files) - len(rows)

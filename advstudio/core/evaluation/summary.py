@@ -3,7 +3,15 @@ seeds, and paired t-tests (scipy.stats) between attacks.
 
 Rows whose clean clip already met the goal (see attacks/base.py) are counted apart as
 `n_already`: neither found nor in the SNR figures. A row whose mean SNR is negative carries a
-warning that the perturbation is louder than the signal."""
+warning that the perturbation is louder than the signal.
+
+Two accuracies: `accuracy` is paper 002's (the attacked prediction where the attack succeeded
+and the success held on the re-loaded export, the clean prediction elsewhere);
+`accuracy_attacked` is paper 004's, the system measured on every adversarial output (each
+file's export re-loaded, successful or not: an attack that stopped short of its threshold
+still changed the audio). Each comes with its normalised accuracy (mean per-class recall).
+Attacks bounded in the magnitude domain add the realised spectral SNR (`spectral_snr_db_*`)
+beside the waveform SNR; waveform attacks have no such keys."""
 
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from advstudio.core.evaluation.store import ResultRow
 from advstudio.core.metrics import confusion_counts, normalise_columns, normalised_accuracy
 
 SIGNIFICANCE = 0.05
+SPECTRAL_KEYS = ("spectral_snr_db_mean", "spectral_snr_db_std")  # magnitude-domain attacks
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -49,6 +58,14 @@ def row_already_met(row: ResultRow, attack: Attack) -> bool:
     )
 
 
+def _accuracies(truth: list[int], predicted: list[int], n_classes: int) -> tuple[float, float]:
+    """(accuracy, normalised accuracy) of predictions of labelled files."""
+    if not truth:
+        return float("nan"), float("nan")
+    counts = confusion_counts(truth, predicted, n_classes)
+    return float(np.mean(np.equal(predicted, truth))), normalised_accuracy(counts)
+
+
 def summarise(
     rows: list[ResultRow],
     attack: Attack,
@@ -64,7 +81,8 @@ def summarise(
     labelled files only (unlabelled ones are counted apart)."""
     labels = data.labels
     by_file = {r.file: r for r in rows}
-    final, files, adversarial, already = [], [], [], []
+    spectral = any(r.spectral_snr_db is not None for r in rows)
+    final, attacked, files, adversarial, already = [], [], [], [], []
     for i, path in enumerate(data.files):
         row = by_file.get(path)
         met = row is not None and row_already_met(row, attack)
@@ -81,6 +99,8 @@ def summarise(
             )
         )
         final.append(row.new_pred if is_adv else int(clean_pred[i]))
+        # Already met: the output is the original, so the clean prediction stands.
+        attacked.append(int(clean_pred[i]) if row is None or met else row.new_pred)
         if row is None:
             continue
         if is_adv:
@@ -100,6 +120,7 @@ def summarise(
                 "snr_db": row.snr_db,
                 "confidence": row.confidence,
             }
+            | ({"spectral_snr_db": _or_nan(row.spectral_snr_db)} if spectral else {})
         )
     snrs = [r.snr_db for r in adversarial]
     labelled = data.labelled()
@@ -108,6 +129,10 @@ def summarise(
     counts = confusion_counts(truth, final_labelled, n_classes)
     snr_mean = _mean(snrs)
     already_files = {r.file for r in already}
+    accuracy_attacked, normalised_attacked = _accuracies(
+        truth, [attacked[i] for i in labelled], n_classes
+    )
+    spectral_snrs = [_or_nan(r.spectral_snr_db) for r in adversarial]
     return {
         "attack": attack.name,
         "title": attack.title,
@@ -122,6 +147,8 @@ def summarise(
         "n_found_float": sum(r.success for r in rows if r.file not in already_files),
         "accuracy": float(np.mean(np.equal(final_labelled, truth))) if truth else float("nan"),
         "normalised_accuracy": normalised_accuracy(counts),
+        "accuracy_attacked": accuracy_attacked,
+        "normalised_accuracy_attacked": normalised_attacked,
         "snr_db_mean": snr_mean,
         "warnings": snr_warnings(snr_mean),
         "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
@@ -131,7 +158,19 @@ def summarise(
         "confidence_mean": _mean([r.confidence for r in adversarial]),
         "confusion": normalise_columns(counts).tolist(),
         "files": files,
-    }
+    } | (
+        {
+            "spectral_snr_db_mean": _mean(spectral_snrs),
+            "spectral_snr_db_std": float(np.std(spectral_snrs)) if spectral_snrs else float("nan"),
+        }
+        if spectral
+        else {}
+    )
+
+
+def _or_nan(value: float | None) -> float:
+    """A stored value that may be NULL (a row written before its column existed)."""
+    return float("nan") if value is None else value
 
 
 def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
@@ -143,6 +182,15 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
     reached = [f for f in files if f["success"]]
     snrs = [f["snr_db"] for f in reached]
     snr_mean = _mean(snrs)
+    spectral_snrs = [f["spectral_snr_db"] for f in reached if "spectral_snr_db" in f]
+    spectral = (
+        {
+            "spectral_snr_db_mean": _mean(spectral_snrs),
+            "spectral_snr_db_std": float(np.std(spectral_snrs)) if spectral_snrs else float("nan"),
+        }
+        if SPECTRAL_KEYS[0] in first
+        else {}
+    )
 
     def total(key: str) -> int:
         return sum(entry[key] for entry in per_class)
@@ -160,6 +208,8 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
         "n_found_float": total("n_found_float"),
         "accuracy": over_classes("accuracy"),
         "normalised_accuracy": over_classes("normalised_accuracy"),
+        "accuracy_attacked": over_classes("accuracy_attacked"),
+        "normalised_accuracy_attacked": over_classes("normalised_accuracy_attacked"),
         "snr_db_mean": snr_mean,
         "warnings": snr_warnings(snr_mean),
         "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
@@ -169,7 +219,7 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
         "confidence_mean": _mean([f["confidence"] for f in reached]),
         "confusion": np.mean([entry["confusion"] for entry in per_class], axis=0).tolist(),
         "files": files,
-    }
+    } | spectral
 
 
 def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -185,15 +235,19 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("attack", "title", "params", "preset", "targeted", "n_files", "n_unlabelled")
     row = {k: first[k] for k in keys}
     row["seeds"] = [e["seed"] for e in per_seed]
+    spectral = SPECTRAL_KEYS if SPECTRAL_KEYS[0] in first else ()
     for key in (
         "n_adversarial",
         "n_already",
         "accuracy",
         "normalised_accuracy",
+        "accuracy_attacked",
+        "normalised_accuracy_attacked",
         "snr_db_mean",
         "iterations_median",
         "confidence_mean",
         "snr_db_std",
+        *spectral,
     ):
         row[key], row[f"{key}_seed_std"] = over(key)
     row["warnings"] = snr_warnings(row["snr_db_mean"])
@@ -277,6 +331,9 @@ def single_result_summary(
         return normalise_columns(confusion_counts([reference], [prediction], n)).tolist()
 
     final = result.new_pred if result.success else clean_pred
+    attacked = clean_pred if result.already else result.new_pred  # the output, whatever it is
+    spectral_snr = attack.spectral_snr_db(samples, result.adversarial)
+    spectral = {} if spectral_snr is None else {"spectral_snr_db": spectral_snr}
     entry = {
         "attack": attack.name,
         "title": attack.title,
@@ -291,6 +348,8 @@ def single_result_summary(
         "n_found_float": int(result.success),
         "accuracy": float(final == reference),
         "normalised_accuracy": float(final == reference),  # one clip, one class
+        "accuracy_attacked": float(attacked == reference),
+        "normalised_accuracy_attacked": float(attacked == reference),
         "snr_db_mean": result.snr_db if result.success else float("nan"),
         "warnings": result.warnings if result.success else [],
         "snr_db_std": 0.0 if result.success else float("nan"),
@@ -310,8 +369,14 @@ def single_result_summary(
                 "snr_db": result.snr_db,
                 "confidence": result.confidence,
             }
+            | spectral
         ],
     }
+    if spectral:
+        entry |= {
+            "spectral_snr_db_mean": spectral_snr if result.success else float("nan"),
+            "spectral_snr_db_std": 0.0 if result.success else float("nan"),
+        }
     row = summarise_seeds([entry])
     row.pop("files")
     return {
@@ -331,8 +396,10 @@ def single_result_summary(
 
 def sweep_rows(settings: list[dict[str, Any]], parameter: str) -> list[dict[str, Any]]:
     """One row per attack and value of the swept `parameter` (as Foolbox's epsilon sweeps):
-    the success count, accuracy, normalised accuracy and mean confidence at that value, from
-    the study's per-setting rows, in the order the values were given."""
+    the success count, both accuracies (paper 002's and on the attacked audio), each with its
+    normalised accuracy, and the mean confidence at that value, from the study's per-setting
+    rows, in the order the values were given; the realised spectral SNR where the attack has
+    one."""
     return [
         {
             "attack": row["attack"],
@@ -342,9 +409,12 @@ def sweep_rows(settings: list[dict[str, Any]], parameter: str) -> list[dict[str,
             "n_files": row["n_files"],
             "accuracy": row["accuracy"],
             "normalised_accuracy": row["normalised_accuracy"],
+            "accuracy_attacked": row["accuracy_attacked"],
+            "normalised_accuracy_attacked": row["normalised_accuracy_attacked"],
             "confidence_mean": row["confidence_mean"],
             "snr_db_mean": row["snr_db_mean"],
         }
+        | {k: row[k] for k in SPECTRAL_KEYS if k in row}
         for row in settings
         if parameter in row["params"]
     ]

@@ -60,9 +60,14 @@ from advstudio.core.metrics import snr_db
 from advstudio.core.playback import PERTURBATION_PEAK, perturbation_for_listening
 from advstudio.core.reports.provenance import relative_names
 from advstudio.core.reports.study import (
+    ATTACKED_ACCURACY_NOTE,
+    SPECTRAL_COLUMN,
+    SPECTRAL_SNR_NOTE,
     format_number,
+    has_spectral_snr,
     params_text,
     result_notes,
+    spread_text,
     study_csv,
     study_json,
 )
@@ -176,9 +181,10 @@ def confusion_figure(
 
 
 def sweep_figure(sweep: dict[str, Any]) -> Figure:
-    """Accuracy, normalised accuracy and mean confidence of the adversarial examples against
-    the swept parameter, one colour per attack (paper 004's curve when the parameter is an
-    SNR bound)."""
+    """Both accuracies (paper 002's, and paper 004's on the attacked audio) with their
+    normalised accuracies, and the mean confidence of the adversarial examples, against the
+    swept parameter, one colour per attack (paper 004's curve when the parameter is an SNR
+    bound)."""
     figure = Figure(figsize=(7.5, 3.6), layout="constrained")
     axes = figure.add_subplot()
     titles = list(dict.fromkeys(row["title"] for row in sweep["rows"]))
@@ -186,11 +192,13 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
         rows = [row for row in sweep["rows"] if row["title"] == title]
         values = [row["value"] for row in rows]
         for key, style, name in (
-            ("accuracy", "-o", "accuracy"),
-            ("normalised_accuracy", "--s", "normalised accuracy"),
+            ("accuracy_attacked", "-o", "accuracy on the attacked audio"),
+            ("normalised_accuracy_attacked", "--s", "normalised, on the attacked audio"),
+            ("accuracy", "-.x", "accuracy (paper 002)"),
+            ("normalised_accuracy", ":+", "normalised accuracy (paper 002)"),
             ("confidence_mean", ":^", "mean confidence"),
         ):
-            points = [row[key] for row in rows]
+            points = [row.get(key, math.nan) for row in rows]  # older summaries lack some
             axes.plot(values, points, style, color=colour, label=f"{title}: {name}")
     values = [row["value"] for row in sweep["rows"]]
     if min(values) > 0 and max(values) >= 100 * min(values):
@@ -307,6 +315,14 @@ def _found(value: float | None, n: int) -> str:
     return f"-/{n}" if value is None or not math.isfinite(value) else f"{value:.4g}/{n}"
 
 
+def _attacked_accuracies(row: dict[str, Any]) -> dict[str, str]:
+    """Paper 004's accuracies as text ("-" in summaries written before they existed)."""
+    return {
+        key: format_number(row.get(key), 3)
+        for key in ("accuracy_attacked", "normalised_accuracy_attacked")
+    }
+
+
 def _table_row(row: dict[str, Any]) -> dict[str, str]:
     """A Table 1 row with the columns and number formats of format_table."""
     return {
@@ -314,7 +330,9 @@ def _table_row(row: dict[str, Any]) -> dict[str, str]:
         "setting": params_text(row),
         "found": _found(row["n_adversarial"], row["n_files"]),
         "accuracy": format_number(row["accuracy"], 3),
-        "snr": f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}",
+        **_attacked_accuracies(row),
+        "snr": spread_text(row, "snr_db"),
+        "spectral_snr": spread_text(row, "spectral_snr_db"),
         "iterations": format_number(row["iterations_median"], 1),
         "confidence": format_number(row["confidence_mean"], 3),
     }
@@ -343,6 +361,7 @@ def _entry_view(
             "already": bool(f.get("already")),
             "iterations": f["iterations"],
             "snr": format_number(f["snr_db"]),
+            "spectral_snr": format_number(f.get(SPECTRAL_COLUMN)),
             "confidence": format_number(f["confidence"], 3),
         }
         for f in entry["files"]
@@ -356,6 +375,8 @@ def _entry_view(
         "n_adversarial": entry["n_adversarial"],
         "n_files": entry["n_files"],
         "accuracy": format_number(entry["accuracy"], 3),
+        "accuracy_attacked": format_number(entry.get("accuracy_attacked"), 3),
+        "spectral": has_spectral_snr([entry]),
         "files": files,
     }
 
@@ -370,13 +391,20 @@ def _sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
             "found": _found(row["n_adversarial"], row["n_files"]),
             "accuracy": format_number(row["accuracy"], 3),
             "normalised_accuracy": format_number(row["normalised_accuracy"], 3),
+            **_attacked_accuracies(row),
             "confidence": format_number(row["confidence_mean"], 3),
             "snr": format_number(row["snr_db_mean"]),
+            "spectral_snr": format_number(row.get("spectral_snr_db_mean")),
         }
         for row in sweep["rows"]
     ]
     png = _data_uri("image/png", figure_png(sweep_figure(sweep)))
-    return {"parameter": sweep["parameter"], "rows": rows, "png": png}
+    return {
+        "parameter": sweep["parameter"],
+        "rows": rows,
+        "png": png,
+        "spectral": has_spectral_snr(sweep["rows"]),
+    }
 
 
 def _every_label_view(matrix: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -512,9 +540,13 @@ def _context(
             "confidence": format_number(summary["clean"]["confidence_mean"], 3),
         },
         "table": [_table_row(r) for r in table],
+        "spectral": has_spectral_snr(table),
+        "attacked_accuracy_note": ATTACKED_ACCURACY_NOTE,
+        "spectral_snr_note": SPECTRAL_SNR_NOTE,
         "result_notes": result_notes(table),
         "seeds_note": seeds_note,
         "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
+        "settings_spectral": has_spectral_snr(settings),
         "noise": summary.get("noise_control"),
         "sweep": _sweep_view(summary.get("sweep")),
         "every_label": [_every_label_view(m, names) for m in summary.get("every_label", [])],

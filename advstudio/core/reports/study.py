@@ -12,6 +12,7 @@ from typing import Any
 
 from advstudio.core.atomic import write_atomically
 from advstudio.core.attacks import make_attack
+from advstudio.core.evaluation.summary import SPECTRAL_KEYS
 
 CSV_COLUMNS = (
     "attack",
@@ -30,8 +31,42 @@ CSV_COLUMNS = (
 )
 
 
+SPECTRAL_COLUMN = "spectral_snr_db"  # per-file CSV column, for magnitude-domain attacks only
+ATTACKED_ACCURACY_NOTE = (
+    "accuracy and normalised accuracy (mean per-class recall) on the attacked audio: every "
+    "file's output re-loaded, successful or not (paper 004); accuracy (paper 002) takes the "
+    "attacked prediction only where the attack succeeded"
+)
+SPECTRAL_SNR_NOTE = (
+    "the realised SNR of the magnitude spectrogram (the attack's constraint) on the audio as "
+    "written, beside the waveform SNR (paper 002's)"
+)
+
+
 def format_number(value: float, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def has_spectral_snr(rows: list[dict[str, Any]]) -> bool:
+    """Whether any row is of an attack with a spectral SNR (only then is it shown)."""
+    return any(SPECTRAL_KEYS[0] in row for row in rows)
+
+
+def title_width(rows: list[dict[str, Any]]) -> int:
+    """The attack column's width: 16, or the longest title ("Spectrogram adversary (...)")."""
+    return max([16, *(len(row["title"]) for row in rows)])
+
+
+def column_notes(spectral: bool) -> list[str]:
+    """What the printed tables' abbreviated columns measure."""
+    notes = [f"acc.att., n.acc.att.: {ATTACKED_ACCURACY_NOTE}"]
+    return notes + ([f"spec.SNR: {SPECTRAL_SNR_NOTE}"] if spectral else [])
+
+
+def spread_text(row: dict[str, Any], key: str) -> str:
+    """`key`'s mean ± std over files ("-" where the row has no such figure)."""
+    mean, std = row.get(f"{key}_mean", math.nan), row.get(f"{key}_std", math.nan)
+    return f"{format_number(mean)} ± {format_number(std)}"
 
 
 # Shown only where a setting departs from the attack's default; the knobs that define a Table 1
@@ -84,18 +119,25 @@ def format_sweep(sweep: dict[str, Any]) -> str:
     """The sweep as a table: per attack, one line per value of the swept parameter."""
     parameter = sweep["parameter"]
     w = max(len(parameter), 8)
+    t = title_width(sweep["rows"])
+    spectral = has_spectral_snr(sweep["rows"])
     lines = [
-        f"{'attack':<16} {parameter:>{w}} {'found':>9} {'accuracy':>8} {'norm.acc':>8} "
-        f"{'conf.':>6} {'SNR dB':>8}"
+        f"{'attack':<{t}} {parameter:>{w}} {'found':>9} {'accuracy':>8} {'norm.acc':>8} "
+        f"{'acc.att.':>8} {'n.acc.att.':>10} {'conf.':>6} {'SNR dB':>8}"
+        + (f" {'spec.SNR':>8}" if spectral else "")
     ]
     for row in sweep["rows"]:
         found = f"{row['n_adversarial']:.4g}/{row['n_files']}"
         lines.append(
-            f"{row['title']:<16} {row['value']:>{w}.4g} {found:>9} "
+            f"{row['title']:<{t}} {row['value']:>{w}.4g} {found:>9} "
             f"{format_number(row['accuracy'], 3):>8} "
             f"{format_number(row['normalised_accuracy'], 3):>8} "
+            f"{format_number(row.get('accuracy_attacked'), 3):>8} "
+            f"{format_number(row.get('normalised_accuracy_attacked'), 3):>10} "
             f"{format_number(row['confidence_mean'], 3):>6} {format_number(row['snr_db_mean']):>8}"
+            + (f" {format_number(row.get(SPECTRAL_KEYS[0], math.nan)):>8}" if spectral else "")
         )
+    lines += column_notes(spectral)
     return "\n".join(lines)
 
 
@@ -105,20 +147,29 @@ def format_table(summary: dict[str, Any]) -> str:
     n = summary["table"][0]["n_files"] if summary["table"] else 0
     settings = [params_text(row) for row in summary["table"]]
     w = max([24, *map(len, settings)])
+    t = title_width(summary["table"])
+    spectral = has_spectral_snr(summary["table"])
+    spectral_head = f" {'spec.SNR dB':>15}" if spectral else ""
+    spectral_blank = f" {'':>15}" if spectral else ""
     lines = [
-        f"{'attack':<16} {'setting':<{w}} {'found':>9} {'accuracy':>8} {'SNR dB':>15} "
-        f"{'med.iter':>8} {'conf.':>6}",
-        f"{'clean':<16} {'':<{w}} {'':>9} {clean['accuracy']:>8.3f} {'':>15} {'':>8} "
-        f"{clean['confidence_mean']:>6.3f}",
+        f"{'attack':<{t}} {'setting':<{w}} {'found':>9} {'accuracy':>8} {'acc.att.':>8} "
+        f"{'n.acc.att.':>10} {'SNR dB':>15}{spectral_head} {'med.iter':>8} {'conf.':>6}",
+        f"{'clean':<{t}} {'':<{w}} {'':>9} {clean['accuracy']:>8.3f} {'':>8} {'':>10} "
+        f"{'':>15}{spectral_blank} {'':>8} {clean['confidence_mean']:>6.3f}",
     ]
     for row, setting in zip(summary["table"], settings, strict=True):
         found = f"{row['n_adversarial']:.4g}/{n}"
-        snr = f"{format_number(row['snr_db_mean'])} ± {format_number(row['snr_db_std'])}"
+        spectral_cell = f" {spread_text(row, 'spectral_snr_db'):>15}" if spectral else ""
         lines.append(
-            f"{row['title']:<16} {setting:<{w}} {found:>9} "
-            f"{row['accuracy']:>8.3f} {snr:>15} {format_number(row['iterations_median'], 1):>8} "
+            f"{row['title']:<{t}} {setting:<{w}} {found:>9} "
+            f"{row['accuracy']:>8.3f} {format_number(row.get('accuracy_attacked'), 3):>8} "
+            f"{format_number(row.get('normalised_accuracy_attacked'), 3):>10} "
+            f"{spread_text(row, 'snr_db'):>15}{spectral_cell} "
+            f"{format_number(row['iterations_median'], 1):>8} "
             f"{format_number(row['confidence_mean'], 3):>6}"
         )
+    if summary["table"]:
+        lines += column_notes(spectral)
     lines += result_notes(summary["table"])
     if len(summary["table"]) and len(summary["table"][0]["seeds"]) > 1:
         lines.append(
@@ -158,9 +209,10 @@ def study_json(summary: dict[str, Any]) -> str:
 
 def study_csv(summary: dict[str, Any]) -> str:
     labels = summary["labels"]
+    spectral = has_spectral_snr(summary["attacks"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + ((SPECTRAL_COLUMN,) if spectral else ()))
     for entry in summary["attacks"]:
         for f in entry["files"]:
 
@@ -183,6 +235,7 @@ def study_csv(summary: dict[str, Any]) -> str:
                     format_number(f["confidence"], 4),
                     int(f.get("already", False)),  # absent from older summaries
                 ]
+                + ([format_number(f.get(SPECTRAL_COLUMN, math.nan), 4)] if spectral else [])
             )
     return out.getvalue()
 
