@@ -9,8 +9,9 @@ one padded batch: the four paper presets with their default targets, the `wrong`
 early and others fail at the cap, and the test stays near a minute on one thread.
 
 The runs compute as an AVX2 x86 processor does, whatever this one has (PINNED_CPU): oneDNN's
-AVX-512 convolutions add in another order than its AVX2 ones, and that alone moved pgdn's first
-success by a step on two clips, so pins made on one kind of processor failed on the other.
+AVX-512 convolutions add in another order than its AVX2 ones, and that alone moved pgdn's and
+cw's first success by a step on three clips, so pins made on one kind of processor failed on
+the other.
 
 Usage: python scripts/pin_attacks.py [--threads N] [--only NAME ...] [OUT]
 (OUT defaults to tests/data/attack_pins.json; N defaults to PINNED_THREADS). The pins were made
@@ -145,6 +146,16 @@ def shipped_model_on_cpu(threads: int):
     return load_model(device="cpu")
 
 
+def engine_commit() -> str:
+    """The commit of the code that made the pins, marked -dirty when advstudio/ has changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+
+    dirty = git("status", "--porcelain", "--", "advstudio").strip()
+    return git("rev-parse", "--short", "HEAD").strip() + ("-dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
@@ -157,9 +168,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if torch.backends.cpu.get_cpu_capability() != "AVX2":
         sys.exit("pin_attacks: this processor cannot run the pinned AVX2 kernels")
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    commit = engine_commit()
     pinned = {
         "commit": commit,
         "torch": torch.__version__,
