@@ -8,8 +8,15 @@ one padded batch: the four paper presets with their default targets, the `wrong`
 (`after_success=shrink`). Iteration caps are lowered where needed so that some clips succeed
 early and others fail at the cap, and the test stays near a minute on one thread.
 
-Usage: python scripts/pin_attacks.py [--threads N] [OUT]
-(OUT defaults to tests/data/attack_pins.json; N defaults to PINNED_THREADS)
+The runs compute as an AVX2 x86 processor does, whatever this one has (PINNED_CPU): oneDNN's
+AVX-512 convolutions add in another order than its AVX2 ones, and that alone moved pgdn's and
+cw's first success by a step on three clips, so pins made on one kind of processor failed on
+the other.
+
+Usage: python scripts/pin_attacks.py [--threads N] [--only NAME ...] [OUT]
+(OUT defaults to tests/data/attack_pins.json; N defaults to PINNED_THREADS). The pins were made
+at commit ac0cbec; to make them again after the engine changed (a new torch, say), run this
+script in a checkout of ac0cbec (`git worktree add`) with this file copied in.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -27,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "tests" / "data" / "attack_pins.json"
 SEED = 21
 PINNED_THREADS = 1  # the CPU thread count the pins are made and checked with
+# Read once when torch starts: the kernels of an AVX2 processor, for ATen and for oneDNN.
+PINNED_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 FIELDS = (
     "success",
     "already",
@@ -123,7 +133,11 @@ def _plain(value: Any) -> Any:
 
 
 def shipped_model_on_cpu(threads: int):
-    """The shipped model on CPU, with torch limited to `threads` threads."""
+    """The shipped model on CPU, with torch limited to `threads` threads and the kernels of
+    PINNED_CPU (so torch must not be imported before)."""
+    if "torch" in sys.modules:
+        raise RuntimeError("torch was imported before the pinned CPU kernels could be chosen")
+    os.environ.update(PINNED_CPU)
     from advstudio.core.device import configure_threads
 
     configure_threads(threads)
@@ -132,27 +146,40 @@ def shipped_model_on_cpu(threads: int):
     return load_model(device="cpu")
 
 
+def engine_commit() -> str:
+    """The commit of the code that made the pins, marked -dirty when advstudio/ has changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+
+    dirty = git("status", "--porcelain", "--", "advstudio").strip()
+    return git("rev-parse", "--short", "HEAD").strip() + ("-dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--threads", type=int, default=PINNED_THREADS)
+    parser.add_argument("--only", action="append", choices=[p.name for p in PINS])
     args = parser.parse_args(argv)
+    pins = [p for p in PINS if args.only is None or p.name in args.only]
     model = shipped_model_on_cpu(args.threads)
     import torch
 
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    if torch.backends.cpu.get_cpu_capability() != "AVX2":
+        sys.exit("pin_attacks: this processor cannot run the pinned AVX2 kernels")
+    commit = engine_commit()
     pinned = {
         "commit": commit,
         "torch": torch.__version__,
         "threads": args.threads,
+        "cpu": PINNED_CPU,
         "seed": SEED,
-        "pins": [asdict(pin) | {"results": run_pin(model, pin)} for pin in PINS],
+        "pins": [asdict(pin) | {"results": run_pin(model, pin)} for pin in pins],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(pinned, indent=1) + "\n")
-    print(f"wrote {args.out} ({len(PINS)} runs, commit {commit}, {args.threads} threads)")
+    print(f"wrote {args.out} ({len(pins)} runs, commit {commit}, {args.threads} threads)")
 
 
 if __name__ == "__main__":
