@@ -54,10 +54,6 @@ class _Resolution:
     def pad(self) -> int:
         return self.n_fft // 2
 
-    @property
-    def bins(self) -> int:
-        return self.n_fft // 2 + 1
-
     def n_frames(self, width: int) -> int:
         return (width + 2 * self.pad - self.n_fft) // self.hop + 1
 
