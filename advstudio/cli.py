@@ -108,7 +108,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     audio = load_part(args.file, model, args.start, args.duration)
     if audio.conversions:
         print(f"advstudio: {args.file}: {audio.conversions}", file=sys.stderr)
-    reporter = ProgressBarReporter({attack.name: attack.engine_config().max_iter})
+    reporter = ProgressBarReporter({attack.name: attack.max_iter})
     # The file's class, when its folder names one: the directives (wrong, right) need it, and
     # untargeted success then excludes it too.
     label = folder_class(args.file, model.labels)
@@ -228,7 +228,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     iterations = {
-        name: max(a.engine_config().max_iter for a in spec.settings(name)) for name in spec.attacks
+        name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks
     }
     with ResultStore(args.db or default_store_path()) as store:
         summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
@@ -330,7 +330,7 @@ def sweep_parameter(assignments: list[str], grid: dict[str, list[str]]) -> str |
 def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:
     """A target class as the model spells it (so "bass guitar" and "Bass_guitar" share
     stored results); target modes and None unchanged."""
-    from advstudio.core.attacks.base import Goal, resolve_target
+    from advstudio.core.attacks.goals import Goal, resolve_target
 
     if target is None:
         return None

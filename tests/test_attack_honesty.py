@@ -17,7 +17,7 @@ from conftest import tone
 
 from advstudio.cli import EXIT_NOT_FOUND, main
 from advstudio.core.attacks import make_attack, memory
-from advstudio.core.attacks.base import is_success
+from advstudio.core.attacks.goals import is_success
 from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.errors import ParameterError

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from advstudio.core.attacks import ATTACKS, make_attack
-from advstudio.core.attacks.base import quantise
+from advstudio.core.attacks.composition import quantise
 from advstudio.core.audio import load_audio
 from advstudio.core.errors import ParameterError
 from advstudio.core.metrics import snr_db
@@ -237,7 +237,7 @@ def test_cancellation_stops_the_attack(model, clips):
         (lambda: make_attack("cw", max_iter=2.5), "must be a whole number"),
         (lambda: make_attack("cw", update="newton"), "must be one of adam-sign, adam"),
         (lambda: make_attack("mscw", preset="best"), "unknown preset 'best'"),
-        (lambda: make_attack("mscw", fft_sizes="512,x").engine_config(), "fft_sizes"),
+        (lambda: make_attack("mscw", fft_sizes="512,x").composition(), "fft_sizes"),
     ],
     ids=["attack", "param", "negative", "text", "nan", "fraction", "choice", "preset", "fft"],
 )

@@ -28,7 +28,7 @@ def model_dir(tmp_path, random_model):
 def test_an_attack_shows_its_iterations_with_rate_and_eta(random_model):
     attack = make_attack("pgdn", None, max_iter="20", eps="1e-6")  # too small to succeed
     stream = io.StringIO()
-    reporter = ProgressBarReporter({"pgdn": attack.engine_config().max_iter}, stream)
+    reporter = ProgressBarReporter({"pgdn": attack.max_iter}, stream)
     attack.run(random_model, [tone(0.5)], reporter=reporter)
     shown = stream.getvalue()
     assert re.search(ITERATION_BAR.format(job="pgdn", total=20), shown), shown

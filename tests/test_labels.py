@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from advstudio.core.attacks.base import Goal, resolve_target
+from advstudio.core.attacks.goals import Goal, resolve_target
 from advstudio.core.data.datasets import PAPER_002_CLASSES
 from advstudio.core.errors import ParameterError
 from advstudio.core.labels import match_label, normalise_label

@@ -127,7 +127,7 @@ class AttackJob:
         attack = make_attack(self.attack, self.preset, **self.params)
         self.attack_used = attack
         samples = self.attacked_samples()
-        reporter.report(JobStarted(ITERATIONS, attack.engine_config().max_iter))
+        reporter.report(JobStarted(ITERATIONS, attack.max_iter))
         (result,) = attack.run(
             self.model,
             [samples],

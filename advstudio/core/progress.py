@@ -36,7 +36,9 @@ class AttackStep:
     `items` are the caller's item numbers; the other fields hold one value per item: the loss
     being minimised, the untrimmed SNR in dB, the probability of the predicted class, the
     probability of the goal class (the target, or for untargeted attacks the class being
-    left), and whether the item succeeded at this iteration.
+    left), whether the item succeeded at this iteration, and the item's own iteration (clips
+    join a running batch as others finish, so items of one step can be at different
+    iterations). `iteration` is the furthest of them: the one a progress bar follows.
     """
 
     job: str
@@ -47,6 +49,7 @@ class AttackStep:
     confidence: tuple[float, ...]
     goal_probability: tuple[float, ...]
     success: tuple[bool, ...]
+    iterations: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.attacks import ATTACKS
-from advstudio.core.attacks.base import COMMON_PARAMS, TARGET_MODES
+from advstudio.core.attacks.base import COMMON_PARAMS
+from advstudio.core.attacks.goals import TARGET_MODES
 from advstudio.core.attacks.params import Param
 from advstudio.core.metrics import normalise_columns
 

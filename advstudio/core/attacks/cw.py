@@ -8,7 +8,13 @@ clip shrunk to 0.8 of the perturbation's peak, keeping the quietest success
 
 from __future__ import annotations
 
-from advstudio.core.attacks.base import AFTER_SUCCESS, Attack, EngineConfig
+from typing import Any
+
+from advstudio.core.attacks.base import AFTER_SUCCESS, Attack
+from advstudio.core.attacks.composition import Composition
+from advstudio.core.attacks.distances import SquaredL2
+from advstudio.core.attacks.optimisers import Adam
+from advstudio.core.attacks.parametrisations import WaveformDelta
 from advstudio.core.attacks.params import FULL_SCALE, MAX_ITERATIONS, Param
 
 CW_PARAMS = (
@@ -45,21 +51,18 @@ class CarliniWagner(Attack):
         "alpha0.01": {"alpha": 0.01, "c": 0.01, "eta": 1e-5},
         "alpha0.1": {"alpha": 0.1, "c": 0.01, "eta": 1e-5},
     }
-    distance = "l2"
 
-    def engine_config(self) -> EngineConfig:
+    def composition(self) -> Composition:
         p = self.params
-        return self.configure(
+        return self.waveform_attack(
             p["c"],
-            init="zero",
-            distance=self.distance,
-            alpha=p["alpha"],
-            update=p["update"],
-            lr=p["eta"],
-            max_iter=p["max_iter"],
-            fft_sizes=self.fft_sizes(),
+            WaveformDelta("zero"),
+            Adam(p["eta"], sign=p["update"] == "adam-sign"),
+            p["max_iter"],
             after_success=p["after_success"],
+            distance=self.distance(),
+            alpha=p["alpha"],
         )
 
-    def fft_sizes(self) -> tuple[int, ...]:
-        return ()
+    def distance(self) -> Any:
+        return SquaredL2()

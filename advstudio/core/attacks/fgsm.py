@@ -3,7 +3,10 @@ the original prediction (or decreases the target's, when targeted)."""
 
 from __future__ import annotations
 
-from advstudio.core.attacks.base import Attack, EngineConfig
+from advstudio.core.attacks.base import Attack
+from advstudio.core.attacks.composition import Composition
+from advstudio.core.attacks.optimisers import SignStep
+from advstudio.core.attacks.parametrisations import WaveformDelta
 from advstudio.core.attacks.params import FULL_SCALE, Param
 
 
@@ -23,14 +26,6 @@ class FGSM(Attack):
     )
     presets = {"paper": {"eps": 0.1}, "eps0.1": {"eps": 0.1}, "eps0.8": {"eps": 0.8}}
 
-    def engine_config(self) -> EngineConfig:
+    def composition(self) -> Composition:
         eps = self.params["eps"]
-        return self.configure(
-            eps,
-            init="zero",
-            distance="none",
-            alpha=1.0,
-            update="sign",
-            lr=eps,
-            max_iter=1,
-        )
+        return self.waveform_attack(eps, WaveformDelta("zero"), SignStep(eps), max_iter=1)

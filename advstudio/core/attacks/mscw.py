@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from advstudio.core.attacks.cw import CW_PARAMS, CarliniWagner
 from advstudio.core.attacks.params import Param
+from advstudio.core.attacks.spectral import MultiResolutionSpectral
 from advstudio.core.errors import ParameterError
 
 
@@ -24,7 +25,9 @@ class MultiScaleCW(CarliniWagner):
         "alpha10": {"alpha": 10.0, "c": 0.01, "eta": 1e-5},
         "alpha15": {"alpha": 15.0, "c": 0.01, "eta": 5e-5},
     }
-    distance = "spectral"
+
+    def distance(self) -> MultiResolutionSpectral:
+        return MultiResolutionSpectral(self.fft_sizes())
 
     def fft_sizes(self) -> tuple[int, ...]:
         try:

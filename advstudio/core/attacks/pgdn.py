@@ -4,7 +4,10 @@ gradient to Adam (`update=adam-sign`); the textbook update is a signed step (`up
 
 from __future__ import annotations
 
-from advstudio.core.attacks.base import Attack, EngineConfig
+from advstudio.core.attacks.base import Attack
+from advstudio.core.attacks.composition import Composition
+from advstudio.core.attacks.optimisers import Adam, SignStep
+from advstudio.core.attacks.parametrisations import WaveformDelta
 from advstudio.core.attacks.params import FULL_SCALE, MAX_ITERATIONS, Param
 
 
@@ -37,14 +40,9 @@ class PGDn(Attack):
         "eps0.01": {"eps": 0.01, "eta": 1e-3},
     }
 
-    def engine_config(self) -> EngineConfig:
+    def composition(self) -> Composition:
         p = self.params
-        return self.configure(
-            p["eps"],
-            init="uniform",
-            distance="none",
-            alpha=1.0,
-            update=p["update"],
-            lr=p["eta"],
-            max_iter=p["max_iter"],
+        optimiser = SignStep(p["eta"]) if p["update"] == "sign" else Adam(p["eta"], sign=True)
+        return self.waveform_attack(
+            p["eps"], WaveformDelta("uniform", p["eps"]), optimiser, p["max_iter"]
         )

@@ -7,19 +7,21 @@ padding in a batch never enters the loss.
 The distance runs on every iteration of the attack, so it is written for speed (issue 10: an
 mscw iteration at most 1.5x the model's forward + backward): the batch is reflect-padded once,
 by the largest size's half window, and every size frames a slice of it; the originals' spectra,
-their logs and each frame's weight are computed once per set of rows; and the gradient is
-written by hand (`_SpectralDistance`), one weight per bin and an inverse real FFT instead of a
-dozen autograd steps per size. Values and gradients equal the plain formula's up to float
-rounding (tests/test_spectral_distance.py holds them to it).
+their logs and each frame's weight are row fields, computed once when a clip joins the batch;
+and the gradient is written by hand (`_SpectralDistance`), one weight per bin and an inverse
+real FFT instead of a dozen autograd steps per size. Values and gradients equal the plain
+formula's up to float rounding (tests/test_spectral_distance.py holds them to it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
+from advstudio.core.attacks.parts import Part
+from advstudio.core.attacks.rows import Frames, Rows
 from advstudio.core.models.frontend import frame_mask, reflect_pad
 
 LOG_OFFSET = 1e-7
@@ -28,23 +30,14 @@ _MAGNITUDE_FLOOR = 1e-14
 
 
 @dataclass(frozen=True)
-class _Resolution:
-    """One FFT size over a fixed set of rows: what does not change between iterations."""
+class _Size:
+    """One FFT size: its constants on one device."""
 
     n_fft: int
     window: torch.Tensor
     # The adjoint of the real FFT is an unnormalised inverse real FFT of the bins with those
     # that stand for a conjugate pair halved (all but DC, and Nyquist for even sizes): [bins].
     adjoint_bin_weight: torch.Tensor
-    # Each frame's share of its clip's mean, 1 / (frames x bins), and 0 past the clip's end:
-    # [B, frames]. The clip's frames are the centre frames of its samples, lengths // hop + 1.
-    frame_weight: torch.Tensor
-    # For odd sizes, the columns of the size's padded batch that its own `reflect_pad` fills
-    # ([B, W + 2 pad]): past them it gives zeros, which an odd size's last frame still reaches.
-    # For even sizes the shared padding is exact there and this is None.
-    own_padding: torch.Tensor | None
-    reference: torch.Tensor  # the originals' magnitudes [B, frames, bins]
-    reference_log: torch.Tensor  # log(reference + LOG_OFFSET)
 
     @property
     def hop(self) -> int:
@@ -54,50 +47,45 @@ class _Resolution:
     def pad(self) -> int:
         return self.n_fft // 2
 
-    def n_frames(self, width: int) -> int:
-        return (width + 2 * self.pad - self.n_fft) // self.hop + 1
-
-    def select(self, keep: torch.Tensor, lengths: torch.Tensor, width: int) -> _Resolution:
-        frames = self.n_frames(width)
-        return replace(
-            _geometry(self.n_fft, lengths, width, self.window.device),
-            reference=self.reference[keep][:, :frames],
-            reference_log=self.reference_log[keep][:, :frames],
-        )
+    @property
+    def frames(self) -> Frames:
+        """The frame axis of the size's spectra, (W + 2 pad - n_fft) // hop + 1 frames for W
+        samples; for a clip, the frames it has alone. (For odd sizes, one fewer than
+        W // hop + 1 when hop divides W: counting that many, as this module once did, let
+        the frame past a clip's end into its loss in a wider batch.)"""
+        return Frames(self.hop, 2 * self.pad - self.n_fft)
 
 
-def _geometry(n_fft: int, lengths: torch.Tensor, width: int, device: torch.device) -> _Resolution:
-    """A `_Resolution` for rows of `lengths` in a batch `width` samples wide, its references
-    still empty."""
-    hop, pad, bins = n_fft // 4, n_fft // 2, n_fft // 2 + 1
-    counts = lengths // hop + 1
-    frames = (width + 2 * pad - n_fft) // hop + 1
-    frame_weight = frame_mask(counts, frames) / (counts * bins)[:, None]
-    own_padding = None
-    if n_fft % 2:
-        position = torch.arange(width + 2 * pad, device=device) - pad
-        own_padding = position[None, :] < (lengths + pad)[:, None]
-    adjoint_bin_weight = torch.full((bins,), 0.5, device=device)
+def _size(n_fft: int, device: torch.device) -> _Size:
+    adjoint_bin_weight = torch.full((n_fft // 2 + 1,), 0.5, device=device)
     adjoint_bin_weight[0] = 1.0
     if n_fft % 2 == 0:
         adjoint_bin_weight[-1] = 1.0
-    empty = torch.empty(0, device=device)
-    window = torch.hann_window(n_fft, device=device)
-    return _Resolution(n_fft, window, adjoint_bin_weight, frame_weight, own_padding, empty, empty)
+    return _Size(n_fft, torch.hann_window(n_fft, device=device), adjoint_bin_weight)
 
 
-def _part(padded: torch.Tensor, shared_pad: int, resolution: _Resolution) -> torch.Tensor:
-    """The size's own padded batch, cut from the batch padded by `shared_pad`."""
-    start = shared_pad - resolution.pad
-    part = padded[:, start : padded.shape[1] - start]
-    if resolution.own_padding is not None:
-        part = part * resolution.own_padding[:, : part.shape[1]]
-    return part
+@dataclass(frozen=True)
+class _Reference:
+    """What one size compares against, per row: the originals' magnitudes and their logs
+    [B, frames, bins], and each frame's share of its clip's mean, 1 / (frames x bins), 0 past
+    the clip's end [B, frames]."""
+
+    magnitude: torch.Tensor
+    log: torch.Tensor
+    frame_weight: torch.Tensor
 
 
-def _spectrum(part: torch.Tensor, n_fft: int, window: torch.Tensor) -> torch.Tensor:
-    """Complex STFT [B, frames, bins] of an already padded batch (no centring)."""
-    return torch.fft.rfft(part.unfold(-1, n_fft, n_fft // 4) * window)
+def _part(padded: torch.Tensor, shared_pad: int, size: _Size) -> torch.Tensor:
+    """The size's own padded batch, cut from the batch padded by `shared_pad`: past each
+    clip's own padding it holds more of the reflection where `reflect_pad` by the size's half
+    window gives zeros, but no frame of the clip reaches there."""
+    start = shared_pad - size.pad
+    return padded[:, start : padded.shape[1] - start]
+
+
+def _spectrum(part: torch.Tensor, size: _Size) -> torch.Tensor:
+    """Complex STFT [B, frames, bins] of the size's padded batch (no centring)."""
+    return torch.fft.rfft(part.unfold(-1, size.n_fft, size.hop) * size.window)
 
 
 def _magnitude(spectrum: torch.Tensor) -> torch.Tensor:
@@ -132,90 +120,88 @@ class _SpectralDistance(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, padded, shared_pad, resolutions):  # type: ignore[override]
+    def forward(ctx, padded, shared_pad, sizes, references):  # type: ignore[override]
         keep_gradient = ctx.needs_input_grad[0]
         total = padded.new_zeros(padded.shape[0])
         gradients = []
-        for resolution in resolutions:
-            spectrum = _spectrum(_part(padded, shared_pad, resolution), resolution.n_fft,
-                                 resolution.window)  # fmt: skip
-            frames = spectrum.shape[1]
-            frame_weight = resolution.frame_weight[:, :frames]
+        for size, reference in zip(sizes, references, strict=True):
+            spectrum = _spectrum(_part(padded, shared_pad, size), size)
             magnitude = _magnitude(spectrum)
             shifted = magnitude + LOG_OFFSET
-            log = torch.log(shifted).sub_(resolution.reference_log[:, :frames])
-            linear = magnitude - resolution.reference[:, :frames]
+            log = torch.log(shifted).sub_(reference.log)
+            linear = magnitude - reference.magnitude
             per_frame = linear.abs().add_(log.abs()).sum(-1)
-            total += (per_frame * frame_weight).sum(-1)
+            total += (per_frame * reference.frame_weight).sum(-1)
             if keep_gradient:
                 slope = log.sign_().div_(shifted).add_(linear.sign_()).div_(magnitude)
-                slope *= frame_weight[:, :, None]
-                slope *= resolution.adjoint_bin_weight
+                slope *= reference.frame_weight[:, :, None]
+                slope *= size.adjoint_bin_weight
                 gradients.append(spectrum.mul_(slope))
         if keep_gradient:
-            ctx.shared_pad, ctx.resolutions = shared_pad, resolutions
-            ctx.padded_shape = padded.shape
+            ctx.shared_pad, ctx.sizes, ctx.padded_shape = shared_pad, sizes, padded.shape
             ctx.save_for_backward(*gradients)
         return total
 
     @staticmethod
     def backward(ctx, grad_total):  # type: ignore[override]
         grad = grad_total.new_zeros(ctx.padded_shape)
-        for resolution, weighted in zip(ctx.resolutions, ctx.saved_tensors, strict=True):
-            frames = torch.fft.irfft(weighted, n=resolution.n_fft, norm="forward")
-            frames *= resolution.window
-            start = ctx.shared_pad - resolution.pad
+        for size, weighted in zip(ctx.sizes, ctx.saved_tensors, strict=True):
+            frames = torch.fft.irfft(weighted, n=size.n_fft, norm="forward")
+            frames *= size.window
+            start = ctx.shared_pad - size.pad
             part = grad[:, start : grad.shape[1] - start]
-            overlap_added = _overlap_add(frames, part.shape[1], resolution.hop)
-            if resolution.own_padding is not None:
-                overlap_added *= resolution.own_padding[:, : part.shape[1]]
-            part += overlap_added
-        return grad * grad_total[:, None], None, None
+            part += _overlap_add(frames, part.shape[1], size.hop)
+        return grad * grad_total[:, None], None, None, None
 
 
-class MultiResolutionSpectralLoss:
-    """Per-clip spectral distance from fixed originals `x` [B, W] of `lengths` to adversarial
-    batches of the same clips."""
+class MultiResolutionSpectral(Part):
+    """The distance part of Multi-Scale C&W: per row, from the original to the adversarial
+    waveform. The originals' spectra, their logs and the frames' weights are row fields, taken
+    once when a clip joins the batch.
 
-    def __init__(self, fft_sizes: Sequence[int], x: torch.Tensor, lengths: torch.Tensor) -> None:
-        sizes = tuple(fft_sizes)
-        self.shared_pad = max(n // 2 for n in sizes)
-        self.lengths = lengths
-        resolutions = []
+    The spectra are computed as [rows, frames, bins] and kept as transposed views, frames last
+    as rows.py wants its fields; selecting rows keeps that layout. Rows that join are padded and
+    concatenated into [rows, bins, frames] storage, which gives the same values somewhat slower.
+    """
+
+    memory_kind = "spectral"
+
+    def __init__(self, fft_sizes: Sequence[int]) -> None:
+        self.fft_sizes = tuple(fft_sizes)
+        self.shared_pad = max(n // 2 for n in self.fft_sizes)
+        self._sizes: dict[torch.device, tuple[_Size, ...]] = {}
+
+    def _sizes_on(self, device: torch.device) -> tuple[_Size, ...]:
+        if device not in self._sizes:
+            self._sizes[device] = tuple(_size(n, device) for n in self.fft_sizes)
+        return self._sizes[device]
+
+    def start(self, rows: Rows, generators: list[torch.Generator]) -> None:
+        x, lengths = rows["x"], rows["lengths"]
         with torch.no_grad():
             padded = reflect_pad(x, lengths, self.shared_pad)
-            for n_fft in sizes:
-                geometry = _geometry(n_fft, lengths, x.shape[1], x.device)
-                part = _part(padded, self.shared_pad, geometry)
-                reference = _magnitude(_spectrum(part, n_fft, geometry.window))
+            for size in self._sizes_on(x.device):
+                n = size.n_fft
+                reference = _magnitude(_spectrum(_part(padded, self.shared_pad, size), size))
                 # The originals never change: their logs are taken once, not every iteration.
                 log = torch.log(reference + LOG_OFFSET)
-                resolutions.append(replace(geometry, reference=reference, reference_log=log))
-        self.resolutions = tuple(resolutions)
+                frames, bins = reference.shape[1], reference.shape[2]
+                counts = size.frames.count(lengths)  # the frames of each clip alone
+                weight = frame_mask(counts, frames) / (counts * bins)[:, None]
+                rows.add(f"spectrum_{n}", reference.transpose(1, 2), size.frames)
+                rows.add(f"log_spectrum_{n}", log.transpose(1, 2), size.frames)
+                rows.add(f"spectrum_weight_{n}", weight, size.frames)
 
-    @property
-    def fft_sizes(self) -> tuple[int, ...]:
-        return tuple(r.n_fft for r in self.resolutions)
-
-    def select(self, keep: torch.Tensor, width: int) -> MultiResolutionSpectralLoss:
-        """The distance for the rows `keep` (a boolean mask or increasing indices) of the batch,
-        on batches cut to `width` samples: the engine's view after some rows finish."""
-        chosen = MultiResolutionSpectralLoss.__new__(MultiResolutionSpectralLoss)
-        chosen.shared_pad = self.shared_pad
-        chosen.lengths = self.lengths[keep]
-        chosen.resolutions = tuple(r.select(keep, chosen.lengths, width) for r in self.resolutions)
-        return chosen
-
-    def __call__(
-        self,
-        adversarial: torch.Tensor,
-        lengths: torch.Tensor,
-        active: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Loss [b] for an adversarial batch [b, width] of the rows `active` (increasing
-        positions in the original batch; all rows if None), whose lengths are `lengths`."""
-        distance = self
-        if active is not None and len(active) != len(self.lengths):  # all rows: nothing to pick
-            distance = self.select(active, adversarial.shape[1])
+    def __call__(self, adversarial: torch.Tensor, rows: Rows) -> torch.Tensor:
+        lengths = rows["lengths"]
+        sizes = self._sizes_on(adversarial.device)
+        references = tuple(
+            _Reference(
+                rows[f"spectrum_{s.n_fft}"].transpose(1, 2),
+                rows[f"log_spectrum_{s.n_fft}"].transpose(1, 2),
+                rows[f"spectrum_weight_{s.n_fft}"],
+            )
+            for s in sizes
+        )
         padded = reflect_pad(adversarial, lengths, self.shared_pad)
-        return _SpectralDistance.apply(padded, self.shared_pad, distance.resolutions)
+        return _SpectralDistance.apply(padded, self.shared_pad, sizes, references)

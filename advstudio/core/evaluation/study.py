@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
-from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED, resolve_target
+from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED
+from advstudio.core.attacks.goals import resolve_target
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.noise import white_noise_control

@@ -14,7 +14,8 @@ import numpy as np
 from scipy import stats
 
 from advstudio.core.attacks import Attack
-from advstudio.core.attacks.base import goal_already_met, is_success, loud_perturbation_warning
+from advstudio.core.attacks.goals import goal_already_met, is_success
+from advstudio.core.attacks.results import loud_perturbation_warning
 from advstudio.core.evaluation.store import ResultRow
 from advstudio.core.metrics import confusion_counts, normalise_columns, normalised_accuracy
 
@@ -49,6 +50,7 @@ def summarise(
     final, files, adversarial, already = [], [], [], []
     for i, path in enumerate(data.files):
         row = by_file.get(path)
+        truth_judged = row is not None and (against_truth or row.target_mode == "wrong")
         # Not attacked: no success at 0 iterations (a clean clip short of the goal's
         # confidence was attacked, so its row shows steps or a success).
         met = (
@@ -59,14 +61,20 @@ def summarise(
                 row.orig_pred,
                 row.target,
                 row.label,
-                against_truth or row.target_mode == "wrong",
+                truth_judged,
             )
         )
         is_adv = (
             row is not None
             and row.success
             and not met
-            and is_success(row.new_pred, row.orig_pred, row.target, row.label)
+            and is_success(
+                row.new_pred,
+                row.orig_pred,
+                row.target,
+                row.label,
+                truth_judged,
+            )
         )
         final.append(row.new_pred if is_adv else int(clean_pred[i]))
         if row is None:

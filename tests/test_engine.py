@@ -1,0 +1,150 @@
+"""The engine's queue and per-row state: rows leave a batch when they finish and the next
+clips of the queue join, each row counting its own iterations; and the per-row fields of the
+parts follow rows through leaving and joining."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from advstudio.core.attacks import make_attack
+from advstudio.core.attacks.engine import run_engine
+from advstudio.core.attacks.goals import Goal
+from advstudio.core.attacks.parts import Part
+from advstudio.core.attacks.rows import ROW, SAMPLES, Frames, Rows
+from advstudio.core.audio import load_audio
+from advstudio.core.models import load_model
+from advstudio.core.progress import AttackStep, ItemFinished, NullReporter, RecordingReporter
+from advstudio.core.resources import demo_clips
+
+PGDN = {"eps": 0.003, "eta": 3e-4, "max_iter": 25}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def clips(model):
+    """Six demo clips of different classes, cut to lengths from 0.3 s to 1.2 s so that the
+    queue's longest-first order and the padding both matter."""
+    paths = demo_clips()[::4]
+    lengths = [4800, 19200, 8000, 16000, 6400, 12000]
+    return [
+        load_audio(p, model.sample_rate).samples[:n] for p, n in zip(paths, lengths, strict=True)
+    ]
+
+
+def steps_of(reporter):
+    return [e for e in reporter.events if isinstance(e, AttackStep)]
+
+
+def test_finished_rows_make_room_for_the_next_clips(model, clips):
+    """With room for two rows, the batch stays full while clips wait, and every clip gets
+    the result it gets in one batch of all clips."""
+    attack = make_attack("pgdn", **PGDN)
+    together = attack.run(model, clips, seed=3, batch_size=16)
+    reporter = RecordingReporter()
+    queued = attack.run(model, clips, seed=3, batch_size=2, reporter=reporter)
+    assert sum(r.success for r in together) >= 3  # rows leave early, so the queue is used
+    assert any(not r.success for r in together)  # and some run to the cap
+    steps = steps_of(reporter)
+    finished_before = 0
+    for event in reporter.events:
+        if isinstance(event, ItemFinished):
+            finished_before = event.done
+        elif isinstance(event, AttackStep):
+            waiting = len(clips) - finished_before - len(event.items)
+            assert len(event.items) <= 2
+            if waiting > 0:
+                assert len(event.items) == 2, "a row was free while clips waited"
+    # Clips joined a running batch: some step holds items at different iterations.
+    assert any(len(set(s.iterations)) > 1 for s in steps)
+    for a, b in zip(together, queued, strict=True):
+        assert (a.success, a.iterations, a.target, a.new_pred, a.steps) == (
+            b.success,
+            b.iterations,
+            b.target,
+            b.new_pred,
+            b.steps,
+        )
+        assert abs(a.snr_db - b.snr_db) < 0.1
+
+
+def test_each_row_counts_its_own_iterations(model, clips):
+    reporter = RecordingReporter()
+    results = make_attack("pgdn", **PGDN).run(model, clips, seed=3, batch_size=3, reporter=reporter)
+    steps = steps_of(reporter)
+    for item, result in enumerate(results):
+        seen = [s.iterations[s.items.index(item)] for s in steps if item in s.items]
+        assert seen == list(range(result.iterations + 1))
+    for s in steps:
+        assert s.iteration == max(s.iterations)
+
+
+def test_the_longest_clips_start_first(model, clips):
+    reporter = RecordingReporter()
+    make_attack("fgsm", eps=0.01).run(model, clips, batch_size=2, reporter=reporter)
+    first = steps_of(reporter)[0]
+    longest = sorted(range(len(clips)), key=lambda i: -len(clips[i]))[:2]
+    assert sorted(first.items) == sorted(longest)
+
+
+def test_a_transform_stands_between_the_stored_waveform_and_the_model(model, clips):
+    """What the model hears passes through the composition's transforms: a transform that
+    replays the clean clip whatever the perturbation leaves the model nothing to be fooled
+    by (the same attack without it succeeds)."""
+    attack = make_attack("pgdn", **PGDN)
+    plain = attack.composition()
+
+    class CleanReplay(Part):
+        def __call__(self, wave, rows):
+            return rows["x"] + 0 * wave
+
+    deaf = dataclasses.replace(plain, transforms=(CleanReplay(),))
+    def run(composition):
+        return run_engine(
+            model, clips, composition, Goal(), None, 3, None, 8, NullReporter(), None, "pgdn"
+        )
+
+    assert any(r.success for r in run(plain))
+    results = run(deaf)
+    assert not any(r.success for r in results)
+    assert all(r.iterations == PGDN["max_iter"] for r in results)
+
+
+def test_rows_select_and_extend_cut_and_pad_every_kind_of_field():
+    rows = Rows(torch.tensor([10, 6]))
+    rows.add("wave", torch.ones(2, 10), SAMPLES)
+    rows.add("spec", torch.ones(2, 3, Frames(4, 2).count(10)), Frames(4, 2))
+    rows.add("t", torch.tensor([1.0, 2.0]), ROW)
+    short = rows.select(torch.tensor([False, True]))
+    assert short.width == 6
+    assert short["wave"].shape == (1, 6)
+    assert short["spec"].shape == (1, 3, Frames(4, 2).count(6))
+    assert short["t"].tolist() == [2.0]
+    joined = short.extend(rows.select(torch.tensor([True, False])))
+    assert joined["lengths"].tolist() == [6, 10]
+    assert joined["wave"].shape == (2, 10)
+    assert joined["wave"][0, 6:].abs().sum() == 0  # padded with zeros
+    assert joined["spec"].shape == (2, 3, Frames(4, 2).count(10))
+    assert joined["t"].tolist() == [2.0, 1.0]
+    with pytest.raises(KeyError):
+        joined.add("t", torch.zeros(2), ROW)
+    other = Rows(torch.tensor([3]))
+    with pytest.raises(KeyError):
+        joined.extend(other)
+
+
+def test_a_clip_of_the_queue_never_widens_the_batch(model, clips):
+    """Longest first: whatever joins is no longer than the batch it joins, so padding only
+    shrinks over a run."""
+    reporter = RecordingReporter()
+    make_attack("pgdn", **PGDN).run(model, clips, seed=3, batch_size=2, reporter=reporter)
+    widths = []
+    for s in steps_of(reporter):
+        widths.append(max(len(clips[i]) for i in s.items))
+    assert widths == sorted(widths, reverse=True)
