@@ -166,6 +166,8 @@ def test_rows_that_leave_and_join_keep_their_distance(sizes):
     loss = distance(adversarial[order], joined)
     all_rows, all_fields = started(sizes, x[order], lengths[order])
     torch.testing.assert_close(loss, all_rows(adversarial[order], all_fields), rtol=1e-6, atol=0)
+    # Joining stored the spectra bins-apart; the call put them back bins-adjacent, once.
+    assert joined[f"spectrum_{sizes[0]}"].stride(1) == 1
 
 
 def test_forward_and_backward_cost_well_under_the_plain_formula():

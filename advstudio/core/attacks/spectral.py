@@ -154,14 +154,24 @@ class _SpectralDistance(torch.autograd.Function):
         return grad * grad_total[:, None], None, None, None
 
 
+def _bins_last(rows: Rows, name: str) -> torch.Tensor:
+    """The field `name` ([rows, bins, frames]) as [rows, frames, bins] with bins adjacent in
+    memory, as the spectra are computed (other layouts give the same values, slower)."""
+    spectra = rows[name].transpose(1, 2)
+    if spectra.stride(-1) != 1:
+        spectra = spectra.contiguous()
+        rows[name] = spectra.transpose(1, 2)
+    return spectra
+
+
 class MultiResolutionSpectral(Part):
     """The distance part of Multi-Scale C&W: per row, from the original to the adversarial
     waveform. The originals' spectra, their logs and the frames' weights are row fields, taken
     once when a clip joins the batch.
 
     The spectra are computed as [rows, frames, bins] and kept as transposed views, frames last
-    as rows.py wants its fields; selecting rows keeps that layout. Rows that join are padded and
-    concatenated into [rows, bins, frames] storage, which gives the same values somewhat slower.
+    as rows.py wants its fields; selecting rows keeps that layout, and after rows join (padded
+    and concatenated into [rows, bins, frames] storage) the next call restores it once.
     """
 
     memory_kind = "spectral"
@@ -197,8 +207,8 @@ class MultiResolutionSpectral(Part):
         sizes = self._sizes_on(adversarial.device)
         references = tuple(
             _Reference(
-                rows[f"spectrum_{s.n_fft}"].transpose(1, 2),
-                rows[f"log_spectrum_{s.n_fft}"].transpose(1, 2),
+                _bins_last(rows, f"spectrum_{s.n_fft}"),
+                _bins_last(rows, f"log_spectrum_{s.n_fft}"),
                 rows[f"spectrum_weight_{s.n_fft}"],
             )
             for s in sizes
