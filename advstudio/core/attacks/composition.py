@@ -73,7 +73,10 @@ class Composition:
 
     @property
     def memory_kind(self) -> str:
-        """Which measured memory profile (memory.py) this attack's batches follow."""
+        """Which measured memory profile (memory.py) this attack's batches follow: the
+        parametrisation's where it has one of its own, else the distance's."""
+        if self.parametrisation.memory_kind is not None:
+            return self.parametrisation.memory_kind
         return "none" if self.distance is None else self.distance.memory_kind
 
     @property

@@ -18,10 +18,12 @@ import torch
 
 from advstudio.core.errors import AdvStudioError
 
-# Peak bytes per sample of padded batch by the engine's distance term, as measured (CPU,
-# shipped model, paper presets): fgsm 288 and pgdn 349 (no distance), cw 319 (L2), mscw 1148
-# (spectral, six FFT sizes). The estimate adds MARGIN.
-MEASURED_BYTES_PER_SAMPLE = {"none": 350, "l2": 320, "spectral": 1150}
+# Peak bytes per sample of padded batch by the attack's memory profile (its distance term, or
+# its parametrisation where that dominates), as measured with benchmarks/attack_memory.py
+# (CPU, shipped model, paper presets): fgsm 288 and pgdn 310-349 (no distance), cw 319 (L2),
+# mscw 664 (spectral, six FFT sizes), spectrogram 386 (STFT magnitude, Griffin-Lim on). The
+# estimate adds MARGIN.
+MEASURED_BYTES_PER_SAMPLE = {"none": 350, "l2": 320, "spectral": 700, "spectrogram": 400}
 MARGIN = 1.3
 
 

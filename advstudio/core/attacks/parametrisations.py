@@ -22,6 +22,8 @@ class WaveformDelta(Part):
     """An additive perturbation of the waveform, starting at zero or uniform in [-linf, linf]
     (a random start, drawn from each clip's own stream)."""
 
+    memory_kind = None  # the distance's profile (memory.py)
+
     def __init__(self, init: str = "zero", linf: float | None = None) -> None:
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}")
@@ -51,6 +53,8 @@ class StftMagnitude(Part):
     carried phase (row field `phase`, which a Griffin-Lim step updates); the change it makes
     is faded in and out over `fade` samples at the clip's edges, so the written file starts
     and ends as the original does."""
+
+    memory_kind = "spectrogram"  # its own profile (memory.py)
 
     def __init__(self, n_fft: int, hop: int, fade: int, attack_name: str) -> None:
         self.n_fft, self.hop, self.fade, self.attack_name = n_fft, hop, fade, attack_name

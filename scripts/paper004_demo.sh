@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Paper 004's measurements on the shipped model and the demo clips (issue 10), each a plain
+# `advstudio evaluate` run whose table, JSON and report land in ${OUT:-/tmp}/paper004:
+# the spectrogram adversary with --target wrong (presets paper and nogl: Griffin-Lim on and
+# off), the spectral SNR sweep, --target every-label and --target right. DEVICE (default:
+# CUDA when present) and BATCH (default 24) choose where and how wide; EXTRA adds arguments to
+# every run (EXTRA="--param max_iter=2" for a smoke run); PYTHON the interpreter.
+set -uo pipefail
+out="${OUT:-/tmp}/paper004"
+mkdir -p "$out"
+device=(${DEVICE:+--device "$DEVICE"})
+run() {
+    local name=$1
+    shift
+    local start
+    start=$(date +%s.%N)
+    "${PYTHON:-python3}" -m advstudio evaluate --attack spectrogram "${device[@]}" --batch-size "${BATCH:-24}" \
+        --db "$out/$name.sqlite" --json "$out/$name.json" --report "$out/$name" "$@" ${EXTRA:-} \
+        >"$out/$name.txt" 2>"$out/$name.err"
+    local status=$?
+    echo "== $name ($*): exit $status in $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
+    cat "$out/$name.txt"
+    [ $status -eq 0 ] || tail -3 "$out/$name.err"
+}
+run wrong --preset paper --target wrong
+run nogl --preset nogl --target wrong
+run sweep --preset paper --target wrong --sweep snr_db=5,10,15,20,25,30,40
+run right --preset paper --target right
+run every-label --preset paper --target every-label
