@@ -29,14 +29,14 @@ from advstudio.core.errors import (
     UnsupportedFormatError,
 )
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc", ".au")
 
 # Export subtypes by the names users see; FLAC holds integers only.
 EXPORT_SUBTYPES = {"PCM16": "PCM_16", "PCM24": "PCM_24", "FLOAT": "FLOAT"}
 _FORMAT_BY_SUFFIX = {".wav": "WAV", ".flac": "FLAC"}
 
 # Leading bytes of formats soundfile reads, and of audio formats it does not.
-_READABLE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
+_READABLE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b".snd")
 _UNREADABLE_AUDIO_MAGIC = {b"ftyp": "MP4/AAC/ALAC", b"0&\xb2u": "WMA", b"MThd": "MIDI"}
 
 

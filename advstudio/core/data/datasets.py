@@ -1,5 +1,6 @@
-"""Dataset layouts: a folder per class, a CSV of path,label (optionally split), and the
-FSDKaggle2019 curated train set with the paper-002 selection and split.
+"""Dataset layouts: a folder per class, a CSV of path,label (optionally split), the
+FSDKaggle2019 curated train set with the paper-002 selection and split, and GTZAN with paper
+004's partitions (`advstudio.core.data.gtzan`).
 
 A layout yields a `Dataset`: labelled file paths and the sorted class list (class index =
 position), with train and validation subsets. Class names are matched as people write them
@@ -27,7 +28,7 @@ PAPER_002_CLASSES = (
 )  # fmt: skip
 PAPER_002_SPLIT_SEED = 21
 PAPER_002_TRAIN_FRACTION = 0.75
-LAYOUTS = ("folder", "csv", "fsdkaggle2019")
+LAYOUTS = ("folder", "csv", "fsdkaggle2019", "gtzan")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Dataset:
     # Whether the layout defines its split (a CSV split column, the paper's FSDKaggle2019
     # split), rather than the paper's rule being applied to a plain listing for training.
     defined_split: bool = False
+    note: str = ""  # what opening it skipped (files a partition names that are missing)
 
     def subset(self, split: str) -> Dataset:
         chosen = tuple(e for e in self.examples if e.split == split)
@@ -213,8 +215,16 @@ def folder_class(path: str | Path, labels: Sequence[str]) -> int | None:
         return None
 
 
-def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:
-    """Open `path` with the named layout, or guess: a CSV file, FSDKaggle2019, or folders."""
+def open_dataset(
+    path: str | Path,
+    layout: str | None = None,
+    partition: str | None = None,
+    partition_seed: int | None = None,
+) -> Dataset:
+    """Open `path` with the named layout, or guess: a CSV file, FSDKaggle2019, GTZAN, or
+    folders. A partition (and its seed) picks GTZAN's splits; other layouts have none."""
+    from advstudio.core.data.gtzan import gtzan, looks_like_gtzan
+
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such dataset file or folder")
@@ -225,9 +235,15 @@ def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:
             path, layout = path / "metadata.csv", "csv"
         elif (path / "train_curated.csv").is_file() or (path / "FSDKaggle2019.meta").is_dir():
             layout = "fsdkaggle2019"
+        elif looks_like_gtzan(path):
+            layout = "gtzan"
         else:
             layout = "folder"
-    readers = {"folder": folder_per_class, "csv": csv_listing, "fsdkaggle2019": fsdkaggle2019}
-    if layout not in readers:
+    if layout not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout == "gtzan":
+        return gtzan(path, partition or "filtered", partition_seed)
+    if partition is not None or partition_seed is not None:
+        raise DatasetError(f"{path}: a partition applies to the gtzan layout, not {layout}")
+    readers = {"folder": folder_per_class, "csv": csv_listing, "fsdkaggle2019": fsdkaggle2019}
     return readers[layout](path)
