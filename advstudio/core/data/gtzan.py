@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from advstudio.core.data.datasets import Dataset, Example
 from advstudio.core.errors import DatasetError
@@ -34,7 +35,7 @@ EXCERPTS_PER_GENRE = 100
 RANDOM_PARTITION_PER_GENRE = {"train": 50, "validation": 25, "test": 25}
 GENRE_FOLDER_PLACES = (".", "genres", "genres_original", "Data/genres_original")
 GTZAN_EXTENSIONS = (".au", ".wav")
-_MISSING_NAMED = 5  # missing excerpts named in the note; the rest are counted
+_SKIPPED_NAMED = 5  # skipped excerpts named in the note; the rest are counted
 
 
 def filtered_partition() -> dict[str, str]:
@@ -93,12 +94,13 @@ def looks_like_gtzan(path: Path) -> bool:
     return (
         root is not None
         and all((root / genre).is_dir() for genre in GTZAN_GENRES)
-        and any(_excerpt_files(root / "blues", "blues"))
+        and any(_excerpt_files(root, "blues"))
     )
 
 
-def _excerpt_files(folder: Path, genre: str) -> dict[str, Path]:
-    """Excerpt name -> file for the files of one genre folder named `genre.NNNNN.au|.wav`."""
+def _excerpt_files(root: Path, genre: str) -> dict[str, Path]:
+    """Excerpt name -> file for the files in `root/genre` named `genre.NNNNN.au|.wav`."""
+    folder = root / genre
     if not folder.is_dir():
         return {}
     files: dict[str, Path] = {}
@@ -108,9 +110,26 @@ def _excerpt_files(folder: Path, genre: str) -> dict[str, Path]:
     return files
 
 
+def _unreadable(path: Path) -> bool:
+    """Whether soundfile cannot read the header (the Kaggle copy's jazz.00054.wav); an `.au`
+    without one would be read as header-less 8 kHz mu-law noise, so it is unreadable too."""
+    try:
+        return sf.info(str(path)).format == "RAW"
+    except (sf.LibsndfileError, RuntimeError):
+        return True
+
+
+def _skipped(kind: str, names: list[str]) -> str:
+    """"3 missing: a, b, c" (the first few named, the rest counted)."""
+    named = ", ".join(names[:_SKIPPED_NAMED])
+    more = f" and {len(names) - _SKIPPED_NAMED} more" if len(names) > _SKIPPED_NAMED else ""
+    return f"{len(names)} {kind}: {named}{more}"
+
+
 def gtzan(path: Path, partition: str = "filtered", seed: int | None = None) -> Dataset:
     """GTZAN under `path`, split by the named partition. Excerpts of the partition that the
-    copy lacks (some lack jazz.00054) are skipped and named in the dataset's note."""
+    copy lacks (some lack jazz.00054) or that soundfile cannot read are skipped and named in
+    the dataset's note."""
     splits = partition_splits(partition, seed)
     root = genre_folders_root(path)
     if root is None:
@@ -118,18 +137,22 @@ def gtzan(path: Path, partition: str = "filtered", seed: int | None = None) -> D
             f"{path}: no GTZAN genre folders ({', '.join(GTZAN_GENRES)}) here or in "
             "genres/ or genres_original/"
         )
-    files = {name: file for g in GTZAN_GENRES for name, file in _excerpt_files(root / g, g).items()}
+    files: dict[str, Path] = {}
+    for genre in GTZAN_GENRES:
+        files.update(_excerpt_files(root, genre))
     present = sorted(name for name in splits if name in files)
     if not present:
         raise DatasetError(f"{root}: no excerpts named like blues/blues.00000.au (or .wav)")
     missing = sorted(name for name in splits if name not in files)
+    unreadable = [name for name in present if _unreadable(files[name])]
+    present = [name for name in present if name not in unreadable]
+    skipped = {"missing": missing, "unreadable": unreadable}
     note = ""
-    if missing:
-        named = ", ".join(missing[:_MISSING_NAMED])
-        more = f" and {len(missing) - _MISSING_NAMED} more" if len(missing) > _MISSING_NAMED else ""
+    if missing or unreadable:
+        kinds = "; ".join(_skipped(kind, names) for kind, names in skipped.items() if names)
         note = (
-            f"{root}: {len(missing)} of the {len(splits)} excerpts of the {partition} GTZAN "
-            f"partition are missing and skipped: {named}{more}"
+            f"{root}: skipped {len(missing) + len(unreadable)} of the {len(splits)} excerpts "
+            f"of the {partition} GTZAN partition ({kinds})"
         )
     examples = tuple(Example(files[name], name.split(".")[0], splits[name]) for name in present)
     return Dataset(f"gtzan-{partition}", examples, GTZAN_GENRES, defined_split=True, note=note)
