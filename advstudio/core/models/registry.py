@@ -8,12 +8,16 @@ from typing import Any
 
 from advstudio.core.errors import ModelError
 from advstudio.core.models.base import AudioClassifier
+from advstudio.core.models.cdnn import CdnnClassifier
 from advstudio.core.models.cnn import InstrumentClassifier
+from advstudio.core.models.dnn import DnnClassifier
 
 Builder = Callable[..., AudioClassifier]
 
 ARCHITECTURES: dict[str, Builder] = {
     "average_pool_cnn": InstrumentClassifier,
+    "dnn": DnnClassifier,
+    "cdnn": CdnnClassifier,
 }
 
 
