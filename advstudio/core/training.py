@@ -179,7 +179,7 @@ def _load_split(
 @torch.no_grad()
 def _band_statistics(model: AudioClassifier, clips: list[np.ndarray]) -> None:
     """Per-band (mel band or STFT bin) mean and population std of the unstandardised features
-    over all training frames."""
+    over all training frames, the std floored at 1 % of the median band's."""
     total = torch.zeros(model.frontend.band_mean.shape, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     count = 0
@@ -191,6 +191,9 @@ def _band_statistics(model: AudioClassifier, clips: list[np.ndarray]) -> None:
         count += int(n_frames.sum())
     mean = total / count
     std = (total_sq / count - mean.pow(2)).clamp(min=1e-8).sqrt()
+    # A band almost silent in training (a low-passed synthesiser's top bins) would multiply
+    # anything heard there by thousands; no band may vary less than 1 % of the median band.
+    std = std.clamp(min=0.01 * float(std.median()))
     model.frontend.band_mean.copy_(mean.float())
     model.frontend.band_std.copy_(std.float())
 
