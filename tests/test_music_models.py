@@ -269,3 +269,16 @@ def test_a_band_silent_in_training_does_not_amplify_by_thousands():
     noise = (0.01 * rng.standard_normal(RATE)).astype(np.float32)
     features, _ = model.frontend(*pad_batch([noise]))
     assert features.abs().max() < 1e3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", ["dnn", "cdnn"])
+def test_the_music_models_run_and_train_on_cuda(name, request, tiny_music_folder, tmp_path):
+    import copy
+
+    model = request.getfixturevalue(name)
+    clips = [music(31, 12), music(1.5, 13)]
+    on_gpu = copy.deepcopy(model).to("cuda")
+    np.testing.assert_allclose(predict_proba(on_gpu, clips), predict_proba(model, clips), atol=1e-3)
+    args = ["train", str(tiny_music_folder), "--arch", name, "--out", str(tmp_path / "m")]
+    assert main([*args, "--epochs", "1", "--device", "cuda"]) == 0
