@@ -221,6 +221,12 @@ def test_train_arch_end_to_end(arch, extra, tiny_music_folder, tmp_path, capsys)
     std = model.frontend.band_std
     assert (std > 0).all() and not torch.allclose(std, torch.ones_like(std))
     assert "paper 004" in (out / "MODEL_CARD.md").read_text()
+    # The checkpoint (with the best epoch's weights inside) loads safely and training resumes.
+    args[-1] = "4"
+    assert main([*args, "--batch-size", "4", "--seed", "1", *extra, "--resume"]) == 0
+    resumed = json.loads((out / "card.json").read_text())
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
+    assert resumed["history"][:3] == card["history"]
 
 
 def test_train_rejects_settings_of_another_architecture(tiny_music_folder, tmp_path, capsys):
