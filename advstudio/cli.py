@@ -82,6 +82,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     dataset = open_data(args.data, args)
     config = config_from_preset(
         args.preset,
+        args.arch,
+        hidden=args.hidden,
+        dropout=args.dropout or None,
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -90,7 +93,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     card = train(dataset, Path(args.out), config, ProgressBarReporter(), resume=args.resume)
     write_model_card(Path(args.out), card, dataset.description)
-    print(f"validation accuracy {card['validation']['accuracy']:.3f}; model written to {args.out}")
+    val = card["validation"]
+    print(
+        f"validation accuracy {val['accuracy']:.3f} (normalised {val['normalised_accuracy']:.3f}); "
+        f"model written to {args.out}"
+    )
     return 0
 
 
@@ -483,13 +490,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=_cmd_classify)
 
-    p = sub.add_parser("train", help="train the paper-002 CNN on a dataset")
+    p = sub.add_parser(
+        "train", help="train a classifier (paper 002's CNN, paper 004's DNN or CDNN) on a dataset"
+    )
     p.add_argument(
         "data", help="dataset folder, CSV (path,label[,split]), FSDKaggle2019 or GTZAN root"
     )
     p.add_argument("--out", required=True, help="model directory to write (holds checkpoints)")
     dataset_options(p)
-    p.add_argument("--preset", default="paper", help="paper (default) or demo")
+    p.add_argument(
+        "--arch",
+        choices=["cnn", "dnn", "cdnn"],
+        default="cnn",
+        help="cnn: paper 002's instrument CNN (default); dnn, cdnn: paper 004's music models",
+    )
+    p.add_argument(
+        "--preset",
+        default="paper",
+        help="paper (the architecture's paper's recipe, default) or modern (Adam, cosine, "
+        "augmentation; for cnn also called demo)",
+    )
+    p.add_argument("--hidden", type=int, help="dnn: units per hidden layer (50 or 500)")
+    p.add_argument("--dropout", action="store_true", help="dnn: dropout after hidden layers")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)

@@ -77,4 +77,8 @@ def test_unknown_preset_and_parameters_are_rejected():
     with pytest.raises(ParameterError, match="unknown training preset"):
         config_from_preset("fast")
     with pytest.raises(ParameterError, match="unknown schedule"):
-        config_from_preset("paper", schedule="linear")
+        config_from_preset("paper", schedule="exponential")
+    with pytest.raises(ParameterError, match="unknown architecture"):
+        config_from_preset("paper", "rnn")
+    with pytest.raises(ParameterError, match="dnn architecture only"):
+        config_from_preset("paper", "cdnn", hidden=50)

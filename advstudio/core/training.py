@@ -1,9 +1,17 @@
-"""Training the paper-002 classifier on a dataset layout.
+"""Training any registered architecture (`cnn`, `dnn`, `cdnn`) on a dataset layout.
 
-The recipe follows the paper: one random window of 116 frames per file and epoch (clips shorter
-than that padded circularly), cross-entropy, Adam with a step decay. The `demo` preset adds the
-augmentation and cosine schedule the offline demo set needs to generalise to an unheard
-SoundFont. A checkpoint is written after every epoch, and training resumes from it.
+Every epoch takes one random window per file: 116 frames for the paper-002 CNN, 100 frames for
+paper 004's DNN (so 12 files make the paper's batch of 1200 frames) and one 100-frame block for
+the CDNN. Short clips are padded circularly. The loss is the cross-entropy of every unit the
+model decides on (the CNN's window, each DNN frame, the CDNN block), the paper's frame- and
+block-level training. The per-dimension standardisation is computed from all training frames.
+
+Presets per architecture: `paper` is the architecture's paper's recipe (paper 002: Adam with a
+step decay; paper 004: SGD with momentum rising 0.5 -> 0.9 and the learning rate falling
+linearly to 1 % over the saturate span, model selection on validation); `modern` (for the CNN
+also `demo`) is Adam, a cosine schedule, augmentation, mixup and label smoothing, what the
+rendered offline sets need to generalise to an unheard SoundFont. A checkpoint is written
+after every epoch, and training resumes from it.
 """
 
 from __future__ import annotations
@@ -27,9 +35,16 @@ from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Dataset
 from advstudio.core.device import select_device
 from advstudio.core.errors import DatasetError, ParameterError
-from advstudio.core.metrics import confusion_counts, normalise_columns, per_class_recall
-from advstudio.core.models.base import pad_batch, predict_proba
-from advstudio.core.models.cnn import TRAIN_FRAMES, InstrumentClassifier
+from advstudio.core.metrics import (
+    confusion_counts,
+    normalise_columns,
+    normalised_accuracy,
+    per_class_recall,
+)
+from advstudio.core.models.base import AudioClassifier, pad_batch, predict_proba
+from advstudio.core.models.cnn import TRAIN_FRAMES as CNN_TRAIN_FRAMES
+from advstudio.core.models.magnitude_frontend import MagnitudeFrontEnd
+from advstudio.core.models.registry import build_model
 from advstudio.core.models.store import load_weights, model_spec, save_model_dir
 from advstudio.core.progress import (
     ItemFinished,
@@ -41,94 +56,149 @@ from advstudio.core.progress import (
     check_cancelled,
 )
 
-ARCHITECTURE = "average_pool_cnn"
 CHECKPOINT = "checkpoint.pt"
+# The names `--arch` takes, and the registered architecture each one trains.
+ARCHITECTURES = {"cnn": "average_pool_cnn", "dnn": "dnn", "cdnn": "cdnn"}
 
 
 @dataclass
 class TrainConfig:
-    """Training settings; the defaults are the reference implementation's."""
+    """Training settings; the defaults are the paper-002 reference implementation's."""
 
+    arch: str = "cnn"
     epochs: int = 150
-    batch_size: int = 16
+    batch_size: int = 16  # files per batch (one window each)
+    optimizer: str = "adam"  # "adam", or "sgd" with momentum rising over the saturate span
     lr: float = 1e-4
     weight_decay: float = 0.01
-    schedule: str = "step"  # "step": lr x0.1 after decay_epoch; "cosine": cosine to zero
+    # "step": lr x0.1 after decay_epoch; "cosine": cosine to zero; "linear": falls linearly to
+    # 1 % of lr over `saturate` epochs, then stays (paper 004's LinearDecayOverEpoch).
+    schedule: str = "step"
     decay_epoch: int = 90
+    momentum: float = 0.5  # SGD: momentum at the start, rising linearly ...
+    final_momentum: float = 0.9  # ... to this at the end of the saturate span
+    saturate: int = 0  # epochs of the linear lr and momentum ramps; 0: all epochs
+    select_best: bool = False  # keep the epoch with the best validation normalised accuracy
     augment: bool = False
-    min_frames: int = 35  # inference pads shorter clips circularly to this many frames
+    min_frames: int = 35  # cnn: inference pads shorter clips circularly to this many frames
+    hidden: int = 500  # dnn: units per hidden layer (the paper: 50 or 500)
+    dropout: bool = False  # dnn: dropout 0.25 after each hidden layer
     seed: int = 0
     device: str | None = None
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ParameterError(
+                f"unknown architecture {self.arch!r}; choose {', '.join(ARCHITECTURES)}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ParameterError("epochs and batch size must be at least 1")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ParameterError("learning rate must be positive and weight decay non-negative")
-        if self.schedule not in ("step", "cosine"):
-            raise ParameterError(f"unknown schedule {self.schedule!r}; choose step or cosine")
+        if self.schedule not in ("step", "cosine", "linear"):
+            raise ParameterError(
+                f"unknown schedule {self.schedule!r}; choose step, cosine or linear"
+            )
+        if self.optimizer not in ("adam", "sgd"):
+            raise ParameterError(f"unknown optimizer {self.optimizer!r}; choose adam or sgd")
+        if not (0 <= self.momentum < 1 and 0 <= self.final_momentum < 1) or self.saturate < 0:
+            raise ParameterError("momentum must lie in [0, 1) and saturate be non-negative")
+
+    def architecture_config(self) -> dict[str, Any]:
+        """The hyper-parameters the model directory's config records for this architecture."""
+        if self.arch == "cnn":
+            return {"min_frames": self.min_frames}
+        if self.arch == "dnn":
+            return {"hidden": self.hidden, "dropout": self.dropout}
+        return {}
 
 
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    # What the rendered demo set needs to generalise to a SoundFont never heard in training.
-    # Its clips are short (median 2 s), so inference pads them to the training window.
-    "demo": {
-        "epochs": 40,
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "schedule": "cosine",
-        "augment": True,
-        "min_frames": TRAIN_FRAMES,
+# Adam, cosine, augmentation: what the rendered offline sets need to generalise to an unheard
+# SoundFont. The demo set's clips are short (median 2 s), so the CNN pads them to its window.
+_MODERN = {"lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "augment": True}
+_CNN_MODERN = _MODERN | {"epochs": 40, "min_frames": CNN_TRAIN_FRAMES}
+# Paper 004's reference code (pylearn2): SGD, momentum 0.5 -> 0.9 and lr -> 1 % over the
+# saturate span, no weight decay, model selection on validation.
+_PAPER004 = {
+    "optimizer": "sgd",
+    "schedule": "linear",
+    "weight_decay": 0.0,
+    "select_best": True,
+}
+TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "cnn": {"paper": {}, "modern": _CNN_MODERN, "demo": _CNN_MODERN},
+    # lr 0.01 without dropout; with dropout the paper used 0.1 (config_from_preset).
+    "dnn": {
+        "paper": _PAPER004 | {"lr": 0.01, "batch_size": 12, "epochs": 300},
+        "modern": _MODERN | {"batch_size": 12, "epochs": 150, "select_best": True},
+    },
+    "cdnn": {
+        "paper": _PAPER004 | {"lr": 0.001, "batch_size": 5, "epochs": 100},
+        "modern": _MODERN | {"batch_size": 16, "epochs": 100, "select_best": True},
     },
 }
 
 
-def config_from_preset(preset: str, **overrides: Any) -> TrainConfig:
-    if preset not in TRAIN_PRESETS:
+def config_from_preset(preset: str, arch: str = "cnn", **overrides: Any) -> TrainConfig:
+    """The preset's settings for `arch`, with the overrides that are not None on top."""
+    if arch not in TRAIN_PRESETS:
+        raise ParameterError(f"unknown architecture {arch!r}; choose {', '.join(TRAIN_PRESETS)}")
+    presets = TRAIN_PRESETS[arch]
+    if preset not in presets:
         raise ParameterError(
-            f"unknown training preset {preset!r}; choose {', '.join(TRAIN_PRESETS)}"
+            f"unknown training preset {preset!r} for {arch}; choose {', '.join(presets)}"
         )
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(overrides) - known
     if unknown:
         raise ParameterError(f"unknown training parameter(s): {', '.join(sorted(unknown))}")
-    return TrainConfig(
-        **(TRAIN_PRESETS[preset] | {k: v for k, v in overrides.items() if v is not None})
-    )
+    given = {k for k, v in overrides.items() if v is not None}
+    if arch != "dnn" and given & {"hidden", "dropout"}:
+        raise ParameterError("hidden and dropout are settings of the dnn architecture only")
+    settings = presets[preset] | {"arch": arch}
+    if arch == "dnn" and preset == "paper" and overrides.get("dropout"):
+        settings["lr"] = 0.1  # the paper's rate for the dropout DNN
+    return TrainConfig(**(settings | {k: v for k, v in overrides.items() if v is not None}))
 
 
 def _load_split(
-    dataset: Dataset, split: str, sample_rate: int, min_samples: int
+    dataset: Dataset, split: str, model: AudioClassifier
 ) -> list[np.ndarray]:
+    """The split's clips at the model's rate; at most what the front end analyses (30 s for
+    paper 004's models), and at least its minimum (shorter clips repeated)."""
+    longest = getattr(model.frontend, "max_samples", None)
     clips = []
     for example in dataset.subset(split).examples:
-        samples = load_audio(example.path, sample_rate).samples
-        if len(samples) < min_samples:  # too short for the front end: repeat it
-            samples = np.resize(samples, min_samples)
+        samples = load_audio(example.path, model.sample_rate).samples[:longest]
+        if len(samples) < model.min_samples:  # too short for the front end: repeat it
+            samples = np.resize(samples, model.min_samples)
         clips.append(samples)
     return clips
 
 
 @torch.no_grad()
-def _band_statistics(model: InstrumentClassifier, clips: list[np.ndarray]) -> None:
-    """Per-mel-band mean and population std of dB features over all training frames."""
+def _band_statistics(model: AudioClassifier, clips: list[np.ndarray]) -> None:
+    """Per-band (mel band or STFT bin) mean and population std of the unstandardised features
+    over all training frames, the std floored at 1 % of the median band's."""
     total = torch.zeros(model.frontend.band_mean.shape, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     count = 0
     for start in range(0, len(clips), 32):
         wave, lengths = pad_batch(clips[start : start + 32], model.device)
-        db, n_frames = model.frontend.log_mel(wave, lengths)
+        db, n_frames = model.frontend.unstandardised(wave, lengths)
         total += db.sum(dim=(0, 2)).double().cpu()
         total_sq += db.double().pow(2).sum(dim=(0, 2)).cpu()
         count += int(n_frames.sum())
     mean = total / count
     std = (total_sq / count - mean.pow(2)).clamp(min=1e-8).sqrt()
+    # A band almost silent in training (a low-passed synthesiser's top bins) would multiply
+    # anything heard there by thousands; no band may vary less than 1 % of the median band.
+    std = std.clamp(min=0.01 * float(std.median()))
     model.frontend.band_mean.copy_(mean.float())
     model.frontend.band_std.copy_(std.float())
 
 
-def _augment_wave(clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _augment_wave(clip: torch.Tensor, generator: torch.Generator, rate: int) -> torch.Tensor:
     """Pitch -2..+2 semitones (resampling), gain, a synthetic room (half the time), and white
     noise at 20-60 dB SNR (half the time): SoundFonts differ in exactly such details."""
     ratio = int(torch.randint(14, 19, (1,), generator=generator))
@@ -137,7 +207,7 @@ def _augment_wave(clip: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     gain_db = float(torch.empty(1).uniform_(-12.0, 6.0, generator=generator))
     clip = clip * 10 ** (gain_db / 20)
     if torch.rand(1, generator=generator) < 0.5:
-        clip = _add_room(clip, generator)
+        clip = _add_room(clip, generator, rate)
     if torch.rand(1, generator=generator) < 0.5:
         snr_db = float(torch.empty(1).uniform_(20.0, 60.0, generator=generator))
         noise = torch.randn(clip.shape, generator=generator)
@@ -145,7 +215,7 @@ def _augment_wave(clip: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return clip.clamp(-1.0, 1.0)
 
 
-def _add_room(clip: torch.Tensor, generator: torch.Generator, rate: int = 16000) -> torch.Tensor:
+def _add_room(clip: torch.Tensor, generator: torch.Generator, rate: int) -> torch.Tensor:
     """Convolve with exponentially decaying noise (RT60 0.1-0.8 s), mixed 10-50 % wet."""
     rt60 = float(torch.empty(1).uniform_(0.1, 0.8, generator=generator))
     t = torch.arange(int(rt60 * rate)) / rate
@@ -156,48 +226,73 @@ def _add_room(clip: torch.Tensor, generator: torch.Generator, rate: int = 16000)
 
 
 def _random_windows(
-    features: torch.Tensor, n_frames: torch.Tensor, generator: torch.Generator, anywhere: bool
+    features: torch.Tensor,
+    n_frames: torch.Tensor,
+    generator: torch.Generator,
+    anywhere: bool,
+    size: int,
 ) -> torch.Tensor:
-    """One window of TRAIN_FRAMES per clip: a random half-overlapping window (any start with
+    """One window of `size` frames per clip: a random half-overlapping window (any start with
     `anywhere`), frames past the clip's end taken circularly, short clips centred."""
     windows = []
     for feats, n in zip(features, n_frames.tolist(), strict=True):
-        if n <= TRAIN_FRAMES:
-            start = -((TRAIN_FRAMES - n) // 2)
+        if n <= size:
+            start = -((size - n) // 2)
         elif anywhere:
-            start = int(torch.randint(0, n - TRAIN_FRAMES + 1, (1,), generator=generator))
+            start = int(torch.randint(0, n - size + 1, (1,), generator=generator))
         else:
-            hop = TRAIN_FRAMES // 2
-            count = math.ceil((n - TRAIN_FRAMES) / hop) + 1
+            hop = size // 2
+            count = math.ceil((n - size) / hop) + 1
             start = hop * int(torch.randint(0, count, (1,), generator=generator))
-        index = torch.remainder(torch.arange(start, start + TRAIN_FRAMES), n)
+        index = torch.remainder(torch.arange(start, start + size), n)
         windows.append(feats[:, index.to(feats.device)])
     return torch.stack(windows)
 
 
+def _cut_excerpt(
+    clip: np.ndarray, frontend: MagnitudeFrontEnd, frames: int, generator: torch.Generator
+) -> np.ndarray:
+    """A random stretch of `frames` analysis frames of a 30-s excerpt. Without centring, frame
+    t is samples [t*hop, t*hop + n_fft) and nothing else, so the stretch's STFT is exactly those
+    frames of the whole clip's: cutting first spares analysing (and augmenting) 30 s for one
+    window of 100 frames."""
+    span = (frames - 1) * frontend.hop_length + frontend.n_fft
+    if len(clip) <= span:
+        return clip
+    hops = (len(clip) - span) // frontend.hop_length
+    start = frontend.hop_length * int(torch.randint(0, hops + 1, (1,), generator=generator))
+    return clip[start : start + span]
+
+
 def _batch_features(
-    model: InstrumentClassifier, clips: list[np.ndarray], augment: bool, generator: torch.Generator
+    model: AudioClassifier, clips: list[np.ndarray], augment: bool, generator: torch.Generator
 ) -> torch.Tensor:
+    size = model.train_frames
+    if isinstance(model.frontend, MagnitudeFrontEnd):
+        # Pitch shifting by resampling shortens a cut by up to 18/14: cut enough for a window.
+        frames = math.ceil(size * 1.3) if augment else size
+        clips = [_cut_excerpt(c, model.frontend, frames, generator) for c in clips]
     tensors = [torch.from_numpy(c) for c in clips]
     if augment:
-        tensors = [_augment_wave(t, generator) for t in tensors]
+        tensors = [_augment_wave(t, generator, model.sample_rate) for t in tensors]
     wave, lengths = pad_batch(tensors, model.device)
     with torch.no_grad():
-        db, n_frames = model.frontend.log_mel(wave, lengths)
+        raw, n_frames = model.frontend.unstandardised(wave, lengths)
         if augment:
-            db = db + _random_equaliser(len(clips), db.shape[1], generator).to(db.device)
-        features = model.frontend.standardise(db, n_frames)
-    windows = _random_windows(features, n_frames, generator, anywhere=augment)
+            curve = _random_equaliser(len(clips), raw.shape[1], generator).to(raw.device)
+            raw = model.frontend.equalise(raw, curve)
+        features = model.frontend.standardise(raw, n_frames)
+    windows = _random_windows(features, n_frames, generator, anywhere=augment, size=size)
     return _mask_bands(windows, generator) if augment else windows
 
 
 def _mask_bands(windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """SpecAugment's frequency masking: two bands of up to 12 mel bins per window set to the
-    training mean (zero after standardisation)."""
+    """SpecAugment's frequency masking: two bands of up to 12 % of the bins (12 of 100 mel
+    bands) per window set to the training mean (zero after standardisation)."""
     count, bands = windows.shape[:2]
     band = torch.arange(bands)[None, :]
     for _ in range(2):
-        width = torch.randint(0, 13, (count,), generator=generator)
+        width = torch.randint(0, bands * 12 // 100 + 1, (count,), generator=generator)
         start = (torch.rand(count, generator=generator) * (bands - width)).long()
         mask = (band >= start[:, None]) & (band < (start + width)[:, None])
         windows = windows.masked_fill(mask[:, :, None].to(windows.device), 0.0)
@@ -205,7 +300,7 @@ def _mask_bands(windows: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 
 def _random_equaliser(count: int, bands: int, generator: torch.Generator) -> torch.Tensor:
-    """Per-clip dB curves over the mel bands: a tilt of up to +-6 dB at the edges plus three
+    """Per-clip dB curves over the bands: a tilt of up to +-6 dB at the edges plus three
     bell filters of +-8 dB, so that no single resonance can identify a font's samples."""
     axis = torch.linspace(-1, 1, bands)
     slope = torch.empty(count, 1).uniform_(-6.0, 6.0, generator=generator)
@@ -218,28 +313,69 @@ def _random_equaliser(count: int, bands: int, generator: torch.Generator) -> tor
     return curve[:, :, None]
 
 
-def _loss(model, windows, n, target, augment: bool, generator: torch.Generator) -> torch.Tensor:
-    """Cross-entropy; with augmentation, on mixup pairs (up to 40 % of another window) with
-    label smoothing, which keeps the network from memorising the training fonts."""
+def _unit_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy [B] of each window, averaged over its units (logits [B, K, C])."""
+    units = logits.shape[1]
+    loss = F.cross_entropy(
+        logits.flatten(0, 1),
+        target.repeat_interleave(units),
+        reduction="none",
+        label_smoothing=smoothing,
+    )
+    return loss.view(-1, units).mean(dim=1)
+
+
+def _loss(
+    model: AudioClassifier,
+    windows: torch.Tensor,
+    target: torch.Tensor,
+    augment: bool,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Cross-entropy of every unit; with augmentation, on mixup pairs (up to 40 % of another
+    window) with label smoothing, which keeps the network from memorising the training fonts."""
     if not augment:
-        return F.cross_entropy(model.classify_features(windows, n), target)
+        return _unit_cross_entropy(model.train_logits(windows), target).mean()
     weight = torch.empty(len(windows), 1, 1).uniform_(0.0, 0.4, generator=generator)
     partner = torch.randperm(len(windows), generator=generator)
     weight = weight.to(windows.device)
     mixed = (1 - weight) * windows + weight * windows[partner.to(windows.device)]
-    logits = model.classify_features(mixed, n)
+    logits = model.train_logits(mixed)
     w = weight[:, 0, 0]
-    own = F.cross_entropy(logits, target, reduction="none", label_smoothing=0.1)
-    other = F.cross_entropy(
-        logits, target[partner.to(target.device)], reduction="none", label_smoothing=0.1
-    )
+    own = _unit_cross_entropy(logits, target, 0.1)
+    other = _unit_cross_entropy(logits, target[partner.to(target.device)], 0.1)
     return ((1 - w) * own + w * other).mean()
+
+
+def _ramp(config: TrainConfig, epoch: int) -> float:
+    """0 at the first epoch, rising linearly to 1 at the end of the saturate span."""
+    span = config.saturate or config.epochs
+    return min(epoch / max(span - 1, 1), 1.0)
 
 
 def _learning_rate(config: TrainConfig, epoch: int) -> float:
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+    if config.schedule == "linear":
+        return config.lr * (1 - 0.99 * _ramp(config, epoch))
     return config.lr * (0.1 if epoch >= config.decay_epoch else 1.0)
+
+
+def _momentum(config: TrainConfig, epoch: int) -> float:
+    return config.momentum + (config.final_momentum - config.momentum) * _ramp(config, epoch)
+
+
+def _optimizer(model: AudioClassifier, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def versions() -> dict[str, str]:
@@ -255,15 +391,17 @@ def versions() -> dict[str, str]:
 
 
 def evaluate_clips(
-    model: InstrumentClassifier, clips: list[np.ndarray], truth: list[int]
+    model: AudioClassifier, clips: list[np.ndarray], truth: list[int]
 ) -> dict[str, Any]:
-    """Accuracy, per-class recall and the column-normalised confusion matrix on whole clips."""
+    """Accuracy, normalised accuracy (mean recall), per-class recall and the column-normalised
+    confusion matrix on whole clips."""
     model.eval()
     probabilities = predict_proba(model, clips)
     predicted = probabilities.argmax(axis=1)
     counts = confusion_counts(truth, predicted, model.num_classes)
     return {
         "accuracy": float((predicted == np.asarray(truth)).mean()),
+        "normalised_accuracy": normalised_accuracy(counts),
         "confidence_mean": float(probabilities.max(axis=1).mean()),
         "per_class_recall": dict(
             zip(model.labels, per_class_recall(counts).round(4).tolist(), strict=True)
@@ -271,6 +409,10 @@ def evaluate_clips(
         "confusion_counts": counts.tolist(),
         "confusion": normalise_columns(counts).round(4).tolist(),
     }
+
+
+def _detached(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 def train(
@@ -284,6 +426,8 @@ def train(
     """Train on the dataset's "train" split, validate on "validation", write a model directory.
 
     Returns the model card's data. With `resume`, continues from `out_dir/checkpoint.pt`.
+    With `select_best`, the written model is the epoch with the best validation normalised
+    accuracy (the first of equals); otherwise the last epoch.
     """
     reporter = reporter or NullReporter()
     if not {"train", "validation"} <= dataset.splits:
@@ -294,8 +438,9 @@ def train(
         raise ParameterError(f"{out_dir}: holds a checkpoint; resume it or choose a new folder")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    architecture_config = {"min_frames": config.min_frames}
-    model = InstrumentClassifier(dataset.classes, **architecture_config)
+    architecture = ARCHITECTURES[config.arch]
+    architecture_config = config.architecture_config()
+    model = build_model(architecture, dataset.classes, None, architecture_config)
     model = model.to(select_device(config.device))
     train_set, val_set = dataset.subset("train"), dataset.subset("validation")
     reporter.report(
@@ -305,12 +450,13 @@ def train(
             f"{len(val_set.examples)} validation files",
         )
     )
-    train_clips = _load_split(dataset, "train", model.sample_rate, model.min_samples)
-    val_clips = _load_split(dataset, "validation", model.sample_rate, model.min_samples)
+    train_clips = _load_split(dataset, "train", model)
+    val_clips = _load_split(dataset, "validation", model)
     train_truth = [dataset.class_index(e.label) for e in train_set.examples]
     val_truth = [dataset.class_index(e.label) for e in val_set.examples]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _optimizer(model, config)
     start_epoch, history = 0, []
+    best: dict[str, Any] = {"score": -1.0, "epoch": 0, "state": None}
     if resume and checkpoint_path.exists():
         state = load_weights(checkpoint_path)  # weights_only, one line when refused
         model.load_state_dict(state["state_dict"])
@@ -318,6 +464,7 @@ def train(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
+        best = state.get("best", best)
         reporter.report(Message("train", f"resuming after epoch {start_epoch}"))
     else:
         _band_statistics(model, train_clips)
@@ -327,6 +474,8 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, epoch)
+            if config.optimizer == "sgd":
+                group["momentum"] = _momentum(config, epoch)
         model.train()
         order = torch.randperm(len(train_clips), generator=generator).tolist()
         losses = []
@@ -336,9 +485,8 @@ def train(
             windows = _batch_features(
                 model, [train_clips[i] for i in idx], config.augment, generator
             )
-            n = torch.full((len(idx),), TRAIN_FRAMES, device=windows.device)
             target = torch.tensor([train_truth[i] for i in idx], device=windows.device)
-            loss = _loss(model, windows, n, target, config.augment, generator)
+            loss = _loss(model, windows, target, config.augment, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -355,8 +503,19 @@ def train(
             )
         val = evaluate_clips(model, val_clips, val_truth)
         history.append(
-            {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val["accuracy"]}
+            {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(losses)),
+                "val_accuracy": val["accuracy"],
+                "val_normalised_accuracy": val["normalised_accuracy"],
+            }
         )
+        if config.select_best and val["normalised_accuracy"] > best["score"]:
+            best = {
+                "score": val["normalised_accuracy"],
+                "epoch": epoch + 1,
+                "state": _detached(model.state_dict()),
+            }
         reporter.report(
             Message(
                 "train",
@@ -367,18 +526,23 @@ def train(
         )
         state = {
             "format": "advstudio-checkpoint",
-            "model": model_spec(model, ARCHITECTURE, architecture_config),
+            "model": model_spec(model, architecture, architecture_config),
             "state_dict": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "epoch": epoch,
             "history": json.dumps(history),
+            "best": best,
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
+    if config.select_best and best["state"] is not None:
+        model.load_state_dict(best["state"])
     final = evaluate_clips(model, val_clips, val_truth)
     card = {
-        "architecture": ARCHITECTURE,
+        "architecture": architecture,
+        "architecture_summary": model.summary,
+        "architecture_config": architecture_config,
         "labels": list(dataset.classes),
         "dataset": {
             "name": dataset.name,
@@ -386,11 +550,13 @@ def train(
             "validation_files": len(val_clips),
         },
         "training": asdict(config),
+        "train_frames": model.train_frames,
+        "selected_epoch": best["epoch"] if config.select_best else len(history),
         "validation": final,
         "history": history,
         "versions": versions(),
     }
-    save_model_dir(out_dir, model, ARCHITECTURE, architecture_config)
+    save_model_dir(out_dir, model, architecture, architecture_config)
     (out_dir / "card.json").write_text(json.dumps(card, indent=2))
     reporter.report(JobFinished("train", {"accuracy": final["accuracy"]}))
     return card
@@ -408,12 +574,16 @@ def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: s
         for i, row in enumerate(val["confusion"])
     )
     versions_line = ", ".join(f"{k} {v}" for k, v in card["versions"].items())
+    selection = (
+        f"The model is epoch {card['selected_epoch']}, the best on the validation split's "
+        "normalised accuracy (model selection on validation, as in paper 004)."
+        if cfg["select_best"]
+        else "The reported figures are those of the final epoch on the validation split (no "
+        "model selection on it)."
+    )
     text = f"""# Model card: {out_dir.name}
 
-Architecture: `{card["architecture"]}` (paper 002 AveragePoolCNN behind a differentiable
-log-mel front end: n_fft 2048, hop 512, 100 mel bands 40-8000 Hz, 80 dB floor per clip,
-per-band standardisation with training statistics, clips shorter than
-{cfg["min_frames"]} frames repeated circularly; the paper pads to 35).
+Architecture: `{card["architecture"]}` ({card["architecture_summary"]}).
 Classes ({len(labels)}): {", ".join(labels)}.
 
 ## Data
@@ -424,11 +594,11 @@ validation files.
 
 ## Training
 {", ".join(f"{k}={v}" for k, v in cfg.items())}; {len(card["history"])} epochs of one random
-116-frame window per file. The reported figures are those of the final epoch on the validation
-split (no model selection on it).
+{card["train_frames"]}-frame window per file. {selection}
 
 ## Validation
-Accuracy **{val["accuracy"]:.3f}**, mean confidence {val["confidence_mean"]:.3f}, on whole files.
+Accuracy **{val["accuracy"]:.3f}**, normalised accuracy (mean per-class recall)
+{val["normalised_accuracy"]:.3f}, mean confidence {val["confidence_mean"]:.3f}, on whole files.
 
 | class | recall |
 |---|---|

@@ -72,6 +72,8 @@ def _time_param(value: int | Sequence[int]) -> int:
 class InstrumentClassifier(AudioClassifier):
     """Mel front end + AveragePoolCNN: waveform [B, T] at 16 kHz -> logits [B, C]."""
 
+    train_frames = TRAIN_FRAMES
+
     def __init__(
         self,
         labels: Sequence[str],
@@ -91,11 +93,22 @@ class InstrumentClassifier(AudioClassifier):
         self.frontend = MelFrontEnd(sample_rate=sample_rate, **frontend)
         self.cnn = AveragePoolCNN(len(self.labels))
         self.min_samples = self.frontend.min_samples
+        self.summary = (
+            "paper 002 AveragePoolCNN behind a differentiable log-mel front end: n_fft 2048, "
+            "hop 512, 100 mel bands 40-8000 Hz, 80 dB floor per clip, per-band "
+            "standardisation with training statistics, clips shorter than "
+            f"{min_frames} frames repeated circularly (the paper pads to 35)"
+        )
 
     def classify_features(self, features: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
         """Logits from standardised features [B, F, N] (training feeds fixed windows here)."""
         features, n_frames = circular_pad_frames(features, n_frames, self.min_frames)
         return self.cnn(features[:, None], n_frames)
+
+    def train_logits(self, windows: torch.Tensor) -> torch.Tensor:
+        """Logits [B, 1, C] of fixed training windows [B, F, N]: one unit per window."""
+        n_frames = torch.full((len(windows),), windows.shape[-1], device=windows.device)
+        return self.classify_features(windows, n_frames)[:, None]
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classify_features(*self.frontend(wave, lengths))

@@ -98,6 +98,16 @@ class MelFrontEnd(nn.Module):
         peak = db.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
         return torch.maximum(db, peak - self.top_db) * valid, n_frames
 
+    def unstandardised(
+        self, wave: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features before standardisation (what training's statistics are taken of)."""
+        return self.log_mel(wave, lengths)
+
+    def equalise(self, db: torch.Tensor, curve_db: torch.Tensor) -> torch.Tensor:
+        """Apply per-clip gain curves [B, n_mels, 1] in dB (training augmentation)."""
+        return db + curve_db
+
     def standardise(self, db: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
         valid = frame_mask(n_frames, db.shape[-1])[:, None, :]
         return (db - self.band_mean[:, None]) / self.band_std[:, None] * valid
