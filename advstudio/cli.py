@@ -393,6 +393,13 @@ def sweep_parameter(assignments: list[str], grid: dict[str, list[str]]) -> str |
         raise ParameterError("--sweep takes one parameter, and not together with --grid")
     ((key, values),) = swept.items()
     grid[key] = values.split(",")
+    for value in grid[key]:  # a curve over numbers (a switch belongs in --grid)
+        try:
+            float(value)
+        except ValueError:
+            raise ParameterError(
+                f"--sweep needs a numeric parameter: {key}={value} is not a number"
+            ) from None
     return key
 
 
