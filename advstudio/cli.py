@@ -104,6 +104,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.models import load_model
     from advstudio.core.output_paths import check_output_file, per_label_files
     from advstudio.core.reports.export import export_and_reclassify
+    from advstudio.core.reports.study import study_json
 
     every_label = args.target == EVERY_LABEL
     # every-label writes beside OUTPUT, not to it (per_label_files checks those files)
@@ -149,7 +150,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         print(f"advstudio: warning: {warning}", file=sys.stderr)
     if result.already:
         if args.json:
-            print(json.dumps(report, indent=2))
+            print(study_json(report))  # inf and NaN as null
         else:
             print(f"{args.file}: already classified as {report['original']}; nothing to attack")
         return EXIT_NOT_FOUND
@@ -175,7 +176,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         "model_rate": model.sample_rate,
     }
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(study_json(report))
     else:
         target = f" -> target {report['target']}" if report["target"] else " (untargeted)"
         verdict = "adversarial" if result.success else "no adversarial example found"
