@@ -155,7 +155,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
             print(f"{args.file}: already classified as {report['original']}; nothing to attack")
         return EXIT_NOT_FOUND
     check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
-    survived = result.holds_for(check.prediction)
+    survived = result.holds_for(check.prediction, check.confidence)
     # The magnitude-domain attack's own constraint, on the file as written (None: waveform).
     spectral_snr = attack.spectral_snr_db(audio.samples, check.samples)
     report |= {

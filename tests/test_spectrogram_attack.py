@@ -96,7 +96,7 @@ def test_success_holds_on_the_written_file(model, clips, labels, tmp_path):
     probabilities = predict_proba(model, read_back)
     for result, p in zip(results, probabilities, strict=True):
         if result.success:
-            assert result.holds_for(int(p.argmax()))
+            assert result.holds_for(int(p.argmax()), float(p.max()))
             assert result.new_pred != result.true_label
             assert result.confidence >= FAST["threshold"]
             assert p.max() >= FAST["threshold"] - 1e-3

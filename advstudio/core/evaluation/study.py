@@ -162,7 +162,7 @@ def _rows_for_chunk(
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
-        survived = result.holds_for(check.prediction)
+        survived = result.holds_for(check.prediction, check.confidence)
         rows.append(
             ResultRow(
                 **key,
