@@ -413,3 +413,19 @@ def test_a_success_that_needs_a_confidence_must_keep_it_in_the_written_file(tmp_
     assert check.prediction == 2 and check.confidence < 0.9
     assert not result.holds_for(check.prediction, check.confidence)
     assert result.holds_for(2, 0.95) and not result.holds_for(1, 0.95)
+
+
+def test_a_study_does_not_count_a_file_that_lost_the_goals_confidence(tmp_path, write_wav):
+    """The same in a study: the stored row says the success did not survive, and the summary
+    (which judged the re-loaded label alone) does not count it as found."""
+    model = MeanLevel()
+    path = write_wav("mid/a.wav", level(0.11))
+    examples = list(open_dataset(path.parent.parent).with_classes(model.labels).examples)
+    params = {"eps": "0.05101", "quantise": "none", "confidence": "0.9"}
+    spec = StudySpec(["fgsm"], preset=None, params=params)
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(model, examples, spec, store, RecordingReporter())
+        (row,) = store.connection.execute("SELECT success, survived, new_pred FROM results")
+    assert row == (1, 0, 2)  # found on the float waveform; the file is "high", below 0.9
+    assert summary["table"][0]["n_adversarial"] == 0
+    assert not summary["attacks"][0]["files"][0]["success"]

@@ -89,6 +89,7 @@ def summarise(
         is_adv = (
             row is not None
             and row.success
+            and row.survived  # held on the file: its label and the goal's confidence
             and not met
             and is_success(
                 row.new_pred,
