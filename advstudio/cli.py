@@ -298,6 +298,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     iterations = {
         name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks
     }
+    if sweep:
+        check_sweep_numeric(sweep, spec.attacks)
     with ResultStore(args.db or default_store_path()) as store:
         summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
     if sweep:
@@ -394,14 +396,21 @@ def sweep_parameter(assignments: list[str], grid: dict[str, list[str]]) -> str |
         raise ParameterError("--sweep takes one parameter, and not together with --grid")
     ((key, values),) = swept.items()
     grid[key] = values.split(",")
-    for value in grid[key]:  # a curve over numbers (a switch belongs in --grid)
-        try:
-            float(value)
-        except ValueError:
-            raise ParameterError(
-                f"--sweep needs a numeric parameter: {key}={value} is not a number"
-            ) from None
     return key
+
+
+def check_sweep_numeric(parameter: str, attacks: Sequence[str]) -> None:
+    """A sweep is a curve over numbers: refuse, before any work, a parameter that some attack
+    takes as text (a switch or a list belongs in --grid)."""
+    from advstudio.core.attacks import ATTACKS
+
+    for name in attacks:
+        cls = ATTACKS[name]
+        for param in cls.params_schema + cls.common_params:
+            if param.name == parameter and param.kind is str:
+                raise ParameterError(
+                    f"--sweep needs a numeric parameter: {name}'s {parameter} is not a number"
+                )
 
 
 def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:

@@ -58,6 +58,9 @@ def test_a_sweep_of_a_parameter_that_is_not_a_number_is_refused_before_any_work(
     store = tmp_path / "r.sqlite"
     args = ["evaluate", "--attack", "spectrogram", "--db", str(store)]
     assert main([*args, "--sweep", "griffin_lim=on,off"]) == 2
+    mscw = ["evaluate", "--attack", "mscw", "--db", str(store)]
+    assert main([*mscw, "--sweep", "fft_sizes=64,128"]) == 2  # numbers, as text
     err = capsys.readouterr().err
-    assert "--sweep needs a numeric parameter: griffin_lim=on is not a number" in err
+    assert "--sweep needs a numeric parameter: spectrogram's griffin_lim is not a number" in err
+    assert "--sweep needs a numeric parameter: mscw's fft_sizes is not a number" in err
     assert "Traceback" not in err and not store.exists()
