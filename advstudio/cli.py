@@ -110,6 +110,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.models import load_model
     from advstudio.core.output_paths import check_output_file, per_label_files
     from advstudio.core.reports.export import export_and_reclassify
+    from advstudio.core.reports.study import study_json
 
     every_label = args.target == EVERY_LABEL
     # every-label writes beside OUTPUT, not to it (per_label_files checks those files)
@@ -155,12 +156,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         print(f"advstudio: warning: {warning}", file=sys.stderr)
     if result.already:
         if args.json:
-            print(json.dumps(report, indent=2))
+            print(study_json(report))  # inf and NaN as null
         else:
             print(f"{args.file}: already classified as {report['original']}; nothing to attack")
         return EXIT_NOT_FOUND
     check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
-    survived = result.holds_for(check.prediction)
+    survived = result.holds_for(check.prediction, check.confidence)
     # The magnitude-domain attack's own constraint, on the file as written (None: waveform).
     spectral_snr = attack.spectral_snr_db(audio.samples, check.samples)
     report |= {
@@ -181,7 +182,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         "model_rate": model.sample_rate,
     }
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(study_json(report))
     else:
         target = f" -> target {report['target']}" if report["target"] else " (untargeted)"
         verdict = "adversarial" if result.success else "no adversarial example found"
@@ -304,6 +305,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     iterations = {
         name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks
     }
+    if sweep:
+        check_sweep_numeric(sweep, spec.attacks)
     with ResultStore(args.db or default_store_path()) as store:
         summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
     if sweep:
@@ -407,6 +410,20 @@ def sweep_parameter(assignments: list[str], grid: dict[str, list[str]]) -> str |
     ((key, values),) = swept.items()
     grid[key] = values.split(",")
     return key
+
+
+def check_sweep_numeric(parameter: str, attacks: Sequence[str]) -> None:
+    """A sweep is a curve over numbers: refuse, before any work, a parameter that some attack
+    takes as text (a switch or a list belongs in --grid)."""
+    from advstudio.core.attacks import ATTACKS
+
+    for name in attacks:
+        cls = ATTACKS[name]
+        for param in cls.params_schema + cls.common_params:
+            if param.name == parameter and param.kind is str:
+                raise ParameterError(
+                    f"--sweep needs a numeric parameter: {name}'s {parameter} is not a number"
+                )
 
 
 def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:

@@ -155,8 +155,8 @@ def test_moving_a_wrong_clip_onto_its_true_label_is_not_success():
     assert onto_truth.new_pred == unknown.new_pred == elsewhere.new_pred == 2
     assert not onto_truth.success
     assert unknown.success and elsewhere.success
-    assert not elsewhere.holds_for(0) and not elsewhere.holds_for(1) and elsewhere.holds_for(2)
-    assert not onto_truth.holds_for(2)
+    assert not elsewhere.holds_for(0, 1.0) and not elsewhere.holds_for(1, 1.0)
+    assert elsewhere.holds_for(2, 1.0) and not onto_truth.holds_for(2, 1.0)
     assert is_success(2, 1, None, None) and not is_success(2, 1, None, 2)
 
 
@@ -396,3 +396,36 @@ def test_a_study_with_the_wrong_directive_counts_misclassified_files_as_already_
     assert not files["Gong_0007.flac"]["already"]
     assert entry["n_already"] == 1
     assert entry["accuracy"] <= 0.5  # the misclassified file stays wrong
+
+
+def test_a_success_that_needs_a_confidence_must_keep_it_in_the_written_file(tmp_path):
+    """A goal with a confidence (the spectrogram adversary's threshold, or `confidence`) is
+    reached only with that confidence; re-verification on the written file checked the label
+    alone. FGSM on the float waveform takes a 0.11 clip to a mean of 0.1610, "high" with
+    0.90002; written as 16-bit it reads 0.16098, still "high" but with 0.89989."""
+    from advstudio.core.reports.export import export_and_reclassify
+
+    model = MeanLevel()
+    attack = make_attack("fgsm", eps=0.051, quantise="none", confidence=0.9)
+    (result,) = attack.run(model, [level(0.11)])
+    assert result.success and result.new_pred == 2 and result.confidence >= 0.9
+    check = export_and_reclassify(model, result.adversarial, tmp_path / "x.wav")
+    assert check.prediction == 2 and check.confidence < 0.9
+    assert not result.holds_for(check.prediction, check.confidence)
+    assert result.holds_for(2, 0.95) and not result.holds_for(1, 0.95)
+
+
+def test_a_study_does_not_count_a_file_that_lost_the_goals_confidence(tmp_path, write_wav):
+    """The same in a study: the stored row says the success did not survive, and the summary
+    (which judged the re-loaded label alone) does not count it as found."""
+    model = MeanLevel()
+    path = write_wav("mid/a.wav", level(0.11))
+    examples = list(open_dataset(path.parent.parent).with_classes(model.labels).examples)
+    params = {"eps": "0.05101", "quantise": "none", "confidence": "0.9"}
+    spec = StudySpec(["fgsm"], preset=None, params=params)
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(model, examples, spec, store, RecordingReporter())
+        (row,) = store.connection.execute("SELECT success, survived, new_pred FROM results")
+    assert row == (1, 0, 2)  # found on the float waveform; the file is "high", below 0.9
+    assert summary["table"][0]["n_adversarial"] == 0
+    assert not summary["attacks"][0]["files"][0]["success"]

@@ -52,10 +52,10 @@ def test_every_attack_runs_batched_on_cuda_and_its_results_hold(models, clips, n
     assert [len(r.adversarial) for r in results] == [len(c) for c in clips]
     assert all(r.adversarial.dtype == np.float32 for r in results)
     assert any(r.success for r in results)
-    again = predict_proba(cpu, [r.adversarial for r in results]).argmax(1)
-    for result, prediction in zip(results, again, strict=True):
-        if result.success:
-            assert result.holds_for(int(prediction)), (name, result.item)
+    again = predict_proba(cpu, [r.adversarial for r in results])
+    for result, p in zip(results, again, strict=True):
+        if result.success:  # CPU and CUDA probabilities agree within 2e-3 (test above)
+            assert result.holds_for(int(p.argmax()), float(p.max()) + 2e-3), (name, result.item)
 
 
 def test_the_memory_check_reads_the_gpu(models):

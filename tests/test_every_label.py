@@ -233,3 +233,19 @@ def test_a_random_model_fills_every_cell_of_a_study(tmp_path, write_wav):
     assert matrix["n_done"] == 24 and matrix["n_already"] == 2
     (row,) = summary["table"]
     assert row["n_files"] == 24 and row["n_already"] == 2
+
+
+def test_paired_ttests_pair_every_cell_not_each_files_last(shipped, two_files, tmp_path):
+    """Two attacks over the same cells: the t-test over 'files' pairs all 24 cells (2 files x
+    12 classes), so its mean success is the fraction of cells reached, not that of each
+    file's last class (Marimba, which no file reaches)."""
+    examples = list(open_dataset(two_files).with_classes(shipped.labels).examples)
+    spec = StudySpec(["fgsm", "pgdn"], target="every-label", params={"max_iter": "1"})
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(shipped, examples, spec, store, RecordingReporter())
+    success = next(t for t in summary["ttests"] if t["metric"] == "success")
+    assert success["paired_over"] == "files" and success["n"] == 24
+    fgsm = next(e for e in summary["attacks"] if e["attack"] == "fgsm")
+    reached = sum(f["success"] for f in fgsm["files"])
+    assert reached == 2
+    assert success["mean_a"] == pytest.approx(reached / 24)

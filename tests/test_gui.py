@@ -715,6 +715,31 @@ def test_every_label_grid_fills_and_a_click_plays_that_version(qtbot, window):
     assert window.result.target == missed and not window.result.success
 
 
+
+def test_a_later_batch_with_another_target_leaves_the_every_label_grid_alone(qtbot, window):
+    """The grid is the every-label run's: a later batch (target random, whose rows also carry
+    targets) must not write its cells into it, nor offer them as that run's versions."""
+    select(qtbot, window, 0)
+    panel = window.attack_panel
+    panel.attack.setCurrentText("fgsm")
+    panel.preset.setCurrentText("paper")
+    panel.target.setCurrentText("every-label")
+    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
+        panel.run_button.click()
+    grid = window.every_label.grid
+
+    def texts() -> list[str]:
+        return [grid.item(0, k).text() for k in range(grid.columnCount())]
+
+    before, figures = texts(), window.every_label.figures.text()
+    panel.target.setCurrentText("random")
+    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS):
+        window.batch.run_button.click()
+    qtbot.wait(100)  # a last snapshot would arrive now
+    assert texts() == before
+    assert window.every_label.figures.text() == figures
+
+
 # ---- the spectrogram adversary (paper 004) ---------------------------------------------------
 
 QUICK_SPECTROGRAM = {"n_fft": 256, "hop": 128, "max_iter": 2}  # a second or two on a demo clip

@@ -4,11 +4,14 @@ and parameter checks work as for the waveform attacks."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from advstudio.cli import EXIT_NOT_FOUND, main
 from advstudio.core.attacks import ATTACKS, make_attack
 from advstudio.core.attacks.rows import SAMPLES, Rows
 from advstudio.core.attacks.stft_magnitude import analyse, frame_mask, spectral_snr_db
@@ -93,7 +96,7 @@ def test_success_holds_on_the_written_file(model, clips, labels, tmp_path):
     probabilities = predict_proba(model, read_back)
     for result, p in zip(results, probabilities, strict=True):
         if result.success:
-            assert result.holds_for(int(p.argmax()))
+            assert result.holds_for(int(p.argmax()), float(p.max()))
             assert result.new_pred != result.true_label
             assert result.confidence >= FAST["threshold"]
             assert p.max() >= FAST["threshold"] - 1e-3
@@ -186,3 +189,22 @@ def test_bad_parameters_are_refused_in_one_line(model, clips, params, message):
         make_attack("spectrogram", **params).run(model, clips[:1])
     text = str(info.value)
     assert message in text and "\n" not in text
+
+
+def test_attack_json_of_a_silent_file_is_strict_json(tmp_path, capsys):
+    """A silent file is left unchanged (its SNR ball has radius 0): waveform and spectral SNR
+    are infinite, which JSON cannot hold; the report says null, as study JSON does, instead
+    of printing `Infinity`, which strict JSON readers refuse."""
+    path = tmp_path / "Gong" / "silent.wav"
+    path.parent.mkdir()
+    sf.write(path, np.zeros(4000, dtype=np.float32), 16000, subtype="PCM_16")
+    args = ["attack", str(path), "--attack", "spectrogram", "--param", "max_iter=2"]
+    args += ["--param", "n_fft=256", "--param", "hop=128", "-o", str(tmp_path / "out.wav")]
+    assert main([*args, "--json"]) == EXIT_NOT_FOUND
+    out = capsys.readouterr().out
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    report = json.loads(out, parse_constant=refuse)
+    assert report["snr_db"] is None and report["spectral_snr_db"] is None

@@ -201,7 +201,12 @@ def test_fade_reaches_zero_at_each_rows_own_edges_and_keeps_the_middle() -> None
         (1024, 0, "spectrogram: hop must be in (0, n_fft=1024], got 0"),
         (1024, 2048, "spectrogram: hop must be in (0, n_fft=1024], got 2048"),
         (4096, 1024, "spectrogram: n_fft 4096 is longer than the shortest clip (1600 samples)"),
-        (1024, 1024, "spectrogram: Hann windows of 1024 at hop 1024 leave gaps"),
+        (1024, 1024, "spectrogram: hop 1024 is more than half of n_fft 1024"),
+        # NOLA holds here (torch.istft resynthesises it), but the spectral SNR bound would not
+        # bound the audio: a change between the frames hardly shows in their magnitudes.
+        (1024, 513, "spectrogram: hop 513 is more than half of n_fft 1024"),
+        (1024, 1000, "spectrogram: hop 1000 is more than half of n_fft 1024"),
+        (64, 48, "spectrogram: hop 48 is more than half of n_fft 64"),
     ],
 )
 def test_bad_stft_parameters_are_refused_in_one_line(n_fft: int, hop: int, message: str) -> None:
@@ -211,7 +216,7 @@ def test_bad_stft_parameters_are_refused_in_one_line(n_fft: int, hop: int, messa
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 512), (1024, 256), (64, 48), (1024, 1023)])
+@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 512), (1024, 256), (64, 32), (64, 30), (2, 1)])
 def test_usable_stft_parameters_pass(n_fft: int, hop: int) -> None:
     check_stft_params(n_fft, hop, 1600, "spectrogram")
     wave = padded_batch()[:1, :300]

@@ -48,3 +48,19 @@ def test_a_sweep_takes_one_parameter_and_no_grid(tmp_path, capsys):
     assert main([*base, "--sweep", "eps=0.1", "--sweep", "confidence=0.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("--sweep takes one parameter, and not together with --grid") == 2
+
+
+def test_a_sweep_of_a_parameter_that_is_not_a_number_is_refused_before_any_work(
+    tmp_path, capsys
+):
+    """A sweep is a curve over numbers; a switch like griffin_lim=on,off ran the whole study
+    and then failed with a traceback while printing the table."""
+    store = tmp_path / "r.sqlite"
+    args = ["evaluate", "--attack", "spectrogram", "--db", str(store)]
+    assert main([*args, "--sweep", "griffin_lim=on,off"]) == 2
+    mscw = ["evaluate", "--attack", "mscw", "--db", str(store)]
+    assert main([*mscw, "--sweep", "fft_sizes=64,128"]) == 2  # numbers, as text
+    err = capsys.readouterr().err
+    assert "--sweep needs a numeric parameter: spectrogram's griffin_lim is not a number" in err
+    assert "--sweep needs a numeric parameter: mscw's fft_sizes is not a number" in err
+    assert "Traceback" not in err and not store.exists()

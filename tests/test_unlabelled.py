@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from advstudio.core.data.datasets import examples_from_class_folders, open_dataset
+from advstudio.core.errors import ParameterError
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.progress import NullReporter
@@ -66,3 +68,51 @@ def test_success_against_the_truth_works_beside_unlabelled_files(random_model, t
     files = {Path(f["file"]).name: f for f in summary["attacks"][0]["files"]}
     assert files["copy.flac"]["label"] is None and files[labelled.path.name]["label"] is not None
     assert summary["noise_control"]["clean_accuracy"] in (0.0, 1.0)  # one labelled file
+
+
+@pytest.mark.parametrize("target", ["wrong", "right"])
+def test_a_directive_on_files_of_unknown_class_is_refused_before_any_work(
+    random_model, tmp_path, target
+):
+    """The directives need every file's class. The engine refused them per batch, so a study
+    whose first batches were labelled attacked and stored those before failing mid-way."""
+    demo = open_dataset(demo_clips_dir()).examples[:4]
+    loose = tmp_path / "recordings from the field"
+    loose.mkdir()
+    for example in demo[:2]:
+        shutil.copy(example.path, loose / example.path.name)
+    paths = sorted(loose.iterdir()) + [e.path for e in demo[2:]]
+    examples = examples_from_class_folders(paths, list(random_model.labels))
+    spec = StudySpec(
+        attacks=["fgsm"], preset=None, params={"eps": "0.01"}, target=target, batch_size=1
+    )
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        with pytest.raises(ParameterError, match=f"--target {target} needs every file's class"):
+            run_study(random_model, examples, spec, store, NullReporter())
+        assert store.connection.execute("SELECT COUNT(*) FROM results").fetchone() == (0,)
+
+
+def test_success_against_truth_runs_batches_of_unlabelled_files_only(random_model, tmp_path):
+    """success=truth needs some classes over the study, not in every batch: a batch of files
+    of unknown class only (judged against their predictions) was refused mid-study. A study
+    of no known class at all is refused before any work."""
+    demo = open_dataset(demo_clips_dir()).examples[:4]
+    loose = tmp_path / "recordings from the field"
+    loose.mkdir()
+    for example in demo[:2]:
+        shutil.copy(example.path, loose / example.path.name)
+    unlabelled = sorted(loose.iterdir())
+    params = {"eps": "0.01", "success": "truth"}
+    spec = StudySpec(attacks=["fgsm"], preset=None, params=params, batch_size=1)
+    mixed = examples_from_class_folders(
+        unlabelled + [e.path for e in demo[2:]], list(random_model.labels)
+    )
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_study(random_model, mixed, spec, store, NullReporter())
+        assert summary["table"][0]["n_files"] == 4
+        assert summary["table"][0]["n_unlabelled"] == 2
+    none_known = examples_from_class_folders(unlabelled, list(random_model.labels))
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(ParameterError, match="needs the files' labels"):
+            run_study(random_model, none_known, spec, store, NullReporter())
+        assert store.connection.execute("SELECT COUNT(*) FROM results").fetchone() == (0,)

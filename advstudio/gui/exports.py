@@ -74,13 +74,13 @@ class Exports:
         except AdvStudioError as exc:
             self.window.problem("Cannot export", str(exc))
             return None
-        survived = self.window.result.holds_for(check.prediction)
+        survived = self.window.result.holds_for(check.prediction, check.confidence)
         label = self.window.model.labels[check.prediction]
         if self.window.result.success and not survived:
             self.window.problem(
                 "Attack did not survive",
-                f"{check.path}: re-loaded as {subtype} it is "
-                f"classified {label} again; the attack did not survive quantisation",
+                f"{check.path}: re-loaded as {subtype} it is classified {label} "
+                f"({check.confidence:.3f}); the attack did not survive quantisation",
             )
         else:
             self.window.log(

@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.closing = False
         self.last_problem = ""
         self.live: LiveState | None = None
+        self.every_label_batch = False  # the running batch fills the Every label grid
         self.worker = JobWorker(self)
         # Files open on a thread of their own, so that browsing works while a batch runs.
         self.loader = JobWorker(self)
@@ -427,6 +428,8 @@ class MainWindow(QMainWindow):
         job = StudyJob(self.model, examples, spec, str(self.store_path))
         if self.worker.start(job, live):
             self.live = live
+            # Rows of other batches carry targets too (random, a class): not the grid's cells.
+            self.every_label_batch = plan.target == EVERY_LABEL
             self._set_running("batch", len(examples) * spec.seeds)
             self.tabs.setCurrentWidget(self.batch)
             if plan.target == EVERY_LABEL:
@@ -455,7 +458,8 @@ class MainWindow(QMainWindow):
             self.attack_panel.show_curves(snapshot)
         elif self.running == "batch":
             self.batch.show_progress(snapshot)
-            self.every_label.show_cells(snapshot["cells"])
+            if self.every_label_batch:
+                self.every_label.show_cells(snapshot["cells"])
 
     def _set_running(self, kind: str | None, total: int = 0) -> None:
         """Buttons and lists for a running attack or batch (kind None: idle again). During an

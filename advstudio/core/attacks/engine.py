@@ -431,4 +431,5 @@ class _Engine:
             steps=int(self.steps_run[clip]),
             already=already,
             against_truth=self.goal.against_truth,
+            needed_confidence=self.goal.confidence,
         )

@@ -95,7 +95,11 @@ def resolve_target(goal: Goal, labels: Sequence[str]) -> int | None:
 
 
 def validate_goal(goal: Goal, labels: Sequence[int | None] | None) -> None:
-    """Refuse, in one line, a goal the clips' labels cannot support."""
+    """Refuse, in one line, a goal the clips' labels cannot support. `labels` None means no
+    clip's class is known; a list may hold None for a clip of unknown class, which success
+    against the truth judges against its prediction instead (a study's batch may hold only
+    such clips, so whether any class at all is known is for the caller to check over the
+    whole set: `validate_labelled_set`)."""
     if goal.success_against not in SUCCESS_AGAINST:
         raise ParameterError(f"success must be judged against {' or '.join(SUCCESS_AGAINST)}")
     if goal.target in DIRECTIVES and (labels is None or any(t is None for t in labels)):
@@ -103,12 +107,14 @@ def validate_goal(goal: Goal, labels: Sequence[int | None] | None) -> None:
             f"--target {goal.target} needs every file's class (a file in a folder named "
             "after its class, or a labelled data set)"
         )
-    if (
-        goal.against_truth
-        and not goal.targeted
-        and (labels is None or all(t is None for t in labels))
-    ):
+    if goal.against_truth and not goal.targeted and labels is None:
         raise ParameterError("success against the ground truth needs the files' labels")
+
+
+def validate_labelled_set(goal: Goal, labels: Sequence[int | None]) -> None:
+    """`validate_goal` over a whole set of clips (a study), of which some classes must be
+    known for success against the truth."""
+    validate_goal(goal, None if all(t is None for t in labels) else labels)
 
 
 def clip_generator(seed: int, clip: np.ndarray) -> torch.Generator:

@@ -35,12 +35,18 @@ class AttackResult:
     steps: int = 0
     already: bool = False
     against_truth: bool = False  # untargeted success judged against the ground truth
+    needed_confidence: float = 0.0  # the goal's confidence (the spectrogram's threshold)
 
-    def holds_for(self, prediction: int) -> bool:
+    def holds_for(self, prediction: int, confidence: float) -> bool:
         """Whether a successful attack still succeeds when the model predicts `prediction`
-        (for an exported file read back), by the engine's own success test."""
-        return self.success and is_success(
-            prediction, self.orig_pred, self.target, self.true_label, self.against_truth
+        with `confidence` (for an exported file read back), by the engine's own success
+        test: the goal's class, with the confidence the goal asks for."""
+        return (
+            self.success
+            and confidence >= self.needed_confidence
+            and is_success(
+                prediction, self.orig_pred, self.target, self.true_label, self.against_truth
+            )
         )
 
     @property

@@ -35,7 +35,7 @@ class SpectrogramAdversary(Attack):
     title = "Spectrogram adversary (Kereliuk et al.)"
     params_schema = (
         Param("n_fft", int, 1024, "STFT size (a power of two, at the model's rate)", 2),
-        Param("hop", int, 512, "STFT hop in samples", 1),
+        Param("hop", int, 512, "STFT hop in samples (at most n_fft/2)", 1),
         Param("mu", float, 0.1, "gradient step size", 0.0, exclusive_minimum=True),
         Param(
             "snr_db",

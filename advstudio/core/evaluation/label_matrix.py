@@ -79,7 +79,8 @@ def file_cells(
                 "file": path,
                 "label": result.true_label,
                 "target": result.target,
-                "success": check is not None and result.holds_for(check.prediction),
+                "success": check is not None
+                and result.holds_for(check.prediction, check.confidence),
                 "already": result.already,
                 "snr_db": snr_db(original, samples),
                 "confidence": result.confidence if check is None else check.confidence,

@@ -19,7 +19,7 @@ import numpy as np
 from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
 from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED
 from advstudio.core.attacks.every_label import EVERY_LABEL, cell_mode, check_every_label
-from advstudio.core.attacks.goals import resolve_target
+from advstudio.core.attacks.goals import resolve_target, validate_labelled_set
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.label_matrix import label_matrix
@@ -162,7 +162,7 @@ def _rows_for_chunk(
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
     rows = []
     for index, result, check in zip(indices, results, checks, strict=True):
-        survived = result.holds_for(check.prediction)
+        survived = result.holds_for(check.prediction, check.confidence)
         rows.append(
             ResultRow(
                 **key,
@@ -199,6 +199,7 @@ def run_study(
     shortest = min(len(clip) for clip in data.clips)
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
+        validate_labelled_set(attack.goal(spec.target), data.labels)  # before any batch runs
         for part in attack.composition().parts():  # e.g. an STFT longer than a file
             part.check(shortest)
     cells = spec.cells(len(model.labels), [a for group in settings.values() for a in group])

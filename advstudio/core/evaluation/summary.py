@@ -89,6 +89,7 @@ def summarise(
         is_adv = (
             row is not None
             and row.success
+            and row.survived  # held on the file: its label and the goal's confidence
             and not met
             and is_success(
                 row.new_pred,
@@ -267,8 +268,7 @@ def paired_ttests(chosen: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
             }
             over = "seeds"
         else:
-            fa = {f["file"]: f for f in a[0]["files"]}
-            fb = {f["file"]: f for f in b[0]["files"]}
+            fa, fb = _by_cell(a[0]["files"]), _by_cell(b[0]["files"])
             common = sorted(set(fa) & set(fb))
             both = [f for f in common if fa[f]["success"] and fb[f]["success"]]
             pairs = {
@@ -282,6 +282,16 @@ def paired_ttests(chosen: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         for metric, (x, y) in pairs.items():
             tests.append(_ttest(a[0]["attack"], b[0]["attack"], metric, over, x, y))
     return tests
+
+
+def _by_cell(files: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    """An entry's results keyed for pairing: by file, or by (file, target) when a file holds
+    several cells (every-label: one per class), so that every cell is paired with the same
+    cell of the other attack rather than each file's last cell only."""
+    paths = [f["file"] for f in files]
+    if len(set(paths)) == len(paths):
+        return dict(zip(paths, files, strict=True))
+    return {(f["file"], f["target"]): f for f in files}
 
 
 def _ttest(
