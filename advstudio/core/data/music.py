@@ -345,7 +345,6 @@ def _play(
         else:
             synth.note_off(channel, key)
     chunks.append(synth.frames(total - now))
-    synth.silence()
     return np.concatenate(chunks), start, repeats
 
 
@@ -378,11 +377,11 @@ def _key_name(score: _Score, transpose: int) -> str:
 
 
 class _FontBank:
-    """The SoundFonts of the set, loaded into one synth the first time an excerpt needs them."""
+    """The set's SoundFonts, loaded once (the first time an excerpt needs each) into a synth
+    that never plays, and lent to a fresh synth for every excerpt."""
 
-    def __init__(self, synth: Synth) -> None:
-        self._synth = synth
-        self._ids: dict[str, int] = {}
+    def __init__(self, fluidsynth: ModuleType) -> None:
+        self._fluidsynth = fluidsynth
         self.fonts = {f.name: f for f in FONTS if f.name in (*TRAINING_FONTS, VALIDATION_FONT)}
         missing = [f for f in self.fonts.values() if find_font(f) is None]
         if missing:
@@ -390,18 +389,25 @@ class _FontBank:
                 f"render-music needs the SoundFont {missing[0].name} "
                 f"({' or '.join(missing[0].paths)}): apt-get install {missing[0].package}"
             )
+        self._library = Synth(fluidsynth)
+        self._soundfonts: dict[str, int] = {}  # name -> the loaded font, to lend
 
-    def sfid(self, name: str) -> int:
-        if name not in self._ids:
+    def synth_playing(self, name: str) -> tuple[Synth, int]:
+        """A fresh synth that holds the named font, and the font's id in it."""
+        if name not in self._soundfonts:
             font = self.fonts[name]
-            sfid = self._synth.load(find_font(font))
+            sfid = self._library.load(find_font(font))
             if sfid < 0:
                 raise RendererUnavailableError(
                     f"FluidSynth cannot read the SoundFont {font.name}: reinstall it with "
                     f"apt-get install --reinstall {font.package}"
                 )
-            self._ids[name] = sfid
-        return self._ids[name]
+            self._soundfonts[name] = self._library.soundfont(sfid)
+        synth = Synth(self._fluidsynth)
+        return synth, synth.borrow(self._soundfonts[name])
+
+    def close(self) -> None:
+        self._library.close()
 
 
 def _check_arguments(out_dir: Path, per_class: int, seconds: float, classes: tuple[str, ...]):
@@ -419,6 +425,70 @@ def _check_arguments(out_dir: Path, per_class: int, seconds: float, classes: tup
         raise DatasetError(
             f"{out_dir}: already holds {taken[0]} (a rendered set?); choose a new or empty folder"
         )
+
+
+@dataclass
+class _Excerpts:
+    """What every excerpt of one render shares: the corpus, the fonts, where files go."""
+
+    music21: ModuleType
+    bank: _FontBank
+    out_dir: Path
+    seconds: float
+    seed: int
+    written: list[Path]
+
+    def render(
+        self, label: str, index: int, pieces: list[Piece], slot: int, training: bool, scores: dict
+    ) -> dict[str, Any]:
+        """Render excerpt `index` of `label` from `pieces[slot]` (or the next piece that parses
+        and sounds), save it and return its metadata row. `scores` caches parsed pieces."""
+        seeds = np.random.SeedSequence([self.seed, _crc(label), index])
+        rng = np.random.Generator(np.random.PCG64(seeds))
+        for attempt in range(len(pieces)):
+            piece = pieces[(slot + attempt) % len(pieces)]
+            if piece not in scores:
+                scores[piece] = _parse(self.music21, piece)
+            score = scores[piece]
+            if score is None:
+                continue
+            draw = _draw(rng, int(score.voices.max()) + 1, training)
+            synth, sfid = self.bank.synth_playing(draw.font)
+            try:
+                raw, start, repeats = _play(synth, sfid, score, draw, self.seconds)
+            finally:
+                synth.close()
+            clip = _finish(raw, draw, rng, self.seconds)
+            if clip is not None:
+                break
+        else:
+            raise RendererUnavailableError(
+                f"no piece of {label} could be parsed and rendered; is the music21 corpus complete?"
+            )
+        relative = f"{label}/{label}_{index:04d}.flac"
+        self.written.append(save_audio(self.out_dir / relative, clip, SAMPLE_RATE))
+        font = self.bank.fonts[draw.font]
+        return {
+            "path": relative,
+            "label": label,
+            "split": "train" if training else "validation",
+            "piece": piece.name,
+            "collection": COLLECTIONS[label].folder,
+            "instruments": ";".join(f"{p} {INSTRUMENTS[p]}" for p in draw.programs),
+            "font": font.name,
+            "tempo_bpm": draw.tempo_bpm,
+            "beat_quarters": score.beat_quarters,
+            "transpose": draw.transpose,
+            "key": _key_name(score, draw.transpose),
+            "level_db": draw.level_db,
+            "reverb_rt60_s": draw.rt60_s,
+            "reverb_wet": draw.wet,
+            "start_s": start,
+            "repeats": repeats,
+            "voices": len(draw.programs),
+            "score_licence": COLLECTIONS[label].licence,
+            "font_licence": font.licence,
+        }
 
 
 def render_music_set(
@@ -440,15 +510,14 @@ def render_music_set(
     classes = tuple(sorted(dict.fromkeys(classes)))
     _check_arguments(out_dir, per_class, seconds, classes)
     music21 = import_music21()
-    fluidsynth = import_fluidsynth()
+    bank = _FontBank(import_fluidsynth())
+    excerpts = _Excerpts(music21, bank, out_dir, seconds, seed, [])
     start_time = time.perf_counter()
-    synth = Synth(fluidsynth)
-    written: list[Path] = []
     rows: list[dict[str, Any]] = []
+    total = per_class * len(classes)
+    n_val = int(per_class * VALIDATION_FRACTION + 0.5)
     try:
-        bank = _FontBank(synth)
-        n_val = int(per_class * VALIDATION_FRACTION + 0.5)
-        reporter.report(JobStarted("render", per_class * len(classes)))
+        reporter.report(JobStarted("render", total))
         for label in classes:
             pieces = list_pieces(music21, label)
             if len(pieces) < 2:
@@ -456,47 +525,33 @@ def render_music_set(
                     f"the music21 corpus holds no {COLLECTIONS[label].folder} pieces for "
                     f"{label}; reinstall music21 with its corpus (pip install music21)"
                 )
-            sides = split_pieces(pieces, seed, label)
+            train_pieces, val_pieces = split_pieces(pieces, seed, label)
             scores: dict[Piece, _Score | None] = {}
             for index in range(per_class):
                 check_cancelled(cancel)
                 training = index < per_class - n_val
-                side = sides[0] if training else sides[1]
-                slot = index if training else index - (per_class - n_val)
-                row = _render_one(
-                    synth,
-                    bank,
-                    music21,
-                    scores,
-                    side,
-                    slot,
-                    label,
-                    index,
-                    seed,
-                    seconds,
-                    training,
-                    out_dir,
-                    written,
-                )
+                if training:
+                    row = excerpts.render(label, index, train_pieces, index, True, scores)
+                else:
+                    slot = index - (per_class - n_val)
+                    row = excerpts.render(label, index, val_pieces, slot, False, scores)
                 rows.append(row)
-                reporter.report(
-                    ItemFinished("render", len(rows), per_class * len(classes), row["path"])
-                )
+                reporter.report(ItemFinished("render", len(rows), total, row["path"]))
         elapsed = time.perf_counter() - start_time
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / DESCRIPTION_NAME).write_text(_describe(rows, seed, seconds))
         metadata = write_metadata(out_dir, rows, METADATA_COLUMNS)
         scores_by_cue = _baseline(out_dir, rows, classes)
         (out_dir / CARD_NAME).write_text(
-            _card(rows, seed, seconds, classes, scores_by_cue, elapsed)
+            _card(rows, seed, seconds, classes, scores_by_cue, elapsed, music21.__version__)
         )
     except BaseException:
         (out_dir / CARD_NAME).unlink(missing_ok=True)
         (out_dir / METADATA_NAME).unlink(missing_ok=True)
-        remove_partial(out_dir, written, CLASSES)
+        remove_partial(out_dir, excerpts.written, CLASSES)
         raise
     finally:
-        synth.close()
+        bank.close()
     validation = sum(row["split"] == "validation" for row in rows)
     reporter.report(
         JobFinished(
@@ -515,66 +570,6 @@ def render_music_set(
     return metadata
 
 
-def _render_one(
-    synth,
-    bank,
-    music21,
-    scores,
-    side,
-    slot,
-    label,
-    index,
-    seed,
-    seconds,
-    training,
-    out_dir,
-    written,
-) -> dict[str, Any]:
-    """Render excerpt `index` of `label` from the side's piece at `slot` (or the next piece
-    that parses and sounds), save it and return its metadata row."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _crc(label), index])))
-    for attempt in range(len(side)):
-        piece = side[(slot + attempt) % len(side)]
-        if piece not in scores:
-            scores[piece] = _parse(music21, piece)
-        score = scores[piece]
-        if score is None:
-            continue
-        draw = _draw(rng, int(score.voices.max()) + 1, training)
-        raw, start, repeats = _play(synth, bank.sfid(draw.font), score, draw, seconds)
-        clip = _finish(raw, draw, rng, seconds)
-        if clip is not None:
-            break
-    else:
-        raise RendererUnavailableError(
-            f"no piece of {label} could be parsed and rendered; is the music21 corpus complete?"
-        )
-    relative = f"{label}/{label}_{index:04d}.flac"
-    written.append(save_audio(out_dir / relative, clip, SAMPLE_RATE))
-    font = bank.fonts[draw.font]
-    return {
-        "path": relative,
-        "label": label,
-        "split": "train" if training else "validation",
-        "piece": piece.name,
-        "collection": COLLECTIONS[label].folder,
-        "instruments": ";".join(f"{p} {INSTRUMENTS[p]}" for p in draw.programs),
-        "font": font.name,
-        "tempo_bpm": draw.tempo_bpm,
-        "beat_quarters": score.beat_quarters,
-        "transpose": draw.transpose,
-        "key": _key_name(score, draw.transpose),
-        "level_db": draw.level_db,
-        "reverb_rt60_s": draw.rt60_s,
-        "reverb_wet": draw.wet,
-        "start_s": start,
-        "repeats": repeats,
-        "voices": len(draw.programs),
-        "score_licence": COLLECTIONS[label].licence,
-        "font_licence": font.licence,
-    }
-
-
 def _baseline(out_dir: Path, rows: list[dict[str, Any]], classes: tuple[str, ...]):
     """The simple-cue baseline's validation normalised accuracy per cue (NaN without both
     splits)."""
@@ -588,7 +583,9 @@ def _baseline(out_dir: Path, rows: list[dict[str, Any]], classes: tuple[str, ...
     for split in ("train", "validation"):
         chosen = [row for row in rows if row["split"] == split]
         sides[split] = (
-            np.array([stats[r["path"]] for r in chosen]).reshape(len(chosen), -1),
+            np.array([stats[r["path"]] for r in chosen]).reshape(
+                len(chosen), len(baseline.STATISTICS)
+            ),
             [classes.index(r["label"]) for r in chosen],
         )
     if not sides["train"][1] or not sides["validation"][1] or len(set(sides["train"][1])) < 2:
@@ -611,7 +608,7 @@ def _describe(rows: list[dict[str, Any]], seed: int, seconds: float) -> str:
     )
 
 
-def _card(rows, seed, seconds, classes, scores_by_cue, elapsed) -> str:
+def _card(rows, seed, seconds, classes, scores_by_cue, elapsed, music21_version) -> str:
     """DATA_CARD.md: what the set is, counts per class and split, sources, licences, baseline."""
     lines = ["# Rendered music set", "", _describe(rows, seed, seconds), "## Counts", ""]
     lines += ["| class | train | validation | pieces | repeated (short pieces) |", "|---" * 5 + "|"]
@@ -649,7 +646,8 @@ def _card(rows, seed, seconds, classes, scores_by_cue, elapsed) -> str:
         "",
         f"{len(rows)} excerpts in {elapsed:.0f} s ({len(rows) / elapsed:.2f} excerpts per "
         "second, one process), seed "
-        f"{seed}. Rerun with the same seed, classes and counts for byte-identical files.",
+        f"{seed}, music21 {music21_version}. Rerun with the same seed, classes, counts and "
+        "music21 version for byte-identical audio and metadata.csv.",
         "",
     ]
     return "\n".join(lines)

@@ -85,6 +85,7 @@ _TRIM_DB = -60.0
 _MIN_DURATION_S = 0.3
 _SILENT_PEAK = 1e-4  # about -80 dBFS at FluidSynth's default gain: the preset played nothing
 _MAX_ATTEMPTS = 20
+_FLUID_WARN = 2  # FluidSynth's log level for warnings
 
 
 @dataclass(frozen=True)
@@ -256,15 +257,41 @@ class Synth:
     def __init__(self, fluidsynth: ModuleType) -> None:
         settings = {"synth.reverb.active": 0, "synth.chorus.active": 0}
         self._synth = fluidsynth.Synth(samplerate=float(SYNTH_RATE), **settings)
-        write = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
+        lib = ctypes.CDLL(fluidsynth.lib)
+        write = lib.fluid_synth_write_float
         buffer = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]  # samples, offset, increment
         write.argtypes = [ctypes.c_void_p, ctypes.c_int, *buffer, *buffer]
         write.restype = ctypes.c_int
         self._write = write
+        lib.fluid_synth_get_sfont_by_id.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.fluid_synth_get_sfont_by_id.restype = ctypes.c_void_p
+        lib.fluid_synth_add_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_synth_remove_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_set_log_function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_set_log_function.restype = ctypes.c_void_p
+        self._lib = lib
+        self._borrowed: list[int] = []  # SoundFonts another synth loaded (and will free)
 
     def load(self, path: str) -> int:
         """Load a SoundFont; returns its id, negative when FluidSynth cannot read it."""
         return self._synth.sfload(path)
+
+    def soundfont(self, sfid: int) -> int:
+        """The loaded SoundFont itself (a pointer), to lend to other synths with `borrow`."""
+        return self._lib.fluid_synth_get_sfont_by_id(self._synth.synth, sfid)
+
+    def borrow(self, soundfont: int) -> int:
+        """Play a SoundFont that another synth loaded (see `soundfont`) without loading it
+        again, which takes seconds; returns its id here. The lender must outlive this synth.
+
+        A fresh synth per render is what makes renders independent of one another: FluidSynth
+        reuses its voices, and a reused voice starts slightly differently from a new one.
+        """
+        sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, soundfont)
+        if sfid < 0:
+            raise RendererUnavailableError("FluidSynth could not share a loaded SoundFont")
+        self._borrowed.append(soundfont)
+        return sfid
 
     def has_preset(self, sfid: int, bank: int, program: int) -> bool:
         return self._synth.sfpreset_name(sfid, bank, program) is not None
@@ -285,11 +312,6 @@ class Synth:
     def note_off(self, channel: int, key: int) -> None:
         self._synth.noteoff(channel, key)
 
-    def silence(self, channels: int = 16) -> None:
-        """End every sounding voice at once, so that nothing carries into the next render."""
-        for channel in range(channels):
-            self._synth.all_sounds_off(channel)
-
     def render(self, sfid: int, note: _Note) -> np.ndarray:
         """Hold the note, release it, and keep the tail until its voices end (mono, 48 kHz)."""
         self._synth.program_select(0, sfid, note.bank, note.program)
@@ -305,6 +327,13 @@ class Synth:
         return np.concatenate(chunks)
 
     def close(self) -> None:
+        if self._borrowed:
+            # Handing a font back resets every channel, and each reset warns that the channel
+            # has no preset left: expected here, so FluidSynth's warnings are muted meanwhile.
+            previous = self._lib.fluid_set_log_function(_FLUID_WARN, None, None)
+            for sfont in self._borrowed:
+                self._lib.fluid_synth_remove_sfont(self._synth.synth, sfont)
+            self._lib.fluid_set_log_function(_FLUID_WARN, previous, None)
         self._synth.delete()
 
 
