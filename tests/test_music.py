@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from advstudio.core.data.music import (  # noqa: E402
     render_music_set,
 )
 from advstudio.core.errors import DatasetError, ParameterError  # noqa: E402
+from advstudio.core.progress import Cancelled, ItemFinished  # noqa: E402
 
 # Two classes with one-line ABC scores parse fastest; 3-second excerpts render fast.
 TWO = ("fiddle_tunes", "folk_songs")
@@ -196,8 +198,36 @@ def test_baseline_separates_what_a_cue_separates_and_not_otherwise():
     stats = rng.normal(size=(90, 5))
     stats[:, 2] += 4 * labels  # only the onset rate tells the classes apart
     train, val = np.arange(90) % 3 != 0, np.arange(90) % 3 == 0
-    scores = baseline.baseline_accuracies(
-        stats[train], labels[train], stats[val], labels[val], 3
-    )
+    scores = baseline.baseline_accuracies(stats[train], labels[train], stats[val], labels[val], 3)
     assert scores["note density (onset rate)"] > 0.9 and scores["all cues together"] > 0.75
     assert scores["loudness (RMS mean, std)"] < 0.6  # chance is 1/3
+
+
+def test_cancel_removes_what_it_wrote_and_the_folder_can_be_used_again(tmp_path):
+    cancel = threading.Event()
+
+    class CancelAfterFirstExcerpt:
+        def report(self, event) -> None:
+            if isinstance(event, ItemFinished):
+                cancel.set()
+
+    out_dir = tmp_path / "a"
+    with pytest.raises(Cancelled):
+        render_music_set(
+            out_dir,
+            2,
+            seconds=3,
+            classes=("folk_songs",),
+            reporter=CancelAfterFirstExcerpt(),
+            cancel=cancel,
+        )
+    assert not any(p.is_file() for p in out_dir.rglob("*"))
+    render_music_set(out_dir, 1, seconds=3, classes=("folk_songs",))
+    assert len(read_rows(out_dir)) == 1
+
+
+def test_help_lists_every_class(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "render-music", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(label in text for label in CLASSES)

@@ -368,12 +368,16 @@ def _finish(raw: np.ndarray, draw: _Draw, rng: np.random.Generator, seconds: flo
 
 
 def _key_name(score: _Score, transpose: int) -> str:
+    """The notated key after transposition ("Bb major"; music21 writes flats as "-"), or ""
+    for a score without a key signature."""
     if score.key is None:
         return ""
     try:
-        return str(score.key.transpose(transpose).name)
+        name = str(score.key.transpose(transpose).name)
     except Exception:  # an unusual key music21 cannot transpose: record nothing
         return ""
+    tonic, _, mode = name.partition(" ")
+    return f"{tonic.replace('-', 'b')} {mode}".strip()
 
 
 class _FontBank:
