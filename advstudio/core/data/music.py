@@ -7,21 +7,23 @@ General MIDI SoundFonts of the demo renderer (`advstudio.core.data.render`).
 Classes are collections of the corpus that hold many pieces of one style, chosen so that every
 class has far more than 40 pieces (pieces, not excerpts, are what the split keeps apart):
 
-- bach_chorales: Bach's four-part chorales (about 400 harmonisations), homophonic.
-- palestrina: Palestrina's mass movements (1318), Renaissance polyphony in 4-6 voices.
+- bach_chorales: Bach's four-part chorales (380 harmonisations), homophonic.
+- palestrina: Palestrina's mass movements (1318; a mass's movements are separate pieces),
+  Renaissance polyphony in 4-6 voices.
 - monteverdi_madrigals: Monteverdi's madrigals, books 3-5 (49), five-voice, with dissonance.
-- trecento: 14th-century Italian songs (about 100 ballate and madrigals), two or three voices.
+- trecento: 14th-century Italian and French-texted songs and motets (103), two to four voices.
 - fiddle_tunes: Ryan's Mammoth Collection (1059 reels, jigs, hornpipes), one fast line.
-- folk_songs: the German-language songs of the Essen folk song collection (thousands of tunes),
-  one slow line; the Chinese and Irish parts are left out (another style, and fiddle tunes).
+- folk_songs: the German-language songs of the Essen folk song collection (7097 tunes), one
+  slow line; its Chinese and Irish parts are left out (another style, and near fiddle tunes).
 
 O'Neill's Irish tunes were left out as a near twin of the fiddle tunes, and the corpus's other
 folders hold fewer than 40 pieces. Nothing about the sound gives a class away by design: every
 voice draws its instrument from one pool shared by all classes, and tempo (in beats of the
 score's metre), transposition, level, a convolution reverb and the training SoundFont are drawn
-from one generator per excerpt, seeded by (seed, class, index), so adding a class or rendering
-more excerpts changes no other excerpt. Pieces are split before excerpts are drawn, and the
-validation excerpts play validation pieces through a SoundFont that training never hears.
+from one generator per excerpt, seeded by (seed, class, index), and every excerpt plays on a
+fresh synthesiser, so adding a class changes no other class's excerpts. Pieces are split
+before excerpts are drawn, and the validation excerpts play validation pieces through a
+SoundFont that training never hears.
 """
 
 from __future__ import annotations
@@ -138,7 +140,10 @@ class Collection:
 
 _PUBLIC = "composition public domain; encoding distributed with music21 (corpus/license.txt)"
 COLLECTIONS: dict[str, Collection] = {
-    "bach_chorales": Collection("bach", r"bwv\d+\.\d+\.mxl", _PUBLIC),
+    # Chorales are BWV 250-438 and numbered movements of larger works; variant versions
+    # (bwv18.5-lz) are left out, so that no chorale is on both sides of the split, and so is
+    # the one keyboard prelude (BWV 846).
+    "bach_chorales": Collection("bach", r"bwv(?!846\.)\d+(\.\d+)?\.mxl", _PUBLIC),
     "palestrina": Collection("palestrina", r".*\.krn", _PUBLIC + ", Humdrum (CCARH)"),
     "monteverdi_madrigals": Collection("monteverdi", r"madrigal\..*\.mxl", _PUBLIC),
     "trecento": Collection("trecento", r".*\.(xml|mxl)", _PUBLIC),
@@ -241,7 +246,10 @@ def _parse(music21: ModuleType, piece: Piece) -> _Score | None:
     for voice, part in enumerate(parsed.parts or [parsed]):
         sounding: dict[int, list] = {}  # key -> its row, while a tie may continue it
         for element in part.flatten().notes:
-            if isinstance(element, music21.harmony.Harmony) or element.duration.isGrace:
+            pitched = isinstance(element, (music21.note.Note, music21.chord.Chord))
+            if not pitched or isinstance(element, music21.harmony.Harmony):
+                continue  # unpitched percussion, chord symbols above a tune
+            if element.duration.isGrace:
                 continue
             onset, length = float(element.offset), float(element.quarterLength)
             if length <= 0:
@@ -324,7 +332,7 @@ def _play(
     for k in range(repeats):
         on, off = onsets + k * period - start, ends + k * period - start
         for i in np.flatnonzero((on < seconds) & (off > 0)):
-            first = blocks(max(on[i], 0.0)) if on[i] > 0 else 0
+            first = blocks(on[i]) if on[i] > 0 else 0
             last = max(blocks(off[i]), first + BLOCK)
             velocity = draw.velocities[score.voices[i] % len(draw.velocities)]
             events.append((first, 1, int(channels[i]), int(keys[i]), velocity))
@@ -518,6 +526,7 @@ def render_music_set(
     excerpts = _Excerpts(music21, bank, out_dir, seconds, seed, [])
     start_time = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    available: dict[str, tuple[int, int]] = {}  # per class: training and validation pieces
     total = per_class * len(classes)
     n_val = int(per_class * VALIDATION_FRACTION + 0.5)
     try:
@@ -530,6 +539,7 @@ def render_music_set(
                     f"{label}; reinstall music21 with its corpus (pip install music21)"
                 )
             train_pieces, val_pieces = split_pieces(pieces, seed, label)
+            available[label] = (len(train_pieces), len(val_pieces))
             scores: dict[Piece, _Score | None] = {}
             for index in range(per_class):
                 check_cancelled(cancel)
@@ -547,7 +557,7 @@ def render_music_set(
         metadata = write_metadata(out_dir, rows, METADATA_COLUMNS)
         scores_by_cue = _baseline(out_dir, rows, classes)
         (out_dir / CARD_NAME).write_text(
-            _card(rows, seed, seconds, classes, scores_by_cue, elapsed, music21.__version__)
+            _card(rows, seed, seconds, available, scores_by_cue, elapsed, music21.__version__)
         )
     except BaseException:
         (out_dir / CARD_NAME).unlink(missing_ok=True)
@@ -612,21 +622,30 @@ def _describe(rows: list[dict[str, Any]], seed: int, seconds: float) -> str:
     )
 
 
-def _card(rows, seed, seconds, classes, scores_by_cue, elapsed, music21_version) -> str:
+def _card(rows, seed, seconds, available, scores_by_cue, elapsed, music21_version) -> str:
     """DATA_CARD.md: what the set is, counts per class and split, sources, licences, baseline."""
     lines = ["# Rendered music set", "", _describe(rows, seed, seconds), "## Counts", ""]
-    lines += ["| class | train | validation | pieces | repeated (short pieces) |", "|---" * 5 + "|"]
-    for label in classes:
+    lines += [
+        "Pieces: distinct pieces the excerpts play; available: the class's pieces in the corpus "
+        "on each side of the split. Repeated: excerpts of pieces shorter than an excerpt.",
+        "",
+        "| class | train | validation | pieces | available (train/validation) | repeated |",
+        "|---" * 6 + "|",
+    ]
+    for label, (train_pieces, val_pieces) in available.items():
         mine = [r for r in rows if r["label"] == label]
         counts = [sum(r["split"] == s for r in mine) for s in ("train", "validation")]
         pieces = len({r["piece"] for r in mine})
         repeated = sum(int(r["repeats"]) > 1 for r in mine)
-        lines.append(f"| {label} | {counts[0]} | {counts[1]} | {pieces} | {repeated} |")
+        lines.append(
+            f"| {label} | {counts[0]} | {counts[1]} | {pieces} | {train_pieces}/{val_pieces} "
+            f"| {repeated} |"
+        )
     lines += ["", "## Sources and licences", ""]
     lines += [
         f"- {label}: music21 corpus folder `{COLLECTIONS[label].folder}`; "
         f"{COLLECTIONS[label].licence}"
-        for label in classes
+        for label in available
     ]
     fonts = sorted({(r["font"], r["font_licence"]) for r in rows})
     lines += [f"- SoundFont {name}: {licence}" for name, licence in fonts]
@@ -638,7 +657,7 @@ def _card(rows, seed, seconds, classes, scores_by_cue, elapsed, music21_version)
         "",
         "Multinomial logistic regression (L2, C=1) on clip statistics, trained on the training "
         "split and scored on validation by normalised accuracy (mean per-class recall; chance "
-        f"{1 / len(classes):.3f}). A model worth shipping must beat it by a wide margin.",
+        f"{1 / len(available):.3f}). A model worth shipping must beat it by a wide margin.",
         "",
         "| cues | normalised accuracy |",
         "|---|---|",
