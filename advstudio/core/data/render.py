@@ -277,7 +277,9 @@ class Synth:
         return self._synth.sfload(path)
 
     def soundfont(self, sfid: int) -> int:
-        """The loaded SoundFont itself (a pointer), to lend to other synths with `borrow`."""
+        """The loaded SoundFont itself (a pointer), to lend to other synths with `borrow`.
+        Take it right after loading: lending renumbers the font to the borrower's id, so this
+        synth's id for it stops working."""
         return self._lib.fluid_synth_get_sfont_by_id(self._synth.synth, sfid)
 
     def borrow(self, soundfont: int) -> int:
