@@ -370,6 +370,21 @@ def open_data(path: str | Path, args: argparse.Namespace) -> Dataset:
     return dataset
 
 
+def _cmd_render_music(args: argparse.Namespace) -> int:
+    from advstudio.core.data.music import CARD_NAME, CLASSES, render_music_set
+
+    metadata = render_music_set(
+        Path(args.out),
+        args.per_class,
+        seconds=args.seconds,
+        seed=args.seed,
+        classes=tuple(args.classes or CLASSES),
+        reporter=ProgressBarReporter(),
+    )
+    print(f"music set written: {metadata} (data card: {metadata.parent / CARD_NAME})")
+    return 0
+
+
 class Selection(NamedTuple):
     examples: list[Example]
     note: str  # what was chosen, when it is not every file
@@ -632,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
-    data = sub.add_parser("data", help="datasets: render the offline demo set")
+    data = sub.add_parser("data", help="datasets: render the offline demo and music sets")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)
     p = data_sub.add_parser(
         "render-demo", help="render the 12-class instrument set from SoundFonts"
@@ -646,6 +661,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="SoundFont held out of training for validation",
     )
     p.set_defaults(func=_cmd_render_demo)
+
+    p = data_sub.add_parser(
+        "render-music",
+        help="render 30-second music excerpts from the music21 corpus (needs advstudio[render])",
+    )
+    p.add_argument("out", help="folder to write (must not hold a rendered set already)")
+    p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--seconds", type=float, default=30.0, help="length of each excerpt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="CLASS",
+        help="classes to render (default all: bach_chorales fiddle_tunes folk_songs "
+        "monteverdi_madrigals palestrina trecento)",
+    )
+    p.set_defaults(func=_cmd_render_music)
     return parser
 
 

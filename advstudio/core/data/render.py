@@ -72,10 +72,10 @@ INSTALL_COMMAND = (
 
 # FluidSynth does not low-pass when rendering straight at 16 kHz (hi-hats alias), so render at
 # 48 kHz and resample with an anti-aliasing filter.
-_SYNTH_RATE = 48000
+SYNTH_RATE = 48000
 # FluidSynth renders 64-frame blocks and hands out the rest of a partial block on the next call;
 # asking for whole blocks keeps one clip's tail out of the next clip's first frames.
-_BLOCK = 64
+BLOCK = 64
 _TAIL_STEP_S = 0.1
 _MAX_TAIL_S = 3.0
 _HOLD_S = (0.4, 3.0)
@@ -85,6 +85,7 @@ _TRIM_DB = -60.0
 _MIN_DURATION_S = 0.3
 _SILENT_PEAK = 1e-4  # about -80 dBFS at FluidSynth's default gain: the preset played nothing
 _MAX_ATTEMPTS = 20
+_FLUID_WARN = 2  # FluidSynth's log level for warnings
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Font:
     name: str
     paths: tuple[str, ...]  # tried in order
     licence: str
+    package: str  # the Debian package that installs it
     classes: frozenset[str]
     drum_bank: int = 128  # General MIDI fonts keep their drum kits in bank 128
     drum_kits: tuple[int, ...] | None = None  # None: the GM kits each drum class lists
@@ -107,7 +109,13 @@ _DRUMS = frozenset({"Bass_drum", "Hi-hat", "Gong"})
 _AVLDRUMS_KEYS = {"Bass_drum": (36,), "Gong": (49, 57)}
 
 FONTS: tuple[Font, ...] = (
-    Font("FluidR3_GM", ("/usr/share/sounds/sf2/FluidR3_GM.sf2",), "MIT", _ALL),
+    Font(
+        "FluidR3_GM",
+        ("/usr/share/sounds/sf2/FluidR3_GM.sf2",),
+        "MIT",
+        "fluid-soundfont-gm",
+        _ALL,
+    ),
     Font(
         "MuseScore_General",
         (
@@ -115,12 +123,14 @@ FONTS: tuple[Font, ...] = (
             "/usr/share/sounds/sf3/MuseScore_General.sf3",
         ),
         "MIT, parts CC0",
+        "musescore-general-soundfont-small",
         _ALL,
     ),
     Font(
         "sf_GMbank",
         ("/usr/share/sounds/sf2/sf_GMbank.sf2", "/usr/share/samples/sf_GMbank.sf2"),
         "public domain",
+        "csound-soundfont",
         _ALL,
     ),
     Font(
@@ -130,6 +140,7 @@ FONTS: tuple[Font, ...] = (
             "/usr/lib/lv2/avldrums.lv2/Black_Pearl_4_LV2.sf2",
         ),
         "GPL-2+",
+        "avldrums.lv2-soundfont",
         _DRUMS,
         drum_bank=0,
         drum_kits=(0,),
@@ -142,6 +153,7 @@ FONTS: tuple[Font, ...] = (
             "/usr/lib/lv2/avldrums.lv2/Red_Zeppelin_4_LV2.sf2",
         ),
         "GPL-2+",
+        "avldrums.lv2-soundfont",
         _DRUMS,
         drum_bank=0,
         drum_kits=(0,),
@@ -220,7 +232,7 @@ class _Note:
         return 2 ** (self.shift / 12)
 
 
-def _import_fluidsynth() -> ModuleType:
+def import_fluidsynth() -> ModuleType:
     """Import pyfluidsynth, turning a missing binding or library into one actionable line."""
     try:
         import fluidsynth
@@ -235,7 +247,7 @@ def _import_fluidsynth() -> ModuleType:
     return fluidsynth
 
 
-class _Synth:
+class Synth:
     """One FluidSynth instance, without reverb or chorus, rendering float frames on demand.
 
     Float output rather than pyfluidsynth's `get_samples`: FluidSynth dithers its 16-bit output
@@ -244,53 +256,100 @@ class _Synth:
 
     def __init__(self, fluidsynth: ModuleType) -> None:
         settings = {"synth.reverb.active": 0, "synth.chorus.active": 0}
-        self._synth = fluidsynth.Synth(samplerate=float(_SYNTH_RATE), **settings)
-        write = ctypes.CDLL(fluidsynth.lib).fluid_synth_write_float
+        self._synth = fluidsynth.Synth(samplerate=float(SYNTH_RATE), **settings)
+        lib = ctypes.CDLL(fluidsynth.lib)
+        write = lib.fluid_synth_write_float
         buffer = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]  # samples, offset, increment
         write.argtypes = [ctypes.c_void_p, ctypes.c_int, *buffer, *buffer]
         write.restype = ctypes.c_int
         self._write = write
+        lib.fluid_synth_get_sfont_by_id.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.fluid_synth_get_sfont_by_id.restype = ctypes.c_void_p
+        lib.fluid_synth_add_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_synth_remove_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_set_log_function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_set_log_function.restype = ctypes.c_void_p
+        self._lib = lib
+        self._borrowed: list[int] = []  # SoundFonts another synth loaded (and will free)
 
     def load(self, path: str) -> int:
         """Load a SoundFont; returns its id, negative when FluidSynth cannot read it."""
         return self._synth.sfload(path)
 
+    def soundfont(self, sfid: int) -> int:
+        """The loaded SoundFont itself (a pointer), to lend to other synths with `borrow`.
+        Take it right after loading: lending renumbers the font to the borrower's id, so this
+        synth's id for it stops working."""
+        return self._lib.fluid_synth_get_sfont_by_id(self._synth.synth, sfid)
+
+    def borrow(self, soundfont: int) -> int:
+        """Play a SoundFont that another synth loaded (see `soundfont`) without loading it
+        again, which takes seconds; returns its id here. The lender must outlive this synth.
+
+        A fresh synth per render is what makes renders independent of one another: FluidSynth
+        reuses its voices, and a reused voice starts slightly differently from a new one.
+        """
+        sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, soundfont)
+        if sfid < 0:
+            raise RendererUnavailableError("FluidSynth could not share a loaded SoundFont")
+        self._borrowed.append(soundfont)
+        return sfid
+
     def has_preset(self, sfid: int, bank: int, program: int) -> bool:
         return self._synth.sfpreset_name(sfid, bank, program) is not None
 
-    def _frames(self, count: int) -> np.ndarray:
+    def frames(self, count: int) -> np.ndarray:
+        """The next `count` frames, mono (the mean of left and right)."""
         left = np.zeros(count, np.float32)
         right = np.zeros(count, np.float32)
         self._write(self._synth.synth, count, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
         return (left + right) * np.float32(0.5)
 
+    def select(self, channel: int, sfid: int, bank: int, program: int) -> None:
+        self._synth.program_select(channel, sfid, bank, program)
+
+    def note_on(self, channel: int, key: int, velocity: int) -> None:
+        self._synth.noteon(channel, key, velocity)
+
+    def note_off(self, channel: int, key: int) -> None:
+        self._synth.noteoff(channel, key)
+
     def render(self, sfid: int, note: _Note) -> np.ndarray:
         """Hold the note, release it, and keep the tail until its voices end (mono, 48 kHz)."""
         self._synth.program_select(0, sfid, note.bank, note.program)
         self._synth.noteon(0, note.key, note.velocity)
-        chunks = [self._frames(_blocks(note.hold_s / note.stretch))]
+        chunks = [self.frames(blocks(note.hold_s / note.stretch))]
         self._synth.noteoff(0, note.key)
-        step = _blocks(_TAIL_STEP_S / note.stretch)
+        step = blocks(_TAIL_STEP_S / note.stretch)
         for _ in range(round(_MAX_TAIL_S / _TAIL_STEP_S)):
-            chunks.append(self._frames(step))
+            chunks.append(self.frames(step))
             if self._synth.get_active_voice_count() == 0:
                 break
         self._synth.all_sounds_off(0)
         return np.concatenate(chunks)
 
     def close(self) -> None:
+        if self._borrowed:
+            # Handing a font back resets every channel, and each reset warns that the channel
+            # has no preset left: expected here, so FluidSynth's warnings are muted meanwhile.
+            previous = self._lib.fluid_set_log_function(_FLUID_WARN, None, None)
+            for sfont in self._borrowed:
+                self._lib.fluid_synth_remove_sfont(self._synth.synth, sfont)
+            self._lib.fluid_set_log_function(_FLUID_WARN, previous, None)
         self._synth.delete()
 
 
-def _blocks(seconds: float) -> int:
-    return max(1, round(seconds * _SYNTH_RATE / _BLOCK)) * _BLOCK
+def blocks(seconds: float) -> int:
+    """Whole FluidSynth blocks (at SYNTH_RATE) lasting about `seconds`, at least one."""
+    return max(1, round(seconds * SYNTH_RATE / BLOCK)) * BLOCK
 
 
-def _find(font: Font) -> str | None:
+def find_font(font: Font) -> str | None:
+    """The first of the font's paths that exists on this machine, if any."""
     return next((p for p in font.paths if os.path.isfile(p)), None)
 
 
-def _options(synth: _Synth, font: Font, sfid: int) -> dict[str, tuple[_Option, ...]]:
+def _options(synth: Synth, font: Font, sfid: int) -> dict[str, tuple[_Option, ...]]:
     """The presets this font has for each class it is listed for (missing presets are left out)."""
     options = {}
     for label in sorted(font.classes):
@@ -327,7 +386,7 @@ def _finish(raw: np.ndarray, note: _Note) -> np.ndarray | None:
     # Resampling to a higher rate and reading the result at 16 kHz lowers the pitch; rates in
     # steps of 100 Hz keep torchaudio's polyphase filter small.
     target = round(SAMPLE_RATE * note.stretch / 100) * 100
-    audio = resample(raw, _SYNTH_RATE, target)
+    audio = resample(raw, SYNTH_RATE, target)
     magnitude = np.abs(audio)
     peak = float(magnitude.max())
     if peak < _SILENT_PEAK:
@@ -338,10 +397,10 @@ def _finish(raw: np.ndarray, note: _Note) -> np.ndarray | None:
     return (audio[:end] * gain).astype(np.float32)
 
 
-def _load_fonts(synth: _Synth, reporter: Reporter) -> dict[str, _LoadedFont]:
+def _load_fonts(synth: Synth, reporter: Reporter) -> dict[str, _LoadedFont]:
     loaded, missing = {}, []
     for font in FONTS:
-        path = _find(font)
+        path = find_font(font)
         sfid = synth.load(path) if path else -1
         if sfid < 0:
             missing.append(f"{font.name} ({' or '.join(font.paths)})")
@@ -376,10 +435,14 @@ def _plan(
     return plan
 
 
-def _write_metadata(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
+def write_metadata(
+    out_dir: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = METADATA_COLUMNS
+) -> Path:
+    """Write metadata.csv (one row per clip) atomically; returns its path."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
 
@@ -405,11 +468,13 @@ def _describe(rows: list[dict[str, Any]], seed: int, validation_font: str) -> st
     )
 
 
-def _remove_partial(out_dir: Path, written: list[Path]) -> None:
+def remove_partial(
+    out_dir: Path, written: list[Path], folders: tuple[str, ...] = DEMO_CLASSES
+) -> None:
     """Undo an interrupted render so that a rerun into the same folder starts clean."""
     for path in [*written, out_dir / DESCRIPTION_NAME]:
         path.unlink(missing_ok=True)
-    for label in DEMO_CLASSES:
+    for label in folders:
         try:
             (out_dir / label).rmdir()
         except OSError:
@@ -448,9 +513,9 @@ def render_demo_set(
             f"{out_dir}: already holds {taken[0]} (a rendered set?); choose a new or empty folder"
         )
 
-    fluidsynth = _import_fluidsynth()
+    fluidsynth = import_fluidsynth()
     start = time.perf_counter()
-    synth = _Synth(fluidsynth)
+    synth = Synth(fluidsynth)
     written: list[Path] = []
     try:
         loaded = _load_fonts(synth, reporter)
@@ -498,9 +563,9 @@ def render_demo_set(
                 reporter.report(ItemFinished("render", len(rows), total, relative))
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / DESCRIPTION_NAME).write_text(_describe(rows, seed, validation_font))
-        metadata = _write_metadata(out_dir, rows)
+        metadata = write_metadata(out_dir, rows)
     except BaseException:
-        _remove_partial(out_dir, written)
+        remove_partial(out_dir, written)
         raise
     finally:
         synth.close()
