@@ -12,6 +12,10 @@ linearly to 1 % over the saturate span, model selection on validation); `modern`
 also `demo`) is Adam, a cosine schedule, augmentation, mixup and label smoothing, what the
 rendered offline sets need to generalise to an unheard SoundFont. A checkpoint is written
 after every epoch, and training resumes from it.
+
+With adversarial training (adversarial_training.py), each batch is replaced by a perturbed one
+between the features' computation and their standardisation (paper004) or on the waveform
+(pgd); the windows and the generator's draws are otherwise those of clean training.
 """
 
 from __future__ import annotations
