@@ -258,3 +258,45 @@ def test_bad_settings_are_one_line_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("advstudio: error:") and message in err[0]
     assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("mode", ["paper004", "pgd"])
+def test_resumed_adversarial_training_equals_an_uninterrupted_run(
+    mode, tiny_set, fixed_dnn, tmp_path
+):
+    """The perturbation's draws (wrong labels, random starts) come from the checkpointed
+    generator, so a run cancelled after epoch 1 and resumed ends as the uninterrupted one."""
+    import threading
+
+    from advstudio.core.data.datasets import open_dataset
+    from advstudio.core.progress import Cancelled, ItemFinished, RecordingReporter
+
+    extra = {"adversary_model": str(fixed_dnn)} if mode == "paper004" else {"pgd_steps": 2}
+
+    def config():
+        return training.config_from_preset(
+            "paper", "dnn", hidden=50, epochs=2, batch_size=4, seed=1, adversarial=mode, **extra
+        )
+
+    data = open_dataset(tiny_set)
+    whole = training.train(data, tmp_path / "whole", config())
+    cancel = threading.Event()
+
+    class CancelInEpochTwo(RecordingReporter):
+        def report(self, event):
+            super().report(event)
+            if isinstance(event, ItemFinished) and event.name == "epoch 2":
+                cancel.set()
+
+    with pytest.raises(Cancelled):
+        training.train(data, tmp_path / "parts", config(), CancelInEpochTwo(), cancel)
+    parts = training.train(data, tmp_path / "parts", config(), resume=True)
+    assert parts["history"] == whole["history"] and parts["validation"] == whole["validation"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("mode", ["paper004", "pgd"])
+def test_adversarial_training_runs_on_cuda(mode, tiny_set, fixed_dnn, tmp_path):
+    extra = ["--adversary-model", str(fixed_dnn)] if mode == "paper004" else ["--pgd-steps", "2"]
+    args = train_args(tiny_set, tmp_path / "m", "dnn", "--hidden", "50", "--adversarial", mode)
+    assert main([*args, *extra, "--device", "cuda"]) == 0
