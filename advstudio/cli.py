@@ -90,6 +90,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
+        adversarial=args.adversarial,
+        adversary_model=args.adversary_model,
+        sign_step=args.sign_step,
+        pgd_eps=args.pgd_eps,
+        pgd_steps=args.pgd_steps,
+        pgd_step=args.pgd_step,
     )
     card = train(dataset, Path(args.out), config, ProgressBarReporter(), resume=args.resume)
     write_model_card(Path(args.out), card, dataset.description)
@@ -550,6 +556,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--adversarial",
+        choices=["none", "paper004", "pgd"],
+        help="adversarial training: paper004 (every batch a signed step of --sign-step towards "
+        "a random wrong label from the fixed --adversary-model, in the input domain before "
+        "standardisation) or pgd (Madry's PGD on the waveform against the model being trained)",
+    )
+    p.add_argument(
+        "--adversary-model",
+        metavar="DIR",
+        help="paper004: the fixed, trained model (same features and labels) giving the gradient",
+    )
+    p.add_argument(
+        "--sign-step",
+        type=float,
+        metavar="S",
+        help="paper004: step in the input domain (default 0.25: linear magnitude for dnn and "
+        "cdnn, dB for cnn)",
+    )
+    p.add_argument(
+        "--pgd-eps", type=float, metavar="E", help="pgd: L-inf bound, full scale (default 0.002)"
+    )
+    p.add_argument("--pgd-steps", type=int, metavar="K", help="pgd: steps (default 7)")
+    p.add_argument(
+        "--pgd-step", type=float, metavar="S", help="pgd: step size (default 2.5 E / K)"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(

@@ -12,6 +12,10 @@ linearly to 1 % over the saturate span, model selection on validation); `modern`
 also `demo`) is Adam, a cosine schedule, augmentation, mixup and label smoothing, what the
 rendered offline sets need to generalise to an unheard SoundFont. A checkpoint is written
 after every epoch, and training resumes from it.
+
+With adversarial training (adversarial_training.py), each batch is replaced by a perturbed one
+between the features' computation and their standardisation (paper004) or on the waveform
+(pgd); the windows and the generator's draws are otherwise those of clean training.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ import torch.nn.functional as F
 import torchaudio.functional as taf
 
 import advstudio
+from advstudio.core.adversarial_training import (
+    PAPER004_STEP,
+    PGD_EPS,
+    PGD_STEPS,
+    Perturbation,
+    SignStepFromFixedModel,
+    check_setting,
+    default_pgd_step,
+    make_perturbation,
+    random_wrong_labels,
+)
 from advstudio.core.atomic import write_atomically
 from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Dataset
@@ -83,6 +98,14 @@ class TrainConfig:
     min_frames: int = 35  # cnn: inference pads shorter clips circularly to this many frames
     hidden: int = 500  # dnn: units per hidden layer (the paper: 50 or 500)
     dropout: bool = False  # dnn: dropout 0.25 after each hidden layer
+    # Adversarial training (adversarial_training.py): "none", "paper004" or "pgd"; each mode's
+    # settings stay None outside it and get their defaults inside it.
+    adversarial: str = "none"
+    adversary_model: str | None = None  # paper004: the fixed, already trained model
+    sign_step: float | None = None  # paper004: the signed step in the input domain (0.25)
+    pgd_eps: float | None = None  # pgd: L-inf bound on the waveform, full scale
+    pgd_steps: int | None = None  # pgd: K
+    pgd_step: float | None = None  # pgd: step size S (default 2.5 eps / K)
     seed: int = 0
     device: str | None = None
 
@@ -103,6 +126,21 @@ class TrainConfig:
             raise ParameterError(f"unknown optimizer {self.optimizer!r}; choose adam or sgd")
         if not (0 <= self.momentum < 1 and 0 <= self.final_momentum < 1) or self.saturate < 0:
             raise ParameterError("momentum must lie in [0, 1) and saturate be non-negative")
+        check_setting(
+            self.adversarial,
+            self.adversary_model,
+            self.sign_step,
+            self.pgd_eps,
+            self.pgd_steps,
+            self.pgd_step,
+        )
+        if self.adversarial == "paper004" and self.sign_step is None:
+            self.sign_step = PAPER004_STEP
+        if self.adversarial == "pgd":
+            self.pgd_eps = PGD_EPS if self.pgd_eps is None else self.pgd_eps
+            self.pgd_steps = PGD_STEPS if self.pgd_steps is None else self.pgd_steps
+            if self.pgd_step is None:
+                self.pgd_step = default_pgd_step(self.pgd_eps, self.pgd_steps)
 
     def architecture_config(self) -> dict[str, Any]:
         """The hyper-parameters the model directory's config records for this architecture."""
@@ -225,17 +263,13 @@ def _add_room(clip: torch.Tensor, generator: torch.Generator, rate: int) -> torc
     return (1 - mix) * clip + mix * wet * clip.norm() / wet.norm().clamp(min=1e-12)
 
 
-def _random_windows(
-    features: torch.Tensor,
-    n_frames: torch.Tensor,
-    generator: torch.Generator,
-    anywhere: bool,
-    size: int,
+def _window_frames(
+    n_frames: torch.Tensor, generator: torch.Generator, anywhere: bool, size: int
 ) -> torch.Tensor:
-    """One window of `size` frames per clip: a random half-overlapping window (any start with
-    `anywhere`), frames past the clip's end taken circularly, short clips centred."""
-    windows = []
-    for feats, n in zip(features, n_frames.tolist(), strict=True):
+    """The frames [B, size] of one window per clip: a random half-overlapping window (any start
+    with `anywhere`), frames past the clip's end taken circularly, short clips centred."""
+    frames = []
+    for n in n_frames.tolist():
         if n <= size:
             start = -((size - n) // 2)
         elif anywhere:
@@ -244,9 +278,8 @@ def _random_windows(
             hop = size // 2
             count = math.ceil((n - size) / hop) + 1
             start = hop * int(torch.randint(0, count, (1,), generator=generator))
-        index = torch.remainder(torch.arange(start, start + size), n)
-        windows.append(feats[:, index.to(feats.device)])
-    return torch.stack(windows)
+        frames.append(torch.remainder(torch.arange(start, start + size), n))
+    return torch.stack(frames).to(n_frames.device)
 
 
 def _cut_excerpt(
@@ -265,8 +298,16 @@ def _cut_excerpt(
 
 
 def _batch_features(
-    model: AudioClassifier, clips: list[np.ndarray], augment: bool, generator: torch.Generator
+    model: AudioClassifier,
+    clips: list[np.ndarray],
+    augment: bool,
+    generator: torch.Generator,
+    target: torch.Tensor,
+    perturbation: Perturbation | None = None,
 ) -> torch.Tensor:
+    """The standardised training windows [B, F, train_frames] of a batch of clips; with a
+    perturbation, the windows of its adversarial batch (in the input domain before
+    standardisation, or the waveform's)."""
     size = model.train_frames
     if isinstance(model.frontend, MagnitudeFrontEnd):
         # Pitch shifting by resampling shortens a cut by up to 18/14: cut enough for a window.
@@ -276,13 +317,23 @@ def _batch_features(
     if augment:
         tensors = [_augment_wave(t, generator, model.sample_rate) for t in tensors]
     wave, lengths = pad_batch(tensors, model.device)
-    with torch.no_grad():
-        raw, n_frames = model.frontend.unstandardised(wave, lengths)
-        if augment:
-            curve = _random_equaliser(len(clips), raw.shape[1], generator).to(raw.device)
+    bands = model.frontend.band_mean.shape[0]
+    curve = _random_equaliser(len(clips), bands, generator).to(wave.device) if augment else None
+    frames = _window_frames(model.frontend.n_frames(lengths), generator, augment, size)
+
+    def windows_of(wave: torch.Tensor) -> torch.Tensor:
+        raw = model.frontend.unstandardised(wave, lengths)[0]
+        if curve is not None:
             raw = model.frontend.equalise(raw, curve)
-        features = model.frontend.standardise(raw, n_frames)
-    windows = _random_windows(features, n_frames, generator, anywhere=augment, size=size)
+        return raw.gather(-1, frames[:, None, :].expand(-1, raw.shape[1], -1))
+
+    if perturbation is None:
+        with torch.no_grad():
+            raw = windows_of(wave)
+    else:
+        raw = perturbation.windows(model, wave, lengths, windows_of, target, generator)
+    n_frames = torch.full((len(raw),), size, device=raw.device)
+    windows = model.frontend.standardise(raw, n_frames)
     return _mask_bands(windows, generator) if augment else windows
 
 
@@ -396,7 +447,10 @@ def evaluate_clips(
     """Accuracy, normalised accuracy (mean recall), per-class recall and the column-normalised
     confusion matrix on whole clips."""
     model.eval()
-    probabilities = predict_proba(model, clips)
+    return _scores(model, predict_proba(model, clips), truth)
+
+
+def _scores(model: AudioClassifier, probabilities: np.ndarray, truth: list[int]) -> dict[str, Any]:
     predicted = probabilities.argmax(axis=1)
     counts = confusion_counts(truth, predicted, model.num_classes)
     return {
@@ -413,6 +467,20 @@ def evaluate_clips(
 
 def _detached(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def _evaluate_perturbed(
+    model: AudioClassifier,
+    perturbation: Perturbation | None,
+    clips: list[np.ndarray],
+    truth: list[int],
+    wrong: list[int],
+) -> dict[str, Any] | None:
+    """paper004's validation monitoring: the scores on clips perturbed by the fixed model."""
+    if not isinstance(perturbation, SignStepFromFixedModel):
+        return None
+    model.eval()
+    return _scores(model, perturbation.probabilities(model, clips, wrong), truth)
 
 
 def train(
@@ -432,7 +500,6 @@ def train(
     reporter = reporter or NullReporter()
     if not {"train", "validation"} <= dataset.splits:
         raise DatasetError(f"{dataset.name}: needs both a train and a validation split")
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT
     if checkpoint_path.exists() and not resume:
         raise ParameterError(f"{out_dir}: holds a checkpoint; resume it or choose a new folder")
@@ -442,6 +509,8 @@ def train(
     architecture_config = config.architecture_config()
     model = build_model(architecture, dataset.classes, None, architecture_config)
     model = model.to(select_device(config.device))
+    perturbation = make_perturbation(config, model)  # the adversary's errors before any work
+    out_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = dataset.subset("train"), dataset.subset("validation")
     reporter.report(
         Message(
@@ -454,6 +523,10 @@ def train(
     val_clips = _load_split(dataset, "validation", model)
     train_truth = [dataset.class_index(e.label) for e in train_set.examples]
     val_truth = [dataset.class_index(e.label) for e in val_set.examples]
+    # One seeded set of wrong labels for the perturbed validation, the same every epoch.
+    val_wrong = random_wrong_labels(
+        torch.tensor(val_truth), model.num_classes, torch.Generator().manual_seed(config.seed)
+    ).tolist()
     optimizer = _optimizer(model, config)
     start_epoch, history = 0, []
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "state": None}
@@ -482,10 +555,11 @@ def train(
         for b in range(batches):
             check_cancelled(cancel)
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            target = torch.tensor([train_truth[i] for i in idx], device=model.device)
+            clips = [train_clips[i] for i in idx]
             windows = _batch_features(
-                model, [train_clips[i] for i in idx], config.augment, generator
+                model, clips, config.augment, generator, target, perturbation
             )
-            target = torch.tensor([train_truth[i] for i in idx], device=windows.device)
             loss = _loss(model, windows, target, config.augment, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -502,6 +576,7 @@ def train(
                 )
             )
         val = evaluate_clips(model, val_clips, val_truth)
+        perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -510,9 +585,16 @@ def train(
                 "val_normalised_accuracy": val["normalised_accuracy"],
             }
         )
-        if config.select_best and val["normalised_accuracy"] > best["score"]:
+        if perturbed is not None:
+            history[-1] |= {
+                "val_perturbed_accuracy": perturbed["accuracy"],
+                "val_perturbed_normalised_accuracy": perturbed["normalised_accuracy"],
+            }
+        # paper004 monitors (and selects) on the perturbed validation batches, as the paper.
+        score = (perturbed or val)["normalised_accuracy"]
+        if config.select_best and score > best["score"]:
             best = {
-                "score": val["normalised_accuracy"],
+                "score": score,
                 "epoch": epoch + 1,
                 "state": _detached(model.state_dict()),
             }
@@ -539,6 +621,7 @@ def train(
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
     final = evaluate_clips(model, val_clips, val_truth)
+    final_perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
     card = {
         "architecture": architecture,
         "architecture_summary": model.summary,
@@ -553,6 +636,8 @@ def train(
         "train_frames": model.train_frames,
         "selected_epoch": best["epoch"] if config.select_best else len(history),
         "validation": final,
+        "adversarial_training": None if perturbation is None else perturbation.card(),
+        **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         "history": history,
         "versions": versions(),
     }
@@ -560,6 +645,33 @@ def train(
     (out_dir / "card.json").write_text(json.dumps(card, indent=2))
     reporter.report(JobFinished("train", {"accuracy": final["accuracy"]}))
     return card
+
+
+def _adversarial_section(card: dict[str, Any]) -> str:
+    """The model card's paragraph on adversarial training (empty without it)."""
+    setting = card.get("adversarial_training")
+    if not setting:
+        return ""
+    if setting["mode"] == "paper004":
+        how = (
+            f"Paper 004's recipe: every training and validation batch replaced by a signed step of "
+            f"{setting['step']} in the {setting['domain']} towards a random wrong label, from "
+            f"the fixed model `{setting['adversary_model']}` ({setting['adversary_architecture']}"
+            f", fingerprint {setting['adversary_fingerprint']})"
+        )
+        perturbed = card["validation_perturbed"]
+        result = (
+            f" On the perturbed validation batches: accuracy {perturbed['accuracy']:.3f}, "
+            f"normalised accuracy {perturbed['normalised_accuracy']:.3f}."
+        )
+    else:
+        how = (
+            f"Madry's PGD on the waveform: L-inf eps {setting['eps']} (full scale), "
+            f"{setting['steps']} steps of {setting['step_size']:.6g} from a random start, "
+            "untargeted on the true label, against the model being trained"
+        )
+        result = ""
+    return f"## Adversarial training\n{how}.{result}\n\n"
 
 
 def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: str = "") -> Path:
@@ -575,7 +687,8 @@ def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: s
     )
     versions_line = ", ".join(f"{k} {v}" for k, v in card["versions"].items())
     selection = (
-        f"The model is epoch {card['selected_epoch']}, the best on the validation split's "
+        f"The model is epoch {card['selected_epoch']}, the best on the "
+        f"{'perturbed ' if 'validation_perturbed' in card else ''}validation split's "
         "normalised accuracy (model selection on validation, as in paper 004)."
         if cfg["select_best"]
         else "The reported figures are those of the final epoch on the validation split (no "
@@ -596,7 +709,7 @@ validation files.
 {", ".join(f"{k}={v}" for k, v in cfg.items())}; {len(card["history"])} epochs of one random
 {card["train_frames"]}-frame window per file. {selection}
 
-## Validation
+{_adversarial_section(card)}## Validation
 Accuracy **{val["accuracy"]:.3f}**, normalised accuracy (mean per-class recall)
 {val["normalised_accuracy"]:.3f}, mean confidence {val["confidence_mean"]:.3f}, on whole files.
 

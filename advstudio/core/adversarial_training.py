@@ -1,0 +1,290 @@
+"""Adversarial training: the minibatch a model trains on, replaced whole by a perturbed one
+(true labels kept). Two recipes, for every architecture:
+
+`paper004` (paper 004's): X' = X - step * sign(grad_X CE(f_fixed(X), t)), clipped at 0, where X
+is the batch in the model's input domain, t a random wrong label per clip (uniform over the
+labels other than the true one, from the training generator) and f_fixed a fixed, already
+trained model (its weights frozen, never updated). The input domain is what the front end
+computes before its standardisation: linear STFT magnitudes for dnn and cdnn (the paper's), and
+for the paper-002 CNN its log-mel dB. There the step is in dB (0.25 dB by default, far milder
+than 0.25 in linear magnitude) and nothing is clipped: dB has no floor at 0. The fixed model
+must compute the same features (same front end, rate and analysis; its standardisation may
+differ, it applies its own) and know the same labels. Validation monitoring is perturbed the
+same way, on whole clips, with one seeded set of wrong labels for every epoch.
+
+`pgd` (Madry et al.): each batch's waveforms x are replaced by x + delta, |delta| <= eps
+(full scale), found by K signed steps of size S from a uniform random start, ascending the
+training loss of the true labels on the model being trained, in eval mode (batch norm and
+dropout fixed) with its weights frozen; the training step that follows is in train mode. This
+is a small loop of its own rather than the attack engine: the engine keeps per-clip results,
+success checks and best-so-far rows that training throws away, and it classifies whole clips
+while training needs the loss of the exact windows it trains on. It shares the engine's
+`gradients_to_input_only` for the eval-mode, frozen-weights part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from advstudio.core.attacks.engine import gradients_to_input_only
+from advstudio.core.errors import ParameterError
+from advstudio.core.models.base import AudioClassifier, fingerprint, pad_batch
+from advstudio.core.models.frontend import MelFrontEnd
+from advstudio.core.models.magnitude_frontend import MagnitudeFrontEnd
+
+if TYPE_CHECKING:
+    from advstudio.core.training import TrainConfig
+
+MODES = ("none", "paper004", "pgd")
+PAPER004_STEP = 0.25
+PGD_EPS = 0.002  # about -54 dBFS: audible on quiet passages, well below the music's level
+PGD_STEPS = 7  # Madry et al.'s training setting
+# The domain of each front end's unstandardised features: a description and the lower bound.
+FEATURE_DOMAINS: dict[type, tuple[str, float | None]] = {
+    MagnitudeFrontEnd: ("linear STFT magnitudes", 0.0),
+    MelFrontEnd: ("log-mel dB (before standardisation)", None),
+}
+
+# A waveform batch [B, T] -> the unstandardised features [B, F, N] of the windows it trains on.
+WindowsOf = Callable[[torch.Tensor], torch.Tensor]
+
+
+def check_setting(
+    mode: str,
+    adversary_model: str | None,
+    sign_step: float | None,
+    pgd_eps: float | None,
+    pgd_steps: int | None,
+    pgd_step: float | None,
+) -> None:
+    """One line naming the first bad or misplaced setting."""
+    if mode not in MODES:
+        raise ParameterError(f"unknown adversarial training {mode!r}; choose {', '.join(MODES)}")
+    if mode == "paper004" and not adversary_model:
+        raise ParameterError(
+            "--adversarial paper004 needs --adversary-model DIR: a trained model of the same "
+            "features and labels, fixed during training"
+        )
+    if mode != "paper004" and (adversary_model or sign_step is not None):
+        raise ParameterError("--adversary-model and --sign-step belong to --adversarial paper004")
+    if mode != "pgd" and any(v is not None for v in (pgd_eps, pgd_steps, pgd_step)):
+        raise ParameterError("--pgd-eps, --pgd-steps and --pgd-step belong to --adversarial pgd")
+    if sign_step is not None and not sign_step > 0:
+        raise ParameterError(f"--sign-step must be positive (got {sign_step})")
+    if pgd_eps is not None and not 0 < pgd_eps <= 1:
+        raise ParameterError(f"--pgd-eps must lie in (0, 1] of full scale (got {pgd_eps})")
+    if pgd_steps is not None and pgd_steps < 1:
+        raise ParameterError(f"--pgd-steps must be at least 1 (got {pgd_steps})")
+    if pgd_step is not None and not pgd_step > 0:
+        raise ParameterError(f"--pgd-step must be positive (got {pgd_step})")
+
+
+def default_pgd_step(eps: float, steps: int) -> float:
+    """2.5 eps / K: enough to cross the whole ball and come back (Madry et al.'s rule)."""
+    return 2.5 * eps / steps
+
+
+def _full_counts(windows: torch.Tensor) -> torch.Tensor:
+    return torch.full((len(windows),), windows.shape[-1], device=windows.device)
+
+
+def unit_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of every unit (logits [B, K, C]) towards the clip's label."""
+    units = logits.shape[1]
+    return F.cross_entropy(logits.flatten(0, 1), target.repeat_interleave(units), reduction="sum")
+
+
+def random_wrong_labels(
+    truth: torch.Tensor, n_classes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """One label per clip, uniform over the labels other than its true one."""
+    shift = torch.randint(1, n_classes, (len(truth),), generator=generator)
+    return (truth.cpu() + shift) % n_classes
+
+
+def _feature_space(model: AudioClassifier) -> tuple[Any, ...]:
+    """What fixes the features before standardisation: the front end's type, rate and analysis
+    settings and every buffer but the standardisation's (window, mel filter bank)."""
+    frontend = model.frontend
+    settings = tuple(
+        getattr(frontend, name, None) for name in ("n_fft", "hop_length", "max_samples", "top_db")
+    )
+    buffers = tuple(
+        (name, tuple(b.shape), b.detach().cpu().double().sum().item())
+        for name, b in frontend.named_buffers()
+        if not name.startswith("band_")
+    )
+    return type(frontend), model.sample_rate, settings, buffers
+
+
+class SignStepFromFixedModel:
+    """Paper 004's perturbation: one signed step towards a random wrong label, from a fixed
+    model, in the input domain before standardisation."""
+
+    def __init__(self, adversary: AudioClassifier, step: float, source: str) -> None:
+        self.adversary, self.step, self.source = adversary, step, source
+        self.domain, self.floor = FEATURE_DOMAINS[type(adversary.frontend)]
+
+    @classmethod
+    def load(
+        cls, path: str, model: AudioClassifier, step: float
+    ) -> SignStepFromFixedModel:
+        """Load the fixed model (weights frozen, eval mode) and check it fits `model`."""
+        from advstudio.core.models import load_model
+
+        adversary = load_model(path, device=model.device)
+        if type(getattr(adversary, "frontend", None)) not in FEATURE_DOMAINS:
+            raise ParameterError(
+                f"{path}: the adversary model must be an advstudio architecture with a "
+                "built-in front end (cnn, dnn or cdnn)"
+            )
+        if _feature_space(adversary) != _feature_space(model):
+            raise ParameterError(
+                f"{path}: the adversary model computes other features than the model trained "
+                f"({type(adversary.frontend).__name__} at {adversary.sample_rate} Hz, the "
+                f"trained model {type(model.frontend).__name__} at {model.sample_rate} Hz)"
+            )
+        if list(adversary.labels) != list(model.labels):
+            raise ParameterError(
+                f"{path}: the adversary model's labels ({', '.join(adversary.labels)}) are not "
+                f"the training data's ({', '.join(model.labels)})"
+            )
+        return cls(adversary, step, path)
+
+    def perturb(
+        self, raw: torch.Tensor, n_frames: torch.Tensor, wrong: torch.Tensor, per_unit: bool
+    ) -> torch.Tensor:
+        """raw - step * sign(grad CE(f_fixed(raw), wrong)), clipped at the domain's floor.
+
+        `per_unit`: the loss of every frame or block of training windows, as the paper trains;
+        otherwise the clip's summed-posterior decision (whole clips in validation). Frames past
+        a clip's end get no gradient, so they stay zero."""
+        fixed = self.adversary
+        x = raw.detach().requires_grad_(True)
+        features = fixed.frontend.standardise(x, n_frames)
+        wrong = wrong.to(raw.device)
+        if per_unit:
+            loss = unit_cross_entropy(fixed.train_logits(features), wrong)
+        else:
+            logits = fixed.classify_features(features, n_frames)
+            loss = F.cross_entropy(logits, wrong, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+        out = raw.detach() - self.step * grad.sign()
+        return out if self.floor is None else out.clamp(min=self.floor)
+
+    def windows(
+        self,
+        model: AudioClassifier,
+        wave: torch.Tensor,
+        lengths: torch.Tensor,
+        windows_of: WindowsOf,
+        truth: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            raw = windows_of(wave)
+        wrong = random_wrong_labels(truth, model.num_classes, generator)
+        return self.perturb(raw, _full_counts(raw), wrong, per_unit=True)
+
+    def probabilities(
+        self, model: AudioClassifier, clips: Sequence[np.ndarray], wrong: Sequence[int]
+    ) -> np.ndarray:
+        """The model's class probabilities [N, C] on whole clips perturbed towards `wrong`."""
+        out = np.zeros((len(clips), model.num_classes), dtype=np.float32)
+        for start in range(0, len(clips), 16):
+            idx = list(range(start, min(start + 16, len(clips))))
+            wave, lengths = pad_batch([clips[i] for i in idx], model.device)
+            with torch.no_grad():
+                raw, n_frames = model.frontend.unstandardised(wave, lengths)
+            raw = self.perturb(raw, n_frames, torch.tensor([wrong[i] for i in idx]), False)
+            with torch.no_grad():
+                features = model.frontend.standardise(raw, n_frames)
+                logits = model.classify_features(features, n_frames)
+            out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "mode": "paper004",
+            "recipe": "every training and validation batch replaced by X - step * sign(grad_X "
+            "CE(f_fixed(X), random wrong label)), clipped at the domain's floor; true labels kept",
+            "step": self.step,
+            "domain": self.domain,
+            "floor": self.floor,
+            "adversary_model": self.source,
+            "adversary_architecture": type(self.adversary).__name__,
+            "adversary_fingerprint": fingerprint(self.adversary),
+        }
+
+
+@dataclass(frozen=True)
+class PgdOnWaveform:
+    """Madry's PGD training: K signed steps of size S within |delta| <= eps from a uniform
+    random start, untargeted on the true label, against the model being trained."""
+
+    eps: float
+    steps: int
+    step_size: float
+
+    def windows(
+        self,
+        model: AudioClassifier,
+        wave: torch.Tensor,
+        lengths: torch.Tensor,
+        windows_of: WindowsOf,
+        truth: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        valid = torch.arange(wave.shape[-1], device=wave.device)[None, :] < lengths[:, None]
+        noise = torch.rand(wave.shape, generator=generator).to(wave.device)
+        delta = self._within(wave, (2 * noise - 1) * self.eps, valid)
+        with gradients_to_input_only(model):
+            for _ in range(self.steps):
+                delta.requires_grad_(True)
+                raw = windows_of(wave + delta)
+                features = model.frontend.standardise(raw, _full_counts(raw))
+                loss = unit_cross_entropy(model.train_logits(features), truth)
+                (grad,) = torch.autograd.grad(loss, delta)
+                delta = self._within(wave, delta.detach() + self.step_size * grad.sign(), valid)
+        with torch.no_grad():
+            return windows_of(wave + delta)
+
+    def _within(self, wave: torch.Tensor, delta: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Into the eps box, the sum inside full scale, and zero on the batch's padding."""
+        delta = delta.clamp(-self.eps, self.eps)
+        return ((wave + delta).clamp(-1.0, 1.0) - wave) * valid
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "mode": "pgd",
+            "recipe": "Madry et al.: each training batch replaced by its PGD adversarial "
+            "waveforms against the model being trained (eval mode for the attack), untargeted "
+            "on the true label, uniform random start; validation clean",
+            "norm": "linf",
+            "domain": "waveform (full scale)",
+            "eps": self.eps,
+            "steps": self.steps,
+            "step_size": self.step_size,
+            "random_start": True,
+        }
+
+
+Perturbation = SignStepFromFixedModel | PgdOnWaveform
+
+
+def make_perturbation(config: TrainConfig, model: AudioClassifier) -> Perturbation | None:
+    """The perturbation `config.adversarial` names for training `model` (None for "none");
+    TrainConfig has checked the settings and filled in each mode's defaults."""
+    if config.adversarial == "paper004":
+        assert config.adversary_model is not None and config.sign_step is not None
+        return SignStepFromFixedModel.load(config.adversary_model, model, config.sign_step)
+    if config.adversarial == "pgd":
+        assert None not in (config.pgd_eps, config.pgd_steps, config.pgd_step)
+        return PgdOnWaveform(config.pgd_eps, config.pgd_steps, config.pgd_step)
+    return None

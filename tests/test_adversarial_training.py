@@ -1,0 +1,302 @@
+"""Adversarial training end to end on a tiny set (`train --adversarial paper004|pgd`): the
+batches the model trains on are the perturbed ones, the fixed model never changes, the PGD
+batch stays in its budget, the card records the setting, and bad settings are one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from advstudio.cli import main
+from advstudio.core import training
+from advstudio.core.adversarial_training import PgdOnWaveform, unit_cross_entropy
+from advstudio.core.models import load_model, pad_batch
+from advstudio.core.models.cdnn import CdnnClassifier
+from advstudio.core.models.cnn import InstrumentClassifier
+from advstudio.core.models.dnn import DnnClassifier
+from advstudio.core.models.magnitude_frontend import STD_FLOOR
+from advstudio.core.models.store import load_weights, save_model_dir
+
+RATE = 22050
+LABELS = ["bass", "treble"]
+
+
+def tone(label: str, k: int, seconds: float = 1.5) -> np.ndarray:
+    low, high = (60, 300) if label == "bass" else (2000, 6000)
+    rng = np.random.default_rng(k + (100 if label == "bass" else 0))
+    t = np.arange(int(seconds * RATE)) / RATE
+    wave = sum(0.1 * np.sin(2 * np.pi * rng.uniform(low, high) * t) for _ in range(3))
+    return (wave + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """Two classes (low or high partials), four clips of 1.5 s each."""
+    root = tmp_path_factory.mktemp("adv") / "set"
+    for label in LABELS:
+        (root / label).mkdir(parents=True)
+        for k in range(4):
+            sf.write(root / label / f"{k}.wav", tone(label, k), RATE)
+    return root
+
+
+def save_fixed(path, model, architecture, config):
+    """A model directory with training-like statistics, as the fixed adversary."""
+    training._band_statistics(model, [tone(label, k) for label in LABELS for k in range(2)])
+    save_model_dir(path, model, architecture, config)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fixed_dnn(tmp_path_factory):
+    torch.manual_seed(0)
+    model = DnnClassifier(LABELS, hidden=50)
+    return save_fixed(tmp_path_factory.mktemp("fixed") / "dnn", model, "dnn", {"hidden": 50})
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Every (windows, target, training mode) the training step sees."""
+    seen = []
+    real = training._loss
+
+    def loss(model, windows, target, augment, generator):
+        seen.append((windows.detach().clone(), target.clone(), model.training))
+        return real(model, windows, target, augment, generator)
+
+    monkeypatch.setattr(training, "_loss", loss)
+    return seen
+
+
+def train_args(data, out, arch, *extra):
+    base = ["train", str(data), "--arch", arch, "--out", str(out), "--epochs", "1"]
+    return [*base, "--batch-size", "4", "--seed", "1", *extra]
+
+
+def test_paper004_trains_on_the_sign_step_towards_the_wrong_label(
+    tiny_set, fixed_dnn, spy, tmp_path, monkeypatch
+):
+    """Same seed, clean and paper004: the first batch trained on is the clean one stepped by
+    -0.25 sign(grad CE(fixed, wrong label)) in linear magnitude, clipped at 0; the fixed model
+    is frozen and unchanged; the card records the setting."""
+    dnn = ["--hidden", "50"]
+    assert main(train_args(tiny_set, tmp_path / "clean", "dnn", *dnn)) == 0
+    clean, target, _ = spy[0]
+    adversaries = []
+    real_make = training.make_perturbation
+
+    def make(config, model):
+        adversaries.append(real_make(config, model))
+        return adversaries[-1]
+
+    monkeypatch.setattr(training, "make_perturbation", make)
+    spy.clear()
+    extra = ["--adversarial", "paper004", "--adversary-model", str(fixed_dnn)]
+    assert main(train_args(tiny_set, tmp_path / "adv", "dnn", *dnn, *extra)) == 0
+    perturbed, adv_target, mode = spy[0]
+    assert torch.equal(adv_target, target) and mode  # true labels kept; train mode for the step
+
+    frontend = load_model(tmp_path / "adv").frontend  # the statistics never change in training
+    std, mean = frontend.band_std.clamp(min=STD_FLOOR)[:, None], frontend.band_mean[:, None]
+    raw_clean, raw_adv = clean * std + mean, perturbed * std + mean
+    fixed = adversaries[0].adversary
+    x = raw_clean.clone().requires_grad_(True)
+    features = fixed.frontend.standardise(x, torch.full((len(x),), x.shape[-1]))
+    wrong = 1 - target  # two classes: the wrong label is the other one
+    (grad,) = torch.autograd.grad(unit_cross_entropy(fixed.train_logits(features), wrong), x)
+    expected = (raw_clean - 0.25 * grad.sign()).clamp(min=0)
+    torch.testing.assert_close(raw_adv, expected, atol=2e-4, rtol=0)
+    assert (raw_adv - raw_clean).abs().max() > 0.2  # a real step, not the clean batch
+
+    # The fixed model: frozen, in eval mode, its weights those on disk.
+    assert not fixed.training and not any(p.requires_grad for p in fixed.parameters())
+    on_disk = load_weights(fixed_dnn / "weights.pt")
+    for name, value in fixed.state_dict().items():
+        torch.testing.assert_close(value, on_disk[name], rtol=0, atol=0, msg=name)
+
+    card = json.loads((tmp_path / "adv" / "card.json").read_text())
+    setting = card["adversarial_training"]
+    assert setting["mode"] == "paper004" and setting["step"] == 0.25
+    assert setting["domain"] == "linear STFT magnitudes" and setting["floor"] == 0.0
+    assert setting["adversary_model"] == str(fixed_dnn)
+    assert "val_perturbed_normalised_accuracy" in card["history"][0]
+    assert 0 <= card["validation_perturbed"]["accuracy"] <= 1
+    clean_card = json.loads((tmp_path / "clean" / "card.json").read_text())
+    assert clean_card["adversarial_training"] is None
+    assert "## Adversarial training\nPaper 004's recipe" in (
+        tmp_path / "adv" / "MODEL_CARD.md"
+    ).read_text()
+
+
+def test_paper004_trains_the_cdnn(tiny_set, tmp_path, spy):
+    torch.manual_seed(1)
+    fixed = save_fixed(tmp_path / "fixed", CdnnClassifier(LABELS), "cdnn", {})
+    extra = ["--adversarial", "paper004", "--adversary-model", str(fixed), "--sign-step", "0.5"]
+    assert main(train_args(tiny_set, tmp_path / "m", "cdnn", *extra)) == 0
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["adversarial_training"]["step"] == 0.5
+    assert card["adversarial_training"]["adversary_architecture"] == "CdnnClassifier"
+    assert spy and all(mode for _, _, mode in spy)
+
+
+def test_pgd_trains_the_dnn_on_other_batches_than_clean_training(tiny_set, tmp_path, spy):
+    dnn = ["--hidden", "50"]
+    assert main(train_args(tiny_set, tmp_path / "clean", "dnn", *dnn)) == 0
+    clean = [windows for windows, _, _ in spy]
+    spy.clear()
+    pgd = ["--adversarial", "pgd", "--pgd-eps", "0.01", "--pgd-steps", "2"]
+    assert main(train_args(tiny_set, tmp_path / "pgd", "dnn", *dnn, *pgd)) == 0
+    assert len(spy) == len(clean) and all(mode for _, _, mode in spy)
+    assert all(not torch.allclose(w, c) for (w, _, _), c in zip(spy, clean, strict=True))
+    setting = json.loads((tmp_path / "pgd" / "card.json").read_text())["adversarial_training"]
+    assert (setting["mode"], setting["eps"], setting["steps"]) == ("pgd", 0.01, 2)
+    assert setting["step_size"] == pytest.approx(2.5 * 0.01 / 2) and setting["random_start"]
+    assert "Madry's PGD on the waveform: L-inf eps 0.01" in (
+        tmp_path / "pgd" / "MODEL_CARD.md"
+    ).read_text()
+
+
+def test_pgd_trains_the_cnn(tiny_set, tmp_path, spy):
+    pgd = ["--adversarial", "pgd", "--pgd-steps", "1", "--preset", "modern"]
+    assert main(train_args(tiny_set, tmp_path / "m", "cnn", *pgd)) == 0
+    setting = json.loads((tmp_path / "m" / "card.json").read_text())["adversarial_training"]
+    assert (setting["eps"], setting["steps"], setting["domain"]) == (
+        0.002,
+        1,
+        "waveform (full scale)",
+    )
+    assert spy and all(mode for _, _, mode in spy)
+
+
+def test_pgd_batch_stays_in_its_budget_and_raises_the_loss_in_eval_mode():
+    """The attack: eval mode, frozen weights, |delta| <= eps on each clip's samples and none
+    on the padding, and a higher training loss than the clean windows; train mode after."""
+    torch.manual_seed(2)
+    model = DnnClassifier(LABELS, hidden=50, dropout=True)
+    training._band_statistics(model, [tone("bass", 0), tone("treble", 0)])
+    model.train()
+    wave, lengths = pad_batch([tone("bass", 1, 1.0), tone("treble", 1, 1.4)])
+    truth = torch.tensor([0, 1])
+    frames = torch.arange(30).expand(2, -1)
+    seen = []
+
+    def windows_of(w):
+        seen.append(w.detach().clone())
+        raw = model.frontend.unstandardised(w, lengths)[0]
+        return raw.gather(-1, frames[:, None, :].expand(-1, raw.shape[1], -1))
+
+    def loss(raw):
+        features = model.frontend.standardise(raw, torch.full((2,), 30))
+        with torch.no_grad():
+            return unit_cross_entropy(model.eval().train_logits(features), truth).item()
+
+    eps = 0.003
+    pgd = PgdOnWaveform(eps, 3, 0.002)
+    generator = torch.Generator().manual_seed(0)
+    perturbed = pgd.windows(model, wave, lengths, windows_of, truth, generator)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert len(seen) == 4  # three steps from the random start, then the batch returned
+    padding = torch.arange(wave.shape[1])[None, :] >= lengths[:, None]
+    for w in seen:
+        assert (w - wave).abs().max() <= eps + 1e-7
+        assert (w[padding] == 0).all()
+    assert (seen[-1] - wave).abs().max() > 0.9 * eps
+    assert loss(perturbed) > loss(windows_of(wave)) + 0.01
+
+
+def test_the_attack_runs_in_eval_mode(monkeypatch):
+    """Dropout is off during the PGD steps: the same delta gives the same loss twice."""
+    torch.manual_seed(3)
+    model = DnnClassifier(LABELS, hidden=50, dropout=True).train()
+    modes = []
+    real = model.train_logits
+    monkeypatch.setattr(model, "train_logits", lambda w: (modes.append(model.training), real(w))[1])
+    wave, lengths = pad_batch([tone("bass", 2, 0.5)])
+    windows_of = lambda w: model.frontend.unstandardised(w, lengths)[0]  # noqa: E731
+    PgdOnWaveform(0.001, 2, 0.001).windows(
+        model, wave, lengths, windows_of, torch.tensor([0]), torch.Generator().manual_seed(0)
+    )
+    assert modes == [False, False] and model.training
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--adversarial", "paper004"], "needs --adversary-model DIR"),
+        (["--adversarial", "paper004", "--adversary-model", "NOPE"], "no such model"),
+        (["--adversarial", "paper004", "--adversary-model", "CNN"], "computes other features"),
+        (["--adversarial", "paper004", "--adversary-model", "OTHER"], "labels (a, b) are not"),
+        (["--adversarial", "pgd", "--pgd-eps", "-0.1"], "--pgd-eps must lie in (0, 1]"),
+        (["--adversarial", "pgd", "--pgd-steps", "0"], "--pgd-steps must be at least 1"),
+        (["--adversarial", "pgd", "--pgd-step", "0"], "--pgd-step must be positive"),
+        (
+            ["--adversarial", "paper004", "--adversary-model", "DNN", "--sign-step", "-1"],
+            "--sign-step must be positive",
+        ),
+        (["--pgd-eps", "0.01"], "belong to --adversarial pgd"),
+        (["--adversarial", "pgd", "--adversary-model", "DNN"], "belong to --adversarial paper004"),
+    ],
+)
+def test_bad_settings_are_one_line_exit_2(
+    extra, message, tiny_set, fixed_dnn, tmp_path, capsys
+):
+    models = {
+        "NOPE": tmp_path / "nope",
+        "DNN": fixed_dnn,
+        "CNN": save_fixed(tmp_path / "cnn", InstrumentClassifier(LABELS), "average_pool_cnn", {}),
+        "OTHER": save_fixed(
+            tmp_path / "o", DnnClassifier(["a", "b"], hidden=50), "dnn", {"hidden": 50}
+        ),
+    }
+    extra = [str(models.get(x, x)) for x in extra]
+    out = tmp_path / "m"
+    assert main(train_args(tiny_set, out, "dnn", "--hidden", "50", *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("advstudio: error:") and message in err[0]
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("mode", ["paper004", "pgd"])
+def test_resumed_adversarial_training_equals_an_uninterrupted_run(
+    mode, tiny_set, fixed_dnn, tmp_path
+):
+    """The perturbation's draws (wrong labels, random starts) come from the checkpointed
+    generator, so a run cancelled after epoch 1 and resumed ends as the uninterrupted one."""
+    import threading
+
+    from advstudio.core.data.datasets import open_dataset
+    from advstudio.core.progress import Cancelled, ItemFinished, RecordingReporter
+
+    extra = {"adversary_model": str(fixed_dnn)} if mode == "paper004" else {"pgd_steps": 2}
+
+    def config():
+        return training.config_from_preset(
+            "paper", "dnn", hidden=50, epochs=2, batch_size=4, seed=1, adversarial=mode, **extra
+        )
+
+    data = open_dataset(tiny_set)
+    whole = training.train(data, tmp_path / "whole", config())
+    cancel = threading.Event()
+
+    class CancelInEpochTwo(RecordingReporter):
+        def report(self, event):
+            super().report(event)
+            if isinstance(event, ItemFinished) and event.name == "epoch 2":
+                cancel.set()
+
+    with pytest.raises(Cancelled):
+        training.train(data, tmp_path / "parts", config(), CancelInEpochTwo(), cancel)
+    parts = training.train(data, tmp_path / "parts", config(), resume=True)
+    assert parts["history"] == whole["history"] and parts["validation"] == whole["validation"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("mode", ["paper004", "pgd"])
+def test_adversarial_training_runs_on_cuda(mode, tiny_set, fixed_dnn, tmp_path):
+    extra = ["--adversary-model", str(fixed_dnn)] if mode == "paper004" else ["--pgd-steps", "2"]
+    args = train_args(tiny_set, tmp_path / "m", "dnn", "--hidden", "50", "--adversarial", mode)
+    assert main([*args, *extra, "--device", "cuda"]) == 0
