@@ -527,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", required=True, help="fgsm, pgdn, cw, mscw or spectrogram")
     p.add_argument(
         "--target",
-        help="a class name, random, least-likely, untargeted, or a directive: wrong (away "
+        help="a class name, random, random-any (any class, its own included: paper 004's "
+        "random), least-likely, untargeted, or a directive: wrong (away "
         "from the file's class), right (to its class; the class comes from the folder name) "
         "or every-label (towards each class in turn: one output file per class) "
         "(default: the attack's own; random for cw and mscw)",
@@ -581,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--target",
-        help="override every attack's target: a class, random, least-likely, untargeted, "
+        help="override every attack's target: a class, random, random-any (any class, its own "
+        "included: paper 004's random), least-likely, untargeted, "
         "wrong (every file away from its class), right (every file to its class) or "
         "every-label (every file towards each class in turn: a file x label matrix)",
     )
