@@ -144,7 +144,9 @@ def _model_results(
     directives, clean = {}, None
     for name, target in DIRECTIVES:
         reporter.report(Message(EXPERIMENT, f"{entry.name}: the {name} directive"))
-        summary = run_study(entry.model, entry.examples, spec.study(target, True), store, reporter, cancel)
+        summary = run_study(
+            entry.model, entry.examples, spec.study(target, True), store, reporter, cancel
+        )
         clean = summary["clean"]
         directives[name] = {"target": target, "rows": sweep_rows(summary["settings"], SWEPT)}
     result: dict[str, Any] = {
@@ -163,7 +165,9 @@ def _model_results(
     if spec.every_label_files:
         chosen = every_label_examples(entry.examples, spec.every_label_files)
         reporter.report(Message(EXPERIMENT, f"{entry.name}: every label on {len(chosen)} files"))
-        summary = run_study(entry.model, chosen, spec.study(EVERY_LABEL, False), store, reporter, cancel)
+        summary = run_study(
+            entry.model, chosen, spec.study(EVERY_LABEL, False), store, reporter, cancel
+        )
         (row,) = summary["table"]
         (matrix,) = summary["every_label"]
         result["every_label"] = {"row": row, "matrix": matrix}

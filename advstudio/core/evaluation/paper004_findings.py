@@ -119,7 +119,9 @@ def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
         clean = model["clean"]["normalised_accuracy"]
         bound = chance_bound(model)
         if not any(v >= HIGH_SNR_DB for v in values):
-            parts.append((UNKNOWN, f"{name}: the sweep holds no bound of {HIGH_SNR_DB:g} dB or more"))
+            parts.append(
+                (UNKNOWN, f"{name}: the sweep holds no bound of {HIGH_SNR_DB:g} dB or more")
+            )
         elif _finite(clean) and clean <= chance_level(model) + CHANCE_MARGIN:
             parts.append((UNKNOWN, f"{name}: already at chance on clean audio ({clean:.3f})"))
         elif bound is not None and bound >= HIGH_SNR_DB:
@@ -127,7 +129,9 @@ def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
         elif bound is not None:
             parts.append((FAILS, f"{name}: falls to chance only at {bound:g} dB"))
         else:
-            parts.append((FAILS, f"{name}: falls to chance at no bound ({_closest_to_chance(model)})"))
+            parts.append(
+                (FAILS, f"{name}: falls to chance at no bound ({_closest_to_chance(model)})")
+            )
     return _finding("a", parts, "no model was evaluated")
 
 
@@ -149,7 +153,9 @@ def finding_b(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     parts = []
     for conv, dnn in pairs:
         c, d = chance_bound(conv), chance_bound(dnn)
-        text = f"{conv['name']} ({conv['architecture']}) at {_db(c)}, {dnn['name']} (dnn) at {_db(d)}"
+        text = (
+            f"{conv['name']} ({conv['architecture']}) at {_db(c)}, {dnn['name']} (dnn) at {_db(d)}"
+        )
         if c is None and d is None:
             parts.append((UNKNOWN, f"{text}: neither falls to chance within the sweep"))
         elif c is None or (d is not None and c < d):
@@ -169,9 +175,7 @@ def finding_c(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
         is_adversarial,
         lambda adv, m: not is_adversarial(m) and m["architecture"] == adv["architecture"],
     )
-    unmatched = [
-        m for m in models if is_adversarial(m) and all(adv is not m for adv, _ in pairs)
-    ]
+    unmatched = [m for m in models if is_adversarial(m) and all(adv is not m for adv, _ in pairs)]
     parts = [
         (UNKNOWN, f"{m['name']}: no normal {m['architecture']} model to compare with")
         for m in unmatched
@@ -205,7 +209,9 @@ def finding_c(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if bought > LITTLE_DB:
             reasons.append(f"more than {LITTLE_DB:g} dB bought")
         verdict = FAILS if reasons else HOLDS
-        parts.append((verdict, f"{text}; {bought_text}" + (f": {', '.join(reasons)}" if reasons else "")))
+        parts.append(
+            (verdict, f"{text}; {bought_text}" + (f": {', '.join(reasons)}" if reasons else ""))
+        )
     return _finding("c", parts, "no adversarially trained model given")
 
 
