@@ -16,6 +16,7 @@ from conftest import tone
 from advstudio.cli import main
 from advstudio.core.attacks import make_attack
 from advstudio.core.data.datasets import Example, open_dataset
+from advstudio.core.errors import ModelError
 from advstudio.core.evaluation.paper004 import (
     ExperimentModel,
     ExperimentSpec,
@@ -311,6 +312,15 @@ def test_the_card_says_architecture_and_training(tmp_path):
     assert model_setting(tmp_path / "cnn") == ("cnn", "pgd", {"normalised_accuracy": 0.5})
     save_model_dir(tmp_path / "bare", DnnClassifier(["a", "b"], RATE, 50), "dnn", {"hidden": 50})
     assert model_setting(tmp_path / "bare") == ("dnn", "not recorded", None)
+    (tmp_path / "bare" / "card.json").write_text('{"training": "adversarial"}')
+    assert model_setting(tmp_path / "bare") == (
+        "dnn",
+        "normal",
+        None,
+    )  # odd card: read as far as it goes
+    (tmp_path / "bare" / "card.json").write_text("{not json")
+    with pytest.raises(ModelError, match="card.json: invalid JSON"):
+        model_setting(tmp_path / "bare")
 
 
 def test_every_label_files_are_taken_in_turn_over_the_classes():

@@ -36,7 +36,7 @@ from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.evaluation.summary import sweep_rows
 from advstudio.core.models.base import AudioClassifier
-from advstudio.core.models.store import read_model_json
+from advstudio.core.models.store import MODEL_JSON, read_model_json
 from advstudio.core.progress import Message, Reporter
 from advstudio.core.training import ARCHITECTURES
 
@@ -110,13 +110,17 @@ def model_setting(directory: str | Path) -> tuple[str, str, dict[str, Any] | Non
             raise ModelError(f"{card_path}: invalid JSON ({exc})") from None
         if not isinstance(card, dict):
             raise ModelError(f"{card_path}: expected a JSON object")
-    registered = card.get("architecture") or read_model_json(directory).get("architecture", "")
+    registered = card.get("architecture")
+    if not registered and (directory / MODEL_JSON).is_file():
+        registered = read_model_json(directory).get("architecture")
     short = {name: arch for arch, name in ARCHITECTURES.items()}
-    architecture = short.get(registered, registered)
+    architecture = short.get(registered, registered) or NOT_RECORDED  # a bare checkpoint
     if not card:
         return architecture, NOT_RECORDED, None
-    adversarial = (card.get("training") or {}).get("adversarial")
-    return architecture, adversarial or NORMAL, card.get("validation")
+    training = card.get("training")
+    adversarial = training.get("adversarial") if isinstance(training, dict) else None
+    validation = card.get("validation")
+    return architecture, adversarial or NORMAL, validation if isinstance(validation, dict) else None
 
 
 def every_label_examples(examples: Sequence[Example], n: int) -> list[Example]:
