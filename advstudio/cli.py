@@ -351,6 +351,71 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.evaluation.paper004 import (
+        ExperimentModel,
+        ExperimentSpec,
+        model_setting,
+        run_paper004,
+    )
+    from advstudio.core.evaluation.store import ResultStore, default_store_path
+    from advstudio.core.models import load_model
+    from advstudio.core.reports.paper004 import write_paper004_report
+    from advstudio.core.reports.provenance import model_name, split_used
+    from advstudio.core.reports.study import write_study_json
+    from advstudio.core.training import versions
+
+    outputs = check_outputs_free(args)
+    spec = ExperimentSpec(
+        snr_db=number_list(args.snr_db, "--snr-db"),
+        every_label_files=args.every_label_files,
+        params=parse_assignments(args.param),
+        batch_size=args.batch_size,
+    )
+    paths = [p.strip() for p in args.models.split(",") if p.strip()]
+    names = [model_name(p) for p in paths]
+    if len(set(names)) < len(names):  # two folders of one name: tell them apart by path
+        names = paths
+    dataset = open_data(args.data, args)
+    entries = []
+    for path, name in zip(paths, names, strict=True):
+        model = load_model(path, device=args.device)
+        architecture, training, validation = model_setting(path)
+        examples = select_examples(dataset, args.split, model.labels).examples
+        entries.append(
+            ExperimentModel(name, model, examples, architecture, training, validation)
+        )
+    with ResultStore(args.db or default_store_path()) as store:
+        results = run_paper004(entries, spec, store, ProgressBarReporter())
+    for finding in results["findings"]:
+        print(f"({finding['id']}) {finding['claim']}: {finding['verdict']}")
+        for part in finding["parts"]:
+            print(f"    {part}")
+    if outputs["json_path"] is not None:
+        write_study_json(results, outputs["json_path"])
+    if outputs["report_dir"] is not None:
+        config = {
+            "data": args.data,
+            "data_root": args.data,
+            "split": split_used(entries[0].examples),
+            "device": str(entries[0].model.device),
+            "versions": versions(),
+            "models": paths,
+        }
+        written = write_paper004_report(outputs["report_dir"], results, config, args.overwrite)
+        print(f"report written: {written['report.html']}")
+    return 0
+
+
+def number_list(text: str, option: str) -> list[float]:
+    """Comma-separated numbers ("5,10,15"), one line naming the option when one is not."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ParameterError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+
+
 def _cmd_render_demo(args: argparse.Namespace) -> int:
     from advstudio.core.data.render import render_demo_set
 
@@ -591,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", required=True, help="fgsm, pgdn, cw, mscw or spectrogram")
     p.add_argument(
         "--target",
-        help="a class name, random, least-likely, untargeted, or a directive: wrong (away "
+        help="a class name, random, random-any (any class, its own included: paper 004's "
+        "random), least-likely, untargeted, or a directive: wrong (away "
         "from the file's class), right (to its class; the class comes from the folder name) "
         "or every-label (towards each class in turn: one output file per class) "
         "(default: the attack's own; random for cw and mscw)",
@@ -645,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--target",
-        help="override every attack's target: a class, random, least-likely, untargeted, "
+        help="override every attack's target: a class, random, random-any (any class, its own "
+        "included: paper 004's random), least-likely, untargeted, "
         "wrong (every file away from its class), right (every file to its class) or "
         "every-label (every file towards each class in turn: a file x label matrix)",
     )
@@ -678,6 +745,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "experiment",
+        help="paper 004's experiments over several models, in one report",
+        description="paper004: for each model, clean normalised accuracy; the spectrogram "
+        "adversary (paper preset) with the random directive (a target over every class: "
+        "right one time in C) and the all-wrong directive, swept over the SNR bound; the "
+        "every-label ensemble on a few files; and whether the paper's findings hold. Every "
+        "run goes through the result store: an interrupted experiment resumes.",
+    )
+    p.add_argument("experiment", choices=["paper004"], help="which experiment")
+    p.add_argument("data", help="dataset folder, CSV or GTZAN root")
+    p.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated model directories (normal and adversarially trained; each "
+        "card.json says its architecture and training)",
+    )
+    p.add_argument(
+        "--snr-db",
+        default="5,10,15,20,25,30",
+        help="SNR bounds of the sweep in dB (default 5,10,15,20,25,30)",
+    )
+    p.add_argument(
+        "--every-label-files",
+        type=int,
+        default=10,
+        metavar="N",
+        help="files attacked towards every label, taken in turn over the classes "
+        "(default 10; 0: none)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a spectrogram adversary parameter over the paper preset (e.g. max_iter=50)",
+    )
+    dataset_options(p)
+    p.add_argument(
+        "--split",
+        help="split to evaluate (default: validation where the layout defines one, else "
+        "every file; test for GTZAN's test split; all for every file)",
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--db",
+        help="SQLite result store (default ~/.local/share/advstudio/results.sqlite); a "
+        "rerun resumes from it",
+    )
+    p.add_argument("--json", help="write every number as JSON")
+    p.add_argument("--report", help="folder for report.html and results.json")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.set_defaults(func=_cmd_experiment)
 
     data = sub.add_parser("data", help="datasets: render the offline demo and music sets")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)

@@ -26,6 +26,7 @@ import torch
 from advstudio.core.attacks.composition import Composition, quantise
 from advstudio.core.attacks.every_label import check_explicit_targets
 from advstudio.core.attacks.goals import (
+    RANDOM_ANY,
     UNKNOWN_LABEL,
     Goal,
     clip_generator,
@@ -237,6 +238,8 @@ class _Engine:
             return int(logits.argmin())
         if self.goal.target == "right":
             return self.truth[clip]  # every clip's class is known (checked by validate_goal)
+        if self.goal.target == RANDOM_ANY:
+            return int(torch.randint(len(logits), (1,), generator=generator))
         orig = int(logits.argmax())
         draw = int(torch.randint(len(logits) - 1, (1,), generator=generator))
         return draw + (draw >= orig)  # uniform over the classes other than orig

@@ -12,6 +12,9 @@
   `right` drives every clip to its ground truth (the "perfect system": clips already right
   are done). Both need every clip's class. `every-label` attacks each clip towards every
   class in turn, through explicit per-clip targets (every_label.py).
+- `random` draws a target among the classes other than the clean prediction; `random-any`
+  draws it among every class, the clean prediction included (paper 004's "random": right one
+  time in C; a clip whose draw is its own prediction is already met).
 - Random targets and random starts are drawn from the seed and the clip's own samples, so a
   clip gets the same target and start whatever batch or position it has, and different
   clips attacked one at a time get different targets.
@@ -30,7 +33,17 @@ from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.errors import ParameterError
 from advstudio.core.labels import match_label
 
-TARGET_MODES = ("untargeted", "random", "least-likely", "wrong", "right", EVERY_LABEL)
+RANDOM_ANY = "random-any"  # a target uniform over every class (paper 004's "random")
+
+TARGET_MODES = (
+    "untargeted",
+    "random",
+    RANDOM_ANY,
+    "least-likely",
+    "wrong",
+    "right",
+    EVERY_LABEL,
+)
 DIRECTIVES = ("wrong", "right")  # target modes judged against each clip's ground truth
 SUCCESS_AGAINST = ("prediction", "truth")
 UNKNOWN_LABEL = -1  # the ground truth of a clip whose class is not known

@@ -38,7 +38,12 @@ from advstudio.core.evaluation.summary import (
     summarise_seeds,
 )
 from advstudio.core.inference import load_for_model
-from advstudio.core.metrics import confusion_counts, normalise_columns, snr_db
+from advstudio.core.metrics import (
+    confusion_counts,
+    normalise_columns,
+    normalised_accuracy,
+    snr_db,
+)
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.progress import (
     AttackStep,
@@ -312,6 +317,7 @@ def run_study(
         "labels": list(model.labels),
         "clean": {
             "accuracy": float(np.mean(clean_pred[labelled] == truth)) if truth else float("nan"),
+            "normalised_accuracy": normalised_accuracy(clean_counts),
             "n_unlabelled": len(data.files) - len(labelled),
             "confidence_mean": float(clean_probs.max(1).mean()),
             "confusion": normalise_columns(clean_counts).tolist(),

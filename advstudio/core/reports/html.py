@@ -131,7 +131,7 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _data_uri(mime: str, data: bytes) -> str:
+def data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -287,8 +287,8 @@ def _example_view(example: ReportExample, names: dict[str, str]) -> dict[str, An
         shown.append(
             {
                 "caption": caption,
-                "png": _data_uri("image/png", figure_png(figure)),
-                "wav": _data_uri("audio/wav", wav_bytes(audio, rate)),
+                "png": data_uri("image/png", figure_png(figure)),
+                "wav": data_uri("audio/wav", wav_bytes(audio, rate)),
                 "note": note,
             }
         )
@@ -381,7 +381,7 @@ def _entry_view(
     }
 
 
-def _sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
+def sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
     if not sweep:
         return None
     rows = [
@@ -398,7 +398,7 @@ def _sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
         }
         for row in sweep["rows"]
     ]
-    png = _data_uri("image/png", figure_png(sweep_figure(sweep)))
+    png = data_uri("image/png", figure_png(sweep_figure(sweep)))
     return {
         "parameter": sweep["parameter"],
         "rows": rows,
@@ -407,7 +407,7 @@ def _sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _every_label_view(matrix: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+def every_label_view(matrix: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     """A file x label matrix as rows of cells, each with its text, colour class and tooltip."""
 
     def view(cell: dict[str, Any] | None) -> dict[str, str]:
@@ -437,7 +437,7 @@ def _confusion_view(matrix: Sequence[Sequence[float]], labels: Sequence[str], ti
     figure = confusion_figure(matrix, labels, title)
     return {
         "title": title,
-        "png": _data_uri("image/png", figure_png(figure)),
+        "png": data_uri("image/png", figure_png(figure)),
         "rows": [[f"{v:.2f}" for v in row] for row in np.asarray(matrix, dtype=np.float64)],
     }
 
@@ -548,8 +548,8 @@ def _context(
         "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
         "settings_spectral": has_spectral_snr(settings),
         "noise": summary.get("noise_control"),
-        "sweep": _sweep_view(summary.get("sweep")),
-        "every_label": [_every_label_view(m, names) for m in summary.get("every_label", [])],
+        "sweep": sweep_view(summary.get("sweep")),
+        "every_label": [every_label_view(m, names) for m in summary.get("every_label", [])],
         "ttests": ttests,
         "significant": [t for t in ttests if t.get("significant")],
         "confusions": confusions,
@@ -564,7 +564,7 @@ def _context(
 
 
 @functools.cache
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     # autoescape=True, not select_autoescape: the template's name ends in .j2, not .html.
     return jinja2.Environment(
         loader=jinja2.PackageLoader("advstudio.core.reports", "templates"),
@@ -582,13 +582,13 @@ def render_html_report(
 ) -> str:
     """The report as a string; every user-provided text (file names, config) is escaped."""
     context = _context(summary, list(examples or []), dict(config or {}))
-    return _environment().get_template(TEMPLATE).render(context)
+    return template_environment().get_template(TEMPLATE).render(context)
 
 
 # --- writing -------------------------------------------------------------------------------
 
 
-def _refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
+def refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
     for path in paths:
         if path.is_dir():
             raise ExportExistsError(f"{path}: is a directory; choose another name")
@@ -598,7 +598,7 @@ def _refuse_existing(paths: Iterable[Path], overwrite: bool) -> None:
             )
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text_file(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
@@ -613,8 +613,8 @@ def write_html_report(
     """Write the self-contained report; an existing file is replaced only with `overwrite`, and
     the file appears complete or not at all."""
     path = Path(path)
-    _refuse_existing([path], overwrite)
-    _write_text(path, render_html_report(summary, examples, config))
+    refuse_existing([path], overwrite)
+    write_text_file(path, render_html_report(summary, examples, config))
     return path
 
 
@@ -629,12 +629,12 @@ def write_report_bundle(
     written, so a refusal leaves the folder as it was. Returns {file name: path}."""
     folder = Path(folder)
     paths = {name: folder / name for name in BUNDLE_FILES}
-    _refuse_existing(paths.values(), overwrite)
+    refuse_existing(paths.values(), overwrite)
     texts = {
         "report.html": render_html_report(summary, examples, config),
         "results.json": study_json(summary),
         "results.csv": study_csv(summary),
     }
     for name, text in texts.items():
-        _write_text(paths[name], text)
+        write_text_file(paths[name], text)
     return paths

@@ -1,0 +1,220 @@
+"""Paper 004's findings, judged from an experiment's numbers (see paper004.py for the layout
+of a model's results): each finding 'holds', 'does not hold' or 'cannot tell', with the numbers
+and the reason in one text.
+
+A system "falls to chance" at an SNR bound when, under the random directive (a target drawn
+over every class, so a perfect adversary leaves it right one time in C), its normalised
+accuracy on the attacked audio is at most 1/C + CHANCE_MARGIN and the mean confidence of its
+adversarial examples exceeds CONFIDENCE. Its "chance bound" is the highest bound of the sweep
+at which it does (a higher SNR is a quieter perturbation); None when it does at none.
+
+(a) every system falls to chance at a bound of HIGH_SNR_DB (15 dB, the lower end of the
+    paper's 15-21 dB) or higher;
+(b) the convolutional systems (cnn, cdnn) need a lower SNR than the frame-level dnn: their
+    chance bound is lower (or they reach chance at no bound while the dnn does); compared
+    between systems that were not adversarially trained;
+(c) adversarial training costs clean accuracy and buys little robustness: each adversarially
+    trained model against every normal model of its architecture has a lower clean normalised
+    accuracy and a chance bound at most LITTLE_DB lower than the normal model's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+CHANCE_MARGIN = 0.05
+CONFIDENCE = 0.9
+HIGH_SNR_DB = 15.0
+LITTLE_DB = 5.0  # at most this much lower a chance bound is "little robustness"
+CONVOLUTIONAL = ("cnn", "cdnn")
+FRAME_LEVEL = "dnn"
+NORMAL, NOT_RECORDED = "normal", "not recorded"
+HOLDS, FAILS, UNKNOWN = "holds", "does not hold", "cannot tell"
+RANDOM_DIRECTIVE = "random"
+
+CLAIMS = {
+    "a": "each system falls to chance (normalised accuracy on the attacked audio <= 1/C + "
+    f"{CHANCE_MARGIN:g}) with confidence > {CONFIDENCE:g} at a bound of {HIGH_SNR_DB:g} dB "
+    "(paper: 15-21 dB) or higher SNR",
+    "b": "the convolutional system (cnn, cdnn) needs a lower SNR than the frame-level dnn to "
+    "fall to chance",
+    "c": "adversarial training costs clean accuracy and buys little robustness (a chance bound "
+    f"at most {LITTLE_DB:g} dB lower than the normal model of the same architecture)",
+}
+
+
+def is_adversarial(model: dict[str, Any]) -> bool:
+    return model["training"] not in (NORMAL, NOT_RECORDED)
+
+
+def chance_level(model: dict[str, Any]) -> float:
+    return 1.0 / model["n_classes"]
+
+
+def at_chance(row: dict[str, Any], n_classes: int, margin: float = CHANCE_MARGIN) -> bool:
+    """Whether a sweep row is at chance with confident adversarial examples."""
+    accuracy, confidence = row["normalised_accuracy_attacked"], row["confidence_mean"]
+    if not _finite(accuracy) or not _finite(confidence):
+        return False
+    return accuracy <= 1.0 / n_classes + margin and confidence > CONFIDENCE
+
+
+def chance_bound(model: dict[str, Any], directive: str = RANDOM_DIRECTIVE) -> float | None:
+    """The highest SNR bound at which the model falls to chance under `directive`."""
+    rows = model["directives"][directive]["rows"]
+    bounds = [r["value"] for r in rows if at_chance(r, model["n_classes"])]
+    return max(bounds) if bounds else None
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _db(value: float | None) -> str:
+    return "no bound of the sweep" if value is None else f"{value:g} dB"
+
+
+def _combine(verdicts: Sequence[str]) -> str:
+    """One verdict from the parts: any part that does not hold decides; then any unknown."""
+    if not verdicts:
+        return UNKNOWN
+    if FAILS in verdicts:
+        return FAILS
+    return UNKNOWN if UNKNOWN in verdicts else HOLDS
+
+
+def _finding(key: str, parts: list[tuple[str, str]], empty_reason: str) -> dict[str, Any]:
+    """A finding from (verdict, text) parts, one per model or pair."""
+    verdict = _combine([v for v, _ in parts])
+    texts = [f"{text} ({v})" for v, text in parts] or [empty_reason]
+    return {"id": key, "claim": CLAIMS[key], "verdict": verdict, "parts": texts}
+
+
+def _closest_to_chance(model: dict[str, Any]) -> str:
+    """The sweep row nearest chance, for saying how far a model stays from it."""
+    rows = [
+        r
+        for r in model["directives"][RANDOM_DIRECTIVE]["rows"]
+        if _finite(r["normalised_accuracy_attacked"])
+    ]
+    if not rows:
+        return "no accuracy measured"
+    row = min(rows, key=lambda r: r["normalised_accuracy_attacked"])
+    confidence = row["confidence_mean"]
+    confidence_text = f"{confidence:.3f}" if _finite(confidence) else "-"
+    return (
+        f"lowest normalised accuracy {row['normalised_accuracy_attacked']:.3f} at "
+        f"{row['value']:g} dB with confidence {confidence_text}, chance "
+        f"{chance_level(model):.3f}"
+    )
+
+
+def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    parts = []
+    for model in models:
+        name = model["name"]
+        values = [r["value"] for r in model["directives"][RANDOM_DIRECTIVE]["rows"]]
+        clean = model["clean"]["normalised_accuracy"]
+        bound = chance_bound(model)
+        if not any(v >= HIGH_SNR_DB for v in values):
+            parts.append(
+                (UNKNOWN, f"{name}: the sweep holds no bound of {HIGH_SNR_DB:g} dB or more")
+            )
+        elif _finite(clean) and clean <= chance_level(model) + CHANCE_MARGIN:
+            parts.append((UNKNOWN, f"{name}: already at chance on clean audio ({clean:.3f})"))
+        elif bound is not None and bound >= HIGH_SNR_DB:
+            parts.append((HOLDS, f"{name}: falls to chance at {bound:g} dB"))
+        elif bound is not None:
+            parts.append((FAILS, f"{name}: falls to chance only at {bound:g} dB"))
+        else:
+            parts.append(
+                (FAILS, f"{name}: falls to chance at no bound ({_closest_to_chance(model)})")
+            )
+    return _finding("a", parts, "no model was evaluated")
+
+
+def _pairs(
+    models: Sequence[dict[str, Any]],
+    first: Callable[[dict[str, Any]], bool],
+    second: Callable[[dict[str, Any], dict[str, Any]], bool],
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(a, b) for a in models if first(a) for b in models if b is not a and second(a, b)]
+
+
+def finding_b(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    normal = [m for m in models if not is_adversarial(m)]
+    pairs = _pairs(
+        normal,
+        lambda m: m["architecture"] in CONVOLUTIONAL,
+        lambda _, m: m["architecture"] == FRAME_LEVEL,
+    )
+    parts = []
+    for conv, dnn in pairs:
+        c, d = chance_bound(conv), chance_bound(dnn)
+        text = (
+            f"{conv['name']} ({conv['architecture']}) at {_db(c)}, {dnn['name']} (dnn) at {_db(d)}"
+        )
+        if c is None and d is None:
+            parts.append((UNKNOWN, f"{text}: neither falls to chance within the sweep"))
+        elif c is None or (d is not None and c < d):
+            parts.append((HOLDS, text))
+        elif d is None or c > d:
+            parts.append((FAILS, text))
+        else:
+            parts.append((UNKNOWN, f"{text}: the same bound (finer SNR steps needed)"))
+    return _finding(
+        "b", parts, "needs a convolutional (cnn or cdnn) and a dnn model, not adversarially trained"
+    )
+
+
+def finding_c(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    pairs = _pairs(
+        models,
+        is_adversarial,
+        lambda adv, m: not is_adversarial(m) and m["architecture"] == adv["architecture"],
+    )
+    unmatched = [m for m in models if is_adversarial(m) and all(adv is not m for adv, _ in pairs)]
+    parts = [
+        (UNKNOWN, f"{m['name']}: no normal {m['architecture']} model to compare with")
+        for m in unmatched
+    ]
+    for adv, normal in pairs:
+        cost = adv["clean"]["normalised_accuracy"] - normal["clean"]["normalised_accuracy"]
+        a, n = chance_bound(adv), chance_bound(normal)
+        text = (
+            f"{adv['name']} ({adv['training']}) against {normal['name']}: clean normalised "
+            f"accuracy {adv['clean']['normalised_accuracy']:.3f} vs "
+            f"{normal['clean']['normalised_accuracy']:.3f} ({cost:+.3f}); falls to chance at "
+            f"{_db(a)} vs {_db(n)}"
+        )
+        if a is None and n is None:
+            parts.append((UNKNOWN, f"{text}: neither falls to chance within the sweep"))
+            continue
+        if not math.isfinite(cost):
+            parts.append((UNKNOWN, f"{text}: no clean accuracy"))
+            continue
+        if a is None:
+            lowest = min(r["value"] for r in adv["directives"][RANDOM_DIRECTIVE]["rows"])
+            bought, bought_text = math.inf, f"more than {n - lowest:g} dB of robustness bought"
+        elif n is None:
+            bought, bought_text = -math.inf, "the normal model never falls: no robustness bought"
+        else:
+            bought = n - a
+            bought_text = f"{bought:+g} dB of robustness bought"
+        reasons = []
+        if cost >= 0:
+            reasons.append("no clean accuracy lost")
+        if bought > LITTLE_DB:
+            reasons.append(f"more than {LITTLE_DB:g} dB bought")
+        verdict = FAILS if reasons else HOLDS
+        parts.append(
+            (verdict, f"{text}; {bought_text}" + (f": {', '.join(reasons)}" if reasons else ""))
+        )
+    return _finding("c", parts, "no adversarially trained model given")
+
+
+def paper004_findings(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings (a), (b) and (c), each with its verdict and the numbers behind it."""
+    return [finding_a(models), finding_b(models), finding_c(models)]
