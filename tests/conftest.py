@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,10 @@ def random_model() -> InstrumentClassifier:
     return make_random_model()
 
 
-def make_random_model() -> InstrumentClassifier:
+def make_random_model(labels: Sequence[str] = PAPER_002_CLASSES) -> InstrumentClassifier:
     """The paper-002 architecture with fixed random weights and non-trivial statistics."""
     torch.manual_seed(1234)
-    model = InstrumentClassifier(PAPER_002_CLASSES)
+    model = InstrumentClassifier(labels)
     with torch.no_grad():
         model.frontend.band_mean.uniform_(-60, -20)
         model.frontend.band_std.uniform_(5, 15)

@@ -102,6 +102,15 @@ class BatchTab(QWidget):
             f"Runs on {n_files} files with the Attack panel's settings: {plan.describe()}"
         )
 
+    def set_labels(self, labels: list[str]) -> None:
+        """Another model's classes: empty matrices over them, and the last batch's summary
+        (the old model's) gone."""
+        self.confusion_clean.set_labels(labels)
+        self.confusion_attacked.set_labels(labels)
+        self.state.summary = None
+        self.summary.setRowCount(0)
+        self.progress.reset()
+
     def set_running(self, running: bool, total: int = 0) -> None:
         """`total`: attacks the batch will run (files x seeds), known before it starts."""
         self.run_button.setEnabled(not running)

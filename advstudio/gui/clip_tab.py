@@ -149,6 +149,18 @@ class ClipTab(QWidget):
         self.probabilities.show_probabilities(opened.probabilities, None)
         self._load_playback()
 
+    def set_labels(self, labels: list[str]) -> None:
+        """Another model's classes. The attack on show was the old model's: it goes, and the
+        clip stays with empty probabilities until the window has it classified again."""
+        self.probabilities.set_labels(labels)
+        self.versions.labels = list(labels)
+        if self.state.result is not None:
+            self.state = ClipState(self.state.audio, self.state.region)
+            self.twin_job = None
+            self._show_versions()
+            self.redraw()
+            self._load_playback()
+
     def show_attack(self, outcome: AttackOutcome, job: AttackJob) -> None:
         """The attack's result; after an attack on a region the clip becomes that region, so
         that waveforms, probabilities, playback and exports all describe what was attacked.

@@ -57,14 +57,9 @@ class EveryLabelTab(QWidget):
 
     def __init__(self, labels: list[str]) -> None:
         super().__init__()
-        self.state = EveryLabelState(list(labels))
-        self.caption = QLabel(IDLE_TEXT)
+        self.caption = QLabel()
         self.caption.setWordWrap(True)
-        self.grid = QTableWidget(0, len(labels))
-        for k, (short, label) in enumerate(zip(abbreviations(labels), labels, strict=True)):
-            header = QTableWidgetItem(short)
-            header.setToolTip(label)
-            self.grid.setHorizontalHeaderItem(k, header)
+        self.grid = QTableWidget()
         self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.grid.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.grid.setToolTip(
@@ -78,6 +73,21 @@ class EveryLabelTab(QWidget):
         layout.addWidget(self.grid, 1)
         layout.addWidget(self.figures)
         self.grid.cellClicked.connect(self._clicked)
+        self.set_labels(labels)
+
+    def set_labels(self, labels: list[str]) -> None:
+        """An empty grid with a column per class of another model (the run on show, the old
+        model's, is gone)."""
+        self.state = EveryLabelState(list(labels))
+        self.caption.setText(IDLE_TEXT)
+        self.grid.clear()
+        self.grid.setRowCount(0)
+        self.grid.setColumnCount(len(labels))
+        for k, (short, label) in enumerate(zip(abbreviations(labels), labels, strict=True)):
+            header = QTableWidgetItem(short)
+            header.setToolTip(label)
+            self.grid.setHorizontalHeaderItem(k, header)
+        self.figures.clear()
 
     def start(self, files: list[str], plan: AttackSettings) -> None:
         """A new every-label run on `files`: an empty grid that fills as cells finish."""

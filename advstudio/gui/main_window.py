@@ -45,8 +45,14 @@ from advstudio.core.jobs import (
 from advstudio.core.models import AudioClassifier, load_model
 from advstudio.core.playback import AudioOutput, open_output
 from advstudio.core.progress import NullReporter
+from advstudio.core.reports.provenance import model_name
 from advstudio.core.reports.study import result_notes
-from advstudio.core.resources import demo_clips
+from advstudio.core.resources import (
+    demo_clips,
+    model_title,
+    shipped_model_in_use,
+    shipped_models,
+)
 from advstudio.gui.batch_tab import BatchTab
 from advstudio.gui.clip_tab import ClipTab
 from advstudio.gui.every_label_tab import EveryLabelTab
@@ -88,7 +94,6 @@ class MainWindow(QMainWindow):
         self.loader = JobWorker(self)
         self.wanted_path: str | None = None  # the clip the list shows, once it has loaded
         self.opening: OpenClipJob | None = None
-        self.setWindowTitle("advstudio")
         self._build(output or open_output())
         self._connect()
         self.poll = QTimer(self)
@@ -221,6 +226,7 @@ class MainWindow(QMainWindow):
         except (AdvStudioError, ValueError):
             pass  # stored by another version or edited by hand: the defaults stay
         self._refresh_recent()
+        self._refresh_models()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.closing = True  # results still queued from the workers are dropped
@@ -279,8 +285,7 @@ class MainWindow(QMainWindow):
         self.file_list.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
 
     def open_model(self) -> None:
-        if self.running == "attack":
-            self.problem("Attack running", "wait for the attack to finish, or cancel it, first")
+        if self.refuse_while_running():
             return
         path, _ = QFileDialog.getOpenFileName(
             self, "Open model (model.json, TorchScript, checkpoint)"
@@ -289,25 +294,50 @@ class MainWindow(QMainWindow):
             self.use_model(path)
 
     def use_model(self, path: str) -> None:
+        """Use the model at `path` (Open model…, or one of the shipped models). A model of
+        other classes rebinds every view to them; the clip on show is classified again."""
         try:
-            model = load_model(path)
-        except AdvStudioError as exc:
-            self.problem("Cannot load model", str(exc))
-            return
-        if model.labels != self.model.labels:
+            if self.refuse_while_running():
+                return
+            try:
+                model = load_model(path)
+            except AdvStudioError as exc:
+                self.problem("Cannot load model", str(exc))
+                return
+            if model.labels != self.model.labels:
+                self._bind_labels(list(model.labels))
+            self.model, self.model_path = model, path
+            self._show_model_name(path)
+            self.log(f"model {path} loaded ({len(model.labels)} classes)")
+            if self.wanted_path is not None:
+                self._open_clip(self.wanted_path)
+        finally:
+            self._refresh_models()  # the checked shipped model is the one in use
+
+    def refuse_while_running(self) -> bool:
+        """The model cannot change under a running attack or batch: say so and refuse."""
+        if self.running:
             self.problem(
-                "Different classes",
-                "this window's views are built for "
-                f"{len(self.model.labels)} classes; restart with --model {path}",
+                f"{self.running.capitalize()} running",
+                f"wait for the {self.running} to finish, or cancel it, first",
             )
-            return
-        self.model, self.model_path = model, path
-        self._show_model_name(path)
-        self.log(f"model {path} loaded")
-        if self.wanted_path is not None:
-            self._open_clip(self.wanted_path)
+        return self.running is not None
+
+    def _bind_labels(self, labels: list[str]) -> None:
+        """Every view built for the old model's classes, rebuilt for `labels`; the results
+        they showed belong to the old model and go with it."""
+        self.clip.set_labels(labels)
+        self.batch.set_labels(labels)
+        self.every_label.set_labels(labels)
+        self.attack_panel.set_labels(labels)
+        self.live, self.attack_job, self.every_label_batch = None, None, False
+
+    def _refresh_models(self) -> None:
+        models = [(model_title(d), d) for d in shipped_models()]
+        self.menu.show_models(models, shipped_model_in_use(self.model_path), self.use_model)
 
     def _show_model_name(self, name: str) -> None:
+        self.setWindowTitle(f"advstudio: {model_name(self.model_path)}")
         self.model_label.setText(
             f"{html.escape(str(name))}<br>{len(self.model.labels)} "
             f"classes, {self.model.sample_rate} Hz"
@@ -468,7 +498,8 @@ class MainWindow(QMainWindow):
         attack = kind == "attack"
         self.files.setEnabled(not attack)
         self.file_list.remove_button.setEnabled(not attack)
-        self.menu.open_model.setEnabled(not attack)
+        self.menu.open_model.setEnabled(kind is None)  # the model cannot change under a job
+        self.menu.models.setEnabled(kind is None)
         if kind == "attack":
             self.attack_panel.set_running(True)
         elif kind == "batch":

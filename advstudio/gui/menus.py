@@ -1,6 +1,8 @@
-"""The File menu. Every action calls a slot that takes no argument: QAction.triggered passes
-`checked`, which must never reach a method whose first parameter means something else (it
-once made Export report and Export audio fail with a TypeError)."""
+"""The File menu, with "Shipped models" beside "Open model…": a checkable entry per model
+directory shipped with advstudio, the one in use checked. Every action calls a slot that takes
+no argument: QAction.triggered passes `checked`, which must never reach a method whose first
+parameter means something else (it once made Export report and Export audio fail with a
+TypeError)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 Slot = Callable[[], object]
@@ -20,6 +22,7 @@ class FileMenu:
     open_folder: QAction
     recent: QMenu
     open_model: QAction
+    models: QMenu
     export_audio: QAction
     export_report: QAction
     quit: QAction
@@ -30,6 +33,21 @@ class FileMenu:
             action = self.recent.addAction(path)
             action.triggered.connect(lambda _checked=False, p=path: open_paths([Path(p)]))
         self.recent.setEnabled(bool(paths))
+
+    def show_models(
+        self, models: list[tuple[str, Path]], in_use: Path | None, use: Callable[[str], object]
+    ) -> None:
+        """`models`: (title, directory) of each shipped model; `in_use` is checked. A click
+        calls `use` with the directory (which shows the menu again, checked as it then is)."""
+        self.models.clear()
+        group = QActionGroup(self.models)
+        for title, directory in models:
+            action = self.models.addAction(title)
+            action.setCheckable(True)
+            action.setChecked(directory == in_use)
+            action.setToolTip(str(directory))
+            group.addAction(action)
+            action.triggered.connect(lambda _checked=False, d=directory: use(str(d)))
 
 
 def _action(window: QMainWindow, menu: QMenu, text: str, slot: Slot, keys: str = "") -> QAction:
@@ -55,9 +73,10 @@ def build_file_menu(
     folder = _action(window, menu, "Open &folder…", open_folder, "Ctrl+Shift+O")
     recent = menu.addMenu("Open &recent")
     model = _action(window, menu, "Open &model…", open_model, "Ctrl+M")
+    models = menu.addMenu("S&hipped models")
     menu.addSeparator()
     audio = _action(window, menu, "&Export adversarial audio…", export_audio, "Ctrl+E")
     report = _action(window, menu, "Export &report…", export_report, "Ctrl+R")
     menu.addSeparator()
     quit_action = _action(window, menu, "&Quit", window.close, "Ctrl+Q")
-    return FileMenu(files, folder, recent, model, audio, report, quit_action)
+    return FileMenu(files, folder, recent, model, models, audio, report, quit_action)

@@ -44,36 +44,31 @@ class ProbabilityView(pg.PlotWidget):
 
     def __init__(self, labels: list[str]) -> None:
         super().__init__()
-        self.labels = labels
         self.setXRange(0, 1)
         self.setLabel("bottom", "probability")
-        font = QFont()
-        font.setPointSizeF(SMALL_FONT_PT)
-        names = [label.replace("_", " ") for label in labels]
-        self.getAxis("left").setTicks([list(enumerate(names))])
+        self.tick_font = QFont()
+        self.tick_font.setPointSizeF(SMALL_FONT_PT)
         self.getAxis("bottom").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
         for axis in ("left", "bottom"):
-            self.getAxis(axis).setStyle(tickFont=font)
-        # The names and room for the bars, and no more: the signal panes get the width.
-        name_w = max(QFontMetrics(font).horizontalAdvance(n) for n in names)
-        self.setMinimumWidth(name_w + BAR_ROOM_PX)
+            self.getAxis(axis).setStyle(tickFont=self.tick_font)
         self.setMouseEnabled(x=False, y=False)
-        self.original = pg.BarGraphItem(
-            x0=0,
-            y=np.arange(len(labels)) - 0.2,
-            height=0.38,
-            width=np.zeros(len(labels)),
-            brush="#1f77b4",
-        )
-        self.adversarial = pg.BarGraphItem(
-            x0=0,
-            y=np.arange(len(labels)) + 0.2,
-            height=0.38,
-            width=np.zeros(len(labels)),
-            brush="#d62728",
-        )
+        self.original = pg.BarGraphItem(x0=0, y=[], height=0.38, width=[], brush="#1f77b4")
+        self.adversarial = pg.BarGraphItem(x0=0, y=[], height=0.38, width=[], brush="#d62728")
         self.addItem(self.original)
         self.addItem(self.adversarial)
+        self.set_labels(labels)
+
+    def set_labels(self, labels: list[str]) -> None:
+        """A bar pair per class of another model; the bars are empty until shown."""
+        self.labels = list(labels)
+        names = [label.replace("_", " ") for label in labels]
+        self.getAxis("left").setTicks([list(enumerate(names))])
+        # The names and room for the bars, and no more: the signal panes get the width.
+        name_w = max(QFontMetrics(self.tick_font).horizontalAdvance(n) for n in names)
+        self.setMinimumWidth(name_w + BAR_ROOM_PX)
+        zeros = np.zeros(len(labels))
+        self.original.setOpts(y=np.arange(len(labels)) - 0.2, width=zeros)
+        self.adversarial.setOpts(y=np.arange(len(labels)) + 0.2, width=zeros)
 
     def show_probabilities(
         self, original: np.ndarray | None, adversarial: np.ndarray | None
@@ -119,7 +114,7 @@ class AttackPanel(QWidget):
         self.title.setWordWrap(True)
         self.preset = QComboBox()
         self.target = QComboBox()
-        self.target.addItems([ATTACK_DEFAULT, *TARGET_MODES, *labels])
+        self.set_labels(labels)
         self.target.setToolTip(
             "a class by name, random (not the original prediction), least likely, or untargeted"
         )
@@ -184,6 +179,17 @@ class AttackPanel(QWidget):
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self._rebuild(self.attack.currentText())
+
+    def set_labels(self, labels: list[str]) -> None:
+        """The targets of another model's classes; the chosen target stays when the new
+        classes still offer it (a directive, or a class both models know)."""
+        chosen = self.target.currentText()
+        self.target.blockSignals(True)
+        self.target.clear()
+        self.target.addItems([ATTACK_DEFAULT, *TARGET_MODES, *labels])
+        self.target.setCurrentText(chosen)  # not offered any more: the first, the default
+        self.target.blockSignals(False)
+        self.changed.emit()
 
     def _rebuild(self, name: str) -> None:
         cls = ATTACKS[name]
@@ -344,35 +350,42 @@ class ConfusionView(pg.PlotWidget):
 
     def __init__(self, labels: list[str], title: str) -> None:
         super().__init__(title=title)
-        self.labels = labels
-        n = len(labels)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.addItem(self.image)
-        short = abbreviations(labels)
-        font = QFont()
-        font.setPointSizeF(SMALL_FONT_PT)
+        self.tick_font = QFont()
+        self.tick_font.setPointSizeF(SMALL_FONT_PT)
         for axis in ("bottom", "left"):
-            self.getAxis(axis).setTicks([[(i + 0.5, t) for i, t in enumerate(short)]])
-            self.getAxis(axis).setStyle(tickFont=font)
+            self.getAxis(axis).setStyle(tickFont=self.tick_font)
         self.setLabel("bottom", "ground truth (hover for names)")
         self.setLabel("left", "prediction")
+        self.getViewBox().invertY(True)
+        self.setMouseEnabled(x=False, y=False)
+        self.texts: list[list[pg.TextItem]] = []
+        self.set_labels(labels)
+
+    def set_labels(self, labels: list[str]) -> None:
+        """An empty matrix over another model's classes."""
+        self.labels = list(labels)
+        n = len(labels)
+        short = abbreviations(labels)
+        for axis in ("bottom", "left"):
+            self.getAxis(axis).setTicks([[(i + 0.5, t) for i, t in enumerate(short)]])
         self.setToolTip("\n".join(f"{a} = {t}" for a, t in zip(short, labels, strict=True)))
         # Big enough that no two tick labels overlap: a column per abbreviation, a row per line.
-        metrics = QFontMetrics(font)
+        metrics = QFontMetrics(self.tick_font)
         cell_w = max(metrics.horizontalAdvance(a) for a in short) + CELL_MARGIN_PX
         cell_h = metrics.height() + CELL_MARGIN_PX
         self.setMinimumSize(2 * AXIS_SPACE_PX + n * cell_w, 2 * AXIS_SPACE_PX + n * cell_h)
-        self.getViewBox().invertY(True)
         self.setRange(xRange=(0, n), yRange=(0, n), padding=0)
-        self.setMouseEnabled(x=False, y=False)
+        for item in (t for row in self.texts for t in row):
+            self.removeItem(item)
         self.texts = [
             [pg.TextItem("", anchor=(0.5, 0.5), color="w") for _ in range(n)] for _ in range(n)
         ]
-        for item in (t for row in self.texts for t in row):
-            item.setFont(font)
         for r in range(n):
             for c in range(n):
+                self.texts[r][c].setFont(self.tick_font)
                 self.texts[r][c].setPos(c + 0.5, r + 0.5)
                 self.addItem(self.texts[r][c])
         self.show_counts(np.zeros((n, n), dtype=np.int64))
