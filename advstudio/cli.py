@@ -563,6 +563,25 @@ def build_parser() -> argparse.ArgumentParser:
             help="seed of the random GTZAN partition (default 21)",
         )
 
+    def study_options(p: argparse.ArgumentParser, json_holds: str, report_holds: str) -> None:
+        """The data, store and output options of a study (evaluate, experiment)."""
+        dataset_options(p)
+        p.add_argument(
+            "--split",
+            help="dataset split to attack (default: validation where the layout defines a "
+            "split, e.g. a CSV split column, FSDKaggle2019 or GTZAN, else every file; test for "
+            "GTZAN's test split; all for every file)",
+        )
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument(
+            "--db",
+            help="SQLite result store (default ~/.local/share/advstudio/"
+            "results.sqlite); a rerun resumes from it",
+        )
+        p.add_argument("--json", help=f"write {json_holds} as JSON")
+        p.add_argument("--report", help=f"folder for {report_holds}")
+        p.add_argument("--overwrite", action="store_true")
+
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--model",
@@ -727,22 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-control", action="store_true", help="white noise at the targeted attacks' mean SNR"
     )
     p.add_argument("--noise-snr", type=float, help="SNR of the noise control (dB)")
-    dataset_options(p)
-    p.add_argument(
-        "--split",
-        help="dataset split to attack (default: validation where the layout defines a "
-        "split, e.g. a CSV split column, FSDKaggle2019 or GTZAN, else every file; test for "
-        "GTZAN's test split; all for every file)",
-    )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument(
-        "--db",
-        help="SQLite result store (default ~/.local/share/advstudio/"
-        "results.sqlite); a rerun resumes from it",
-    )
-    p.add_argument("--json", help="write the study's results as JSON")
-    p.add_argument("--report", help="folder for report.html, results.json and results.csv")
-    p.add_argument("--overwrite", action="store_true")
+    study_options(p, "the study's results", "report.html, results.json and results.csv")
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -783,21 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V",
         help="a spectrogram adversary parameter over the paper preset (e.g. max_iter=50)",
     )
-    dataset_options(p)
-    p.add_argument(
-        "--split",
-        help="split to evaluate (default: validation where the layout defines one, else "
-        "every file; test for GTZAN's test split; all for every file)",
-    )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument(
-        "--db",
-        help="SQLite result store (default ~/.local/share/advstudio/results.sqlite); a "
-        "rerun resumes from it",
-    )
-    p.add_argument("--json", help="write every number as JSON")
-    p.add_argument("--report", help="folder for report.html and results.json")
-    p.add_argument("--overwrite", action="store_true")
+    study_options(p, "every number", "report.html and results.json")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.set_defaults(func=_cmd_experiment)

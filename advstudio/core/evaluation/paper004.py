@@ -13,7 +13,6 @@ not adversarially trained.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.attacks.goals import RANDOM_ANY
 from advstudio.core.data.datasets import Example
-from advstudio.core.errors import ModelError, ParameterError
+from advstudio.core.errors import ParameterError
 from advstudio.core.evaluation.paper004_findings import (
     CHANCE_MARGIN,
     CONFIDENCE,
@@ -36,7 +35,7 @@ from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.evaluation.summary import sweep_rows
 from advstudio.core.models.base import AudioClassifier
-from advstudio.core.models.store import MODEL_JSON, read_model_json
+from advstudio.core.models.store import MODEL_JSON, read_json_object, read_model_json
 from advstudio.core.progress import Message, Reporter
 from advstudio.core.training import ARCHITECTURES
 
@@ -104,12 +103,7 @@ def model_setting(directory: str | Path) -> tuple[str, str, dict[str, Any] | Non
     card: dict[str, Any] = {}
     card_path = directory / CARD_FILE
     if card_path.is_file():
-        try:
-            card = json.loads(card_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{card_path}: invalid JSON ({exc})") from None
-        if not isinstance(card, dict):
-            raise ModelError(f"{card_path}: expected a JSON object")
+        card = read_json_object(card_path)
     registered = card.get("architecture")
     if not registered and (directory / MODEL_JSON).is_file():
         registered = read_model_json(directory).get("architecture")

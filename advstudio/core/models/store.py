@@ -87,14 +87,20 @@ def model_from_state(spec: dict[str, Any], state: dict[str, Any], name: str) -> 
     return model.eval()
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a model directory's file (model.json, card.json), or one line saying
+    why it is not one."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return value
+
+
 def read_model_json(directory: Path) -> dict[str, Any]:
     path = directory / MODEL_JSON
     if not path.is_file():
         raise ModelError(f"{directory}: no {MODEL_JSON}; not an advstudio model directory")
-    try:
-        spec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: invalid JSON ({exc})") from None
-    if not isinstance(spec, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return spec
+    return read_json_object(path)
