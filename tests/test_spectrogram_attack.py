@@ -103,21 +103,21 @@ def test_success_holds_on_the_written_file(model, clips, labels, tmp_path):
 
 
 def test_a_short_clip_gets_the_same_result_batched_as_alone(model, clips):
-    """Padding never leaks into a row: five steps of a short clip batched with long ones
-    give what the clip alone gets, up to float rounding. The model's batched arithmetic
-    differs from one clip's in the last bits, and each step amplifies that a little, so the
-    comparison runs a fixed number of steps, with Griffin-Lim off: the phase of a bin whose
-    magnitude is near zero is ill-defined, so a Griffin-Lim step turns last-bit differences
-    there into different phases (about 1e-3 after five steps)."""
-    attack = make_attack("spectrogram", mu=1.0, max_iter=5, threshold=1.0, griffin_lim="off")
+    """Padding never leaks into a row: a step of a short clip batched with long ones gives
+    what the clip alone gets, up to float rounding (one 16-bit step). Over more steps the
+    rounding is amplified, the more so with more threads (measured with mu 1, Griffin-Lim
+    off: 1 thread, 5 steps: 1.5e-4 in the waveform and 9e-4 in confidence; 2 threads: 3.6e-3
+    and 0.014), and a Griffin-Lim step turns last-bit differences in near-silent bins into
+    different phases; a leak would show at the first step."""
+    attack = make_attack("spectrogram", mu=1.0, max_iter=1, threshold=1.0, griffin_lim="off")
     batched = attack.run(model, clips, target="Gong", seed=3)
     alone = attack.run(model, [clips[1]], target="Gong", seed=3)[0]
     short = batched[1]
     assert len(short.adversarial) == len(clips[1])
-    assert short.iterations == alone.iterations == 5
+    assert short.iterations == alone.iterations == 1
     assert short.new_pred == alone.new_pred
-    assert abs(short.confidence - alone.confidence) < 5e-3
-    np.testing.assert_allclose(short.adversarial, alone.adversarial, atol=5e-4)
+    assert abs(short.confidence - alone.confidence) < 1e-4
+    np.testing.assert_allclose(short.adversarial, alone.adversarial, atol=1e-4)
     assert np.abs(short.adversarial - clips[1]).max() > 1e-2  # it did move
 
 
