@@ -35,6 +35,15 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
+def _std(values: Sequence[float]) -> float:
+    return float(np.std(values)) if len(values) else float("nan")
+
+
+def _spectral_snr(values: Sequence[float]) -> dict[str, float]:
+    """The realised spectral SNR's mean and spread over the successes (SPECTRAL_KEYS)."""
+    return {"spectral_snr_db_mean": _mean(values), "spectral_snr_db_std": _std(values)}
+
+
 def snr_warnings(snr_db_mean: float) -> list[str]:
     loud = loud_perturbation_warning(snr_db_mean)
     return [loud] if loud else []
@@ -152,21 +161,14 @@ def summarise(
         "normalised_accuracy_attacked": normalised_attacked,
         "snr_db_mean": snr_mean,
         "warnings": snr_warnings(snr_mean),
-        "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
+        "snr_db_std": _std(snrs),
         "iterations_median": float(np.median([r.iterations for r in adversarial]))
         if adversarial
         else float("nan"),
         "confidence_mean": _mean([r.confidence for r in adversarial]),
         "confusion": normalise_columns(counts).tolist(),
         "files": files,
-    } | (
-        {
-            "spectral_snr_db_mean": _mean(spectral_snrs),
-            "spectral_snr_db_std": float(np.std(spectral_snrs)) if spectral_snrs else float("nan"),
-        }
-        if spectral
-        else {}
-    )
+    } | (_spectral_snr(spectral_snrs) if spectral else {})
 
 
 def _or_nan(value: float | None) -> float:
@@ -184,14 +186,7 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
     snrs = [f["snr_db"] for f in reached]
     snr_mean = _mean(snrs)
     spectral_snrs = [f["spectral_snr_db"] for f in reached if "spectral_snr_db" in f]
-    spectral = (
-        {
-            "spectral_snr_db_mean": _mean(spectral_snrs),
-            "spectral_snr_db_std": float(np.std(spectral_snrs)) if spectral_snrs else float("nan"),
-        }
-        if SPECTRAL_KEYS[0] in first
-        else {}
-    )
+    spectral = _spectral_snr(spectral_snrs) if SPECTRAL_KEYS[0] in first else {}
 
     def total(key: str) -> int:
         return sum(entry[key] for entry in per_class)
@@ -213,7 +208,7 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
         "normalised_accuracy_attacked": over_classes("normalised_accuracy_attacked"),
         "snr_db_mean": snr_mean,
         "warnings": snr_warnings(snr_mean),
-        "snr_db_std": float(np.std(snrs)) if snrs else float("nan"),
+        "snr_db_std": _std(snrs),
         "iterations_median": float(np.median([f["iterations"] for f in reached]))
         if reached
         else float("nan"),
