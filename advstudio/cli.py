@@ -442,14 +442,14 @@ def open_data(path: str | Path, args: argparse.Namespace) -> Dataset:
 
 
 def _cmd_render_music(args: argparse.Namespace) -> int:
-    from advstudio.core.data.music import CARD_NAME, CLASSES, render_music_set
+    from advstudio.core.data.music import CARD_NAME, DEFAULT_CLASSES, render_music_set
 
     metadata = render_music_set(
         Path(args.out),
         args.per_class,
         seconds=args.seconds,
         seed=args.seed,
-        classes=tuple(args.classes or CLASSES),
+        classes=tuple(args.classes or DEFAULT_CLASSES),
         reporter=ProgressBarReporter(),
     )
     print(f"music set written: {metadata} (data card: {metadata.parent / CARD_NAME})")
@@ -812,15 +812,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="render 30-second music excerpts from the music21 corpus (needs advstudio[render])",
     )
     p.add_argument("out", help="folder to write (must not hold a rendered set already)")
-    p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--per-class", type=int, default=250)
     p.add_argument("--seconds", type=float, default=30.0, help="length of each excerpt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--classes",
         nargs="+",
         metavar="CLASS",
-        help="classes to render (default all: bach_chorales fiddle_tunes folk_songs "
-        "monteverdi_madrigals palestrina trecento)",
+        help="classes to render (default: bach_chorales fiddle_tunes folk_songs trecento; "
+        "monteverdi_madrigals and palestrina are also available)",
     )
     p.set_defaults(func=_cmd_render_music)
     return parser

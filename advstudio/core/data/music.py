@@ -16,6 +16,14 @@ class has far more than 40 pieces (pieces, not excerpts, are what the split keep
 - folk_songs: the German-language songs of the Essen folk song collection (7097 tunes), one
   slow line; its Chinese and Irish parts are left out (another style, and near fiddle tunes).
 
+The four default classes (DEFAULT_CLASSES) are those a spectrum can tell apart: a linear model on
+each excerpt's mean and spread of log magnitudes per band, trained on 75 and scored on 25
+excerpts per class, reached 0.75 normalised accuracy on bach_chorales, fiddle_tunes, folk_songs
+and trecento, 0.37 on the four polyphonic vocal collections, and 0.47 on all six: Palestrina,
+Monteverdi and Bach differ in harmony and voice leading, which a frame or a 2-second block of
+magnitudes barely shows once instruments, key and tempo are drawn at random. The other two
+stay available with `--classes`.
+
 O'Neill's Irish tunes were left out as a near twin of the fiddle tunes, and the corpus's other
 folders hold fewer than 40 pieces. Nothing about the sound gives a class away by design: every
 voice draws its instrument from one pool shared by all classes, and tempo (in beats of the
@@ -158,6 +166,7 @@ COLLECTIONS: dict[str, Collection] = {
     ),
 }
 CLASSES = tuple(sorted(COLLECTIONS))
+DEFAULT_CLASSES = ("bach_chorales", "fiddle_tunes", "folk_songs", "trecento")
 
 
 @dataclass(frozen=True)
@@ -508,7 +517,7 @@ def render_music_set(
     per_class: int,
     seconds: float = 30.0,
     seed: int = 0,
-    classes: tuple[str, ...] = CLASSES,
+    classes: tuple[str, ...] = DEFAULT_CLASSES,
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
 ) -> Path:
