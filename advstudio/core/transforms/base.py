@@ -1,0 +1,89 @@
+"""The contract of a transform: what happens to audio between the file an attack writes and
+what a model hears (a codec, a loudspeaker and a room, noise).
+
+A transform maps a zero-padded batch [B, T] at one sample rate to a batch of the same shape
+and rate, with each row's samples past its length left at zero, so that it runs inside the
+attack engine's batches and every row gets what it would get alone. Random transforms draw
+from one generator per row (the row's own stream), so a clip's draws do not depend on its
+batch mates. A transform that cannot be differentiated (a real codec) passes the gradient
+straight through: the forward pass is the real thing, the backward pass the identity
+(Athalye et al.'s BPDA).
+
+Transforms built for verification (`role="verify"`) draw from other banks than those built
+for optimisation (`role="optimise"`): a survival rate counts only draws (rooms, recorded
+responses) that the optimisation never saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+
+ROLES = ("optimise", "verify")
+
+
+class Transform:
+    """One transformation of a batch of clips; subclasses implement `apply`."""
+
+    differentiable: ClassVar[bool] = True  # False: straight-through gradient
+    random: ClassVar[bool] = False  # True: each call draws afresh from the rows' generators
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec  # the canonical text form, e.g. "mp3@64k"
+        self.note = ""  # what the transform did beyond its spec (e.g. resampled for Opus)
+
+    def check(self, rate: int) -> None:
+        """Refuse (ParameterError, one line) a sample rate this transform cannot serve, or set
+        `note` where it adapts (called once before any work)."""
+
+    def apply(
+        self,
+        wave: torch.Tensor,
+        lengths: torch.Tensor,
+        rate: int,
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """[B, T] -> [B, T] at the same rate; may leave garbage past each row's length."""
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        wave: torch.Tensor,
+        lengths: torch.Tensor,
+        rate: int,
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        out = self.apply(wave, lengths, rate, generators)
+        if not self.differentiable:
+            out = wave + (out - wave).detach()
+        mask = torch.arange(wave.shape[-1], device=wave.device)[None, :] < lengths[:, None]
+        return out * mask
+
+    def __repr__(self) -> str:
+        return self.spec
+
+
+class Chain(Transform):
+    """Transforms applied in order within one draw ("room:small+mp3@64k": played in a room,
+    then coded)."""
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        super().__init__("+".join(t.spec for t in transforms))
+        self.transforms = tuple(transforms)
+        self.differentiable = all(t.differentiable for t in transforms)
+        self.random = any(t.random for t in transforms)
+
+    def check(self, rate: int) -> None:
+        for t in self.transforms:
+            t.check(rate)
+        self.note = "; ".join(t.note for t in self.transforms if t.note)
+
+    def apply(self, wave, lengths, rate, generators):
+        for t in self.transforms:
+            wave = t(wave, lengths, rate, generators)
+        return wave
+
+    def __call__(self, wave, lengths, rate, generators):
+        return self.apply(wave, lengths, rate, generators)  # each part masks and passes through

@@ -1,0 +1,32 @@
+"""The text form of transforms, shared by `--eot`, `--survival` and the GUI: conditions
+separated by commas, each one transform or a chain joined by "+":
+
+    mp3@64k,vorbis@q2,opus@24k,resample@8k,lowpass@4k,room:small+noise@30dB
+
+For expectation over transformation the conditions are alternatives (each draw picks one);
+for a survival report each condition is one column. Every unknown name or bad argument is
+one line naming it (ParameterError).
+"""
+
+from __future__ import annotations
+
+from advstudio.core.errors import ParameterError
+from advstudio.core.transforms.base import ROLES, Chain, Transform
+
+
+def parse_conditions(text: str, role: str = "optimise") -> list[Transform]:
+    """The conditions of a spec, each a Transform (a Chain where "+" joins several)."""
+    if role not in ROLES:
+        raise ParameterError(f"unknown transform role {role!r}; choose {', '.join(ROLES)}")
+    conditions = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise ParameterError(f"empty transform in {text!r}")
+        steps = [parse_transform(step.strip(), role) for step in item.split("+")]
+        conditions.append(steps[0] if len(steps) == 1 else Chain(steps))
+    return conditions
+
+
+def parse_transform(text: str, role: str = "optimise") -> Transform:
+    """One transform from its text ("mp3@64k", "room:hall", "rir:/path/to/folder")."""
+    raise ParameterError(f"unknown transform {text!r}")
