@@ -11,13 +11,14 @@ import torch
 
 from advstudio.core.attacks import make_attack
 from advstudio.core.attacks.engine import run_engine
+from advstudio.core.attacks.eot import ExpectationOverTransformation
 from advstudio.core.attacks.goals import Goal
-from advstudio.core.attacks.parts import Part
 from advstudio.core.attacks.rows import ROW, SAMPLES, Frames, Rows
 from advstudio.core.audio import load_audio
 from advstudio.core.models import load_model
 from advstudio.core.progress import AttackStep, ItemFinished, NullReporter, RecordingReporter
 from advstudio.core.resources import demo_clips
+from advstudio.core.transforms.base import Mixture, Transform
 
 PGDN = {"eps": 0.003, "eta": 3e-4, "max_iter": 25}
 
@@ -94,20 +95,25 @@ def test_the_longest_clips_start_first(model, clips):
 
 
 def test_a_transform_stands_between_the_stored_waveform_and_the_model(model, clips):
-    """What the model hears passes through the composition's transforms: a transform that
-    replays the clean clip whatever the perturbation leaves the model nothing to be fooled
-    by (the same attack without it succeeds)."""
+    """What the model hears passes through expectation over transformation: a transform that
+    mutes whatever it gets leaves the model nothing but silence to hear, so a target other
+    than silence's class is never reached (the same attack without it reaches it)."""
     attack = make_attack("pgdn", **PGDN)
     plain = attack.composition()
+    with torch.no_grad():
+        silent = int(model(torch.zeros(1, 16000), torch.tensor([16000])).argmax())
+    goal = Goal(model.labels[(silent + 1) % len(model.labels)])
 
-    class CleanReplay(Part):
-        def __call__(self, wave, rows):
-            return rows["x"] + 0 * wave
+    class Mute(Transform):
+        def apply(self, wave, lengths, rate, generators):
+            return wave * 0
 
-    deaf = dataclasses.replace(plain, transforms=(CleanReplay(),))
+    mute = Mixture([Mute("mute")])
+    deaf = dataclasses.replace(plain, eot=ExpectationOverTransformation(mute, mute, 2, 3, 0.5))
+
     def run(composition):
         return run_engine(
-            model, clips, composition, Goal(), None, 3, None, 8, NullReporter(), None, "pgdn"
+            model, clips, composition, goal, None, 3, None, 8, NullReporter(), None, "pgdn"
         )
 
     assert any(r.success for r in run(plain))

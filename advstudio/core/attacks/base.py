@@ -20,6 +20,7 @@ import numpy as np
 
 from advstudio.core.attacks.composition import QUANTISATION_SCALES, Composition
 from advstudio.core.attacks.engine import run_engine
+from advstudio.core.attacks.eot import ExpectationOverTransformation
 from advstudio.core.attacks.goals import SUCCESS_AGAINST, Goal
 from advstudio.core.attacks.params import Param, resolve_params
 from advstudio.core.attacks.projections import LinfBox, NormBall
@@ -51,6 +52,30 @@ COMMON_PARAMS = (
     ),
     Param("l2", float, 0.0, "L2 budget per sample (0: none)", 0.0),
     Param("snr_db", float, 0.0, "minimum SNR in dB per sample (0: none)", 0.0),
+    Param(
+        "eot",
+        str,
+        "",
+        "expectation over transformation: transforms drawn afresh each iteration, e.g. "
+        "mp3@64k,room:small+noise@30dB (empty: none)",
+    ),
+    Param("eot_samples", int, 4, "EoT: draws of the transforms averaged per iteration", 1, 64),
+    Param(
+        "eot_draws",
+        int,
+        20,
+        "EoT: fresh draws, never used in optimisation, that judge success",
+        1,
+        1000,
+    ),
+    Param(
+        "survival_rate",
+        float,
+        0.5,
+        "EoT: success needs the goal to hold in this share of the fresh draws",
+        0.0,
+        1.0,
+    ),
     Param(
         "quantise",
         str,
@@ -107,7 +132,17 @@ class Attack:
             projections=projections,
             stopping=STOPPING[after_success](),
             quantise=p["quantise"],
+            eot=self.eot(),
             **parts,
+        )
+
+    def eot(self) -> ExpectationOverTransformation | None:
+        """The expectation over transformation these parameters ask for, or None."""
+        p = self.params
+        if not p["eot"]:
+            return None
+        return ExpectationOverTransformation.from_spec(
+            p["eot"], p["eot_samples"], p["eot_draws"], p["survival_rate"]
         )
 
     def goal(self, target: str | None = None) -> Goal:

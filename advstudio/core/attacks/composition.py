@@ -33,9 +33,9 @@ def quantise(wave: torch.Tensor, scale: float | None) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Composition:
-    """The parts of one attack. The loss is `alpha * objective + distance`; `transforms` are
-    applied, in order, between the stored waveform and the model (expectation over
-    transformation draws them afresh each iteration)."""
+    """The parts of one attack. The loss is `alpha * objective + distance`; with `eot`
+    (eot.py) the model hears fresh draws of transforms of the stored waveform each iteration
+    and the objective is their mean."""
 
     parametrisation: Any  # .start, .waveform(rows, variable), .restrict(rows, variable)
     optimiser: Any  # .start, .step(rows, variable, grad, project)
@@ -44,7 +44,7 @@ class Composition:
     objective: Any = field(default_factory=CrossEntropy)
     distance: Any = None  # (adversarial, rows) -> [b], with .memory_kind
     alpha: float = 1.0
-    transforms: tuple[Any, ...] = ()  # each (wave, rows) -> wave
+    eot: Any = None  # an ExpectationOverTransformation, or None
     stopping: Any = field(default_factory=FirstSuccess)
     quantise: str = "pcm16"
 
@@ -53,7 +53,8 @@ class Composition:
         variable first: the optimiser's moments take its shape)."""
         yield self.parametrisation
         yield from self.projections
-        yield from self.transforms
+        if self.eot is not None:
+            yield self.eot
         yield self.objective
         if self.distance is not None:
             yield self.distance

@@ -83,7 +83,10 @@ def run_engine(
     for part in composition.parts():
         part.check(min(len(c) for c in clips))
     # The largest batch the queue can form: batch_size rows as wide as the longest clip.
-    shapes = [(min(batch_size, len(clips)), max(len(c) for c in clips))]
+    draws = 1 if composition.eot is None else composition.eot.samples
+    shapes = [(min(batch_size, len(clips)) * draws, max(len(c) for c in clips))]
+    if composition.eot is not None:
+        composition.eot.bind(model.sample_rate)
     need = check_memory(model.device, composition.memory_kind, shapes, model.sample_rate)
     engine = _Engine(
         model, clips, composition, goal, named_target, labels, targets, items, seed, reporter, job
@@ -91,6 +94,8 @@ def run_engine(
     reporter.report(JobStarted(job, len(clips)))
     with gradients_to_input_only(model), out_of_memory_as_error(need, shapes):
         results = engine.run(batch_size, cancel)
+        if composition.eot is not None:
+            composition.eot.judge(model, results, seed, batch_size)
     found = sum(r.success for r in results)
     already = sum(r.already for r in results)
     reporter.report(JobFinished(job, {"found": found, "already": already, "total": len(clips)}))
@@ -268,26 +273,25 @@ class _Engine:
 
     def _iterate(self, rows: Rows) -> Rows | None:
         """Check and step every row once; the rows still running, or None."""
-        comp, goal = self.comp, self.goal
+        comp = self.comp
         variable = rows["variable"].detach().requires_grad_(True)
         wave = comp.parametrisation.waveform(rows, variable)
         adversarial = quantise(wave.clamp(-1.0, 1.0), comp.scale) * rows["mask"]
-        heard = adversarial
-        for transform in comp.transforms:
-            heard = transform(heard, rows)
-        logits = self.model(heard, rows["lengths"])
-        probabilities = logits.detach().softmax(-1)
+        if comp.eot is None:
+            logits = self.model(adversarial, rows["lengths"])[None]  # [1, B, C]: one draw
+        else:  # K draws of the transforms, batched: [K, B, C]
+            heard = comp.eot.hear(adversarial, rows, self.model.sample_rate)
+            draws = heard.shape[0] // len(rows)
+            logits = self.model(heard, rows["lengths"].repeat(draws))
+            logits = logits.view(draws, len(rows), -1)
+        per_draw = logits.detach().softmax(-1)
+        goal_class = rows["target"] if self.targeted else rows["leave"]
+        success = self._success(per_draw, rows).all(dim=0)  # every draw meets the goal
+        probabilities = per_draw.mean(dim=0)
         confidence, predicted = probabilities.max(-1)
-        if self.targeted:
-            success = predicted == rows["target"]
-            goal_class = rows["target"]
-        else:  # is_success: neither the class left (see _class_to_leave) nor the true label
-            success = (predicted != rows["leave"]) & (predicted != rows["true"])
-            goal_class = rows["leave"]
         goal_probability = probabilities.gather(1, goal_class[:, None])[:, 0]
-        if goal.confidence > 0:
-            success &= confidence >= goal.confidence
-        loss = comp.alpha * comp.objective(logits, rows, self.targeted)
+        objective = torch.stack([comp.objective(draw, rows, self.targeted) for draw in logits])
+        loss = comp.alpha * objective.mean(dim=0)
         if comp.distance is not None:
             loss = loss + comp.distance(adversarial, rows)
         x = rows["x"]
@@ -335,6 +339,19 @@ class _Engine:
         return (
             rows.select(torch.from_numpy(~done).to(rows["lengths"].device)) if done.any() else rows
         )
+
+    def _success(self, probabilities: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """Whether each draw of each row [K, B] meets the goal: the target (targeted), or
+        neither the class left (see _class_to_leave) nor the true label (untargeted, as
+        is_success), with the confidence the goal asks for."""
+        confidence, predicted = probabilities.max(-1)
+        if self.targeted:
+            success = predicted == rows["target"]
+        else:
+            success = (predicted != rows["leave"]) & (predicted != rows["true"])
+        if self.goal.confidence > 0:
+            success &= confidence >= self.goal.confidence
+        return success
 
     def _record(self, clips: list[int], summary: np.ndarray, iterations: np.ndarray) -> None:
         for k, clip in enumerate(clips):

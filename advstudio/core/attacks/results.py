@@ -36,6 +36,7 @@ class AttackResult:
     already: bool = False
     against_truth: bool = False  # untargeted success judged against the ground truth
     needed_confidence: float = 0.0  # the goal's confidence (the spectrogram's threshold)
+    survival_rate: float | None = None  # EoT: share of fresh transform draws keeping the goal
 
     def holds_for(self, prediction: int, confidence: float) -> bool:
         """Whether a successful attack still succeeds when the model predicts `prediction`

@@ -89,6 +89,7 @@ class SpectrogramAdversary(Attack):
             max_iter=p["max_iter"],
             projections=projections,
             quantise=p["quantise"],
+            eot=self.eot(),
         )
 
     def goal(self, target: str | None = None) -> Goal:

@@ -87,3 +87,37 @@ class Chain(Transform):
 
     def __call__(self, wave, lengths, rate, generators):
         return self.apply(wave, lengths, rate, generators)  # each part masks and passes through
+
+
+class Mixture(Transform):
+    """One of several conditions per row and draw, chosen uniformly from the row's generator
+    ("mp3@64k,room:small": coded, or played in a room): the distribution that expectation over
+    transformation averages over."""
+
+    def __init__(self, conditions: Sequence[Transform]) -> None:
+        super().__init__(",".join(c.spec for c in conditions))
+        self.conditions = tuple(conditions)
+        self.differentiable = all(c.differentiable for c in conditions)
+        self.random = len(conditions) > 1 or any(c.random for c in conditions)
+
+    def check(self, rate: int) -> None:
+        for c in self.conditions:
+            c.check(rate)
+        self.note = "; ".join(c.note for c in self.conditions if c.note)
+
+    def apply(self, wave, lengths, rate, generators):
+        if len(self.conditions) == 1:
+            return self.conditions[0](wave, lengths, rate, generators)
+        count = len(self.conditions)
+        chosen = [int(torch.randint(count, (1,), generator=g)) for g in generators]
+        out = torch.zeros_like(wave)
+        for c, condition in enumerate(self.conditions):
+            rows = [r for r, pick in enumerate(chosen) if pick == c]
+            if rows:
+                index = torch.tensor(rows, device=wave.device)
+                part = condition(wave[index], lengths[index], rate, [generators[r] for r in rows])
+                out = out.index_add(0, index, part)
+        return out
+
+    def __call__(self, wave, lengths, rate, generators):
+        return self.apply(wave, lengths, rate, generators)  # each condition masks and passes
