@@ -94,16 +94,19 @@ class Codec(Transform):
         if target != rate:
             self.note = f"{self.spec}: coded at {target} Hz (the codec cannot take {rate} Hz)"
 
-    def code(self, samples: np.ndarray, rate: int) -> np.ndarray:
-        """One encode and decode in memory, time-aligned, with the input's length."""
+    def encode(self, samples: np.ndarray, rate: int) -> bytes:
+        """The coded file, in memory."""
         buffer = io.BytesIO()
         with sf.SoundFile(
             buffer, "w", samplerate=rate, channels=1, format=self.format, subtype=self.subtype,
             **self.settings(rate),
         ) as out:
             out.write(samples)
-        buffer.seek(0)
-        with sf.SoundFile(buffer) as back:
+        return buffer.getvalue()
+
+    def code(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """One encode and decode, time-aligned, with the input's length."""
+        with sf.SoundFile(io.BytesIO(self.encode(samples, rate))) as back:
             decoded = back.read(dtype="float32")
         delay = self.delay(len(decoded), len(samples))
         decoded = decoded[delay : delay + len(samples)]

@@ -47,5 +47,9 @@ class Resample(Transform):
     def apply(self, wave, lengths, rate, generators):
         if self.target_rate == rate:
             return wave
-        low = taf.resample(wave, rate, self.target_rate)
+        # room past the end for both filters' tails (torchaudio's kernel reaches about
+        # 6 periods of the lower rate), so a row's last samples do not depend on its padding
+        ratio = -(-max(rate, self.target_rate) // min(rate, self.target_rate))
+        padded = torch.nn.functional.pad(wave, (0, 16 * ratio))
+        low = taf.resample(padded, rate, self.target_rate)
         return fit_length(taf.resample(low, self.target_rate, rate), wave.shape[-1])
