@@ -10,8 +10,28 @@ one line naming it (ParameterError).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from advstudio.core.errors import ParameterError
 from advstudio.core.transforms.base import ROLES, Chain, Transform
+from advstudio.core.transforms.filters import BandFilter
+from advstudio.core.transforms.level import Gain, Shift
+from advstudio.core.transforms.noise import Noise
+from advstudio.core.transforms.rooms import RecordedRooms, SimulatedRooms
+
+# The name before the first "@" or ":" picks a factory, called with the text after it (None
+# when there is none), the role and the whole text.
+_FACTORIES: dict[str, Callable[[str | None, str, str], Transform]] = {
+    "lowpass": BandFilter.lowpass,
+    "bandpass": BandFilter.bandpass,
+    "noise": Noise.white,
+    "pinknoise": Noise.pink,
+    "gain": Gain.from_text,
+    "shift": Shift.from_text,
+    "room": SimulatedRooms.from_text,
+    "rir": RecordedRooms.from_text,
+}
 
 
 def parse_conditions(text: str, role: str = "optimise") -> list[Transform]:
@@ -29,4 +49,8 @@ def parse_conditions(text: str, role: str = "optimise") -> list[Transform]:
 
 def parse_transform(text: str, role: str = "optimise") -> Transform:
     """One transform from its text ("mp3@64k", "room:hall", "rir:/path/to/folder")."""
-    raise ParameterError(f"unknown transform {text!r}")
+    name, *rest = re.split(r"[@:]", text, maxsplit=1)
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ParameterError(f"unknown transform {text!r}; choose from {', '.join(_FACTORIES)}")
+    return factory(rest[0] if rest else None, role, text)
