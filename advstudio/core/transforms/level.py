@@ -47,6 +47,7 @@ class Shift(Transform):
         length = wave.shape[-1]
         rows = []
         for row, generator in zip(wave, generators, strict=True):
-            delay = min(int(torch.randint(most + 1, (1,), generator=generator)), length)
+            delay = torch.randint(most + 1, (1,), generator=generator, device=generator.device)
+            delay = min(int(delay), length)
             rows.append(F.pad(row[: length - delay], (delay, 0)))
         return torch.stack(rows)

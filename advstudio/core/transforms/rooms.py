@@ -190,7 +190,8 @@ class ResponseBank(Transform):
     def apply(self, wave, lengths, rate, generators):
         responses = []
         for generator in generators:
-            index = int(torch.randint(len(self), (1,), generator=generator))
+            index = torch.randint(len(self), (1,), generator=generator, device=generator.device)
+            index = int(index)
             responses.append(torch.from_numpy(self.response(index, rate)))
         longest = max(len(r) for r in responses)
         kernels = torch.stack([F.pad(r, (0, longest - len(r))) for r in responses]).to(wave)
