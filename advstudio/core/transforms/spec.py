@@ -20,8 +20,7 @@ from advstudio.core.transforms.level import Gain, Shift
 from advstudio.core.transforms.noise import Noise
 from advstudio.core.transforms.rooms import RecordedRooms, SimulatedRooms
 
-# The name before the first "@" or ":" picks a factory, called with the text after it (None
-# when there is none), the role and the whole text.
+# name -> factory(argument after "@" or ":" or None, role, full text)
 _FACTORIES: dict[str, Callable[[str | None, str, str], Transform]] = {
     "lowpass": BandFilter.lowpass,
     "bandpass": BandFilter.bandpass,
@@ -49,8 +48,8 @@ def parse_conditions(text: str, role: str = "optimise") -> list[Transform]:
 
 def parse_transform(text: str, role: str = "optimise") -> Transform:
     """One transform from its text ("mp3@64k", "room:hall", "rir:/path/to/folder")."""
-    name, *rest = re.split(r"[@:]", text, maxsplit=1)
-    factory = _FACTORIES.get(name)
+    name, separator, argument = re.match(r"([^@:]*)([@:]?)(.*)", text, re.DOTALL).groups()
+    factory = _FACTORIES.get(name.strip().lower())
     if factory is None:
-        raise ParameterError(f"unknown transform {text!r}; choose from {', '.join(_FACTORIES)}")
-    return factory(rest[0] if rest else None, role, text)
+        raise ParameterError(f"unknown transform {text!r}; known: {', '.join(_FACTORIES)}")
+    return factory(argument.strip() if separator else None, role, text)
