@@ -110,7 +110,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.every_label import EVERY_LABEL, check_every_label
-    from advstudio.core.attacks.params import parse_assignments
     from advstudio.core.audio.io import check_export_path
     from advstudio.core.data.datasets import folder_class
     from advstudio.core.models import load_model
@@ -123,7 +122,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     out = check_output_file(args.output, args.overwrite or every_label)
     check_export_path(out, args.subtype, args.overwrite or every_label)
     model = load_model(args.model, labels=args.labels, device=args.device)
-    attack = make_attack(args.attack, args.preset, **parse_assignments(args.param))
+    attack = make_attack(args.attack, args.preset, **attack_params(args))
     outputs = []
     if every_label:
         check_every_label(len(model.labels), [attack])
@@ -168,6 +167,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         return EXIT_NOT_FOUND
     check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
     survived = result.holds_for(check.prediction, check.confidence)
+    eot = attack.eot()
+    if eot is not None and result.success:  # judged on fresh draws of the written file
+        eot.bind(model.sample_rate)
+        (rate,) = eot.survival(model, [result], [check.samples], args.seed, 1)
+        survived = bool(rate >= eot.required_rate)
+        report["survival_rate"] = float(rate)
     # The magnitude-domain attack's own constraint, on the file as written (None: waveform).
     spectral_snr = attack.spectral_snr_db(audio.samples, check.samples)
     report |= {
@@ -209,6 +214,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+        if "survival_rate" in report:
+            print(
+                f"through fresh draws of {attack.params['eot']}: the goal holds in "
+                f"{report['survival_rate']:.3f} of {eot.draws} (success needs "
+                f"{eot.required_rate})"
+            )
     return 0 if survived else EXIT_NOT_FOUND
 
 
@@ -300,17 +311,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
         preset=None if grid and not sweep and args.preset is None else (args.preset or "paper"),
         grid=grid,
-        params=parse_assignments(args.param),
+        params=attack_params(args),
         seeds=args.seeds,
         target=canonical_target(args.target, model.labels),
         min_found=args.min_found,
         noise_control=args.noise_control,
         noise_snr_db=args.noise_snr,
         batch_size=args.batch_size,
+        survival=args.survival,
+        survival_draws=args.survival_draws,
     )
-    iterations = {
-        name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks
-    }
+    iterations = {name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks}
     if sweep:
         check_sweep_numeric(sweep, spec.attacks)
     with ResultStore(args.db or default_store_path()) as store:
@@ -345,9 +356,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "examples_note": RECREATED_NOTE,
         }
         audio = recreate_examples(model, selection.examples, summary, spec.target)
-        write_report_bundle(
-            outputs["report_dir"], summary, audio, config, overwrite=args.overwrite
-        )
+        write_report_bundle(outputs["report_dir"], summary, audio, config, overwrite=args.overwrite)
     return 0
 
 
@@ -383,9 +392,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         model = load_model(path, device=args.device)
         architecture, training, validation = model_setting(path)
         examples = select_examples(dataset, args.split, model.labels).examples
-        entries.append(
-            ExperimentModel(name, model, examples, architecture, training, validation)
-        )
+        entries.append(ExperimentModel(name, model, examples, architecture, training, validation))
     with ResultStore(args.db or default_store_path()) as store:
         results = run_paper004(entries, spec, store, ProgressBarReporter())
     for finding in results["findings"]:
@@ -663,9 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pgd-eps", type=float, metavar="E", help="pgd: L-inf bound, full scale (default 0.002)"
     )
     p.add_argument("--pgd-steps", type=int, metavar="K", help="pgd: steps (default 7)")
-    p.add_argument(
-        "--pgd-step", type=float, metavar="S", help="pgd: step size (default 2.5 E / K)"
-    )
+    p.add_argument("--pgd-step", type=float, metavar="S", help="pgd: step size (default 2.5 E / K)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -685,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--param", action="append", default=[], metavar="K=V", help="set one parameter (repeatable)"
     )
+    eot_options(p)
     p.add_argument(
         "-o", "--output", required=True, help="adversarial audio to write (.wav or .flac)"
     )
@@ -746,6 +752,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-control", action="store_true", help="white noise at the targeted attacks' mean SNR"
     )
     p.add_argument("--noise-snr", type=float, help="SNR of the noise control (dB)")
+    eot_options(p)
+    p.add_argument(
+        "--survival",
+        metavar="SPEC",
+        default="",
+        help="transforms every adversarial export goes through, one column each, e.g. "
+        "mp3@32k,mp3@64k,opus@24k,resample@8k,lowpass@4k,room:small,room:hall,noise@20dB",
+    )
+    p.add_argument(
+        "--survival-draws",
+        type=int,
+        default=20,
+        metavar="N",
+        help="fresh draws per random transform (default 20)",
+    )
     study_options(p, "the study's results", "report.html, results.json and results.csv")
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
@@ -824,6 +845,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_render_music)
     return parser
+
+
+def eot_options(p: argparse.ArgumentParser) -> None:
+    """Expectation over transformation: the transforms and how many draws per iteration."""
+    p.add_argument(
+        "--eot",
+        metavar="SPEC",
+        help="optimise through fresh draws of these transforms each iteration, e.g. "
+        "mp3@64k or room:small,noise@30dB (alternatives), room:small+mp3@64k (in turn); "
+        "success is judged on fresh draws never used in optimisation (--param eot_draws=N, "
+        "survival_rate=R)",
+    )
+    p.add_argument("--eot-samples", type=int, metavar="K", help="EoT draws per iteration")
+
+
+def attack_params(args: argparse.Namespace) -> dict[str, str]:
+    """The --param assignments, with --eot and --eot-samples among them."""
+    from advstudio.core.attacks.params import parse_assignments
+
+    params = parse_assignments(args.param)
+    if args.eot is not None:
+        params["eot"] = args.eot
+    if args.eot_samples is not None:
+        params["eot_samples"] = str(args.eot_samples)
+    return params
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ draws that keep the goal, and it succeeds when that share reaches the required r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,14 @@ from advstudio.core.models.base import AudioClassifier
 from advstudio.core.transforms.base import Mixture
 from advstudio.core.transforms.spec import parse_conditions
 from advstudio.core.transforms.survival import survival_rates
+
+EOT_PARAMS = ("eot", "eot_samples", "eot_draws", "survival_rate")
+
+
+def without_unused_eot(params: dict[str, Any]) -> dict[str, Any]:
+    """An attack's parameters without the EoT settings when it has no EoT: what identifies a
+    setting in the result store, so that stores written before EoT existed still resume."""
+    return params if params.get("eot") else {k: v for k, v in params.items() if k not in EOT_PARAMS}
 
 
 class ExpectationOverTransformation(Part):

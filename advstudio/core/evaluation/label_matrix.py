@@ -92,7 +92,7 @@ def file_cells(
 
 
 def cell_kind(cell: dict[str, Any]) -> str:
-    """"already" (the clean prediction), "reached" or "missed"."""
+    """ "already" (the clean prediction), "reached" or "missed"."""
     return "already" if cell["already"] else "reached" if cell["success"] else "missed"
 
 
@@ -138,4 +138,3 @@ def format_label_matrix(matrix: dict[str, Any], width: int = 6) -> str:
     lines.append(f"(SNR dB of a success; {FAILED} not reached; {ALREADY} already the prediction)")
     lines.append(matrix_figures_text(matrix))
     return "\n".join(lines)
-

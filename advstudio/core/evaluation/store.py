@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS results (
     linf REAL NOT NULL,
     confidence REAL NOT NULL,
     spectral_snr_db REAL,
+    survival_rate REAL,
+    survival TEXT,
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
 CREATE TABLE IF NOT EXISTS claims (
@@ -100,7 +102,7 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 """
 # Result columns newer than the first store layout: (name, SQL type), added on open when missing.
-ADDED_COLUMNS = (("spectral_snr_db", "REAL"),)
+ADDED_COLUMNS = (("spectral_snr_db", "REAL"), ("survival_rate", "REAL"), ("survival", "TEXT"))
 
 
 def default_store_path() -> Path:
@@ -147,6 +149,13 @@ class ResultRow:
     linf: float
     confidence: float
     spectral_snr_db: float | None = None  # attacks bounded in the magnitude domain only
+    # Attacks with expectation over transformation: the share of fresh transform draws of the
+    # export after which the goal holds (`survived` is then this share reaching the rate the
+    # attack requires).
+    survival_rate: float | None = None
+    # A survival report's conditions (JSON {condition: share of fresh draws keeping the goal}),
+    # measured on the export of each adversarial example.
+    survival: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, int, str]:

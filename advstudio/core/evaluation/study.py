@@ -7,6 +7,7 @@ summary per attack at the grid setting with the highest mean SNR among those tha
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ import numpy as np
 
 from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
 from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED
+from advstudio.core.attacks.eot import without_unused_eot
 from advstudio.core.attacks.every_label import EVERY_LABEL, cell_mode, check_every_label
 from advstudio.core.attacks.goals import resolve_target, validate_labelled_set
 from advstudio.core.data.datasets import Example
@@ -57,6 +59,9 @@ from advstudio.core.progress import (
 from advstudio.core.reports.export import reclassify_many
 from advstudio.core.reports.study import params_text
 from advstudio.core.training import versions
+from advstudio.core.transforms.base import Transform
+from advstudio.core.transforms.spec import parse_conditions
+from advstudio.core.transforms.survival import predictions_through, survival_rates
 
 
 @dataclass
@@ -71,6 +76,12 @@ class StudySpec:
     noise_control: bool = False
     noise_snr_db: float | None = None
     batch_size: int = 16
+    survival: str = ""  # conditions (transforms/spec.py) every adversarial export goes through
+    survival_draws: int = 20  # fresh draws per random condition
+
+    def survival_conditions(self) -> list[Transform]:
+        """The survival report's conditions, from the verification banks."""
+        return parse_conditions(self.survival, "verify") if self.survival else []
 
     def settings(self, attack: str) -> list[Attack]:
         """Every attack instance the grid spans (one when there is no grid). Parameters and
@@ -160,14 +171,32 @@ def _rows_for_chunk(
     workdir: Path,
     key: dict[str, Any],
     attack: Attack,
+    conditions: list[Transform],
+    draws: int,
 ) -> list[ResultRow]:
     """Store rows for attacked files, judged on their exports re-loaded. `key` holds the
     row's identity apart from the file (model, attack, params, seed, target_mode); `attack`
-    measures the spectral SNR where it has one."""
+    measures the spectral SNR where it has one, and judges an EoT result on fresh draws of
+    its transforms; `conditions` are the survival report's."""
     checks = reclassify_many(model, [r.adversarial for r in results], workdir)
+    exports = [check.samples for check in checks]
+    eot = attack.eot()
+    rates: list[float | None] = [None] * len(results)
+    if eot is not None:  # judged on fresh draws of the transforms, heard from the export
+        eot.bind(model.sample_rate)
+        judged = [k for k, r in enumerate(results) if r.success and not r.already]
+        measured = eot.survival(
+            model, [results[k] for k in judged], [exports[k] for k in judged], key["seed"], 16
+        )
+        for k, rate in zip(judged, measured, strict=True):
+            rates[k] = float(rate)
+    survival = _survival(model, results, exports, conditions, draws, key["seed"])
     rows = []
-    for index, result, check in zip(indices, results, checks, strict=True):
-        survived = result.holds_for(check.prediction, check.confidence)
+    for k, (index, result, check) in enumerate(zip(indices, results, checks, strict=True)):
+        if eot is None:
+            survived = result.holds_for(check.prediction, check.confidence)
+        else:
+            survived = rates[k] is not None and rates[k] >= eot.required_rate
         rows.append(
             ResultRow(
                 **key,
@@ -184,9 +213,37 @@ def _rows_for_chunk(
                 linf=float(np.abs(check.samples - data.clips[index]).max()),
                 confidence=check.confidence,
                 spectral_snr_db=attack.spectral_snr_db(data.clips[index], check.samples),
+                survival_rate=rates[k],
+                survival=survival[k],
             )
         )
     return rows
+
+
+def _survival(
+    model: AudioClassifier,
+    results: list[AttackResult],
+    exports: list[np.ndarray],
+    conditions: list[Transform],
+    draws: int,
+    seed: int,
+) -> list[str | None]:
+    """Per result, JSON {condition: share of fresh draws after which the goal still holds},
+    measured on the export of every successful result; None for the others."""
+    measured: list[dict[str, float]] = [{} for _ in results]
+    chosen = [k for k, r in enumerate(results) if r.success and not r.already]
+    for condition in conditions:
+        rates = survival_rates(
+            model,
+            [exports[k] for k in chosen],
+            condition,
+            draws,
+            seed,
+            lambda i, prediction, confidence: results[chosen[i]].holds_for(prediction, confidence),
+        )
+        for k, rate in zip(chosen, rates, strict=True):
+            measured[k][condition.spec] = float(rate)
+    return [json.dumps(m) if m else None for m in measured]
 
 
 def run_study(
@@ -207,6 +264,12 @@ def run_study(
         validate_labelled_set(attack.goal(spec.target), data.labels)  # before any batch runs
         for part in attack.composition().parts():  # e.g. an STFT longer than a file
             part.check(shortest)
+        eot = attack.eot()
+        if eot is not None:
+            eot.bind(model.sample_rate)
+    conditions = spec.survival_conditions()
+    for condition in conditions:
+        condition.check(model.sample_rate)
     cells = spec.cells(len(model.labels), [a for group in settings.values() for a in group])
     seeds = spec.seed_values()
     config = {
@@ -269,6 +332,8 @@ def run_study(
                         Path(tmp),
                         key._asdict(),
                         attack,
+                        conditions,
+                        spec.survival_draws,
                     )
                     store.write(run_id, rows)
                     done = _finished_count(store, keys, data.files) - len(rows)
@@ -339,6 +404,10 @@ def run_study(
         ]
     for row in summary["table"]:
         row.pop("files")
+    if conditions:
+        summary["survival_clean"] = clean_survival(
+            model, [data.clips[i] for i in labelled], truth, conditions, spec.survival_draws
+        )
     if spec.noise_control:
         summary["noise_control"] = white_noise_control(
             model,
@@ -359,11 +428,10 @@ def _setting_key(
     return SettingKey(
         model_id,
         attack.name,
-        canonical_params(attack.params),
+        canonical_params(without_unused_eot(attack.params)),
         seed,
         (spec.target or attack.default_target) if cell is None else cell_mode(cell),
     )
-
 
 
 def _finished_count(store: ResultStore, keys: Iterable[SettingKey], files: list[str]) -> int:
@@ -410,3 +478,20 @@ def choose_settings(
             else max(candidates, key=lambda s: (found(s), snr(s)))
         )
     return chosen
+
+
+def clean_survival(
+    model: AudioClassifier,
+    clips: list[np.ndarray],
+    truth: list[int],
+    conditions: list[Transform],
+    draws: int,
+) -> list[dict[str, Any]]:
+    """The clean accuracy after each condition (mean over fresh draws): a transform that
+    simply breaks the model shows here, beside the survival of the attacks."""
+    rows = []
+    for condition in conditions:
+        predicted, _ = predictions_through(model, clips, condition, draws, DEFAULT_SEED)
+        accuracy = float((predicted == np.asarray(truth)[None, :]).mean()) if truth else None
+        rows.append({"condition": condition.spec, "accuracy": accuracy, "note": condition.note})
+    return rows

@@ -15,6 +15,7 @@ beside the waveform SNR; waveform attacks have no such keys."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,12 +101,15 @@ def summarise(
             and row.success
             and row.survived  # held on the file: its label and the goal's confidence
             and not met
-            and is_success(
-                row.new_pred,
-                row.orig_pred,
-                row.target,
-                row.label,
-                judged_against_truth(row, attack),
+            and (
+                row.survival_rate is not None  # EoT: held in enough fresh transform draws
+                or is_success(
+                    row.new_pred,
+                    row.orig_pred,
+                    row.target,
+                    row.label,
+                    judged_against_truth(row, attack),
+                )
             )
         )
         final.append(row.new_pred if is_adv else int(clean_pred[i]))
@@ -131,6 +135,8 @@ def summarise(
                 "confidence": row.confidence,
             }
             | ({"spectral_snr_db": _or_nan(row.spectral_snr_db)} if spectral else {})
+            | ({"survival_rate": row.survival_rate} if row.survival_rate is not None else {})
+            | ({"survival": json.loads(row.survival)} if row.survival else {})
         )
     snrs = [r.snr_db for r in adversarial]
     labelled = data.labelled()
@@ -143,32 +149,55 @@ def summarise(
         truth, [attacked[i] for i in labelled], n_classes
     )
     spectral_snrs = [_or_nan(r.spectral_snr_db) for r in adversarial]
-    return {
-        "attack": attack.name,
-        "title": attack.title,
-        "params": attack.params,
-        "preset": attack.preset,
-        "seed": seed,
-        "targeted": (attack.default_target != "untargeted"),
-        "n_files": len(files),
-        "n_unlabelled": sum(f["label"] is None for f in files),
-        "n_adversarial": len(adversarial),
-        "n_already": len(already),
-        "n_found_float": sum(r.success for r in rows if r.file not in already_files),
-        "accuracy": float(np.mean(np.equal(final_labelled, truth))) if truth else float("nan"),
-        "normalised_accuracy": normalised_accuracy(counts),
-        "accuracy_attacked": accuracy_attacked,
-        "normalised_accuracy_attacked": normalised_attacked,
-        "snr_db_mean": snr_mean,
-        "warnings": snr_warnings(snr_mean),
-        "snr_db_std": _std(snrs),
-        "iterations_median": float(np.median([r.iterations for r in adversarial]))
-        if adversarial
-        else float("nan"),
-        "confidence_mean": _mean([r.confidence for r in adversarial]),
-        "confusion": normalise_columns(counts).tolist(),
-        "files": files,
-    } | (_spectral_snr(spectral_snrs) if spectral else {})
+    return (
+        {
+            "attack": attack.name,
+            "title": attack.title,
+            "params": attack.params,
+            "preset": attack.preset,
+            "seed": seed,
+            "targeted": (attack.default_target != "untargeted"),
+            "n_files": len(files),
+            "n_unlabelled": sum(f["label"] is None for f in files),
+            "n_adversarial": len(adversarial),
+            "n_already": len(already),
+            "n_found_float": sum(r.success for r in rows if r.file not in already_files),
+            "accuracy": float(np.mean(np.equal(final_labelled, truth))) if truth else float("nan"),
+            "normalised_accuracy": normalised_accuracy(counts),
+            "accuracy_attacked": accuracy_attacked,
+            "normalised_accuracy_attacked": normalised_attacked,
+            "snr_db_mean": snr_mean,
+            "warnings": snr_warnings(snr_mean),
+            "snr_db_std": _std(snrs),
+            "iterations_median": float(np.median([r.iterations for r in adversarial]))
+            if adversarial
+            else float("nan"),
+            "confidence_mean": _mean([r.confidence for r in adversarial]),
+            "confusion": normalise_columns(counts).tolist(),
+            "files": files,
+        }
+        | (_spectral_snr(spectral_snrs) if spectral else {})
+        | _survival(adversarial, rows)
+    )
+
+
+def _survival(adversarial: list[ResultRow], rows: list[ResultRow]) -> dict[str, Any]:
+    """For EoT attacks, the mean share of fresh transform draws the exports of every result
+    found in optimisation survived (those below the required rate included, so a rate that
+    few reach still shows); for a survival report, per condition, the mean share of fresh
+    draws after which an adversarial example still succeeds (over those measured with it)."""
+    out: dict[str, Any] = {}
+    rates = [r.survival_rate for r in rows if r.survival_rate is not None]
+    if rates:
+        out["eot_survival_mean"] = _mean(rates)
+        out["eot_judged"] = len(rates)
+    per_condition: dict[str, list[float]] = {}
+    for row in adversarial:
+        for condition, rate in json.loads(row.survival or "{}").items():
+            per_condition.setdefault(condition, []).append(rate)
+    if per_condition:
+        out["survival"] = {c: {"mean": _mean(v), "n": len(v)} for c, v in per_condition.items()}
+    return out
 
 
 def _or_nan(value: float | None) -> float:
@@ -195,27 +224,31 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
         return _mean([entry[key] for entry in per_class])
 
     keys = ("attack", "title", "params", "preset", "seed")
-    return {k: first[k] for k in keys} | {
-        "targeted": True,
-        "n_files": total("n_files"),
-        "n_unlabelled": total("n_unlabelled"),
-        "n_adversarial": total("n_adversarial"),
-        "n_already": total("n_already"),
-        "n_found_float": total("n_found_float"),
-        "accuracy": over_classes("accuracy"),
-        "normalised_accuracy": over_classes("normalised_accuracy"),
-        "accuracy_attacked": over_classes("accuracy_attacked"),
-        "normalised_accuracy_attacked": over_classes("normalised_accuracy_attacked"),
-        "snr_db_mean": snr_mean,
-        "warnings": snr_warnings(snr_mean),
-        "snr_db_std": _std(snrs),
-        "iterations_median": float(np.median([f["iterations"] for f in reached]))
-        if reached
-        else float("nan"),
-        "confidence_mean": _mean([f["confidence"] for f in reached]),
-        "confusion": np.mean([entry["confusion"] for entry in per_class], axis=0).tolist(),
-        "files": files,
-    } | spectral
+    return (
+        {k: first[k] for k in keys}
+        | {
+            "targeted": True,
+            "n_files": total("n_files"),
+            "n_unlabelled": total("n_unlabelled"),
+            "n_adversarial": total("n_adversarial"),
+            "n_already": total("n_already"),
+            "n_found_float": total("n_found_float"),
+            "accuracy": over_classes("accuracy"),
+            "normalised_accuracy": over_classes("normalised_accuracy"),
+            "accuracy_attacked": over_classes("accuracy_attacked"),
+            "normalised_accuracy_attacked": over_classes("normalised_accuracy_attacked"),
+            "snr_db_mean": snr_mean,
+            "warnings": snr_warnings(snr_mean),
+            "snr_db_std": _std(snrs),
+            "iterations_median": float(np.median([f["iterations"] for f in reached]))
+            if reached
+            else float("nan"),
+            "confidence_mean": _mean([f["confidence"] for f in reached]),
+            "confusion": np.mean([entry["confusion"] for entry in per_class], axis=0).tolist(),
+            "files": files,
+        }
+        | spectral
+    )
 
 
 def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -247,6 +280,9 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     ):
         row[key], row[f"{key}_seed_std"] = over(key)
     row["warnings"] = snr_warnings(row["snr_db_mean"])
+    for key in ("eot_survival_mean", "eot_judged", "survival"):  # the first seed's, as files
+        if key in first:
+            row[key] = first[key]
     row["files"] = first["files"]
     return row
 

@@ -70,6 +70,7 @@ from advstudio.core.reports.study import (
     spread_text,
     study_csv,
     study_json,
+    survival_table,
 )
 
 TEMPLATE = "report.html.j2"
@@ -548,6 +549,7 @@ def _context(
         "settings": [_table_row(r) for r in settings] if len(settings) > len(table) else [],
         "settings_spectral": has_spectral_snr(settings),
         "noise": summary.get("noise_control"),
+        "survival": survival_table(summary),
         "sweep": sweep_view(summary.get("sweep")),
         "every_label": [every_label_view(m, names) for m in summary.get("every_label", [])],
         "ttests": ttests,

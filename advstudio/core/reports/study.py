@@ -12,6 +12,7 @@ from typing import Any
 
 from advstudio.core.atomic import write_atomically
 from advstudio.core.attacks import make_attack
+from advstudio.core.attacks.eot import EOT_PARAMS
 from advstudio.core.evaluation.summary import SPECTRAL_KEYS
 
 CSV_COLUMNS = (
@@ -72,6 +73,7 @@ def spread_text(row: dict[str, Any], key: str) -> str:
 # Shown only where a setting departs from the attack's default; the knobs that define a Table 1
 # setting (eps, eta, alpha, c) are always shown.
 _SECONDARY_PARAMS = (
+    *EOT_PARAMS,
     "max_iter",
     "update",
     "after_success",
@@ -175,6 +177,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"(mean over seeds {summary['table'][0]['seeds']}; SNR ± is the spread over files)"
         )
+    lines += survival_lines(summary)
     noise = summary.get("noise_control")
     if noise:
         lines.append(
@@ -190,6 +193,64 @@ def format_table(summary: dict[str, Any]) -> str:
             f"({format_number(t['mean_a'], 3)} vs {format_number(t['mean_b'], 3)})"
         )
     return "\n".join(lines)
+
+
+def survival_table(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The survival report as text cells: per attack, its mean SNR and the share of fresh
+    draws of each transform after which its adversarial examples still succeed; the clean
+    accuracy after each transform; EoT lines; the transforms' notes. None without one."""
+    eot = [
+        f"{row['title']} (EoT {row['params'].get('eot')}): the {row['eot_judged']} examples "
+        f"found in optimisation survive {row['eot_survival_mean']:.3f} of fresh draws on "
+        f"average (success needs {row['params'].get('survival_rate')})"
+        for row in summary["table"]
+        if "eot_survival_mean" in row
+    ]
+    clean = summary.get("survival_clean")
+    if not clean and not eot:
+        return None
+    conditions = [c["condition"] for c in clean or []]
+    rows = []
+    for row in summary["table"]:
+        survival = row.get("survival", {})
+        cells = [
+            format_number(survival[c]["mean"], 3) if c in survival else "-" for c in conditions
+        ]
+        rows.append(
+            {
+                "title": row["title"],
+                "setting": params_text(row),
+                "snr": format_number(row["snr_db_mean"], 1),
+                "cells": cells,
+            }
+        )
+    return {
+        "conditions": conditions,
+        "rows": rows if clean else [],
+        "clean": [format_number(c["accuracy"], 3) for c in clean or []],
+        "notes": [f"{c['condition']}: {c['note']}" for c in clean or [] if c["note"]],
+        "eot": eot,
+    }
+
+
+def survival_lines(summary: dict[str, Any]) -> list[str]:
+    """The survival table for the terminal (see survival_table)."""
+    table = survival_table(summary)
+    if table is None:
+        return []
+    lines = list(table["eot"])
+    if not table["conditions"]:
+        return lines
+    width = max(len(c) for c in table["conditions"]) + 1
+    lines += ["", "survival (share of fresh draws after which the attack still succeeds):"]
+    head = " ".join(f"{c:>{width}}" for c in table["conditions"])
+    lines.append(f"{'':<24} {'SNR dB':>7} {head}")
+    for row in table["rows"]:
+        cells = " ".join(f"{cell:>{width}}" for cell in row["cells"])
+        lines.append(f"{row['title'][:24]:<24} {row['snr']:>7} {cells}")
+    accuracies = " ".join(f"{a:>{width}}" for a in table["clean"])
+    lines.append(f"{'clean accuracy':<24} {'':>7} {accuracies}")
+    return lines + [f"note: {note}" for note in table["notes"]]
 
 
 def _json_safe(value: Any) -> Any:
@@ -212,7 +273,14 @@ def study_csv(summary: dict[str, Any]) -> str:
     spectral = has_spectral_snr(summary["attacks"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS + ((SPECTRAL_COLUMN,) if spectral else ()))
+    conditions = [c["condition"] for c in summary.get("survival_clean", [])]
+    eot = any("eot_survival_mean" in entry for entry in summary["attacks"])
+    writer.writerow(
+        CSV_COLUMNS
+        + ((SPECTRAL_COLUMN,) if spectral else ())
+        + (("eot_survival_rate",) if eot else ())
+        + tuple(f"survival {c}" for c in conditions)
+    )
     for entry in summary["attacks"]:
         for f in entry["files"]:
 
@@ -236,6 +304,8 @@ def study_csv(summary: dict[str, Any]) -> str:
                     int(f.get("already", False)),  # absent from older summaries
                 ]
                 + ([format_number(f.get(SPECTRAL_COLUMN, math.nan), 4)] if spectral else [])
+                + ([format_number(f.get("survival_rate", math.nan), 3)] if eot else [])
+                + [format_number(f.get("survival", {}).get(c, math.nan), 3) for c in conditions]
             )
     return out.getvalue()
 

@@ -25,8 +25,11 @@ decoder delay), which we cut off.
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import soundfile as sf
@@ -98,7 +101,12 @@ class Codec(Transform):
         """The coded file, in memory."""
         buffer = io.BytesIO()
         with sf.SoundFile(
-            buffer, "w", samplerate=rate, channels=1, format=self.format, subtype=self.subtype,
+            buffer,
+            "w",
+            samplerate=rate,
+            channels=1,
+            format=self.format,
+            subtype=self.subtype,
             **self.settings(rate),
         ) as out:
             out.write(samples)
@@ -120,13 +128,24 @@ class Codec(Transform):
         frame = self.frame_size(target)
         rows = wave.detach().cpu().numpy().astype(np.float32)
         out = np.zeros_like(rows)
-        for i, (length, generator) in enumerate(zip(lengths.tolist(), generators, strict=True)):
-            offset = int(torch.randint(frame, (1,), generator=generator, device=generator.device))
+        offsets = [
+            int(torch.randint(frame, (1,), generator=g, device=g.device)) for g in generators
+        ]
+
+        def code_row(i: int, length: int) -> None:
             clip = resample(rows[i, :length], rate, target)
-            coded = self.code(np.concatenate([np.zeros(offset, np.float32), clip]), target)
-            back = resample(coded[offset:], target, rate)[:length]
+            coded = self.code(np.concatenate([np.zeros(offsets[i], np.float32), clip]), target)
+            back = resample(coded[offsets[i] :], target, rate)[:length]
             out[i, : len(back)] = back
+
+        # libsndfile runs without the GIL: the rows of a batch code in parallel.
+        list(_pool().map(code_row, range(len(rows)), lengths.tolist()))
         return torch.from_numpy(out).to(wave.device, wave.dtype)
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="codec")
 
 
 class Mp3(Codec):

@@ -241,9 +241,7 @@ class RecordedRooms(ResponseBank):
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise ParameterError(f"transform {spec!r}: no folder {str(self.folder)!r}")
-        files = sorted(
-            p for p in self.folder.iterdir() if p.suffix.lower() in RECORDED_SUFFIXES
-        )
+        files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in RECORDED_SUFFIXES)
         if len(files) < 2:
             raise ParameterError(
                 f"transform {spec!r}: {str(self.folder)!r} holds {len(files)} WAV/FLAC file(s); "

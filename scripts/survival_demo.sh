@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Issue 13's measurements on the shipped model and the demo clips, each a plain
+# `advstudio evaluate` run whose table, JSON and report land in ${OUT:-/tmp}/survival:
+# the survival of fgsm, pgdn, cw and mscw (paper presets) through the codecs, rooms and noise;
+# the same attacks optimised with EoT through MP3 at 64 kbit/s; and PGD with EoT through MP3
+# and through simulated rooms at a stated SNR budget, judged on fresh draws. DEVICE (default:
+# CUDA when present), BATCH (default 24), DRAWS (fresh draws, default 20), EXTRA (added to
+# every run, e.g. "--param max_iter=2" for a smoke run), PYTHON the interpreter; STAGES picks
+# runs (default "plain eot mp3 rooms").
+set -uo pipefail
+out="${OUT:-/tmp}/survival"
+mkdir -p "$out"
+device=(${DEVICE:+--device "$DEVICE"})
+survival="mp3@32k,mp3@64k,mp3@128k,vorbis@q2,opus@24k,resample@8k,lowpass@4k,room:small,room:hall,noise@20dB"
+run() {
+    local name=$1
+    shift
+    local start
+    start=$(date +%s.%N)
+    "${PYTHON:-python3}" -m advstudio evaluate "${device[@]}" --batch-size "${BATCH:-24}" \
+        --survival "$survival" --survival-draws "${DRAWS:-20}" \
+        --db "$out/$name.sqlite" --json "$out/$name.json" --report "$out/$name" "$@" ${EXTRA:-} \
+        >"$out/$name.txt" 2>"$out/$name.err"
+    local status=$?
+    echo "== $name ($*): exit $status in $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
+    cat "$out/$name.txt"
+    [ $status -eq 0 ] || tail -3 "$out/$name.err"
+}
+for stage in ${STAGES:-plain eot mp3 rooms}; do
+    case $stage in
+    plain) run plain --attack fgsm,pgdn,cw,mscw --preset paper ;;
+    eot) run eot --attack fgsm,pgdn,cw,mscw --preset paper --eot mp3@64k --eot-samples 4 ;;
+    mp3) run mp3 --attack pgdn --preset paper --param eps=0.02 --param eta=0.002 \
+        --param max_iter=300 --param snr_db=30 --eot mp3@64k --eot-samples 4 \
+        --param survival_rate=0.9 ;;
+    rooms) run rooms --attack pgdn --preset paper --param eps=0.05 --param eta=0.005 \
+        --param max_iter=300 --param snr_db=20 --eot room:small,room:medium,room:hall \
+        --eot-samples 4 ;;
+    esac
+done
