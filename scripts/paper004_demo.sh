@@ -8,20 +8,8 @@
 set -uo pipefail
 out="${OUT:-/tmp}/paper004"
 mkdir -p "$out"
-device=(${DEVICE:+--device "$DEVICE"})
-run() {
-    local name=$1
-    shift
-    local start
-    start=$(date +%s.%N)
-    "${PYTHON:-python3}" -m advstudio evaluate --attack spectrogram "${device[@]}" --batch-size "${BATCH:-24}" \
-        --db "$out/$name.sqlite" --json "$out/$name.json" --report "$out/$name" "$@" ${EXTRA:-} \
-        >"$out/$name.txt" 2>"$out/$name.err"
-    local status=$?
-    echo "== $name ($*): exit $status in $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
-    cat "$out/$name.txt"
-    [ $status -eq 0 ] || tail -3 "$out/$name.err"
-}
+common=(--attack spectrogram)
+source "$(dirname "$0")/evaluate_run.sh"
 run wrong --preset paper --target wrong
 run nogl --preset nogl --target wrong
 run sweep --preset paper --target wrong --sweep snr_db=5,10,15,20,25,30,40

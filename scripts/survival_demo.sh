@@ -10,22 +10,9 @@
 set -uo pipefail
 out="${OUT:-/tmp}/survival"
 mkdir -p "$out"
-device=(${DEVICE:+--device "$DEVICE"})
 survival="mp3@32k,mp3@64k,mp3@128k,vorbis@q2,opus@24k,resample@8k,lowpass@4k,room:small,room:hall,noise@20dB"
-run() {
-    local name=$1
-    shift
-    local start
-    start=$(date +%s.%N)
-    "${PYTHON:-python3}" -m advstudio evaluate "${device[@]}" --batch-size "${BATCH:-24}" \
-        --survival "$survival" --survival-draws "${DRAWS:-20}" \
-        --db "$out/$name.sqlite" --json "$out/$name.json" --report "$out/$name" "$@" ${EXTRA:-} \
-        >"$out/$name.txt" 2>"$out/$name.err"
-    local status=$?
-    echo "== $name ($*): exit $status in $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
-    cat "$out/$name.txt"
-    [ $status -eq 0 ] || tail -3 "$out/$name.err"
-}
+common=(--survival "$survival" --survival-draws "${DRAWS:-20}")
+source "$(dirname "$0")/evaluate_run.sh"
 for stage in ${STAGES:-plain eot mp3 rooms}; do
     case $stage in
     plain) run plain --attack fgsm,pgdn,cw,mscw --preset paper ;;
