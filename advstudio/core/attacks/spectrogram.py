@@ -16,6 +16,7 @@ import torch
 
 from advstudio.core.attacks.base import COMMON_PARAMS, Attack
 from advstudio.core.attacks.composition import Composition
+from advstudio.core.attacks.eot import EOT_PARAMS
 from advstudio.core.attacks.goals import Goal
 from advstudio.core.attacks.optimisers import Fista
 from advstudio.core.attacks.parametrisations import StftMagnitude
@@ -58,7 +59,9 @@ class SpectrogramAdversary(Attack):
     )
     # The waveform budgets and the separate confidence do not apply: the SNR bound is on the
     # magnitude, and the threshold is the confidence.
-    common_params = tuple(p for p in COMMON_PARAMS if p.name in ("success", "quantise"))
+    common_params = tuple(
+        p for p in COMMON_PARAMS if p.name in ("success", "quantise", *EOT_PARAMS)
+    )
     presets = {
         "paper": {
             "snr_db": 15.0,
