@@ -10,8 +10,24 @@ one line naming it (ParameterError).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from advstudio.core.errors import ParameterError
 from advstudio.core.transforms.base import ROLES, Chain, Transform
+from advstudio.core.transforms.codecs import Mp3, Opus, Vorbis
+from advstudio.core.transforms.quantisation import Quantise
+from advstudio.core.transforms.resampling import Resample
+
+# name -> factory(argument after "@" or ":" or None, role, full text)
+_FACTORIES: dict[str, Callable[[str | None, str, str], Transform]] = {
+    "mp3": Mp3.from_text,
+    "vorbis": Vorbis.from_text,
+    "opus": Opus.from_text,
+    "resample": Resample.from_text,
+    "quantise": Quantise.from_text,
+
+}
 
 
 def parse_conditions(text: str, role: str = "optimise") -> list[Transform]:
@@ -29,4 +45,8 @@ def parse_conditions(text: str, role: str = "optimise") -> list[Transform]:
 
 def parse_transform(text: str, role: str = "optimise") -> Transform:
     """One transform from its text ("mp3@64k", "room:hall", "rir:/path/to/folder")."""
-    raise ParameterError(f"unknown transform {text!r}")
+    name, separator, argument = re.match(r"([^@:]*)([@:]?)(.*)", text, re.DOTALL).groups()
+    factory = _FACTORIES.get(name.strip().lower())
+    if factory is None:
+        raise ParameterError(f"unknown transform {text!r}; known: {', '.join(_FACTORIES)}")
+    return factory(argument.strip() if separator else None, role, text)
