@@ -119,6 +119,7 @@ class ClipTab(QWidget):
         self.painting: ViewsJob | None = None
         self.listener = JobWorker(self)  # what is on show, through the transform chosen
         self.listening: ListenJob | None = None
+        self.drawn_audio: Audio | None = None  # the clip the panes show, in whatever form
         self.closing = False
 
         # The signal panes with their own toolbar (scale, window size, dB range, gain, zoom).
@@ -397,8 +398,11 @@ class ClipTab(QWidget):
 
     def _draw(self, views: dict) -> None:
         state = self.state
+        same_clip = state.audio is self.drawn_audio  # heard otherwise: keep the zoom
+        self.drawn_audio = state.audio
         self.signals.show_signals(
-            state.shown_original, state.shown_adversarial, state.audio.sample_rate, views
+            state.shown_original, state.shown_adversarial, state.audio.sample_rate, views,
+            same_clip,
         )
 
     # ---- playback ------------------------------------------------------------------------
