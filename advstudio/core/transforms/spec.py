@@ -16,8 +16,12 @@ from collections.abc import Callable
 from advstudio.core.errors import ParameterError
 from advstudio.core.transforms.base import ROLES, Chain, Transform
 from advstudio.core.transforms.codecs import Mp3, Opus, Vorbis
+from advstudio.core.transforms.filters import BandFilter
+from advstudio.core.transforms.level import Gain, Shift
+from advstudio.core.transforms.noise import Noise
 from advstudio.core.transforms.quantisation import Quantise
 from advstudio.core.transforms.resampling import Resample
+from advstudio.core.transforms.rooms import RecordedRooms, SimulatedRooms
 
 # name -> factory(argument after "@" or ":" or None, role, full text)
 _FACTORIES: dict[str, Callable[[str | None, str, str], Transform]] = {
@@ -26,7 +30,14 @@ _FACTORIES: dict[str, Callable[[str | None, str, str], Transform]] = {
     "opus": Opus.from_text,
     "resample": Resample.from_text,
     "quantise": Quantise.from_text,
-
+    "lowpass": BandFilter.lowpass,
+    "bandpass": BandFilter.bandpass,
+    "noise": Noise.white,
+    "pinknoise": Noise.pink,
+    "gain": Gain.from_text,
+    "shift": Shift.from_text,
+    "room": SimulatedRooms.from_text,
+    "rir": RecordedRooms.from_text,
 }
 
 
