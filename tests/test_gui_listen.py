@@ -51,12 +51,14 @@ def test_listen_through_keeps_length_and_is_seeded():
     assert list(LISTEN_CHOICES)[0] == AS_WRITTEN and LISTEN_CHOICES["mp3@64k"] == "MP3 64 kbit/s"
     unchanged, note = listen_through(samples, RATE, AS_WRITTEN, 0)
     assert unchanged is samples and note == ""
-    for spec in ("mp3@64k",):
+    for spec in list(LISTEN_CHOICES)[1:]:
         heard, _ = listen_through(samples, RATE, spec, 3)
-        assert heard.shape == samples.shape and heard.dtype == np.float32
-        assert not np.allclose(heard, samples, atol=1e-3)  # it did change the audio
+        assert heard.shape == samples.shape and heard.dtype == np.float32, spec
+        assert not np.allclose(heard, samples, atol=1e-3), spec  # it did change the audio
         again, _ = listen_through(samples, RATE, spec, 3)
         np.testing.assert_array_equal(heard, again)
+        other, _ = listen_through(samples, RATE, spec, 4)
+        assert not np.array_equal(heard, other), spec  # the seed draws offsets, rooms, noise
     with pytest.raises(ParameterError, match="mp3@64k,opus@24k"):
         listen_through(samples, RATE, "mp3@64k,opus@24k", 0)
 
