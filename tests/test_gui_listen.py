@@ -12,7 +12,15 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 # model and window are test_gui's fixtures, the real window on the shipped model
-from test_gui import JOB_TIMEOUT_MS, attack, model, press, select, window  # noqa: E402, F401
+from test_gui import (  # noqa: E402, F401
+    JOB_TIMEOUT_MS,
+    QUICK_SPECTROGRAM,
+    attack,
+    model,
+    press,
+    select,
+    window,
+)
 
 from advstudio.core.attacks.base import DEFAULT_SEED  # noqa: E402
 from advstudio.core.audio import load_audio  # noqa: E402
@@ -128,3 +136,40 @@ def test_a_clip_opened_while_listening_is_heard_through_the_choice(qtbot, win):
     np.testing.assert_array_equal(clip.signals.stack.waves["original"], coded)
     assert "adversarial" not in clip.signals.stack.waves
     assert "through MP3 64 kbit/s: original" in clip.listen.notes.text()
+
+
+def test_switching_griffin_lim_versions_hears_the_other_through_the_choice(qtbot, win):
+    clip = win.clip
+    select(qtbot, win, 0)
+    panel = win.attack_panel
+    panel.attack.setCurrentText("spectrogram")
+    for name, value in QUICK_SPECTROGRAM.items():
+        panel.set_param(name, value)
+    with qtbot.waitSignal(win.worker.finished, timeout=JOB_TIMEOUT_MS):
+        panel.run_button.click()
+    with qtbot.waitSignal(win.worker.finished, timeout=JOB_TIMEOUT_MS):
+        press(qtbot, win, "Ctrl+G")  # Compare Griffin-Lim on/off
+    versions = {name: v.outcome.result.adversarial for name, v in clip.state.versions.items()}
+    assert clip.state.chosen == "Griffin-Lim off"
+
+    with qtbot.waitSignal(clip.listener.finished, timeout=JOB_TIMEOUT_MS):
+        clip.listen.box.setCurrentText("noise at 20 dB SNR")
+    seed = clip.state.seed
+    stack, output = clip.signals.stack, clip.output
+    heard, _ = listen_through(versions["Griffin-Lim off"], RATE, "noise@20dB", seed)
+    np.testing.assert_array_equal(stack.waves["adversarial"], heard)
+    clip.source.setCurrentText("adversarial")
+    assert output.source == "adversarial (Griffin-Lim off)"
+    output.seek(12345)
+
+    with qtbot.waitSignal(clip.listener.finished, timeout=JOB_TIMEOUT_MS):
+        press(qtbot, win, "G")  # the other version, heard through the same noise
+    assert clip.state.chosen == "Griffin-Lim on"
+    heard, _ = listen_through(versions["Griffin-Lim on"], RATE, "noise@20dB", seed)
+    np.testing.assert_array_equal(stack.waves["adversarial"], heard)
+    np.testing.assert_array_equal(played(output, "adversarial (Griffin-Lim on)"), heard)
+    assert output.source == "adversarial (Griffin-Lim on)" and output.position == 12345
+
+    clip.listen.box.setCurrentText("as written")
+    np.testing.assert_array_equal(stack.waves["adversarial"], versions["Griffin-Lim on"])
+    assert output.source == "adversarial (Griffin-Lim on)" and output.position == 12345

@@ -1,6 +1,6 @@
 """Long-running work as plain callables with a Reporter and a cancel event, so that the CLI,
 the GUI's worker thread and tests all run the same code: opening a clip, one attack on one
-clip, or a study.
+clip, listening to a clip through a transform, or a study.
 `LiveState` folds progress events into the small snapshot a view polls."""
 
 from __future__ import annotations

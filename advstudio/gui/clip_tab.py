@@ -325,7 +325,7 @@ class ClipTab(QWidget):
             self._load_playback(keep_frame=True)
             self.listen.show_heard(heard)
         elif self.listen.spec != AS_WRITTEN:  # what is on show changed while it ran
-            self._listen()
+            self._show_listening()
 
     def _heard_failed(self, message: str, details: str) -> None:
         job, self.listening = self.listening, None
@@ -337,7 +337,7 @@ class ClipTab(QWidget):
             self.problem.emit(f"Cannot listen through {self.listen.title}", message)
             self.listen.box.setCurrentIndex(0)  # back to as written
         elif self.listen.spec != AS_WRITTEN:
-            self._listen()
+            self._show_listening()
 
     def _is_current_listening(self, job: ListenJob) -> bool:
         return (
