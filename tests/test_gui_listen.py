@@ -11,11 +11,15 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from conftest import make_random_model  # noqa: E402
+
 # model and window are test_gui's fixtures, the real window on the shipped model
 from test_gui import (  # noqa: E402, F401
     JOB_TIMEOUT_MS,
     QUICK_SPECTROGRAM,
+    answer_dialogs,
     attack,
+    file_action,
     model,
     press,
     select,
@@ -26,6 +30,7 @@ from advstudio.core.attacks.base import DEFAULT_SEED  # noqa: E402
 from advstudio.core.audio import load_audio  # noqa: E402
 from advstudio.core.errors import ParameterError  # noqa: E402
 from advstudio.core.models.base import predict_proba  # noqa: E402
+from advstudio.core.models.store import save_model_dir  # noqa: E402
 from advstudio.core.resources import demo_clips  # noqa: E402
 from advstudio.core.transforms.listen import (  # noqa: E402
     AS_WRITTEN,
@@ -173,3 +178,21 @@ def test_switching_griffin_lim_versions_hears_the_other_through_the_choice(qtbot
     clip.listen.box.setCurrentText("as written")
     np.testing.assert_array_equal(stack.waves["adversarial"], versions["Griffin-Lim on"])
     assert output.source == "adversarial (Griffin-Lim on)" and output.position == 12345
+
+
+def test_another_model_classifies_what_is_heard(qtbot, win, tmp_path, monkeypatch):
+    clip = win.clip
+    select(qtbot, win, 0)
+    with qtbot.waitSignal(clip.listener.finished, timeout=JOB_TIMEOUT_MS):
+        clip.listen.box.setCurrentText("MP3 64 kbit/s")
+    other = make_random_model(["Bach_chorale", "Fiddle_tune", "Madrigal"])
+    folder = save_model_dir(tmp_path / "music", other, "average_pool_cnn", {})
+    answer_dialogs(monkeypatch, getOpenFileName=(str(folder / "model.json"), ""))
+    with qtbot.waitSignal(clip.listener.finished, timeout=JOB_TIMEOUT_MS):
+        file_action(win, "Open model").trigger()
+    assert clip.model is win.model and list(win.model.labels) == list(other.labels)
+    coded, _ = listen_through(win.audio.samples, RATE, "mp3@64k", DEFAULT_SEED)
+    (heard,) = predict_proba(win.model, [coded])
+    np.testing.assert_allclose(clip.probabilities.original.opts["width"], heard, atol=1e-6)
+    best = int(np.argmax(heard))
+    assert f"original {other.labels[best]} {heard[best]:.2f}" in clip.listen.notes.text()

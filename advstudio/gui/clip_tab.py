@@ -284,11 +284,10 @@ class ClipTab(QWidget):
         the panes, probabilities and playback when it comes."""
         if self.state.audio is None:
             return
+        self.listen.show_heard(None)  # at work, or nothing to say as written
         if self.listen.spec != AS_WRITTEN:
-            self.listen.show_heard(None, busy=True)
             self._listen()
             return
-        self.listen.show_heard(None)
         if self.state.heard is not None:
             self.state.heard = None
             if self.state.version is not None:

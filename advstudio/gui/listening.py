@@ -62,12 +62,13 @@ class ListenBar(QWidget):
         """To the next choice (L), round to "as written" after the last."""
         self.box.setCurrentIndex((self.box.currentIndex() + 1) % self.box.count())
 
-    def show_heard(self, heard: Heard | None, busy: bool = False) -> None:
-        """The predictions on the transformed audio (`heard`), or nothing as written."""
+    def show_heard(self, heard: Heard | None) -> None:
+        """The predictions on the transformed audio (`heard`; None: still at work), or
+        nothing as written."""
         if self.spec == AS_WRITTEN:
             self.notes.setVisible(False)
             return
-        if busy:
+        if heard is None:
             text = f"through {self.title}: working…"
         else:
             original = self._prediction(heard.original_probabilities)
