@@ -1,6 +1,6 @@
 """Long-running work as plain callables with a Reporter and a cancel event, so that the CLI,
 the GUI's worker thread and tests all run the same code: opening a clip, one attack on one
-clip, or a study.
+clip, listening to a clip through a transform, or a study.
 `LiveState` folds progress events into the small snapshot a view polls."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.inference import load_for_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
 from advstudio.core.progress import AttackStep, Event, ItemFinished, JobStarted, Reporter
+from advstudio.core.transforms.listen import listen_through
 
 ITERATIONS = "iterations"  # the job of the JobStarted event that gives an attack's max_iter
 
@@ -115,6 +116,55 @@ class OpenClipJob:
         (probabilities,) = predict_proba(self.model, [audio.samples])
         views = signal_views(audio.samples, None, audio.sample_rate, self.settings)
         return OpenedClip(audio, probabilities, views)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A clip and its adversarial (when there is one) after a transform, with what the model
+    predicts for each and their views: what the Clip tab shows while listening through it."""
+
+    spec: str
+    original: np.ndarray
+    adversarial: np.ndarray | None
+    original_probabilities: np.ndarray
+    adversarial_probabilities: np.ndarray | None
+    views: dict[str, SpectrogramView]
+    note: str = ""  # what the transform did beyond its spec
+
+
+@dataclass
+class ListenJob:
+    """`original` and `adversarial` through the transform `spec` with one seed (the same draw
+    of room, noise or codec offset for both), classified and drawn: a codec takes a second on
+    a long clip, so the GUI runs it on a worker thread."""
+
+    model: AudioClassifier
+    original: np.ndarray
+    adversarial: np.ndarray | None
+    spec: str
+    seed: int = DEFAULT_SEED
+    settings: ViewSettings = ViewSettings()
+    attack: Attack | None = None  # the attack that gave `adversarial`
+
+    def __call__(self, reporter: Reporter, cancel: threading.Event) -> Heard:
+        rate = self.model.sample_rate
+        original, note = listen_through(self.original, rate, self.spec, self.seed)
+        clips = [original]
+        adversarial = None
+        if self.adversarial is not None:
+            adversarial, _ = listen_through(self.adversarial, rate, self.spec, self.seed)
+            clips.append(adversarial)
+        probabilities = predict_proba(self.model, clips)
+        views = signal_views(original, adversarial, rate, self.settings, self.attack)
+        return Heard(
+            self.spec,
+            original,
+            adversarial,
+            probabilities[0],
+            None if adversarial is None else probabilities[1],
+            views,
+            note,
+        )
 
 
 @dataclass

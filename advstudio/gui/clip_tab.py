@@ -5,7 +5,11 @@ new view settings are computed on a painter thread (core's ViewsJob).
 After an attack with a Griffin-Lim switch (the spectrogram adversary), "Compare Griffin-Lim
 on/off" has the window run the same attack with the switch flipped; the tab then keeps both
 versions, and the version box (or G) switches panes, probabilities and playback between them
-at the same playback frame, with each version's waveform and spectral SNR beside it."""
+at the same playback frame, with each version's waveform and spectral SNR beside it.
+
+"Listen through" (a box, View > Listen through, L) shows, plays and classifies what is on show
+after a codec, a room or noise; the transform runs on a listener thread (core's ListenJob) and
+its result, a `Heard`, stands in for the written signals until "as written" is chosen again."""
 
 from __future__ import annotations
 
@@ -26,10 +30,14 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.attacks import Attack, AttackResult
+from advstudio.core.attacks.base import DEFAULT_SEED
 from advstudio.core.audio import Audio
-from advstudio.core.jobs import AttackJob, AttackOutcome, OpenedClip, ViewsJob
+from advstudio.core.jobs import AttackJob, AttackOutcome, Heard, ListenJob, OpenedClip, ViewsJob
+from advstudio.core.models import AudioClassifier
 from advstudio.core.playback import AudioOutput, audition_sources
 from advstudio.core.progress import NullReporter
+from advstudio.core.transforms.listen import AS_WRITTEN
+from advstudio.gui.listening import ListenBar
 from advstudio.gui.panels import ProbabilityView
 from advstudio.gui.signal_panel import SignalPanel
 from advstudio.gui.versions import SWITCH, Version, VersionBar, source_key
@@ -43,12 +51,15 @@ CURSOR_MS = 33
 class ClipState:
     """What the tab shows: a clip, and the attacks on it when there are some (one, or the two
     settings of Griffin-Lim), `chosen` naming the one on show. After an attack on a region,
-    `audio` is that region and `region` says where it lies in the file."""
+    `audio` is that region and `region` says where it lies in the file. `heard` is what is on
+    show after the transform listened through (None: as written)."""
 
     audio: Audio | None = None
     region: tuple[float, float] | None = None
     versions: dict[str, Version] = field(default_factory=dict)
     chosen: str | None = None
+    probabilities: np.ndarray | None = None  # the clip's own, before any attack
+    heard: Heard | None = None
 
     @property
     def version(self) -> Version | None:
@@ -72,6 +83,15 @@ class ClipState:
         return None if self.result is None else self.result.adversarial
 
     @property
+    def shown_original(self) -> np.ndarray:
+        """The original as the panes and playback give it: as written, or as heard."""
+        return self.audio.samples if self.heard is None else self.heard.original
+
+    @property
+    def shown_adversarial(self) -> np.ndarray | None:
+        return self.adversarial if self.heard is None else self.heard.adversarial
+
+    @property
     def name(self) -> str:
         """The file's name, with the region's times when the clip is part of it."""
         if self.audio is None:
@@ -87,13 +107,19 @@ class ClipTab(QWidget):
     problem = Signal(str, str)  # title, message
     compare_requested = Signal()  # run the attack on show with Griffin-Lim flipped
 
-    def __init__(self, labels: list[str], output: AudioOutput) -> None:
+    def __init__(
+        self, labels: list[str], output: AudioOutput, model: AudioClassifier | None = None
+    ) -> None:
         super().__init__()
         self.state = ClipState()
+        self.model = model  # classifies what is heard through a transform
         self.twin_job: AttackJob | None = None  # the flipped attack the window runs for us
         self.output = output
         self.painter = JobWorker(self)  # spectrograms for new view settings
         self.painting: ViewsJob | None = None
+        self.listener = JobWorker(self)  # what is on show, through the transform chosen
+        self.listening: ListenJob | None = None
+        self.drawn_audio: Audio | None = None  # the clip the panes show, in whatever form
         self.closing = False
 
         # The signal panes with their own toolbar (scale, window size, dB range, gain, zoom).
@@ -107,7 +133,9 @@ class ClipTab(QWidget):
         for widget in (QLabel("hear"), self.source, self.play_button, self.loop):
             controls.addWidget(widget)
         controls.addWidget(self.versions)
+        self.listen = ListenBar(labels)
         controls.addStretch(1)
+        controls.addWidget(self.listen)
         self.probabilities = ProbabilityView(labels)
         probability_box = QWidget()
         probability_layout = QVBoxLayout(probability_box)
@@ -123,6 +151,7 @@ class ClipTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.versions.notes)
+        layout.addWidget(self.listen.notes)
         layout.addWidget(panes, 1)
 
         self.signals.settings_changed.connect(lambda _: self.redraw())
@@ -134,6 +163,9 @@ class ClipTab(QWidget):
         self.signals.region.sigRegionChangeFinished.connect(self._apply_loop)
         self.painter.finished.connect(self._views_ready)
         self.painter.failed.connect(self._views_failed)
+        self.listen.chosen.connect(lambda _: self._show_listening())
+        self.listener.finished.connect(self._heard_ready)
+        self.listener.failed.connect(self._heard_failed)
         self.cursor_timer = QTimer(self)
         self.cursor_timer.setInterval(CURSOR_MS)
         self.cursor_timer.timeout.connect(self.move_cursor)
@@ -142,24 +174,27 @@ class ClipTab(QWidget):
     # ---- what is on show -----------------------------------------------------------------
 
     def show_clip(self, opened: OpenedClip) -> None:
-        self.state = ClipState(opened.audio)
+        self.state = ClipState(opened.audio, probabilities=opened.probabilities)
         self.twin_job = None
         self._show_versions()
         self.redraw(opened.views)
         self.probabilities.show_probabilities(opened.probabilities, None)
         self._load_playback()
+        self._show_listening()
 
     def set_labels(self, labels: list[str]) -> None:
         """Another model's classes. The attack on show was the old model's: it goes, and the
         clip stays with empty probabilities until the window has it classified again."""
         self.probabilities.set_labels(labels)
         self.versions.labels = list(labels)
-        if self.state.result is not None:
+        self.listen.labels = list(labels)
+        if self.state.result is not None or self.state.heard is not None:
             self.state = ClipState(self.state.audio, self.state.region)
             self.twin_job = None
             self._show_versions()
             self.redraw()
             self._load_playback()
+            self.listen.show_heard(None)
 
     def show_attack(self, outcome: AttackOutcome, job: AttackJob) -> None:
         """The attack's result; after an attack on a region the clip becomes that region, so
@@ -181,6 +216,7 @@ class ClipTab(QWidget):
         self._show_versions()
         self._show_version()
         self._load_playback()
+        self._show_listening()
 
     def griffin_lim_twin(self) -> AttackJob | None:
         """The attack on show with Griffin-Lim flipped, as a job for the window to run on
@@ -212,9 +248,15 @@ class ClipTab(QWidget):
         if name not in self.state.versions or name == self.state.chosen:
             return
         self.state.chosen = name
+        listening = self.listen.spec != AS_WRITTEN
+        if listening:  # heard through a transform: the other version is heard afresh
+            self.state.heard = None
+            self._load_playback(keep_frame=True)
         self._show_version()
         self._select_source()
         self._show_versions()
+        if listening:
+            self._show_listening()
 
     def _show_version(self) -> None:
         """Panes and probabilities of the version on show."""
@@ -232,6 +274,79 @@ class ClipTab(QWidget):
         self.closing = True
         self.cursor_timer.stop()
         self.painter.wait()
+        self.listener.wait()
+
+    # ---- listening through a transform ---------------------------------------------------
+
+    def _show_listening(self) -> None:
+        """What is on show through the transform chosen: as written at once (the written
+        views and probabilities again), else on the listener thread, whose result replaces
+        the panes, probabilities and playback when it comes."""
+        if self.state.audio is None:
+            return
+        self.listen.show_heard(None)  # at work, or nothing to say as written
+        if self.listen.spec != AS_WRITTEN:
+            self._listen()
+            return
+        if self.state.heard is not None:
+            self.state.heard = None
+            if self.state.version is not None:
+                self._show_version()
+            else:
+                self.redraw()
+                self.probabilities.show_probabilities(self.state.probabilities, None)
+            self._load_playback(keep_frame=True)
+
+    def _listen(self) -> None:
+        state = self.state
+        job = ListenJob(
+            self.model,
+            state.audio.samples,
+            state.adversarial,
+            self.listen.spec,
+            DEFAULT_SEED if state.seed is None else state.seed,
+            self.signals.settings(),
+            state.attack,
+        )
+        if self.listener.start(job, NullReporter()):
+            self.listening = job  # else the running job sees it is stale when it ends
+
+    def _heard_ready(self, heard: Heard) -> None:
+        job, self.listening = self.listening, None
+        if self.closing:
+            return
+        if self._is_current_listening(job):
+            self.state.heard = heard
+            self._draw(heard.views)
+            self.probabilities.show_probabilities(
+                heard.original_probabilities, heard.adversarial_probabilities
+            )
+            self._load_playback(keep_frame=True)
+            self.listen.show_heard(heard)
+        elif self.listen.spec != AS_WRITTEN:  # what is on show changed while it ran
+            self._show_listening()
+
+    def _heard_failed(self, message: str, details: str) -> None:
+        job, self.listening = self.listening, None
+        if details:
+            log.error(details)
+        if self.closing:
+            return
+        if self._is_current_listening(job):
+            self.problem.emit(f"Cannot listen through {self.listen.title}", message)
+            self.listen.box.setCurrentIndex(0)  # back to as written
+        elif self.listen.spec != AS_WRITTEN:
+            self._show_listening()
+
+    def _is_current_listening(self, job: ListenJob) -> bool:
+        return (
+            self.state.audio is not None
+            and job.spec == self.listen.spec
+            and job.model is self.model
+            and job.original is self.state.audio.samples
+            and job.adversarial is self.state.adversarial
+            and not job.settings.recomputes(self.signals.settings())
+        )
 
     # ---- drawing -------------------------------------------------------------------------
 
@@ -245,8 +360,8 @@ class ClipTab(QWidget):
             self._draw(views)
             return
         job = ViewsJob(
-            audio.samples,
-            self.state.adversarial,
+            self.state.shown_original,
+            self.state.shown_adversarial,
             audio.sample_rate,
             self.signals.settings(),
             self.state.attack,
@@ -275,34 +390,50 @@ class ClipTab(QWidget):
     def _is_current(self, job: ViewsJob) -> bool:
         return (
             self.state.audio is not None
-            and job.original is self.state.audio.samples
-            and job.adversarial is self.state.adversarial
+            and job.original is self.state.shown_original
+            and job.adversarial is self.state.shown_adversarial
             and not job.settings.recomputes(self.signals.settings())
         )
 
     def _draw(self, views: dict) -> None:
-        audio = self.state.audio
-        self.signals.show_signals(audio.samples, self.state.adversarial, audio.sample_rate, views)
+        state = self.state
+        same_clip = state.audio is self.drawn_audio  # heard otherwise: keep the zoom
+        self.drawn_audio = state.audio
+        self.signals.show_signals(
+            state.shown_original, state.shown_adversarial, state.audio.sample_rate, views,
+            same_clip,
+        )
 
     # ---- playback ------------------------------------------------------------------------
 
-    def _load_playback(self) -> None:
-        """Every source at once, so that switching source or version keeps the frame."""
-        audio = self.state.audio
-        if audio is None:
+    def _load_playback(self, keep_frame: bool = False) -> None:
+        """Every source at once, so that switching source or version keeps the frame; heard
+        through a transform, the version on show's. `keep_frame`: the same clip in another
+        form, played on from the same frame (and loop)."""
+        state = self.state
+        if state.audio is None:
             return
-        if len(self.state.versions) < 2:
-            sources = audition_sources(audio.samples, self.state.adversarial)
+        several = len(state.versions) > 1
+        if state.heard is not None:
+            pairs = {state.chosen: (state.heard.original, state.heard.adversarial)}
         else:
-            sources = {
-                source_key(kind, name): samples
-                for name, version in self.state.versions.items()
-                for kind, samples in audition_sources(
-                    audio.samples, version.outcome.result.adversarial
-                ).items()
-            }
-        self.output.load(sources, audio.sample_rate)
+            pairs = {
+                name: (state.audio.samples, version.outcome.result.adversarial)
+                for name, version in state.versions.items()
+            } or {None: (state.audio.samples, None)}
+        sources = {
+            source_key(kind, name if several else None): samples
+            for name, (original, adversarial) in pairs.items()
+            for kind, samples in audition_sources(original, adversarial).items()
+        }
+        frame, playing = self.output.position, self.output.playing
+        self.output.load(sources, state.audio.sample_rate)
         self._select_source()
+        if keep_frame:
+            self.output.seek(frame)
+            self._apply_loop()
+            if playing:
+                self.output.play()
 
     def _select_source(self) -> None:
         """The source the "hear" box names, of the version on show."""

@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         files_box.setMinimumWidth(170)  # room for the demo clips' names
         files_dock = self._dock("Files and model", files_box, Qt.DockWidgetArea.LeftDockWidgetArea)
 
-        self.clip = ClipTab(labels, output)
+        self.clip = ClipTab(labels, output, self.model)
         self.batch = BatchTab(labels)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.clip, "Clip")
@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
             export_audio=self.exports.choose_audio_export,
             export_report=self.exports.choose_report_folder,
         )
+        self.menuBar().addMenu("&View").addMenu(self.clip.listen.menu)
         screen = self.screen().availableGeometry()
         self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height()))
         self.setAcceptDrops(True)
@@ -307,6 +308,7 @@ class MainWindow(QMainWindow):
             if model.labels != self.model.labels:
                 self._bind_labels(list(model.labels))
             self.model, self.model_path = model, path
+            self.clip.model = model
             self._show_model_name(path)
             self.log(f"model {path} loaded ({len(model.labels)} classes)")
             if self.wanted_path is not None:

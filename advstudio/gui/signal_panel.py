@@ -157,9 +157,10 @@ class SignalPanel(QWidget):
         adversarial: np.ndarray | None,
         sample_rate: int,
         views: dict[str, SpectrogramView],
+        same_clip: bool = False,
     ) -> None:
         self.stack.show_signals(
-            original, adversarial, sample_rate, views, float(self.db_range.value())
+            original, adversarial, sample_rate, views, float(self.db_range.value()), same_clip
         )
         self._sync_scroll()
 

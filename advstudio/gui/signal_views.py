@@ -170,11 +170,13 @@ class SignalStack(pg.GraphicsLayoutWidget):
         sample_rate: int,
         views: dict[str, SpectrogramView],
         dynamic_range: float = 80.0,
+        same_clip: bool = False,
     ) -> None:
         """Draw the clip (and its attack, when there is one) with spectrogram `views` from
         core's `signal_views`. Another clip resets the zoom; another frequency scale or row
-        count resets the frequency zoom; an attack on the same clip keeps both."""
-        new_clip = original is not self._original
+        count resets the frequency zoom; an attack on the same clip keeps both, and so does
+        the same clip in another form (`same_clip`: heard through a transform)."""
+        new_clip = original is not self._original and not same_clip
         rows = (views["original"].scale, views["original"].db.shape[0])
         new_rows = new_clip or rows != self._rows
         self._original, self._rows = original, rows
