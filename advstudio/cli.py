@@ -170,6 +170,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     eot = attack.eot()
     if eot is not None and result.success:  # judged on fresh draws of the written file
         eot.bind(model.sample_rate)
+        if eot.optimise.note:  # e.g. a codec that resamples: say so
+            print(f"advstudio: EoT: {eot.optimise.note}", file=sys.stderr)
         (rate,) = eot.survival(model, [result], [check.samples], args.seed, 1)
         survived = bool(rate >= eot.required_rate)
         report["survival_rate"] = float(rate)

@@ -18,7 +18,7 @@ for stage in ${STAGES:-plain eot mp3 rooms}; do
     plain) run plain --attack fgsm,pgdn,cw,mscw --preset paper ;;
     eot) run eot --attack fgsm,pgdn,cw,mscw --preset paper --eot mp3@64k --eot-samples 4 ;;
     mp3) run mp3 --attack pgdn --preset paper --param eps=0.02 --param eta=0.002 \
-        --param max_iter=300 --param snr_db=30 --eot mp3@64k --eot-samples 4 \
+        --param max_iter=300 --param snr_db=35 --eot mp3@64k --eot-samples 4 \
         --param survival_rate=0.9 ;;
     rooms) run rooms --attack pgdn --preset paper --param eps=0.05 --param eta=0.005 \
         --param max_iter=300 --param snr_db=20 --eot room:small,room:medium,room:hall \

@@ -215,3 +215,24 @@ def test_attack_command_judges_the_written_file_on_fresh_draws(tmp_path, capsys)
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["success"]
     assert report["survival_rate"] in (0.5, 0.75, 1.0)
+
+
+def test_a_codec_that_resamples_says_so(tmp_path, capsys):
+    """MP3 has no 320 kbit/s at 16 kHz: EoT codes at 32 kHz and back, and the run says so."""
+    listing = demo_listing(tmp_path, every=12)
+    code = main(
+        [
+            "evaluate",
+            str(listing),
+            "--attack",
+            "fgsm",
+            "--eot",
+            "mp3@320k",
+            "--param",
+            "eot_draws=2",
+            "--db",
+            str(tmp_path / "r.sqlite"),
+        ]
+    )
+    assert code == 0
+    assert "fgsm EoT: mp3@320k: coded at 32000 Hz" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -19,6 +20,7 @@ from test_gui import (  # noqa: E402, F401
     QUICK_SPECTROGRAM,
     answer_dialogs,
     attack,
+    dismiss_messages,
     file_action,
     model,
     press,
@@ -196,3 +198,37 @@ def test_another_model_classifies_what_is_heard(qtbot, win, tmp_path, monkeypatc
     np.testing.assert_allclose(clip.probabilities.original.opts["width"], heard, atol=1e-6)
     best = int(np.argmax(heard))
     assert f"original {other.labels[best]} {heard[best]:.2f}" in clip.listen.notes.text()
+
+
+def test_batch_shows_the_survival_table_of_the_transforms_typed(qtbot, win):
+    """Survival through transforms in the Batch tab: typed, run, shown as attack x transform
+    with the clean accuracy beneath; a bad transform is one dialog and nothing runs."""
+    qtbot.waitUntil(lambda: not win.loader.busy)
+    while win.files.count() > 3:  # three demo files keep the batch short
+        win.files.setCurrentRow(0)
+        win.file_list.remove_button.click()
+    qtbot.waitUntil(lambda: not win.loader.busy)
+    panel = win.attack_panel
+    panel.attack.setCurrentText("fgsm")
+    panel.set_param("eps", "0.05")
+    qtbot.keyClicks(win.batch.survival, "flac@64k")
+    win.batch.run_button.click()
+    (box,) = win.findChildren(QMessageBox)
+    assert "unknown transform 'flac@64k'" in box.text() and "\n" not in box.text()
+    assert not win.worker.busy
+    dismiss_messages(win)
+    win.batch.survival.clear()
+    qtbot.keyClicks(win.batch.survival, "lowpass@2k,noise@10dB")
+    with qtbot.waitSignal(win.worker.finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        win.batch.run_button.click()
+    summary = blocker.args[0]
+    table = win.batch.survival_table
+    assert table.isVisible()
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers == ["attack", "SNR dB", "lowpass@2k", "noise@10dB"]
+    rates = summary["table"][0].get("survival", {})
+    expected = f"{rates['noise@10dB']['mean']:.3f}" if rates else "-"
+    assert table.item(0, 3).text() == expected
+    clean = summary["survival_clean"][1]["accuracy"]
+    assert table.item(table.rowCount() - 1, 0).text() == "clean accuracy"
+    assert table.item(table.rowCount() - 1, 3).text() == f"{clean:.3f}"

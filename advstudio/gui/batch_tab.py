@@ -1,6 +1,7 @@
 """The Batch tab: the attack set in the Attack panel run over every file of the list (a core
-study, stored and resumable), with progress, live confusion matrices and the summary table.
-Its `BatchState` holds what the next batch will run and the last batch's summary."""
+study, stored and resumable), with progress, live confusion matrices, the summary table and,
+when survival transforms are named, the survival table (attack x transform). Its `BatchState`
+holds what the next batch will run and the last batch's summary."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from advstudio.core.reports.study import survival_table
 from advstudio.gui.panels import (
     AttackSettings,
     ConfusionView,
@@ -62,6 +65,13 @@ class BatchTab(QWidget):
         self.plan_label.setToolTip("the attack, preset, target and parameters of the Attack panel")
         self.seeds = QSpinBox()
         self.seeds.setRange(1, 20)
+        self.survival = QLineEdit()
+        self.survival.setPlaceholderText("survival through, e.g. mp3@64k,room:small,noise@20dB")
+        self.survival.setToolTip(
+            "transforms every adversarial example goes through after the batch (fresh draws): "
+            "mp3@32k, vorbis@q2, opus@24k, resample@8k, lowpass@4k, room:small, room:hall, "
+            "noise@20dB, ... (empty: none)"
+        )
         self.run_button = QPushButton("Run batch on the file list")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -74,8 +84,19 @@ class BatchTab(QWidget):
         self.summary.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents
         )
+        self.survival_table = QTableWidget(0, 0)
+        self.survival_table.setVisible(False)
+        self.survival_note = QLabel()
+        self.survival_note.setWordWrap(True)
         controls = QHBoxLayout()
-        for widget in (QLabel("seeds"), self.seeds, self.run_button, self.cancel_button):
+        controls_widgets = (
+            QLabel("seeds"),
+            self.seeds,
+            self.survival,
+            self.run_button,
+            self.cancel_button,
+        )
+        for widget in controls_widgets:
             controls.addWidget(widget)
         controls.addWidget(self.progress, 1)
         # The matrices keep the size their labels need and scroll on a narrow screen.
@@ -93,6 +114,8 @@ class BatchTab(QWidget):
         layout.addLayout(controls)
         layout.addWidget(matrices_scroll, 3)
         layout.addWidget(self.summary, 1)
+        layout.addWidget(self.survival_table, 1)
+        layout.addWidget(self.survival_note)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
 
@@ -109,6 +132,7 @@ class BatchTab(QWidget):
         self.confusion_attacked.set_labels(labels)
         self.state.summary = None
         self.summary.setRowCount(0)
+        self.show_survival(None)
         self.progress.reset()
 
     def set_running(self, running: bool, total: int = 0) -> None:
@@ -146,3 +170,22 @@ class BatchTab(QWidget):
             ]
             for c, value in enumerate(values):
                 self.summary.setItem(r, c, QTableWidgetItem(value))
+        self.show_survival(survival_table(summary))
+
+    def show_survival(self, table: dict[str, Any] | None) -> None:
+        """The survival table (rows: attacks, then the clean accuracy; columns: transforms)
+        and the EoT lines, or nothing when the batch named no transforms."""
+        self.survival_note.setText("\n".join(table["eot"] + table["notes"]) if table else "")
+        if not table or not table["conditions"]:
+            self.survival_table.setVisible(False)
+            return
+        header = ["attack", "SNR dB", *table["conditions"]]
+        rows = [[r["title"], r["snr"], *r["cells"]] for r in table["rows"]]
+        rows.append(["clean accuracy", "", *table["clean"]])
+        self.survival_table.setColumnCount(len(header))
+        self.survival_table.setHorizontalHeaderLabels(header)
+        self.survival_table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                self.survival_table.setItem(r, c, QTableWidgetItem(value))
+        self.survival_table.setVisible(True)

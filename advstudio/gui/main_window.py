@@ -455,7 +455,14 @@ class MainWindow(QMainWindow):
             params=plan.params,
             target=plan.target,
             seeds=self.batch.seeds.value(),
+            survival=self.batch.survival.text().strip(),
         )
+        try:
+            for condition in spec.survival_conditions():  # a bad name: before any work
+                condition.check(self.model.sample_rate)
+        except AdvStudioError as exc:
+            self.problem("Cannot run the batch", str(exc))
+            return
         live = LiveState(len(self.model.labels))
         job = StudyJob(self.model, examples, spec, str(self.store_path))
         if self.worker.start(job, live):

@@ -267,6 +267,8 @@ def run_study(
         eot = attack.eot()
         if eot is not None:
             eot.bind(model.sample_rate)
+            if eot.optimise.note:  # e.g. a codec that resamples: say so
+                reporter.report(Message("evaluate", f"{attack.name} EoT: {eot.optimise.note}"))
     conditions = spec.survival_conditions()
     for condition in conditions:
         condition.check(model.sample_rate)
