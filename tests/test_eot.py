@@ -154,6 +154,29 @@ def test_bad_transforms_are_one_line(tmp_path, capsys, flag, value, needle):
     assert code != 0 and err.count("\n") == 1 and needle in err, err
 
 
+@pytest.mark.parametrize("draws", ["0", "-3"])
+def test_survival_draws_below_one_are_one_line(tmp_path, capsys, draws):
+    """0 draws gave NaN shares (or 1 draw, silently, for a deterministic transform) and a
+    negative count a traceback."""
+    listing = demo_listing(tmp_path, every=12)
+    code = main(
+        [
+            "evaluate",
+            str(listing),
+            "--attack",
+            "fgsm",
+            "--survival",
+            "noise@20dB",
+            "--survival-draws",
+            draws,
+            "--db",
+            str(tmp_path / "r.db"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and "survival draws must be at least 1" in err, err
+
+
 def test_eot_result_is_rejudged_on_the_export(tmp_path, capsys):
     """The EoT row's survival in the store is measured on the 16-bit export read back."""
     listing = demo_listing(tmp_path, every=12)

@@ -81,7 +81,11 @@ class StudySpec:
 
     def survival_conditions(self) -> list[Transform]:
         """The survival report's conditions, from the verification banks."""
-        return parse_conditions(self.survival, "verify") if self.survival else []
+        if not self.survival:
+            return []
+        if self.survival_draws < 1:
+            raise ParameterError(f"survival draws must be at least 1, got {self.survival_draws}")
+        return parse_conditions(self.survival, "verify")
 
     def settings(self, attack: str) -> list[Attack]:
         """Every attack instance the grid spans (one when there is no grid). Parameters and
