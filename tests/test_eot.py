@@ -136,6 +136,41 @@ def test_evaluate_reports_survival_per_attack_and_clean_accuracy(tmp_path, capsy
         )
 
 
+def test_resumed_rows_without_a_condition_are_not_counted_as_measured(tmp_path, capsys):
+    """A store holding rows of a run without noise@10dB, resumed with it over more files:
+    only the new files' examples are measured, and the table says over how many."""
+    db = tmp_path / "r.sqlite"
+
+    def evaluate(every, survival):
+        root = tmp_path / f"every{every}"
+        root.mkdir()
+        out = root / "s.json"
+        args = ["evaluate", str(demo_listing(root, every=every)), "--attack", "fgsm"]
+        args += ["--survival", survival, "--survival-draws", "2", "--db", str(db)]
+        assert main([*args, "--json", str(out)]) == 0
+        return json.loads(out.read_text())["table"][0], capsys.readouterr().out
+
+    evaluate(24, "lowpass@1k")
+    row, printed = evaluate(12, "lowpass@1k,noise@10dB")
+    measured = row["survival"]["noise@10dB"]
+    assert row["n_adversarial"] == 2 and measured["n"] == 1 and measured["of"] == 2
+    assert "(1 of 2)" in printed and "stored rows of an earlier run" in printed
+
+
+@pytest.mark.parametrize("extra", [["--seeds", "2"], ["--target", "every-label"]])
+def test_survival_is_pooled_over_seeds_and_target_classes(tmp_path, extra):
+    """Over two seeds the table took the first seed's survival only; every-label lost it."""
+    listing = demo_listing(tmp_path, every=24)
+    out = tmp_path / "s.json"
+    args = ["evaluate", str(listing), "--attack", "fgsm", "--survival", "lowpass@1k"]
+    assert main([*args, *extra, "--db", str(tmp_path / "r.db"), "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["table"][0]
+    seeds = len(row.get("seeds", [0]))  # a row over seeds gives the mean count per seed
+    measured = row["survival"]["lowpass@1k"]
+    assert measured["n"] == round(row["n_adversarial"] * seeds) >= 1
+    assert measured["of"] == measured["n"]
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "needle"),
     [

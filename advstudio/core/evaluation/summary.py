@@ -185,7 +185,8 @@ def _survival(adversarial: list[ResultRow], rows: list[ResultRow]) -> dict[str, 
     """For EoT attacks, the mean share of fresh transform draws the exports of every result
     found in optimisation survived (those below the required rate included, so a rate that
     few reach still shows); for a survival report, per condition, the mean share of fresh
-    draws after which an adversarial example still succeeds (over those measured with it)."""
+    draws after which an adversarial example still succeeds over the `n` measured with it,
+    `of` the adversarial examples (fewer where stored rows of an earlier run lack it)."""
     out: dict[str, Any] = {}
     rates = [r.survival_rate for r in rows if r.survival_rate is not None]
     if rates:
@@ -196,7 +197,33 @@ def _survival(adversarial: list[ResultRow], rows: list[ResultRow]) -> dict[str, 
         for condition, rate in json.loads(row.survival or "{}").items():
             per_condition.setdefault(condition, []).append(rate)
     if per_condition:
-        out["survival"] = {c: {"mean": _mean(v), "n": len(v)} for c, v in per_condition.items()}
+        out["survival"] = {
+            c: {"mean": _mean(v), "n": len(v), "of": len(adversarial)}
+            for c, v in per_condition.items()
+        }
+    return out
+
+
+def pool_survival(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The survival keys of several summaries (seeds, or every-label's classes) pooled over
+    their examples: means weighted by how many each measured, counts added."""
+    out: dict[str, Any] = {}
+    judged = [e for e in entries if "eot_survival_mean" in e]
+    if judged:
+        out["eot_judged"] = sum(e["eot_judged"] for e in judged)
+        out["eot_survival_mean"] = (
+            sum(e["eot_survival_mean"] * e["eot_judged"] for e in judged) / out["eot_judged"]
+        )
+    conditions = dict.fromkeys(c for e in entries for c in e.get("survival", {}))
+    examples = sum(e["n_adversarial"] for e in entries)  # an entry without a condition: unmeasured
+    pooled = {}
+    for condition in conditions:
+        cells = [e["survival"][condition] for e in entries if condition in e.get("survival", {})]
+        n = sum(cell["n"] for cell in cells)
+        mean = sum(cell["mean"] * cell["n"] for cell in cells) / n
+        pooled[condition] = {"mean": mean, "n": n, "of": examples}
+    if pooled:
+        out["survival"] = pooled
     return out
 
 
@@ -248,6 +275,7 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
             "files": files,
         }
         | spectral
+        | pool_survival(per_class)
     )
 
 
@@ -280,9 +308,7 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     ):
         row[key], row[f"{key}_seed_std"] = over(key)
     row["warnings"] = snr_warnings(row["snr_db_mean"])
-    for key in ("eot_survival_mean", "eot_judged", "survival"):  # the first seed's, as files
-        if key in first:
-            row[key] = first[key]
+    row |= pool_survival(per_seed)
     row["files"] = first["files"]
     return row
 

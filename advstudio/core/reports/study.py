@@ -211,11 +211,13 @@ def survival_table(summary: dict[str, Any]) -> dict[str, Any] | None:
         return None
     conditions = [c["condition"] for c in clean or []]
     rows = []
+    partial = False
     for row in summary["table"]:
         survival = row.get("survival", {})
-        cells = [
-            format_number(survival[c]["mean"], 3) if c in survival else "-" for c in conditions
-        ]
+        cells = [survival_cell(survival.get(c)) for c in conditions]
+        partial |= row["n_adversarial"] > 0 and any(
+            c not in survival or survival[c]["n"] < survival[c]["of"] for c in conditions
+        )
         rows.append(
             {
                 "title": row["title"],
@@ -228,9 +230,25 @@ def survival_table(summary: dict[str, Any]) -> dict[str, Any] | None:
         "conditions": conditions,
         "rows": rows if clean else [],
         "clean": [format_number(c["accuracy"], 3) for c in clean or []],
-        "notes": [f"{c['condition']}: {c['note']}" for c in clean or [] if c["note"]],
+        "notes": [f"{c['condition']}: {c['note']}" for c in clean or [] if c["note"]]
+        + ([PARTIAL_NOTE] if partial and clean else []),
         "eot": eot,
     }
+
+
+PARTIAL_NOTE = (
+    "a share marked (n of N) is over only n of the N adversarial examples, and - none: "
+    "the others are stored rows of an earlier run without that transform (a new --db "
+    "measures them all)"
+)
+
+
+def survival_cell(cell: dict[str, Any] | None) -> str:
+    """A share of fresh draws, with how many examples it is over where not all of them."""
+    if cell is None:
+        return "-"
+    text = format_number(cell["mean"], 3)
+    return text if cell["n"] >= cell["of"] else f"{text} ({cell['n']} of {cell['of']})"
 
 
 def survival_lines(summary: dict[str, Any]) -> list[str]:
