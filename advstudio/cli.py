@@ -168,12 +168,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     check = export_and_reclassify(model, result.adversarial, out, args.subtype, args.overwrite)
     survived = result.holds_for(check.prediction, check.confidence)
     eot = attack.eot()
-    if eot is not None and result.success:  # judged on fresh draws of the written file
+    if eot is not None and result.survival_rate is not None:  # fresh draws of the file
         eot.bind(model.sample_rate)
         if eot.optimise.note:  # e.g. a codec that resamples: say so
             print(f"advstudio: EoT: {eot.optimise.note}", file=sys.stderr)
         (rate,) = eot.survival(model, [result], [check.samples], args.seed, 1)
-        survived = bool(rate >= eot.required_rate)
+        survived = result.success and bool(rate >= eot.required_rate)
         report["survival_rate"] = float(rate)
     # The magnitude-domain attack's own constraint, on the file as written (None: waveform).
     spectral_snr = attack.spectral_snr_db(audio.samples, check.samples)

@@ -245,6 +245,23 @@ def test_eot_result_is_rejudged_on_the_export(tmp_path, capsys):
     assert 0.5 <= row["eot_survival_mean"] <= 1.0
 
 
+def test_eot_results_below_the_required_rate_are_still_reported(tmp_path):
+    """Examples found in optimisation whose fresh-draw share falls short of the rate are not
+    adversarial, but their share is measured on the export and reported (the EoT line said
+    'the examples found in optimisation' while leaving these out: measured, 2 found, 0.75
+    of 8 draws on average at noise@17dB, none at the required 1.0)."""
+    listing = demo_listing(tmp_path, every=6)
+    out = tmp_path / "s.json"
+    args = ["evaluate", str(listing), "--attack", "pgdn", "--eot", "noise@17dB"]
+    for param in ("max_iter=20", "eps=0.005", "eta=5e-4", "eot_draws=8", "survival_rate=1.0"):
+        args += ["--param", param]
+    args += ["--eot-samples", "1", "--db", str(tmp_path / "r.db"), "--json", str(out)]
+    assert main(args) == 0
+    row = json.loads(out.read_text())["table"][0]
+    assert row["n_adversarial"] == 0
+    assert row["eot_judged"] >= 1 and 0 < row["eot_survival_mean"] < 1.0
+
+
 def test_attack_command_judges_the_written_file_on_fresh_draws(tmp_path, capsys):
     clip = demo_clips()[7]
     code = main(

@@ -98,10 +98,10 @@ class ExpectationOverTransformation(Part):
         batch: int,
     ) -> np.ndarray:
         """The share of fresh draws of each wave (a result's adversarial, or its exported file
-        read back) after which the result's goal still holds."""
+        read back) after which the result's goal holds."""
 
         def holds(i: int, prediction: int, confidence: float) -> bool:
-            return results[i].holds_for(prediction, confidence)
+            return results[i].goal_met(prediction, confidence)
 
         return survival_rates(model, waves, self.verify, self.draws, seed, holds, batch)
 

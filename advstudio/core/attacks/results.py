@@ -42,12 +42,14 @@ class AttackResult:
         """Whether a successful attack still succeeds when the model predicts `prediction`
         with `confidence` (for an exported file read back), by the engine's own success
         test: the goal's class, with the confidence the goal asks for."""
-        return (
-            self.success
-            and confidence >= self.needed_confidence
-            and is_success(
-                prediction, self.orig_pred, self.target, self.true_label, self.against_truth
-            )
+        return self.success and self.goal_met(prediction, confidence)
+
+    def goal_met(self, prediction: int, confidence: float) -> bool:
+        """Whether `prediction` with `confidence` meets this attack's goal, whatever the
+        result's own success (an EoT result below its required survival rate is judged on
+        the export too, so that its share of surviving draws is reported)."""
+        return confidence >= self.needed_confidence and is_success(
+            prediction, self.orig_pred, self.target, self.true_label, self.against_truth
         )
 
     @property

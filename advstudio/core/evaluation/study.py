@@ -188,7 +188,9 @@ def _rows_for_chunk(
     rates: list[float | None] = [None] * len(results)
     if eot is not None:  # judged on fresh draws of the transforms, heard from the export
         eot.bind(model.sample_rate)
-        judged = [k for k, r in enumerate(results) if r.success and not r.already]
+        # every result found in optimisation (the engine's judge set its survival rate),
+        # those its judge found below the required rate included
+        judged = [k for k, r in enumerate(results) if r.survival_rate is not None]
         measured = eot.survival(
             model, [results[k] for k in judged], [exports[k] for k in judged], key["seed"], 16
         )
@@ -200,7 +202,7 @@ def _rows_for_chunk(
         if eot is None:
             survived = result.holds_for(check.prediction, check.confidence)
         else:
-            survived = rates[k] is not None and rates[k] >= eot.required_rate
+            survived = result.success and rates[k] is not None and rates[k] >= eot.required_rate
         rows.append(
             ResultRow(
                 **key,
