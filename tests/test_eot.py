@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import demo_listing
@@ -311,3 +312,20 @@ def test_a_codec_that_resamples_says_so(tmp_path, capsys):
     )
     assert code == 0
     assert "fgsm EoT: mp3@320k: coded at 32000 Hz" in capsys.readouterr().err
+
+
+def test_an_eot_clip_gets_the_same_example_alone_and_in_a_batch(model):
+    """FFT-based transforms sized their FFTs by the batch's width: float-level differences
+    (1e-7) that the attack's steps grew to 1.8e-3 between a clip alone and in a batch."""
+    clips = [
+        load_audio(p, model.sample_rate).samples[: 6000 + 2000 * k]
+        for k, p in enumerate(demo_clips()[1:16:5])
+    ]
+    attack = make_attack(
+        "pgdn", **(PGDN | {"max_iter": 8}), eot="shift@5ms+lowpass@3k", eot_draws=3
+    )
+    together = attack.run(model, clips, target="random", batch_size=3)
+    for clip, in_batch in zip(clips, together, strict=True):
+        (alone,) = attack.run(model, [clip], target="random", batch_size=1)
+        assert np.array_equal(alone.adversarial, in_batch.adversarial)
+        assert alone.survival_rate == in_batch.survival_rate

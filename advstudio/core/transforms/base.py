@@ -16,7 +16,7 @@ responses) that the optimisation never saw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -63,6 +63,22 @@ class Transform:
 
     def __repr__(self) -> str:
         return self.spec
+
+
+def each_row_alone(
+    wave: torch.Tensor,
+    lengths: torch.Tensor,
+    apply_to_row: Callable[[torch.Tensor, int], torch.Tensor],
+) -> torch.Tensor:
+    """`apply_to_row(row cut to its length, row index)` for every row, zero-padded back to the
+    batch's width: for transforms whose numbers depend on the array's length (an FFT's size),
+    so that a row's output is bit for bit what it is alone, whatever its batch mates."""
+    width = wave.shape[-1]
+    rows = [
+        torch.nn.functional.pad(apply_to_row(wave[r, :n], r), (0, width - n))
+        for r, n in enumerate(lengths.tolist())
+    ]
+    return torch.stack(rows)
 
 
 class Chain(Transform):

@@ -1,11 +1,12 @@
 """Low-pass and band-pass filters: a loudspeaker's or a telephone microphone's band.
 
-The filter is zero-phase and applied in the frequency domain (a real FFT of twice the batch
-length, so nothing wraps around): the gain is 1 inside the band and 0 outside it, with a
-raised-cosine edge 10 % of each cut-off wide *inside* the band, so that the named cut-offs are
-where the gain reaches zero ("lowpass@4k" passes nothing above 4 kHz; full gain up to 3.6 kHz).
-The smooth edge keeps the impulse response short (no ringing of a brick wall). Deterministic
-and differentiable (a linear map of the waveform).
+The filter is zero-phase and applied in the frequency domain (a real FFT of twice each row's
+length, so nothing wraps around and a row is filtered alike in any batch): the gain is 1
+inside the band and 0 outside it, with a raised-cosine edge 10 % of each cut-off wide *inside*
+the band, so that the named cut-offs are where the gain reaches zero ("lowpass@4k" passes
+nothing above 4 kHz; full gain up to 3.6 kHz). The smooth edge keeps the impulse response
+short (no ringing of a brick wall). Deterministic and differentiable (a linear map of the
+waveform).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import torch
 
 from advstudio.core.errors import ParameterError
-from advstudio.core.transforms.base import Transform
+from advstudio.core.transforms.base import Transform, each_row_alone
 from advstudio.core.transforms.quantities import HERTZ, parse_quantity
 
 EDGE = 0.1  # width of each raised-cosine edge, as a fraction of its cut-off
@@ -62,10 +63,12 @@ class BandFilter(Transform):
         return top * _rising_edge(freqs, self.low, self.low * (1 + EDGE))
 
     def apply(self, wave, lengths, rate, generators):
-        n = 2 * wave.shape[-1]
-        freqs = torch.fft.rfftfreq(n, 1 / rate, device=wave.device, dtype=wave.dtype)
-        spectrum = torch.fft.rfft(wave, n=n) * self.gain(freqs)
-        return torch.fft.irfft(spectrum, n=n)[..., : wave.shape[-1]]
+        def filtered(row: torch.Tensor, index: int) -> torch.Tensor:
+            n = 2 * len(row)  # the row's own length: its response sampled alike in any batch
+            freqs = torch.fft.rfftfreq(n, 1 / rate, device=row.device, dtype=row.dtype)
+            return torch.fft.irfft(torch.fft.rfft(row, n=n) * self.gain(freqs), n=n)[: len(row)]
+
+        return each_row_alone(wave, lengths, filtered)
 
 
 def _rising_edge(freqs: torch.Tensor, zero: float, one: float) -> torch.Tensor:

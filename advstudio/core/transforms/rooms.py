@@ -39,11 +39,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 import torchaudio.functional as taf
 
 from advstudio.core.errors import ParameterError
-from advstudio.core.transforms.base import ROLES, Transform
+from advstudio.core.transforms.base import ROLES, Transform, each_row_alone
 
 BANK_SIZE = 32  # rooms per kind and role
 MAX_ORDER = 60  # cap on the image source reflection order (a hall would ask for ~70)
@@ -193,9 +192,10 @@ class ResponseBank(Transform):
             index = torch.randint(len(self), (1,), generator=generator, device=generator.device)
             index = int(index)
             responses.append(torch.from_numpy(self.response(index, rate)))
-        longest = max(len(r) for r in responses)
-        kernels = torch.stack([F.pad(r, (0, longest - len(r))) for r in responses]).to(wave)
-        return taf.fftconvolve(wave, kernels)[..., : wave.shape[-1]]
+        def convolved(row: torch.Tensor, index: int) -> torch.Tensor:
+            return taf.fftconvolve(row, responses[index].to(row))[: len(row)]
+
+        return each_row_alone(wave, lengths, convolved)  # FFT sizes of the row's own length
 
     def describe_rt60(self) -> str:
         """The RT60 range of the responses drawn so far ("RT60 0.21-0.48 s (12 of 32 drawn)")."""
