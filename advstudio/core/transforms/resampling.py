@@ -11,7 +11,7 @@ import torch
 import torchaudio.functional as taf
 
 from advstudio.core.errors import ParameterError
-from advstudio.core.transforms.base import Transform
+from advstudio.core.transforms.base import Transform, each_row_alone
 
 
 def parse_rate(argument: str | None, text: str) -> int:
@@ -50,6 +50,11 @@ class Resample(Transform):
         # room past the end for both filters' tails (torchaudio's kernel reaches about
         # 6 periods of the lower rate), so a row's last samples do not depend on its padding
         ratio = -(-max(rate, self.target_rate) // min(rate, self.target_rate))
-        padded = torch.nn.functional.pad(wave, (0, 16 * ratio))
-        low = taf.resample(padded, rate, self.target_rate)
-        return fit_length(taf.resample(low, self.target_rate, rate), wave.shape[-1])
+
+        def there_and_back(row: torch.Tensor, index: int) -> torch.Tensor:
+            # each row at its own length: the convolution's numbers follow the array's size
+            padded = torch.nn.functional.pad(row, (0, 16 * ratio))
+            low = taf.resample(padded, rate, self.target_rate)
+            return fit_length(taf.resample(low, self.target_rate, rate), len(row))
+
+        return each_row_alone(wave, lengths, there_and_back)
