@@ -321,7 +321,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         noise_snr_db=args.noise_snr,
         batch_size=args.batch_size,
         survival=args.survival,
-        survival_draws=args.survival_draws,
+        survival_draws=survival_draws(args),
     )
     iterations = {name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks}
     if sweep:
@@ -765,7 +765,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--survival-draws",
         type=int,
-        default=20,
         metavar="N",
         help="fresh draws per random transform (default 20)",
     )
@@ -862,6 +861,17 @@ def eot_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eot-samples", type=int, metavar="K", help="EoT draws per iteration")
 
 
+def survival_draws(args: argparse.Namespace) -> int:
+    """--survival-draws, refused without --survival (it would be ignored)."""
+    from advstudio.core.evaluation.study import StudySpec
+
+    if args.survival_draws is None:
+        return StudySpec.survival_draws
+    if not args.survival:
+        raise ParameterError("--survival-draws needs --survival SPEC (the transforms to draw)")
+    return args.survival_draws
+
+
 def attack_params(args: argparse.Namespace) -> dict[str, str]:
     """The --param assignments, with --eot and --eot-samples among them."""
     from advstudio.core.attacks.params import parse_assignments
@@ -870,6 +880,8 @@ def attack_params(args: argparse.Namespace) -> dict[str, str]:
     if args.eot is not None:
         params["eot"] = args.eot
     if args.eot_samples is not None:
+        if not params.get("eot"):  # else the attack would run plain, the count ignored
+            raise ParameterError("--eot-samples needs --eot SPEC (the transforms to draw)")
         params["eot_samples"] = str(args.eot_samples)
     return params
 

@@ -213,6 +213,21 @@ def test_survival_draws_below_one_are_one_line(tmp_path, capsys, draws):
     assert code != 0 and err.count("\n") == 1 and "survival draws must be at least 1" in err, err
 
 
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--eot-samples", "8"], "--eot-samples needs --eot"),
+        (["--survival-draws", "50"], "--survival-draws needs --survival"),
+    ],
+)
+def test_a_draw_count_without_its_transforms_is_one_line(tmp_path, capsys, flags, needle):
+    """Both counts were ignored without their spec: the attack ran plain, with no word."""
+    listing = demo_listing(tmp_path, every=12)
+    code = main(["evaluate", str(listing), "--attack", "fgsm", *flags, "--db", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and needle in err, err
+
+
 def test_eot_result_is_rejudged_on_the_export(tmp_path, capsys):
     """The EoT row's survival in the store is measured on the 16-bit export read back."""
     listing = demo_listing(tmp_path, every=12)
