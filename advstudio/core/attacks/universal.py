@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from advstudio.core.audio import load_audio
+from advstudio.core.data.datasets import Example
 from advstudio.core.errors import ParameterError
 from advstudio.core.metrics import snr_db
 from advstudio.core.models.base import AudioClassifier, pad_batch, predict_proba
@@ -139,7 +140,7 @@ def apply_universal(clip: np.ndarray, perturbation: np.ndarray, offset: int = 0)
     return np.clip(clip + delta, -1.0, 1.0).astype(np.float32)
 
 
-def load_perturbation(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+def load_perturbation(path: str | os.PathLike, sample_rate: int | None) -> np.ndarray:
     """A saved perturbation at `sample_rate` (resampled when its file has another rate)."""
     return load_audio(path, sample_rate).samples
 
@@ -286,15 +287,54 @@ def universal_perturbation(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> UniversalResult:
     """Fit on `fit` (path, clip) pairs, then evaluate on both splits."""
-    perturbation, reference, history = fit_universal(
-        model, [c for _, c in fit], spec, on_epoch
-    )
+    perturbation, reference, history = fit_universal(model, [c for _, c in fit], spec, on_epoch)
     outcomes = {
         name: evaluate_universal(
-            model, perturbation, [c for _, c in pairs], [p for p, _ in pairs], spec.target,
+            model,
+            perturbation,
+            [c for _, c in pairs],
+            [p for p, _ in pairs],
+            spec.target,
             spec.seed + 1,
         )
         for name, pairs in (("fit", fit), ("held-out", held_out))
         if pairs
     }
     return UniversalResult(perturbation, model.sample_rate, spec, reference, history, outcomes)
+
+
+def fit_and_held_out(
+    examples: Sequence[Example], split: str | None, seed: int
+) -> tuple[list[Example], list[Example], str]:
+    """The files to fit on, those held out, and a note saying how they were chosen.
+
+    `split` "FIT,HELD" names two splits; by default train and validation where the layout has
+    both. Otherwise (one split, or "all") each class's files are shuffled with `seed` and
+    halved: the first half fits, the rest is held out.
+    """
+    splits = {e.split for e in examples}
+    if split is None and {"train", "validation"} <= splits:
+        split = "train,validation"
+    if split is not None and split != "all":
+        names = [s.strip() for s in split.split(",")]
+        if len(names) != 2 or not all(names):
+            raise ParameterError(f"--split takes FIT,HELD_OUT (two split names) or all: {split!r}")
+        missing = [n for n in names if n not in splits]
+        if missing:
+            raise ParameterError(
+                f"no {missing[0]!r} split; the data has {', '.join(sorted(splits))} "
+                "(or --split all)"
+            )
+        fit = [e for e in examples if e.split == names[0]]
+        held = [e for e in examples if e.split == names[1]]
+        return fit, held, f"fitting on the {names[0]} split, holding out {names[1]}"
+    rng = np.random.default_rng(seed)
+    fit, held = [], []
+    for label in sorted({e.label or "" for e in examples}):
+        members = [e for e in examples if (e.label or "") == label]
+        order = rng.permutation(len(members))
+        half = math.ceil(len(members) / 2)
+        fit += [members[i] for i in order[:half]]
+        held += [members[i] for i in order[half:]]
+    note = f"each class halved with seed {seed}: {len(fit)} files fit, {len(held)} held out"
+    return fit, held, note
