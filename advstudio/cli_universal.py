@@ -16,15 +16,12 @@ from advstudio.core.errors import ExportExistsError, ParameterError
 PERTURBATION_SUBTYPE = "FLOAT"
 
 
-def sidecar_path(perturbation: Path) -> Path:
-    return perturbation.with_suffix(".json")
-
-
 def _cmd_universal(args: argparse.Namespace) -> int:
     from advstudio.cli import check_outputs_free, open_data
     from advstudio.core.attacks.universal import (
         UniversalSpec,
         fit_and_held_out,
+        sidecar_path,
         universal_perturbation,
     )
     from advstudio.core.audio import save_audio

@@ -140,6 +140,11 @@ def apply_universal(clip: np.ndarray, perturbation: np.ndarray, offset: int = 0)
     return np.clip(clip + delta, -1.0, 1.0).astype(np.float32)
 
 
+def sidecar_path(perturbation: Path) -> Path:
+    """The JSON beside a saved perturbation: model, budget, reference level, target, seed."""
+    return perturbation.with_suffix(".json")
+
+
 def load_perturbation(path: str | os.PathLike, sample_rate: int | None) -> np.ndarray:
     """A saved perturbation at `sample_rate` (resampled when its file has another rate)."""
     return load_audio(path, sample_rate).samples
@@ -309,8 +314,9 @@ def fit_and_held_out(
     """The files to fit on, those held out, and a note saying how they were chosen.
 
     `split` "FIT,HELD" names two splits; by default train and validation where the layout has
-    both. Otherwise (one split, or "all") each class's files are shuffled with `seed` and
-    halved: the first half fits, the rest is held out.
+    both. Otherwise (one split, or "all") the files, class by class and shuffled with `seed`
+    within each class, are dealt alternately to the two halves (so that a class of one file
+    still leaves the other half a share of the classes).
     """
     splits = {e.split for e in examples}
     if split is None and {"train", "validation"} <= splits:
@@ -329,12 +335,10 @@ def fit_and_held_out(
         held = [e for e in examples if e.split == names[1]]
         return fit, held, f"fitting on the {names[0]} split, holding out {names[1]}"
     rng = np.random.default_rng(seed)
-    fit, held = [], []
+    ordered = []  # class by class, each class shuffled, then dealt alternately to the halves
     for label in sorted({e.label or "" for e in examples}):
         members = [e for e in examples if (e.label or "") == label]
-        order = rng.permutation(len(members))
-        half = math.ceil(len(members) / 2)
-        fit += [members[i] for i in order[:half]]
-        held += [members[i] for i in order[half:]]
-    note = f"each class halved with seed {seed}: {len(fit)} files fit, {len(held)} held out"
+        ordered += [members[i] for i in rng.permutation(len(members))]
+    fit, held = ordered[0::2], ordered[1::2]
+    note = f"files halved by class with seed {seed}: {len(fit)} files fit, {len(held)} held out"
     return fit, held, note
