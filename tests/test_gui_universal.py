@@ -44,37 +44,35 @@ def attack_menu_action(win, text: str):
 def test_apply_universal_through_the_menu_shows_the_clip_as_attacked(
     qtbot, win, tmp_path, monkeypatch
 ):
-    window = win
-    rate = window.model.sample_rate
+    rate = win.model.sample_rate
     perturbation = (0.2 * np.random.default_rng(0).standard_normal(rate // 2)).astype(np.float32)
     path = tmp_path / "pert.wav"
     sf.write(path, perturbation, rate, subtype="FLOAT")
     path.with_suffix(".json").write_text(json.dumps({"target": None}))
-    select(qtbot, window, 3)
-    clip = window.audio.samples
+    select(qtbot, win, 3)
+    clip = win.audio.samples
     asked = answer_dialogs(monkeypatch, getOpenFileName=(str(path), ""))
-    with qtbot.waitSignal(window.worker.finished, timeout=JOB_TIMEOUT_MS):
-        attack_menu_action(window, "Apply universal perturbation").trigger()
+    with qtbot.waitSignal(win.worker.finished, timeout=JOB_TIMEOUT_MS):
+        attack_menu_action(win, "Apply universal perturbation").trigger()
     assert asked == ["getOpenFileName"]
-    result = window.clip.state.result
+    result = win.clip.state.result
     assert result is not None
     expected = np.clip(clip + perturbation[tile_indices(len(clip), len(perturbation), 0)], -1, 1)
     np.testing.assert_allclose(result.adversarial, expected, atol=1e-6)
-    curves = window.clip.signals.stack.curves
+    curves = win.clip.signals.stack.curves
     assert len(curves["adversarial"].getData()[0]) > 0
     assert len(curves["perturbation"].getData()[0]) > 0
-    assert window.clip.state.versions  # an attack result on show, playable as A/B/perturbation
+    assert win.clip.state.versions  # an attack result on show, playable as A/B/perturbation
     assert result.snr_db < 20  # a loud perturbation: measured, not assumed
 
 
 def test_apply_universal_refuses_a_file_that_is_not_audio(qtbot, win, tmp_path, monkeypatch):
-    window = win
     bogus = tmp_path / "pert.wav"
     bogus.write_text("not audio")
-    select(qtbot, window, 3)
+    select(qtbot, win, 3)
     answer_dialogs(monkeypatch, getOpenFileName=(str(bogus), ""))
-    with qtbot.waitSignal(window.worker.failed, timeout=JOB_TIMEOUT_MS):
-        attack_menu_action(window, "Apply universal perturbation").trigger()
-    assert "not an audio file" in window.last_problem
-    assert window.clip.state.result is None
-    dismiss_messages(window)
+    with qtbot.waitSignal(win.worker.failed, timeout=JOB_TIMEOUT_MS):
+        attack_menu_action(win, "Apply universal perturbation").trigger()
+    assert "not an audio file" in win.last_problem
+    assert win.clip.state.result is None
+    dismiss_messages(win)
