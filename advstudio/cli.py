@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
 from advstudio.cli_output import ProgressBarReporter, report_error
+from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
 from advstudio.core.errors import AdvStudioError, ParameterError
 
@@ -813,6 +814,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.set_defaults(func=_cmd_experiment)
+
+    add_universal_commands(sub, dataset_options, model_options)
 
     data = sub.add_parser("data", help="datasets: render the offline demo and music sets")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)

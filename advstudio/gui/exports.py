@@ -14,6 +14,7 @@ from advstudio.core.reports.export import export_and_reclassify
 from advstudio.core.reports.html import write_report_bundle
 from advstudio.core.reports.provenance import model_name
 from advstudio.core.reports.single_clip import single_clip_report
+from advstudio.core.universal_job import UniversalApplied
 
 if TYPE_CHECKING:
     from advstudio.gui.main_window import MainWindow
@@ -93,6 +94,11 @@ class Exports:
             return False
         if self.window.batch.state.summary is None and self.window.result is None:
             self.window.problem("Nothing to report", "run an attack or a batch first")
+            return False
+        if isinstance(self.window.clip.state.attack, UniversalApplied):
+            self.window.problem(
+                "No report here", "a universal perturbation's report: advstudio universal --report"
+            )
             return False
         return True
 

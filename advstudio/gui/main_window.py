@@ -53,6 +53,7 @@ from advstudio.core.resources import (
     shipped_model_in_use,
     shipped_models,
 )
+from advstudio.core.universal_job import ApplyUniversalJob
 from advstudio.gui.batch_tab import BatchTab
 from advstudio.gui.clip_tab import ClipTab
 from advstudio.gui.every_label_tab import EveryLabelTab
@@ -151,6 +152,9 @@ class MainWindow(QMainWindow):
             export_report=self.exports.choose_report_folder,
         )
         self.menuBar().addMenu("&View").addMenu(self.clip.listen.menu)
+        attack_menu = self.menuBar().addMenu("&Attack")
+        self.apply_universal_action = attack_menu.addAction("Apply &universal perturbation…")
+        self.apply_universal_action.triggered.connect(lambda _checked=False: self.apply_universal())
         screen = self.screen().availableGeometry()
         self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height()))
         self.setAcceptDrops(True)
@@ -423,6 +427,33 @@ class MainWindow(QMainWindow):
         )
         where = "" if region is None else f" ({region[0]:.2f}-{region[1]:.2f} s)"
         self._start_attack(job, f"attack {plan.describe()} on {self.clip.state.name}{where}")
+
+    def apply_universal(self) -> None:
+        """Attack > Apply universal perturbation: a perturbation saved by `advstudio universal`
+        added to the clip on show (computed in core.universal_job), shown like an attack."""
+        if self.still_opening() or self.refuse_while_running():
+            return
+        if self.audio is None:
+            self.problem("No file", "select a file to apply the perturbation to first")
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Universal perturbation", "", "Audio (*.wav *.flac)"
+        )
+        if not path:
+            return
+        job = ApplyUniversalJob(
+            self.model,
+            self.audio.samples,
+            "universal",
+            None,
+            {},
+            None,
+            settings=self.clip.signals.settings(),
+            label=folder_class(self.audio.path, self.model.labels),
+            perturbation_path=path,
+        )
+        name = Path(path).name
+        self._start_attack(job, f"universal perturbation {name} on {self.clip.state.name}")
 
     def compare_griffin_lim(self) -> None:
         """The Clip tab's attack again with Griffin-Lim flipped, to hear both side by side."""

@@ -1,0 +1,188 @@
+"""`advstudio universal` (fit one perturbation over a dataset) and `advstudio apply-universal`
+(add a saved one to any files)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from advstudio.core.errors import ExportExistsError, ParameterError
+
+# Float: a perturbation 30 dB under a quiet reference spans a few 16-bit steps; the file
+# keeps it as fitted, and quantisation to 16 bits happens once, where it is applied.
+PERTURBATION_SUBTYPE = "FLOAT"
+
+
+def _cmd_universal(args: argparse.Namespace) -> int:
+    from advstudio.cli import check_outputs_free, open_data
+    from advstudio.core.attacks.universal import (
+        UniversalSpec,
+        fit_and_held_out,
+        sidecar_path,
+        universal_perturbation,
+    )
+    from advstudio.core.audio import save_audio
+    from advstudio.core.audio.io import check_export_path
+    from advstudio.core.inference import load_for_model
+    from advstudio.core.labels import match_label
+    from advstudio.core.models import load_model
+    from advstudio.core.models.base import fingerprint
+    from advstudio.core.output_paths import check_output_file
+    from advstudio.core.reports.provenance import model_name
+    from advstudio.core.reports.universal import format_universal_table, write_universal_report
+
+    UniversalSpec(linf=args.linf, snr_db=args.snr_db).check()  # a budget, before any work
+    out = check_output_file(args.output, args.overwrite)
+    check_export_path(out, PERTURBATION_SUBTYPE, args.overwrite)
+    check_output_file(sidecar_path(out), args.overwrite)
+    outputs = check_outputs_free(args)
+    model = load_model(args.model, labels=args.labels, device=args.device)
+    target = None if args.target is None else match_label(args.target, model.labels, "target class")
+    spec = UniversalSpec(
+        linf=args.linf,
+        snr_db=args.snr_db,
+        seconds=args.seconds,
+        target=target,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    spec.check()
+    dataset = open_data(args.data, args).with_classes(model.labels)
+    fit, held, note = fit_and_held_out(list(dataset.examples), args.split, args.seed)
+    print(f"advstudio: {note}", file=sys.stderr)
+
+    def load(examples: list) -> list[tuple[str, object]]:
+        return [(str(e.path), load_for_model(e.path, model).samples) for e in examples]
+
+    def show(step: dict[str, float]) -> None:
+        print(
+            f"epoch {step['epoch']}/{spec.epochs}: loss {step['loss']:.3f}, "
+            f"draws fooled {step['fooled']:.0%}",
+            file=sys.stderr,
+        )
+
+    result = universal_perturbation(model, load(fit), load(held), spec, show)
+    save_audio(out, result.perturbation, result.sample_rate, PERTURBATION_SUBTYPE, args.overwrite)
+    sidecar = {
+        "model": model_name(args.model),
+        "model_fingerprint": fingerprint(model),
+        "labels": list(model.labels),
+        "target": None if target is None else model.labels[target],
+        "budget": spec.budget_text,
+        "linf": spec.linf,
+        "snr_db": spec.snr_db,
+        "reference_rms": result.reference_rms,
+        "reference": "median RMS of the fitting clips",
+        "seed": spec.seed,
+        "seconds": spec.seconds,
+        "sample_rate": result.sample_rate,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "sample_format": PERTURBATION_SUBTYPE,
+        "split": note,
+    }
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    print(format_universal_table(result, model.labels))
+    print(f"perturbation written to {out} (sidecar {sidecar_path(out).name})")
+    if outputs["json_path"] is not None:
+        outputs["json_path"].write_text(json.dumps(result.to_json() | sidecar, indent=2) + "\n")
+    if outputs["report_dir"] is not None:
+        write_universal_report(outputs["report_dir"], result, model.labels, sidecar, args.overwrite)
+    return 0
+
+
+def _cmd_apply_universal(args: argparse.Namespace) -> int:
+    from advstudio.core.attacks.universal import apply_universal, load_perturbation
+    from advstudio.core.audio import load_audio, save_audio
+    from advstudio.core.output_paths import check_output_folder
+
+    folder = check_output_folder(args.output, overwrite=True)
+    if args.offset < 0:
+        raise ParameterError(f"--offset must be 0 or more seconds, got {args.offset}")
+    plan = {}
+    for name in args.files:
+        target = folder / (Path(name).stem + ".wav")
+        if target in plan.values():
+            raise ParameterError(f"{name}: another input also writes {target.name}")
+        if target.exists() and not args.overwrite:
+            raise ExportExistsError(
+                f"{target}: already exists; choose another folder or --overwrite"
+            )
+        plan[name] = target
+    load_perturbation(args.perturbation, None)  # not audio: one line before any work
+    folder.mkdir(exist_ok=True)
+    for name, target in plan.items():
+        audio = load_audio(name)
+        perturbation = load_perturbation(args.perturbation, audio.sample_rate)
+        offset = round(args.offset * audio.sample_rate) % len(perturbation)
+        save_audio(
+            target,
+            apply_universal(audio.samples, perturbation, offset),
+            audio.sample_rate,
+            "PCM16",
+            args.overwrite,
+        )
+        print(target)
+    return 0
+
+
+def add_universal_commands(
+    sub: argparse._SubParsersAction,
+    dataset_options: Callable[[argparse.ArgumentParser], None],
+    model_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    p = sub.add_parser(
+        "universal",
+        help="fit one perturbation that fools the model on many clips, and test it on held-out "
+        "files",
+    )
+    p.add_argument("data", help="dataset folder, CSV or GTZAN root")
+    p.add_argument("--linf", type=float, metavar="E", help="L-inf bound, full scale")
+    p.add_argument(
+        "--snr-db",
+        type=float,
+        metavar="S",
+        help="perturbation RMS S dB under the reference level (the median RMS of the fitting "
+        "clips); the SNR each clip gets is measured and reported",
+    )
+    p.add_argument("--target", help="a class every clip should become (default: untargeted)")
+    p.add_argument("--seconds", type=float, default=1.0, help="perturbation length (default 1)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=21)
+    p.add_argument(
+        "--split",
+        help="FIT,HELD_OUT split names (default train,validation where the data has both; "
+        "otherwise, or with all, each class's files halved with the seed)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="perturbation to write (.wav, 32-bit float)"
+    )
+    p.add_argument("--json", help="write the per-clip results as JSON")
+    p.add_argument("--report", help="folder for an HTML report")
+    p.add_argument("--overwrite", action="store_true")
+    dataset_options(p)
+    model_options(p)
+    p.set_defaults(func=_cmd_universal)
+
+    p = sub.add_parser(
+        "apply-universal",
+        help="add a saved universal perturbation to files (tiled to each file's length, "
+        "resampled to its rate) and write them as 16-bit WAV",
+    )
+    p.add_argument("perturbation", metavar="PERT.wav")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, help="folder for the perturbed files")
+    p.add_argument(
+        "--offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="start S seconds into the perturbation (default 0)",
+    )
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_apply_universal)
