@@ -213,8 +213,8 @@ def _source_row(
             {
                 "file": str(examples[r.item].path),
                 "path": str(path),
-                "target": r.target,
-                "fools_source": fooled,
+                "target": None if r.target is None else int(r.target),
+                "fools_source": bool(fooled),
                 "snr_db": r.snr_db,
                 "predictions": {name: int(decisions[name][k]) for name in models},
             }
