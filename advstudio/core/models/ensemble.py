@@ -25,6 +25,12 @@ from advstudio.core.errors import ModelError
 from advstudio.core.models.base import AudioClassifier
 
 
+# mirror_mode: a wrapper starts in its models' mode (a new nn.Module starts in training mode),
+# because the engine restores a model's mode after an attack with `model.train(was_training)`,
+# which would otherwise put the wrapped models, shared with other sources, in training mode
+# (batch statistics: a decision that depends on the batch).
+
+
 def resample_batch(
     wave: torch.Tensor, lengths: torch.Tensor, source_rate: int, target_rate: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,6 +55,7 @@ class ResampledClassifier(AudioClassifier):
         self.labels = list(model.labels)
         self.sample_rate = int(sample_rate)
         self.min_samples = math.ceil(model.min_samples * self.sample_rate / model.sample_rate)
+        self.training = model.training  # see mirror_mode
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.model(*resample_batch(wave, lengths, self.sample_rate, self.model.sample_rate))
@@ -78,6 +85,7 @@ class LabelMappedClassifier(AudioClassifier):
         for k, label in enumerate(model.labels):
             log_map[k, index[mapping.get(label, label)]] = 0.0
         self.register_buffer("log_map", log_map.to(model.device), persistent=False)
+        self.training = model.training  # see mirror_mode
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         log_probs = torch.log_softmax(self.model(wave, lengths), dim=-1)
@@ -133,6 +141,7 @@ class EnsembleClassifier(AudioClassifier):
         self.sample_rate = int(sample_rate or models[0].sample_rate)
         self.members = nn.ModuleList([at_rate(m, self.sample_rate) for m in models])
         self.min_samples = max(m.min_samples for m in self.members)
+        self.training = any(m.training for m in models)  # see mirror_mode
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         log_probs = torch.stack(

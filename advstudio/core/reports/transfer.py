@@ -83,8 +83,7 @@ def _heat_map(
 ) -> Any:
     """Shares in [0, 1] as colours, each cell's text written in black or white by its
     lightness; cells without a value (no examples to judge) grey with their text."""
-    cmap = colormaps["viridis"].copy()
-    cmap.set_bad("#dddddd")
+    cmap = colormaps["viridis"].with_extremes(bad="#dddddd")
     image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0)
     axes.set_xticks(range(len(cols)), cols, rotation=30, ha="right", rotation_mode="anchor")
     axes.set_yticks(range(len(rows)), rows)
