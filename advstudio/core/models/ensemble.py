@@ -24,7 +24,6 @@ from torch import nn
 from advstudio.core.errors import ModelError
 from advstudio.core.models.base import AudioClassifier
 
-
 # mirror_mode: a wrapper starts in its models' mode (a new nn.Module starts in training mode),
 # because the engine restores a model's mode after an attack with `model.train(was_training)`,
 # which would otherwise put the wrapped models, shared with other sources, in training mode
