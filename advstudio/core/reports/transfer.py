@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from advstudio.core.errors import ResultsFileError
 from advstudio.core.reports.html import (
     data_uri,
     figure_png,
@@ -24,6 +26,7 @@ from advstudio.core.reports.html import (
 from advstudio.core.reports.study import format_number, study_json
 
 TEMPLATE = "transfer.html.j2"
+RESULT_KEYS = ("models", "sources", "matrix", "agreement", "attack", "targeted", "notes")
 BUNDLE_FILES = ("report.html", "results.json")
 CELL_INCHES = 0.9
 
@@ -44,7 +47,8 @@ def definition(results: dict[str, Any]) -> str:
     return DEFINITION.format(goal=GOALS[bool(results["targeted"])])
 
 
-def _cell_text(cell: dict[str, Any]) -> str:
+def cell_text(cell: dict[str, Any]) -> str:
+    """A cell as its share and count: "0.50 1/2"."""
     return f"{format_number(cell['rate'])} {cell['count']}/{cell['n']}"
 
 
@@ -61,7 +65,7 @@ def format_transfer(results: dict[str, Any]) -> str:
     ]
     for row in results["sources"]:
         found = f"{row['n_examples']}/{row['n_attacked']}"
-        cells = "  ".join(f"{_cell_text(row['cells'][n]):>{width}}" for n in names)
+        cells = "  ".join(f"{cell_text(row['cells'][n]):>{width}}" for n in names)
         lines.append(f"{row['source']:<{first}}  {found:>9}  {cells}")
     lines.append("clean agreement (share of files on which two models agree):")
     lines.append(" " * first + "  " + "  ".join(f"{n:>{width}}" for n in names))
@@ -78,17 +82,28 @@ def format_transfer(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+HEAT_MAP = colormaps["viridis"].with_extremes(bad="#dddddd")
+
+
+def heat_colours(value: float | None) -> tuple[str, str]:
+    """A share's colour on the heat map and the text colour readable on it (black or white by
+    the colour's lightness); grey for a cell without a value."""
+    if value is None or not np.isfinite(value):
+        return "#dddddd", "#000000"
+    red, green, blue, _ = HEAT_MAP(float(value))
+    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+    return to_hex((red, green, blue)), "#ffffff" if dark else "#000000"
+
+
 def _heat_map(
     axes: Axes, values: np.ndarray, texts: Sequence[Sequence[str]], rows: list[str], cols: list[str]
 ) -> Any:
     """Shares in [0, 1] as colours, each cell's text written in black or white by its
     lightness; cells without a value (no examples to judge) grey with their text."""
-    cmap = colormaps["viridis"].with_extremes(bad="#dddddd")
-    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0)
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=HEAT_MAP, vmin=0.0, vmax=1.0)
     axes.set_xticks(range(len(cols)), cols, rotation=30, ha="right", rotation_mode="anchor")
     axes.set_yticks(range(len(rows)), rows)
     for (row, col), value in np.ndenumerate(values):
-        dark = np.isfinite(value) and sum(np.multiply(cmap(value)[:3], (0.299, 0.587, 0.114))) < 0.5
         axes.text(
             col,
             row,
@@ -96,7 +111,7 @@ def _heat_map(
             ha="center",
             va="center",
             fontsize=8,
-            color="white" if dark else "black",
+            color=heat_colours(value)[1],
         )
     return image
 
@@ -109,7 +124,7 @@ def transfer_figure(results: dict[str, Any]) -> Figure:
         [[np.nan if v is None else v for v in row] for row in results["matrix"]], dtype=float
     )
     texts = [
-        [_cell_text(r["cells"][n]).replace(" ", "\n") for n in names] for r in results["sources"]
+        [cell_text(r["cells"][n]).replace(" ", "\n") for n in names] for r in results["sources"]
     ]
     agreement = np.array(
         [[np.nan if v is None else v for v in row] for row in results["agreement"]], dtype=float
@@ -151,7 +166,7 @@ def render_transfer_report(results: dict[str, Any], config: dict[str, Any]) -> s
             {
                 "name": r["source"],
                 "found": f"{r['n_examples']}/{r['n_attacked']}",
-                "cells": [_cell_text(r["cells"][n]) for n in names],
+                "cells": [cell_text(r["cells"][n]) for n in names],
             }
             for r in results["sources"]
         ],
@@ -181,3 +196,20 @@ def write_transfer_report(
     for name, text in texts.items():
         write_text_file(paths[name], text)
     return paths
+
+
+def read_transfer_results(path: str | Path) -> dict[str, Any]:
+    """A transfer run's results.json (or `--json` file), or one line saying why it is not one."""
+    path = Path(path)
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"{path}: cannot read ({getattr(exc, 'strerror', exc)})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{path}: invalid JSON ({exc})") from None
+    missing = [k for k in RESULT_KEYS if not isinstance(results, dict) or k not in results]
+    if missing:
+        raise ResultsFileError(
+            f"{path}: not the results of advstudio transfer (no {', '.join(missing)})"
+        )
+    return results
