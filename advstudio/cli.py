@@ -421,6 +421,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     import tempfile
 
     from advstudio.core.attacks import make_attack
+    from advstudio.core.attacks.every_label import EVERY_LABEL
     from advstudio.core.evaluation.transfer import run_transfer
     from advstudio.core.models import load_model
     from advstudio.core.models.ensemble import align_labels
@@ -441,11 +442,16 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     loaded = [load_model(p, device=args.device) for p in paths]
     models = dict(zip(names, align_labels(loaded, names, mapping), strict=True))
     labels = next(iter(models.values())).labels
+    target = canonical_target(args.target, labels)
+    if target == EVERY_LABEL:
+        raise ParameterError(
+            "--target every-label is not a transfer target; name a class, random, "
+            "least-likely or untargeted"
+        )
     dataset = open_data(args.data, args)
     selection = select_examples(dataset, args.split, labels)
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
-    target = canonical_target(args.target, labels)
     reporter = ProgressBarReporter({attack.name: attack.max_iter})
     with tempfile.TemporaryDirectory(prefix="advstudio-transfer-") as scratch:
         folder = Path(scratch) if outputs["report_dir"] is None else outputs["report_dir"]

@@ -270,6 +270,7 @@ def test_cli_transfer_prints_matrix_and_writes_report(tmp_path, model_dirs, caps
         ("{random},{dnn}", ["--attack", "nonsense"], "unknown attack 'nonsense'"),
         ("{random},{dnn}", ["--ensemble", "random,other"], "other is not one of --models"),
         ("{random},{odd}", ["--label-map", "{bad_map}"], "--label-map .*: invalid JSON"),
+        ("{random},{dnn}", ["--target", "every-label"], "every-label is not a transfer target"),
     ],
 )
 def test_cli_transfer_errors_are_one_line(tmp_path, model_dirs, capsys, models_arg, extra, message):

@@ -31,6 +31,7 @@ import numpy as np
 from advstudio.core.attacks.base import Attack
 from advstudio.core.audio import load_audio, save_audio
 from advstudio.core.data.datasets import Example
+from advstudio.core.errors import DatasetError
 from advstudio.core.inference import check_long_enough
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.ensemble import EnsembleClassifier, at_rate
@@ -121,6 +122,8 @@ def run_transfer(
     """Attack with every source, write and read back every example under `folder`, classify
     it with every model; the transfer matrix, clean agreement and accuracies as a JSON-able
     dict. `models` share one label set, in one order (ensemble.align_labels)."""
+    if not examples:
+        raise DatasetError("no files to attack")
     reporter = reporter or NullReporter()
     labels = next(iter(models.values())).labels
     truth = [None if e.label is None else labels.index(e.label) for e in examples]
