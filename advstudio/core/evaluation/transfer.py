@@ -20,7 +20,6 @@ the attacked files whose read-back example fools the source.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks.base import Attack
-from advstudio.core.audio import load_audio, save_audio
+from advstudio.core.audio import Audio, load_audio, save_audio
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError
 from advstudio.core.inference import check_long_enough
@@ -98,7 +97,7 @@ class ClipCache:
 
     def __init__(self, examples: Sequence[Example]) -> None:
         self.examples = list(examples)
-        self._by_rate: dict[int, list[np.ndarray]] = {}
+        self._by_rate: dict[int, list[Audio]] = {}
 
     def at(self, model: AudioClassifier) -> list[np.ndarray]:
         rate = model.sample_rate
@@ -117,7 +116,6 @@ def run_transfer(
     seed: int = 21,
     batch_size: int = 16,
     reporter: Reporter | None = None,
-    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Attack with every source, write and read back every example under `folder`, classify
     it with every model; the transfer matrix, clean agreement and accuracies as a JSON-able
@@ -137,8 +135,7 @@ def run_transfer(
     for source in sources:
         clips = cache.at(source.model)
         results = attack.run(
-            source.model, clips, target, truth, seed, batch_size=batch_size, reporter=reporter,
-            cancel=cancel,
+            source.model, clips, target, truth, seed, batch_size=batch_size, reporter=reporter
         )
         rows.append(
             _source_row(source, results, models, clean, truth, examples, folder, batch_size)
