@@ -14,6 +14,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from advstudio.core.errors import ResultsFileError
 from advstudio.core.reports.html import (
@@ -138,7 +139,13 @@ def transfer_figure(results: dict[str, Any]) -> Figure:
     )
     left, right = figure.subplots(1, 2, width_ratios=[len(names), len(names)])
     image = _heat_map(left, rates, texts, sources, names)
-    left.set_xlabel("target model")
+    for r, row in enumerate(results["sources"]):
+        for c, name in enumerate(names):
+            if row["cells"][name].get("white_box"):  # the diagonal measures something else
+                left.add_patch(
+                    Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2)
+                )
+    left.set_xlabel("target model (outlined: white-box success)")
     left.set_ylabel("source (attacked)")
     left.set_title("transfer rate", fontsize=10)
     agreement_texts = [[format_number(v) for v in row] for row in agreement]
