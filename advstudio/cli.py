@@ -418,6 +418,106 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from advstudio.core.attacks import make_attack
+    from advstudio.core.attacks.every_label import EVERY_LABEL
+    from advstudio.core.evaluation.transfer import run_transfer
+    from advstudio.core.models import load_model
+    from advstudio.core.models.ensemble import align_labels
+    from advstudio.core.reports.provenance import model_name, split_used
+    from advstudio.core.reports.study import write_study_json
+    from advstudio.core.reports.transfer import format_transfer, write_transfer_report
+
+    outputs = check_outputs_free(args)
+    attack = make_attack(args.attack, args.preset, **attack_params(args))
+    paths = [p.strip() for p in args.models.split(",") if p.strip()]
+    if not paths:
+        raise ParameterError("--models: name at least one model")
+    names = [model_name(p) for p in paths]
+    if len(set(names)) < len(names):  # two folders of one name: tell them apart by path
+        names = paths
+    ensembles = [ensemble_members(text, paths, names) for text in args.ensemble]
+    mapping = read_label_map(args.label_map) if args.label_map else None
+    loaded = [load_model(p, device=args.device) for p in paths]
+    models = dict(zip(names, align_labels(loaded, names, mapping), strict=True))
+    labels = next(iter(models.values())).labels
+    target = canonical_target(args.target, labels)
+    if target == EVERY_LABEL:
+        raise ParameterError(
+            "--target every-label is not a transfer target; name a class, random, "
+            "least-likely or untargeted"
+        )
+    dataset = open_data(args.data, args)
+    selection = select_examples(dataset, args.split, labels)
+    if selection.note:
+        print(f"advstudio: {selection.note}", file=sys.stderr)
+    reporter = ProgressBarReporter({attack.name: attack.max_iter})
+    with tempfile.TemporaryDirectory(prefix="advstudio-transfer-") as scratch:
+        folder = Path(scratch) if outputs["report_dir"] is None else outputs["report_dir"]
+        results = run_transfer(
+            models,
+            ensembles,
+            selection.examples,
+            attack,
+            target,
+            folder / "examples",
+            seed=args.seed,
+            batch_size=args.batch_size,
+            reporter=reporter,
+        )
+    print(format_transfer(results))
+    if outputs["json_path"] is not None:
+        write_study_json(results, outputs["json_path"])
+    if outputs["report_dir"] is not None:
+        config = {
+            "data": args.data,
+            "split": split_used(selection.examples),
+            "device": str(next(iter(models.values())).device),
+            "paths": paths,
+        }
+        written = write_transfer_report(outputs["report_dir"], results, config, args.overwrite)
+        print(f"report written: {written['report.html']} (examples in {folder / 'examples'})")
+    return 0
+
+
+def read_label_map(path: str) -> dict[str, str]:
+    """--label-map FILE: a JSON object {model label: common label}, or one line saying why
+    the file is not one."""
+    try:
+        mapping = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"--label-map {path}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"--label-map {path}: invalid JSON ({exc})") from None
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise ParameterError(
+            f"--label-map {path}: expected a JSON object of model label -> common label"
+        )
+    return mapping
+
+
+def ensemble_members(text: str, paths: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
+    """--ensemble A,B: two or more of the --models, each by its path, its file or folder
+    name, or its name in the table."""
+    by_either = {n: n for n in names}
+    for path, name in zip(paths, names, strict=True):
+        by_either |= {path: name, Path(path).name: name}
+    members = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in members if m not in by_either]
+    if unknown:
+        raise ParameterError(
+            f"--ensemble {text}: {', '.join(unknown)} is not one of --models ({', '.join(names)})"
+        )
+    chosen = tuple(dict.fromkeys(by_either[m] for m in members))
+    if len(chosen) < 2:
+        raise ParameterError(f"--ensemble {text}: name two or more different models")
+    return chosen
+
+
 def number_list(text: str, option: str) -> list[float]:
     """Comma-separated numbers ("5,10,15"), one line naming the option when one is not."""
     try:
@@ -816,6 +916,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_experiment)
 
     add_universal_commands(sub, dataset_options, model_options)
+
+    p = sub.add_parser(
+        "transfer",
+        help="do adversarial examples transfer between models? the matrix of transfer rates",
+        description="Attack every file with each model (and each --ensemble), write every "
+        "adversarial example as a 16-bit WAV, read it back and classify it with every model "
+        "(resampled to each model's rate). Cell (source, target): the share of the source's "
+        "adversarial examples that also fool the target (targeted: reach the target class; "
+        "untargeted: change the target's clean decision, to a class other than the file's); "
+        "the diagonal is the white-box success. Beside it: the clean agreement between models.",
+    )
+    p.add_argument("data", help="dataset folder, CSV or GTZAN root")
+    p.add_argument(
+        "--models", required=True, help="comma-separated model directories or files (A,B,C)"
+    )
+    p.add_argument("--attack", required=True, help="fgsm, pgdn, cw, mscw or spectrogram")
+    p.add_argument("--preset", help="named parameter set, e.g. paper")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    eot_options(p)
+    p.add_argument(
+        "--target",
+        help="a class name, random, least-likely or untargeted (default: the attack's own)",
+    )
+    p.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="attack these models at once (log of their mean probability) as a source row of "
+        "its own (repeatable)",
+    )
+    p.add_argument(
+        "--label-map",
+        metavar="FILE",
+        help="JSON {model label: common label} for models whose class names differ",
+    )
+    p.add_argument("--seed", type=int, default=21)
+    dataset_options(p)
+    p.add_argument(
+        "--split", help="dataset split to attack (default: validation where defined; all)"
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", help="write every number as JSON")
+    p.add_argument("--report", help="folder for report.html, results.json and the examples")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.set_defaults(func=_cmd_transfer)
 
     data = sub.add_parser("data", help="datasets: render the offline demo and music sets")
     data_sub = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)

@@ -68,3 +68,7 @@ class RendererUnavailableError(AdvStudioError):
 
 class OutputError(AdvStudioError):
     """An output cannot be written where asked (missing or read-only folder, bad name)."""
+
+
+class ResultsFileError(AdvStudioError):
+    """A saved results file cannot be read (missing, not JSON, or not the kind expected)."""

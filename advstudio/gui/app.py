@@ -15,7 +15,15 @@ from pathlib import Path
 XCB_LIBRARIES = ("xcb-cursor", "xkbcommon-x11", "xcb-icccm", "xcb-keysyms", "xcb-shape")
 XCB_PACKAGES = "libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0"
 CLI_COMMANDS = (
-    "classify", "attack", "evaluate", "experiment", "universal", "apply-universal", "train", "data"
+    "classify",
+    "attack",
+    "evaluate",
+    "experiment",
+    "transfer",
+    "universal",
+    "apply-universal",
+    "train",
+    "data",
 )
 
 

@@ -62,6 +62,7 @@ from advstudio.gui.file_list import PATH_ROLE, FileList
 from advstudio.gui.menus import build_file_menu
 from advstudio.gui.panels import AttackPanel
 from advstudio.gui.settings import JsonSettings
+from advstudio.gui.transfer_tab import TransferTab
 from advstudio.gui.worker import JobWorker
 
 __all__ = ["PATH_ROLE", "MainWindow"]
@@ -130,6 +131,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.batch, "Batch")
         self.every_label = EveryLabelTab(labels)
         self.tabs.addTab(self.every_label, "Every label")
+        self.transfer = TransferTab()
+        self.transfer.problem.connect(self.problem)
+        self.tabs.addTab(self.transfer, "Transfer")
         self.setCentralWidget(self.tabs)
 
         self.attack_panel = AttackPanel(labels)
