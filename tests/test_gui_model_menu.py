@@ -196,3 +196,26 @@ def test_the_model_cannot_change_while_an_attack_runs(qtbot, window, resources):
         assert len(window.model.labels) == 12 and checked_titles(window) == [instrument_title()]
     assert shipped_menu(window).isEnabled()
     assert window.result is not None and len(targets(window)) == 1 + len(TARGET_MODES) + 12
+
+
+def test_the_checkouts_instrument_models_are_offered_and_usable(qtbot, tmp_path, monkeypatch):
+    """The real resources/models/: the second-seed CNN and the DNN at 22.05 kHz are in the menu
+    beside the default model, and choosing the DNN classifies the open clip at its own rate."""
+    monkeypatch.delenv("ADVSTUDIO_RESOURCES", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    win = MainWindow(load_model(), output=NullOutput(), store_path=tmp_path / "results.sqlite")
+    qtbot.addWidget(win)
+    win.show()
+    titles = [a.text() for a in shipped_menu(win).actions()]
+    assert titles == [model_title(d) for d in shipped_models()]
+    for name in ("instrument-cnn", "instrument-cnn-seed1", "instrument-dnn"):
+        assert any(t.startswith(f"{name} (") and "12 classes, demo200" in t for t in titles)
+    select(qtbot, win, 0)
+    choose_shipped(qtbot, win, "instrument-dnn")
+    assert checked_titles(win)[0].startswith("instrument-dnn (")
+    assert win.model.sample_rate == 22050 and "22050 Hz" in win.model_label.text()
+    assert list(win.model.labels) == list(load_model().labels)
+    assert win.statusBar().currentMessage().startswith(win.audio.path.name)
+    for worker in (win.worker, win.loader, win.clip.painter):
+        worker.wait()
