@@ -29,7 +29,6 @@ from advstudio.core.attacks.goals import (
     RANDOM_ANY,
     UNKNOWN_LABEL,
     Goal,
-    clip_generator,
     goal_already_met,
     resolve_target,
     validate_goal,
@@ -48,6 +47,7 @@ from advstudio.core.progress import (
     Reporter,
     check_cancelled,
 )
+from advstudio.core.seeding import clip_generator
 
 
 def run_engine(

@@ -21,6 +21,7 @@ from advstudio.core.attacks.parts import Part
 from advstudio.core.attacks.results import AttackResult
 from advstudio.core.attacks.rows import ROW, Rows
 from advstudio.core.models.base import AudioClassifier
+from advstudio.core.seeding import seeded_generator
 from advstudio.core.transforms.base import Mixture
 from advstudio.core.transforms.spec import parse_conditions
 from advstudio.core.transforms.survival import survival_rates
@@ -71,7 +72,7 @@ class ExpectationOverTransformation(Part):
         heard = []
         for k in range(self.samples):
             generators = [
-                _generator(seed, iteration, k)
+                seeded_generator(seed, iteration, k)
                 for seed, iteration in zip(seeds, iterations, strict=True)
             ]
             heard.append(self.optimise(adversarial, rows["lengths"], rate, generators))
@@ -104,8 +105,3 @@ class ExpectationOverTransformation(Part):
             return results[i].goal_met(prediction, confidence)
 
         return survival_rates(model, waves, self.verify, self.draws, seed, holds, batch)
-
-
-def _generator(seed: int, iteration: int, draw: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, iteration, draw]).generate_state(2, np.uint64)
-    return torch.Generator().manual_seed(int(state[0] % (2**63)))

@@ -5,7 +5,7 @@ The engine knows nothing of it beyond explicit targets: N clips become N x K row
 repeated K times with the targets 0..K-1 (`expand`), and `Attack.run(..., targets=...)`
 attacks each row towards its own class. A cell whose class the clean clip is already
 predicted as is "already met" (0 iterations, not a success), as for any named target. Random
-starts are drawn per clip (goals.clip_generator), so repeating a clip changes nothing.
+starts are drawn per clip (seeding.clip_generator), so repeating a clip changes nothing.
 
 In the result store each cell is a row of its own: its target mode is `cell_mode(k)`
 ("every-label:k"), so an interrupted run resumes cell by cell.

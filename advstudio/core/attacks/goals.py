@@ -22,12 +22,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import torch
 
 from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.errors import ParameterError
@@ -128,13 +124,3 @@ def validate_labelled_set(goal: Goal, labels: Sequence[int | None]) -> None:
     """`validate_goal` over a whole set of clips (a study), of which some classes must be
     known for success against the truth."""
     validate_goal(goal, None if all(t is None for t in labels) else labels)
-
-
-def clip_generator(seed: int, clip: np.ndarray) -> torch.Generator:
-    """The random stream of one clip: from the seed and a digest of its samples, so that one
-    clip always draws the same target and start, and different clips draw differently even
-    when each is attacked alone."""
-    digest = hashlib.blake2b(np.ascontiguousarray(clip, dtype=np.float32).tobytes()).digest()
-    words = np.frombuffer(digest[:16], dtype=np.uint32).tolist()
-    state = np.random.SeedSequence([seed, *words]).generate_state(2, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(state[0] % (2**63)))

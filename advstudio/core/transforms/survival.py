@@ -10,28 +10,19 @@ draw.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from advstudio.core.models.base import AudioClassifier, pad_batch
+from advstudio.core.seeding import clip_generator
 from advstudio.core.transforms.base import Transform
 
 SURVIVAL_STREAM = 0x5E7F1CA7  # marks verification streams apart from optimisation ones
 
 # holds(clip index, prediction, confidence) -> whether the decision still counts
 Holds = Callable[[int, int, float], bool]
-
-
-def draw_generator(seed: int, stream: int, draw: int, clip: np.ndarray) -> torch.Generator:
-    """The generator of one draw for one clip: from the seed, a stream mark, the draw's number
-    and a digest of the clip's samples, so that a clip draws the same alone or in a batch."""
-    digest = hashlib.blake2b(np.ascontiguousarray(clip, dtype=np.float32).tobytes()).digest()
-    words = np.frombuffer(digest[:16], dtype=np.uint32).tolist()
-    state = np.random.SeedSequence([seed, stream, draw, *words]).generate_state(2, np.uint64)
-    return torch.Generator().manual_seed(int(state[0] % (2**63)))
 
 
 @torch.no_grad()
@@ -53,7 +44,7 @@ def predictions_through(
         idx = order[start : start + batch_size]
         wave, lengths = pad_batch([clips[i] for i in idx], model.device)
         for d in range(draws):
-            generators = [draw_generator(seed, SURVIVAL_STREAM, d, clips[i]) for i in idx]
+            generators = [clip_generator(seed, clips[i], SURVIVAL_STREAM, d) for i in idx]
             heard = condition(wave, lengths, model.sample_rate, generators)
             probabilities = torch.softmax(model(heard, lengths), dim=-1)
             best, label = probabilities.max(dim=-1)
