@@ -170,8 +170,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     survived = result.holds_for(check.prediction, check.confidence)
     eot = attack.eot()
     if eot is not None and result.survival_rate is not None:  # fresh draws of the file
-        eot.bind(model.sample_rate)
-        if eot.optimise.note:  # e.g. a codec that resamples: say so
+        if eot.optimise.note:  # a codec that resamples, say (set when the run bound it)
             print(f"advstudio: EoT: {eot.optimise.note}", file=sys.stderr)
         (rate,) = eot.survival(model, [result], [check.samples], args.seed, 1)
         survived = result.success and bool(rate >= eot.required_rate)

@@ -101,6 +101,7 @@ class Attack:
         schema = self.params_schema + self.common_params
         self.preset = preset
         self.params = resolve_params(self.name, schema, self.presets, preset, overrides)
+        self._eot: ExpectationOverTransformation | None = None
 
     def composition(self) -> Composition:
         """The engine parts these parameters stand for."""
@@ -137,13 +138,18 @@ class Attack:
         )
 
     def eot(self) -> ExpectationOverTransformation | None:
-        """The expectation over transformation these parameters ask for, or None."""
+        """The expectation over transformation these parameters ask for, or None. Built once
+        per attack: every run, the study's re-judging of exports and the CLI share it, so its
+        transforms are parsed, checked against the model's rate and (for recorded responses)
+        read once, not once per batch."""
         p = self.params
         if not p["eot"]:
             return None
-        return ExpectationOverTransformation.from_spec(
-            p["eot"], p["eot_samples"], p["eot_draws"], p["survival_rate"]
-        )
+        if self._eot is None:
+            self._eot = ExpectationOverTransformation.from_spec(
+                p["eot"], p["eot_samples"], p["eot_draws"], p["survival_rate"]
+            )
+        return self._eot
 
     def goal(self, target: str | None = None) -> Goal:
         return Goal(

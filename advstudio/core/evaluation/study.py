@@ -187,7 +187,6 @@ def _rows_for_chunk(
     eot = attack.eot()
     rates: list[float | None] = [None] * len(results)
     if eot is not None:  # judged on fresh draws of the transforms, heard from the export
-        eot.bind(model.sample_rate)
         # every result found in optimisation (the engine's judge set its survival rate),
         # those its judge found below the required rate included
         judged = [k for k, r in enumerate(results) if r.survival_rate is not None]
