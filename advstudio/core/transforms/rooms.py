@@ -41,6 +41,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as taf
 
+from advstudio.core.audio.io import resample
 from advstudio.core.errors import ParameterError
 from advstudio.core.transforms.base import ROLES, Transform, each_row_alone
 
@@ -276,9 +277,7 @@ class RecordedRooms(ResponseBank):
     def response(self, index: int, rate: int) -> np.ndarray:
         if (index, rate) not in self._resampled:
             samples, own_rate = self.recordings[index]
-            if own_rate != rate:
-                samples = taf.resample(torch.from_numpy(samples), own_rate, rate).numpy()
-            self._resampled[index, rate] = prepare_response(samples, rate)
+            self._resampled[index, rate] = prepare_response(resample(samples, own_rate, rate), rate)
         self.rt60s.setdefault(index, self.measured[index])
         return self._resampled[index, rate]
 
