@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.attacks.base import Attack
+from advstudio.core.attacks.goals import is_success
 from advstudio.core.audio import Audio, load_audio, save_audio
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError
@@ -241,15 +242,12 @@ def _transfer_cell(
     """How many of the source's examples fool the target (see the module's docstring)."""
     count = considered = 0
     for result, prediction in zip(found, predictions, strict=True):
-        if result.target is not None:
-            if clean[result.item] == result.target:
-                continue  # the target model already says the target class on the clean file
-            fooled = prediction == result.target
-        else:
-            true = truth[result.item]
-            fooled = prediction != clean[result.item] and (true is None or prediction != true)
+        if result.target is not None and clean[result.item] == result.target:
+            continue  # the target model already says the target class on the clean file
         considered += 1
-        count += int(fooled)
+        count += int(
+            is_success(int(prediction), int(clean[result.item]), result.target, truth[result.item])
+        )
     return _rate(count, considered) | {"left_out": len(found) - considered}
 
 
