@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from advstudio.core.attacks.goals import is_success
 from advstudio.core.attacks.results import AttackResult
 from advstudio.core.attacks.universal import apply_universal, load_perturbation, sidecar_path
 from advstudio.core.errors import ParameterError
@@ -74,7 +75,7 @@ class ApplyUniversalJob(AttackJob):
         result = AttackResult(
             item=0,
             adversarial=adversarial,
-            success=new_pred == target if target is not None else new_pred != orig_pred,
+            success=is_success(new_pred, orig_pred, target, None),
             iterations=0,
             orig_pred=orig_pred,
             new_pred=new_pred,
