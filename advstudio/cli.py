@@ -691,6 +691,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--report", help=f"folder for {report_holds}")
         p.add_argument("--overwrite", action="store_true")
 
+    def device_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+        p.add_argument(
+            "--threads",
+            type=int,
+            help="CPU threads (default: $ADVSTUDIO_THREADS, else the cores not busy at start)",
+        )
+
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--model",
@@ -698,12 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: the shipped instrument model)",
         )
         p.add_argument("--labels", help="labels file for a TorchScript model")
-        p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
-        p.add_argument(
-            "--threads",
-            type=int,
-            help="CPU threads (default: $ADVSTUDIO_THREADS, else the cores not busy at start)",
-        )
+        device_options(p)
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("--model", help="model to open instead of the shipped one")
@@ -910,8 +913,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a spectrogram adversary parameter over the paper preset (e.g. max_iter=50)",
     )
     study_options(p, "every number", "report.html and results.json")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
-    p.add_argument("--threads", type=int, help="CPU threads")
+    device_options(p)
     p.set_defaults(func=_cmd_experiment)
 
     add_universal_commands(sub, dataset_options, model_options)
@@ -960,8 +962,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write every number as JSON")
     p.add_argument("--report", help="folder for report.html, results.json and the examples")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
-    p.add_argument("--threads", type=int, help="CPU threads")
+    device_options(p)
     p.set_defaults(func=_cmd_transfer)
 
     data = sub.add_parser("data", help="datasets: render the offline demo and music sets")
