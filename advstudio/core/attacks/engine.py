@@ -281,9 +281,8 @@ class _Engine:
             logits = self.model(adversarial, rows["lengths"])[None]  # [1, B, C]: one draw
         else:  # K draws of the transforms, batched: [K, B, C]
             heard = comp.eot.hear(adversarial, rows, self.model.sample_rate)
-            draws = heard.shape[0] // len(rows)
-            logits = self.model(heard, rows["lengths"].repeat(draws))
-            logits = logits.view(draws, len(rows), -1)
+            logits = self.model(heard, rows["lengths"].repeat(comp.eot.samples))
+            logits = logits.view(comp.eot.samples, len(rows), -1)
         per_draw = logits.detach().softmax(-1)
         goal_class = rows["target"] if self.targeted else rows["leave"]
         success = self._success(per_draw, rows).all(dim=0)  # every draw meets the goal
