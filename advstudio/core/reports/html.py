@@ -565,6 +565,18 @@ def _context(
     }
 
 
+def run_header(config: dict[str, Any], default_title: str) -> dict[str, Any]:
+    """The head of a multi-model run's report (experiment, transfer): title, date, data,
+    split and device, from the run's `config` with defaults where it recorded none."""
+    return {
+        "title": config.get("title") or default_title,
+        "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "data": config.get("data", "-"),
+        "split": config.get("split", "-"),
+        "device": config.get("device") or "not recorded",
+    }
+
+
 @functools.cache
 def template_environment() -> jinja2.Environment:
     # autoescape=True, not select_autoescape: the template's name ends in .j2, not .html.

@@ -4,7 +4,6 @@ matrix) with results.json beside it. Built from the study report's parts (html.p
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from advstudio.core.reports.html import (
     every_label_view,
     figure_png,
     refuse_existing,
+    run_header,
     sweep_view,
     template_environment,
     write_text_file,
@@ -102,12 +102,7 @@ def render_paper004_report(results: dict[str, Any], config: dict[str, Any]) -> s
     """The report as a string; `config` holds data, split, device, versions and date."""
     models = results["models"]
     settings = results["settings"]
-    context = {
-        "title": config.get("title") or "advstudio: paper 004's experiments",
-        "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "data": config.get("data", "-"),
-        "split": config.get("split", "-"),
-        "device": config.get("device") or "not recorded",
+    context = run_header(config, "advstudio: paper 004's experiments") | {
         "versions": config.get("versions") or {},
         "settings": settings,
         "params": " ".join(f"{k}={v}" for k, v in settings["params"].items()) or "-",

@@ -3,7 +3,6 @@ matrix and the clean agreement as heat maps with their numbers) with results.jso
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from advstudio.core.reports.html import (
     data_uri,
     figure_png,
     refuse_existing,
+    run_header,
     template_environment,
     write_text_file,
 )
@@ -157,12 +157,7 @@ def transfer_figure(results: dict[str, Any]) -> Figure:
 
 def render_transfer_report(results: dict[str, Any], config: dict[str, Any]) -> str:
     names = [m["name"] for m in results["models"]]
-    context = {
-        "title": config.get("title") or "advstudio: transferability between models",
-        "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "data": config.get("data", "-"),
-        "split": config.get("split", "-"),
-        "device": config.get("device") or "not recorded",
+    context = run_header(config, "advstudio: transferability between models") | {
         "attack": results["attack"],
         "target": results["target"],
         "params": " ".join(f"{k}={v}" for k, v in results["params"].items()),
