@@ -14,6 +14,7 @@ from conftest import tone
 
 from advstudio.core.errors import ModelError
 from advstudio.core.models import load_model, pad_batch, predict_proba
+from advstudio.core.models.base import AudioClassifier
 from advstudio.core.models.cnn import MIN_FRAMES, InstrumentClassifier
 from advstudio.core.models.contract import check_contract
 from advstudio.core.models.frontend import circular_pad_frames, reflect_pad
@@ -247,3 +248,48 @@ def test_bad_model_paths_get_one_line(tmp_path, name, content, message):
 
 def test_contract_check_accepts_the_paper_model(random_model):
     check_contract(InstrumentClassifier(["a", "b"]).eval())
+
+
+def _embedding_cases():
+    from advstudio.core.models.cdnn import CdnnClassifier
+    from advstudio.core.models.dnn import DnnClassifier
+
+    labels = ["a", "b", "c"]
+    torch.manual_seed(0)
+    return [
+        (InstrumentClassifier(labels).eval(), 16000, 512),
+        (DnnClassifier(labels, hidden=40).eval(), 22050, 40),
+        (CdnnClassifier(labels).eval(), 22050, 50),
+    ]
+
+
+@pytest.mark.parametrize("index", range(3), ids=["cnn", "dnn", "cdnn"])
+def test_embedding_is_the_last_hidden_layer_pooled_per_clip_whatever_the_padding(index):
+    """embed() gives one vector per clip of the hidden layer's width; a clip gives the same
+    vector alone or padded in a batch, different clips give different vectors, and the
+    gradient reaches the waveform (adaptive attacks on detectors move it)."""
+    model, rate, width = _embedding_cases()[index]
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (rate * 5, rate * 3)]
+    wave, lengths = pad_batch(clips)
+    wave.requires_grad_(True)
+    batched = model.embed(wave, lengths)
+    assert batched.shape == (2, width)
+    alone = model.embed(*pad_batch(clips[1:]))[0]
+    torch.testing.assert_close(batched[1], alone, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(batched[0], batched[1])
+    batched.sum().backward()
+    assert wave.grad[0].abs().sum() > 0
+
+
+def test_a_model_without_a_hidden_layer_says_so():
+    class Linear(AudioClassifier):
+        labels = ["a", "b"]
+        sample_rate = 16000
+        min_samples = 1
+
+        def forward(self, wave, lengths):
+            return wave[:, :2]
+
+    with pytest.raises(ModelError, match="exposes no hidden layer"):
+        Linear().embed(torch.zeros(1, 4), torch.tensor([4]))

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from advstudio.core.errors import ModelError
+
 
 class AudioClassifier(nn.Module):
     """`forward(wave [B, T] float in [-1, 1], lengths [B] int) -> logits [B, C]`.
@@ -27,6 +29,13 @@ class AudioClassifier(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def embed(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Activations of the last hidden layer [B, D], pooled over each clip's valid units:
+        the space that density estimates, linear probes and detectors read (the audit's
+        outliers and mislabels, issue 15's detectors). Differentiable, so that an adaptive
+        attack can move it. A model without a readable hidden layer says so."""
+        raise ModelError(f"{type(self).__name__} exposes no hidden layer to embed clips with")
 
     @property
     def num_classes(self) -> int:

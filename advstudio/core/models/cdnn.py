@@ -70,7 +70,7 @@ class CdnnClassifier(SummedPosteriorClassifier):
         )
         uniform_init(self.network, 0.01)
 
-    def unit_logits(
+    def unit_hidden(
         self, features: torch.Tensor, n_frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         features, n_frames = circular_pad_frames(features, n_frames, BLOCK_FRAMES)
@@ -79,4 +79,8 @@ class CdnnClassifier(SummedPosteriorClassifier):
         batch, bins = features.shape[:2]
         blocks = features[..., :width].reshape(batch, bins, -1, BLOCK_FRAMES)
         blocks = blocks.permute(0, 2, 3, 1).reshape(-1, 1, BLOCK_FRAMES, bins)  # time x freq
-        return self.network(blocks).reshape(batch, -1, len(self.labels)), n_blocks
+        hidden = self.network[:-1](blocks)
+        return hidden.reshape(batch, -1, hidden.shape[-1]), n_blocks
+
+    def head(self) -> nn.Linear:
+        return self.network[-1]

@@ -48,21 +48,37 @@ class AveragePoolCNN(nn.Module):
             nn.Conv2d(512, n_classes, 1),
         )
 
-    def forward(self, x: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+    def hidden(
+        self, x: torch.Tensor, n_frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Activations before the last (1 x 1, class) convolution [B, 512, F', N'], masked
+        beyond each clip's valid time steps, and those step counts [B]."""
         lengths = n_frames
         for layer in self.features:
             if isinstance(layer, nn.Conv2d):
                 x = x * frame_mask(lengths, x.shape[-1])[:, None, None, :]
+                if layer is self.features[-1]:
+                    return x, lengths
                 k, s, p = layer.kernel_size[1], layer.stride[1], layer.padding[1]
                 lengths = (lengths + 2 * p - k) // s + 1
             elif isinstance(layer, nn.AvgPool2d):
                 k, s = _time_param(layer.kernel_size), _time_param(layer.stride)
                 lengths = (lengths - k) // s + 1
             x = layer(x)
+        raise AssertionError("the network ends in its class convolution")
+
+    def forward(self, x: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        x, lengths = self.hidden(x, n_frames)
+        x = self.features[-1](x)  # 1 x 1: the valid time steps stay as they are
         # Mean over frequency, then max over each clip's valid time steps.
         x = x.mean(dim=2)
         x = x.masked_fill(~frame_mask(lengths, x.shape[-1])[:, None, :], float("-inf"))
         return x.amax(dim=-1)
+
+    def embedding(self, x: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        """The hidden activations' mean over frequency and over valid time steps [B, 512]."""
+        x, lengths = self.hidden(x, n_frames)
+        return x.mean(dim=2).sum(dim=-1) / lengths.to(x.dtype)[:, None]
 
 
 def _time_param(value: int | Sequence[int]) -> int:
@@ -112,3 +128,7 @@ class InstrumentClassifier(AudioClassifier):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classify_features(*self.frontend(wave, lengths))
+
+    def embed(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        features, n_frames = circular_pad_frames(*self.frontend(wave, lengths), self.min_frames)
+        return self.cnn.embedding(features[:, None], n_frames)

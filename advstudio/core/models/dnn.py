@@ -48,7 +48,10 @@ class DnnClassifier(SummedPosteriorClassifier):
             "the clip's label is the argmax of the summed frame posteriors"
         )
 
-    def unit_logits(
+    def unit_hidden(
         self, features: torch.Tensor, n_frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mlp(features.transpose(1, 2)), n_frames
+        return self.mlp[:-1](features.transpose(1, 2)), n_frames
+
+    def head(self) -> nn.Linear:
+        return self.mlp[-1]

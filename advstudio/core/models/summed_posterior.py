@@ -24,7 +24,7 @@ from advstudio.core.models.magnitude_frontend import SAMPLE_RATE, MagnitudeFront
 
 
 class SummedPosteriorClassifier(AudioClassifier):
-    """Magnitude front end + a per-unit network; subclasses define `unit_logits`."""
+    """Magnitude front end + a per-unit network; subclasses define `unit_hidden` and `head`."""
 
     train_frames: int  # frames in one training window (one per excerpt per epoch)
     summary: str  # one paragraph for the model card
@@ -36,11 +36,23 @@ class SummedPosteriorClassifier(AudioClassifier):
         self.frontend = MagnitudeFrontEnd(sample_rate)
         self.min_samples = self.frontend.min_samples
 
+    def unit_hidden(
+        self, features: torch.Tensor, n_frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last hidden layer [B, K, D] for each unit, valid unit counts [B]) from features
+        [B, F, N]."""
+        raise NotImplementedError
+
+    def head(self) -> nn.Linear:
+        """The dense layer from the last hidden layer to the class logits."""
+        raise NotImplementedError
+
     def unit_logits(
         self, features: torch.Tensor, n_frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [B, K, C] for each unit, valid unit counts [B]) from features [B, F, N]."""
-        raise NotImplementedError
+        hidden, n_units = self.unit_hidden(features, n_frames)
+        return self.head()(hidden), n_units
 
     def classify_features(self, features: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
         """log(mean posterior over each clip's valid units) [B, C] from standardised features."""
@@ -57,6 +69,12 @@ class SummedPosteriorClassifier(AudioClassifier):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classify_features(*self.frontend(wave, lengths))
+
+    def embed(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's mean over each clip's valid units [B, D]."""
+        hidden, n_units = self.unit_hidden(*self.frontend(wave, lengths))
+        valid = frame_mask(n_units, hidden.shape[1])[:, :, None]
+        return (hidden * valid).sum(dim=1) / n_units.to(hidden.dtype)[:, None]
 
 
 def uniform_init(module: nn.Module, bound: float) -> None:
