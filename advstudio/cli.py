@@ -559,7 +559,6 @@ def _cmd_render_music(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         seed=args.seed,
         classes=tuple(args.classes or DEFAULT_CLASSES),
-        instrumentation=args.instrumentation,
         reporter=ProgressBarReporter(),
     )
     print(f"music set written: {metadata} (data card: {metadata.parent / CARD_NAME})")
@@ -995,13 +994,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLASS",
         help="classes to render (default: bach_chorales fiddle_tunes folk_songs trecento; "
         "monteverdi_madrigals and palestrina are also available)",
-    )
-    p.add_argument(
-        "--instrumentation",
-        choices=("ensemble", "shared"),
-        default="ensemble",
-        help="ensemble: each class's voices draw from its own (overlapping) set of instruments, "
-        "as genres do; shared: every class draws from one pool (the sets before this option)",
     )
     p.set_defaults(func=_cmd_render_music)
     return parser

@@ -65,43 +65,14 @@ def test_excerpts_are_22050_hz_mono_of_the_asked_length_at_the_drawn_level(rende
         assert peak_db == pytest.approx(float(row["level_db"]), abs=0.05)
 
 
-def programs_of(row: dict[str, str]) -> list[int]:
-    return [int(i.split(" ", 1)[0]) for i in row["instruments"].split(";")]
-
-
-def test_metadata_columns_and_instruments_from_each_class_ensemble(rendered):
+def test_metadata_columns_and_instruments_from_one_pool(rendered):
     rows = read_rows(rendered)
     assert tuple(rows[0]) == METADATA_COLUMNS
     for row in rows:
-        programs = programs_of(row)
-        assert len(programs) == int(row["voices"])
-        assert set(programs) <= set(music.COLLECTIONS[row["label"]].ensemble)
+        programs = [int(i.split(" ", 1)[0]) for i in row["instruments"].split(";")]
+        assert len(programs) == int(row["voices"]) and set(programs) <= set(music.INSTRUMENTS)
         assert row["piece"].startswith(row["collection"] + "/")
         assert row["score_licence"] and row["font_licence"]
-    card = (rendered / music.CARD_NAME).read_text()
-    assert "- fiddle_tunes ensemble (General MIDI programs, 0-based): 40 Violin" in card
-
-
-def test_ensembles_overlap_but_differ_and_draw_from_the_pool():
-    ensembles = {label: set(c.ensemble) for label, c in music.COLLECTIONS.items()}
-    for label, ensemble in ensembles.items():
-        assert ensemble <= set(music.INSTRUMENTS), label
-        others = set().union(*(e for other, e in ensembles.items() if other != label))
-        assert ensemble & others, label  # shares an instrument with another class
-    assert len({frozenset(e) for e in ensembles.values()}) == len(ensembles)
-
-
-def test_shared_instrumentation_draws_every_class_from_the_one_pool(tmp_path):
-    out_dir = tmp_path / "shared"
-    render_music_set(out_dir, per_class=8, seconds=2, seed=0, classes=TWO, instrumentation="shared")
-    outside = [
-        p for row in read_rows(out_dir) for p in programs_of(row)
-        if p not in music.COLLECTIONS[row["label"]].ensemble
-    ]
-    assert outside  # the ensembles no longer bind
-    assert "one General MIDI pool shared by all classes" in (out_dir / music.CARD_NAME).read_text()
-    with pytest.raises(ParameterError, match="unknown instrumentation 'mixed'"):
-        render_music_set(tmp_path / "x", per_class=1, classes=TWO, instrumentation="mixed")
 
 
 def test_split_by_piece_and_validation_font_unheard_in_training(rendered):

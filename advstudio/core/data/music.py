@@ -17,28 +17,21 @@ class has far more than 40 pieces (pieces, not excerpts, are what the split keep
   slow line; its Chinese and Irish parts are left out (another style, and near fiddle tunes).
 
 The four default classes (DEFAULT_CLASSES) are those a spectrum can tell apart: a linear model on
-each excerpt's mean and spread of log magnitudes per band, trained on 75 and scored on 25 excerpts
-per class with the shared instrument pool (below), reached 0.75 normalised accuracy on
-bach_chorales, fiddle_tunes, folk_songs and trecento, 0.37 on the four polyphonic vocal collections,
-and 0.47 on all six: Palestrina, Monteverdi and Bach differ in harmony and voice leading, which a
-frame or a 2-second block of magnitudes barely shows once instruments, key and tempo are drawn at
-random. The other two stay available with `--classes`.
+each excerpt's mean and spread of log magnitudes per band, trained on 75 and scored on 25
+excerpts per class, reached 0.75 normalised accuracy on bach_chorales, fiddle_tunes, folk_songs
+and trecento, 0.37 on the four polyphonic vocal collections, and 0.47 on all six: Palestrina,
+Monteverdi and Bach differ in harmony and voice leading, which a frame or a 2-second block of
+magnitudes barely shows once instruments, key and tempo are drawn at random. The other two
+stay available with `--classes`.
 
 O'Neill's Irish tunes were left out as a near twin of the fiddle tunes, and the corpus's other
-folders hold fewer than 40 pieces.
-
-Instrumentation: by default each class's voices draw their instruments from its own ensemble
-(organ, choir and brass for chorales; fiddle, accordion and guitar for dance tunes; voices,
-guitar and piano for songs; recorders, viols and harpsichord for the trecento), and the ensembles
-overlap, as the instrumentation of real genres does. With one pool shared by every class (the
-`shared` instrumentation, the sets rendered before ensembles), the classes differ only in what
-the scores hold, and a frame-level model cannot learn them: the paper-004 DNN stayed near 0.63
-normalised accuracy on the four default classes, where GTZAN's genres also differ in timbre.
-Tempo (in beats of the score's metre), transposition, level, a convolution reverb and the
-training SoundFont are drawn from one generator per excerpt, seeded by (seed, class, index), and
-every excerpt plays on a fresh synthesiser, so adding a class changes no other class's excerpts.
-Pieces are split before excerpts are drawn, and the validation excerpts play validation pieces
-through a SoundFont that training never hears.
+folders hold fewer than 40 pieces. Nothing about the sound gives a class away by design: every
+voice draws its instrument from one pool shared by all classes, and tempo (in beats of the
+score's metre), transposition, level, a convolution reverb and the training SoundFont are drawn
+from one generator per excerpt, seeded by (seed, class, index), and every excerpt plays on a
+fresh synthesiser, so adding a class changes no other class's excerpts. Pieces are split
+before excerpts are drawn, and the validation excerpts play validation pieces through a
+SoundFont that training never hears.
 """
 
 from __future__ import annotations
@@ -109,8 +102,7 @@ METADATA_COLUMNS = (
     "font_licence",
 )
 
-# General MIDI programs (0-based) that carry a melodic line: the pool every class's ensemble,
-# and with `instrumentation="shared"` every voice of every class, draws from.
+# One pool for every class and voice: General MIDI programs (0-based) that carry a melodic line.
 INSTRUMENTS = {
     0: "Acoustic Grand Piano",
     6: "Harpsichord",
@@ -151,36 +143,25 @@ class Collection:
     folder: str
     pattern: str  # regular expression on the file name
     licence: str
-    ensemble: tuple[int, ...]  # the programs its voices draw from with "ensemble" instrumentation
     tunes_per_file: bool = False  # an ABC file of many tunes (X: numbers), each a piece
 
 
 _PUBLIC = "composition public domain; encoding distributed with music21 (corpus/license.txt)"
-# Ensembles overlap (voices, guitar, accordion, strings and reeds are in several), as the
-# instrumentation of real genres does: timbre is a cue, as it is in GTZAN, but not a label.
-_CHURCH = (19, 52, 53, 48, 57, 60, 42)  # organ, choir, voices, strings, trombone, horn, cello
-_DANCE_BAND = (40, 21, 24, 73, 0, 71)  # fiddle, accordion, guitar, flute, piano, clarinet
-_SONG = (53, 52, 24, 21, 0, 71, 68)  # voices, choir, guitar, accordion, piano, clarinet, oboe
-_CONSORT = (74, 6, 41, 42, 68, 70, 53, 24)  # recorder, harpsichord, viol, reeds, voice, lute
-_VOCAL = (52, 53, 19, 57, 48, 74)  # choir, voices, organ, sackbut, strings, recorder
-_MADRIGAL = (53, 52, 6, 41, 42, 24)  # voices, choir, harpsichord, viola, cello, theorbo
-INSTRUMENTATIONS = ("ensemble", "shared")
 COLLECTIONS: dict[str, Collection] = {
     # Chorales are BWV 250-438 and numbered movements of larger works; variant versions
     # (bwv18.5-lz) are left out, so that no chorale is on both sides of the split, and so is
     # the one keyboard prelude (BWV 846).
-    "bach_chorales": Collection("bach", r"bwv(?!846\.)\d+(\.\d+)?\.mxl", _PUBLIC, _CHURCH),
-    "palestrina": Collection("palestrina", r".*\.krn", _PUBLIC + ", Humdrum (CCARH)", _VOCAL),
-    "monteverdi_madrigals": Collection("monteverdi", r"madrigal\..*\.mxl", _PUBLIC, _MADRIGAL),
-    "trecento": Collection("trecento", r".*\.(xml|mxl)", _PUBLIC, _CONSORT),
+    "bach_chorales": Collection("bach", r"bwv(?!846\.)\d+(\.\d+)?\.mxl", _PUBLIC),
+    "palestrina": Collection("palestrina", r".*\.krn", _PUBLIC + ", Humdrum (CCARH)"),
+    "monteverdi_madrigals": Collection("monteverdi", r"madrigal\..*\.mxl", _PUBLIC),
+    "trecento": Collection("trecento", r".*\.(xml|mxl)", _PUBLIC),
     "fiddle_tunes": Collection(
-        "ryansMammoth", r".*\.abc", "public domain (Ryan's Mammoth Collection, 1883)", _DANCE_BAND
+        "ryansMammoth", r".*\.abc", "public domain (Ryan's Mammoth Collection, 1883)"
     ),
     "folk_songs": Collection(
         "essenFolksong",
         r"(altdeu|ballad|boehme|dva|erk|fink|kinder|lot|lux|zuccal)\d*\.abc",
         _NON_COMMERCIAL,
-        _SONG,
         tunes_per_file=True,
     ),
 }
@@ -325,7 +306,8 @@ class _Draw:
     start_fraction: float  # where the window starts, as a fraction of the free room
 
 
-def _draw(rng: np.random.Generator, voices: int, training: bool, pool: list[int]) -> _Draw:
+def _draw(rng: np.random.Generator, voices: int, training: bool) -> _Draw:
+    pool = sorted(INSTRUMENTS)
     return _Draw(
         font=TRAINING_FONTS[rng.integers(len(TRAINING_FONTS))] if training else VALIDATION_FONT,
         tempo_bpm=round(float(rng.uniform(*_TEMPO_BPM)), 1),
@@ -475,7 +457,6 @@ class _Excerpts:
     out_dir: Path
     seconds: float
     seed: int
-    instrumentation: str
     written: list[Path]
 
     def render(
@@ -485,8 +466,6 @@ class _Excerpts:
         and sounds), save it and return its metadata row. `scores` caches parsed pieces."""
         seeds = np.random.SeedSequence([self.seed, _crc(label), index])
         rng = np.random.Generator(np.random.PCG64(seeds))
-        shared = self.instrumentation == "shared"
-        pool = sorted(INSTRUMENTS if shared else COLLECTIONS[label].ensemble)
         for attempt in range(len(pieces)):
             piece = pieces[(slot + attempt) % len(pieces)]
             if piece not in scores:
@@ -494,7 +473,7 @@ class _Excerpts:
             score = scores[piece]
             if score is None:
                 continue
-            draw = _draw(rng, int(score.voices.max()) + 1, training, pool)
+            draw = _draw(rng, int(score.voices.max()) + 1, training)
             synth, sfid = self.bank.synth_playing(draw.font)
             try:
                 raw, start, repeats = _play(synth, sfid, score, draw, self.seconds)
@@ -539,7 +518,6 @@ def render_music_set(
     seconds: float = 30.0,
     seed: int = 0,
     classes: tuple[str, ...] = DEFAULT_CLASSES,
-    instrumentation: str = "ensemble",
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
 ) -> Path:
@@ -552,13 +530,9 @@ def render_music_set(
     out_dir = Path(out_dir)
     classes = tuple(sorted(dict.fromkeys(classes)))
     _check_arguments(out_dir, per_class, seconds, classes)
-    if instrumentation not in INSTRUMENTATIONS:
-        raise ParameterError(
-            f"unknown instrumentation {instrumentation!r}; choose {' or '.join(INSTRUMENTATIONS)}"
-        )
     music21 = import_music21()
     bank = _FontBank(import_fluidsynth())
-    excerpts = _Excerpts(music21, bank, out_dir, seconds, seed, instrumentation, [])
+    excerpts = _Excerpts(music21, bank, out_dir, seconds, seed, [])
     start_time = time.perf_counter()
     rows: list[dict[str, Any]] = []
     available: dict[str, tuple[int, int]] = {}  # per class: training and validation pieces
@@ -588,21 +562,11 @@ def render_music_set(
                 reporter.report(ItemFinished("render", len(rows), total, row["path"]))
         elapsed = time.perf_counter() - start_time
         out_dir.mkdir(parents=True, exist_ok=True)
-        description = _describe(rows, seed, seconds, instrumentation)
-        (out_dir / DESCRIPTION_NAME).write_text(description)
+        (out_dir / DESCRIPTION_NAME).write_text(_describe(rows, seed, seconds))
         metadata = write_metadata(out_dir, rows, METADATA_COLUMNS)
         scores_by_cue = _baseline(out_dir, rows, classes)
         (out_dir / CARD_NAME).write_text(
-            _card(
-                rows,
-                seed,
-                seconds,
-                instrumentation,
-                available,
-                scores_by_cue,
-                elapsed,
-                music21.__version__,
-            )
+            _card(rows, seed, seconds, available, scores_by_cue, elapsed, music21.__version__)
         )
     except BaseException:
         (out_dir / CARD_NAME).unlink(missing_ok=True)
@@ -652,22 +616,14 @@ def _baseline(out_dir: Path, rows: list[dict[str, Any]], classes: tuple[str, ...
     return baseline.baseline_accuracies(*sides["train"], *sides["validation"], len(classes))
 
 
-_INSTRUMENTATION_TEXT = {
-    "ensemble": "Every voice plays an instrument drawn from its class's ensemble (overlapping "
-    "sets of General MIDI programs, as genres share instruments)",
-    "shared": "Every voice plays an instrument drawn from one General MIDI pool shared by all "
-    "classes",
-}
-
-
-def _describe(rows: list[dict[str, Any]], seed: int, seconds: float, instrumentation: str) -> str:
+def _describe(rows: list[dict[str, Any]], seed: int, seconds: float) -> str:
     """The set's description for model cards."""
     labels = sorted({row["label"] for row in rows})
     return (
         f"Offline music set: {seconds:g}-second excerpts of scores from the music21 corpus, "
         f"rendered by `advstudio data render-music` (seed {seed}) with FluidSynth at 48 kHz and "
-        f"resampled to {SAMPLE_RATE} Hz mono. Classes: {', '.join(labels)}. "
-        f"{_INSTRUMENTATION_TEXT[instrumentation]}; tempo, "
+        f"resampled to {SAMPLE_RATE} Hz mono. Classes: {', '.join(labels)}. Every voice plays "
+        "an instrument drawn from one General MIDI pool shared by all classes; tempo, "
         "transposition, level and reverb are drawn per excerpt. Split by piece (no piece on "
         f"both sides) and by SoundFont: validation excerpts play through {VALIDATION_FONT}, "
         f"training through {' and '.join(TRAINING_FONTS)}. Pieces shorter than an excerpt "
@@ -675,12 +631,9 @@ def _describe(rows: list[dict[str, Any]], seed: int, seconds: float, instrumenta
     )
 
 
-def _card(
-    rows, seed, seconds, instrumentation, available, scores_by_cue, elapsed, music21_version
-) -> str:
+def _card(rows, seed, seconds, available, scores_by_cue, elapsed, music21_version) -> str:
     """DATA_CARD.md: what the set is, counts per class and split, sources, licences, baseline."""
-    description = _describe(rows, seed, seconds, instrumentation)
-    lines = ["# Rendered music set", "", description, "## Counts", ""]
+    lines = ["# Rendered music set", "", _describe(rows, seed, seconds), "## Counts", ""]
     lines += [
         "Pieces: distinct pieces the excerpts play; available: the class's pieces in the corpus "
         "on each side of the split. Repeated: excerpts of pieces shorter than an excerpt.",
@@ -705,18 +658,9 @@ def _card(
     ]
     fonts = sorted({(r["font"], r["font_licence"]) for r in rows})
     lines += [f"- SoundFont {name}: {licence}" for name, licence in fonts]
-    if instrumentation == "shared":
-        lines.append(
-            "- Instrument pool (General MIDI programs, 0-based): "
-            + ", ".join(f"{p} {n}" for p, n in INSTRUMENTS.items())
-        )
-    else:
-        lines += [
-            f"- {label} ensemble (General MIDI programs, 0-based): "
-            + ", ".join(f"{p} {INSTRUMENTS[p]}" for p in COLLECTIONS[label].ensemble)
-            for label in available
-        ]
     lines += [
+        "- Instrument pool (General MIDI programs, 0-based): "
+        + ", ".join(f"{p} {n}" for p, n in INSTRUMENTS.items()),
         "",
         "## Simple-cue baseline",
         "",
@@ -734,9 +678,8 @@ def _card(
         "",
         f"{len(rows)} excerpts in {elapsed:.0f} s ({len(rows) / elapsed:.2f} excerpts per "
         "second, one process), seed "
-        f"{seed}, {instrumentation} instrumentation, music21 {music21_version}. Rerun with the "
-        "same seed, classes, counts, instrumentation and music21 version for byte-identical "
-        "audio and metadata.csv.",
+        f"{seed}, music21 {music21_version}. Rerun with the same seed, classes, counts and "
+        "music21 version for byte-identical audio and metadata.csv.",
         "",
     ]
     return "\n".join(lines)
