@@ -135,7 +135,7 @@ def evaluate_defense(
         key = (id(defense.base), name)
         if key not in cache:
             cache[key] = plain.run(
-                defense.base, clips, None, truth, seed, batch_size, reporter=reporter
+                defense.base, clips, None, truth, seed, batch_size=batch_size, reporter=reporter
             )
         attacked = {
             "plain": cache[key],

@@ -6,9 +6,9 @@ How a gradient passes a transform that has none (a codec, rounding) is a switch:
 - "straight-through": the forward pass is the real transform, the backward pass the identity
   (Athalye et al.'s BPDA, as transforms/base.py does for every non-differentiable transform);
   what an adaptive attacker uses.
-- "blocked": the same forward pass with no gradient path through a non-differentiable defense
-  at all: what the defense looks like to a naive attacker who differentiates the deployed
-  model (gradient zero, so a gradient attack cannot move). Differentiable defenses (low-pass,
+- "blocked": the same forward pass with no gradient through a non-differentiable defense at
+  all: what the defense looks like to a naive attacker who differentiates the deployed model
+  (the gradient is zero, so a gradient attack cannot move). Differentiable defenses (low-pass,
   resampling, median, noise) pass their true gradient in both modes: there is nothing to block.
 
 A defended model is a directory like any model: `model.json` (format "advstudio-defense", the
@@ -68,7 +68,9 @@ class DefendedClassifier(AudioClassifier):
         seeds = torch.randint(2**62, (rows,)).tolist() if self.transform.random else [0] * rows
         generators = [seeded_generator(seed) for seed in seeds]
         heard = self.transform(wave, lengths, self.sample_rate, generators)
-        return heard.detach() if self.blocks_gradient else heard
+        if self.blocks_gradient:  # zero gradient, the graph kept so attacks run (and fail)
+            return heard.detach() + 0.0 * wave
+        return heard
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.base(self.defend(wave, lengths), lengths)
