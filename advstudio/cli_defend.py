@@ -16,7 +16,11 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     from advstudio.cli_output import ProgressBarReporter
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
-    from advstudio.core.defenses.evaluation import evaluate_defense, open_defense
+    from advstudio.core.defenses.evaluation import (
+        RANDOM_EOT_SAMPLES,
+        evaluate_defense,
+        open_defense,
+    )
     from advstudio.core.models import load_model
     from advstudio.core.reports.defenses import format_defense_table, write_defense_report
     from advstudio.core.reports.provenance import model_name
@@ -25,6 +29,8 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     outputs = check_outputs_free(args)
     if args.limit is not None and args.limit < 1:
         raise ParameterError(f"--limit must be at least 1, got {args.limit}")
+    if args.eot_samples is not None and not 1 <= args.eot_samples <= 64:
+        raise ParameterError(f"--eot-samples must be 1 to 64, got {args.eot_samples}")
     attacks = attack_settings(args.attack, parse_assignments(args.param))
     for name, params in attacks:
         make_attack(name, **params)  # bad names and parameters: one line before any work
@@ -46,6 +52,7 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             reporter=reporter,
             plain_cache=plain_cache,
+            eot_samples=args.eot_samples or RANDOM_EOT_SAMPLES,
         )
         | {"model": model_name(args.model)}
         for defense in defenses
@@ -123,6 +130,12 @@ def add_defend_commands(
         default=[],
         metavar="K=V",
         help="attack parameter, for every attack that takes it",
+    )
+    p.add_argument(
+        "--eot-samples",
+        type=int,
+        metavar="K",
+        help="adaptive attack on a random defense: draws per iteration (default 8)",
     )
     p.add_argument("--limit", type=int, metavar="N", help="at most N files, spread over classes")
     p.add_argument("--split", help="dataset split (default as evaluate; all for every file)")

@@ -88,12 +88,14 @@ def open_defense(text: str, base: AudioClassifier, device: str | None = None) ->
     return Defense(path.name, "model", base, model)
 
 
-def adaptive_attack(defense: Defense, name: str, params: dict[str, Any]) -> Attack:
+def adaptive_attack(
+    defense: Defense, name: str, params: dict[str, Any], eot_samples: int = RANDOM_EOT_SAMPLES
+) -> Attack:
     """The attack on the whole defended model (see the module's docstring)."""
     if defense.spec is None:
         return make_attack(name, **params)
     random = defense.defended.transform.random  # type: ignore[union-attr]
-    eot = {"eot": defense.spec, "eot_samples": RANDOM_EOT_SAMPLES if random else 1}
+    eot = {"eot": defense.spec, "eot_samples": eot_samples if random else 1}
     if not random:
         eot["eot_draws"] = 1  # a deterministic transform: one fresh draw is every draw
     return make_attack(name, **(eot | params))
@@ -107,6 +109,7 @@ def evaluate_defense(
     batch_size: int = 16,
     reporter: Reporter | None = None,
     plain_cache: dict[tuple[int, str], list[AttackResult]] | None = None,
+    eot_samples: int = RANDOM_EOT_SAMPLES,
 ) -> dict[str, Any]:
     """Clean, plain and adaptive accuracy of the defense for each (attack name, parameters).
     `plain_cache`, shared over several defenses of one base model and the same files, keeps
@@ -129,7 +132,7 @@ def evaluate_defense(
     rows = []
     for name, params in attacks:
         plain = make_attack(name, **params)
-        adaptive = adaptive_attack(defense, name, params)
+        adaptive = adaptive_attack(defense, name, params, eot_samples)
         adaptive_model = defense.base if defense.spec is not None else defense.defended
         cache = {} if plain_cache is None else plain_cache
         key = (id(defense.base), name)

@@ -37,6 +37,11 @@ def definition(gap: float) -> str:
     return DEFINITION.format(gap=100 * gap)
 
 
+def sentence(text: str) -> str:
+    """`text` with its first letter capital (jinja's capitalize would lower "SNR (dB)")."""
+    return text[:1].upper() + text[1:]
+
+
 def defense_rows(evaluations: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     """One row of text per defense and attack."""
     rows = []
@@ -75,7 +80,7 @@ def render_defense_report(evaluations: Sequence[dict[str, Any]], config: dict[st
     context = run_header(config, "advstudio: defenses under adaptive attacks") | {
         "model": config.get("model", "-"),
         "n_files": len(first["files"]),
-        "definition": definition(first["obfuscation_gap"]),
+        "definition": sentence(definition(first["obfuscation_gap"])),
         "rows": defense_rows(evaluations),
         "params": [
             {"attack": r["attack"], "params": " ".join(f"{k}={v}" for k, v in r["params"].items())}
