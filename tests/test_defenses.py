@@ -18,7 +18,13 @@ from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.data.render import render_demo_set
 from advstudio.core.defenses.distillation import distillation_loss, soft_labels
-from advstudio.core.defenses.evaluation import OBFUSCATION_NOTE, is_obfuscated
+from advstudio.core.defenses.evaluation import (
+    OBFUSCATION_NOTE,
+    Defense,
+    adaptive_attack,
+    is_obfuscated,
+    open_defense,
+)
 from advstudio.core.defenses.wrapper import DefendedClassifier, save_defended_model
 from advstudio.core.errors import ModelError, ParameterError
 from advstudio.core.models import load_model
@@ -299,12 +305,22 @@ def test_defend_evaluate_end_to_end_gives_clean_plain_and_adaptive_accuracy(
 )
 def test_defend_evaluate_refuses_bad_names_in_one_line(tmp_path, capsys, args, message):
     data = demo_folder(tmp_path / "clips", ("Gong/Gong_0007.flac",))
-    code = main(
-        ["defend", "evaluate", str(data), *args, "--param", "max_iter=1"]
-        if "--param" not in args
-        else ["defend", "evaluate", str(data), *args]
-    )
+    code = main(["defend", "evaluate", str(data), *args, "--param", "max_iter=1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0
-    assert err[-1].startswith("advstudio: error:") and message in err[-1]
-    assert len([line for line in err if "Traceback" in line]) == 0
+    assert len(err) == 1 and err[0].startswith("advstudio: error:") and message in err[0]
+
+
+def test_the_adaptive_attack_draws_through_the_defense_and_the_plain_one_ignores_it():
+    base = make_random_model()
+    for spec, samples, draws in (
+        ("mp3@64k", 5, 20),
+        ("lowpass@4k,median@5", 5, 20),
+        ("quantise@8bit+median@5", 1, 1),
+    ):
+        defense = open_defense(spec, base)
+        adaptive = adaptive_attack(defense, "pgdn", {"max_iter": "3"}, eot_samples=5)
+        assert adaptive.params["eot"] == spec
+        assert (adaptive.params["eot_samples"], adaptive.params["eot_draws"]) == (samples, draws)
+    model_defense = Defense("robust", "model", base, make_random_model())
+    assert adaptive_attack(model_defense, "cw", {}).params["eot"] == ""  # white-box on it
