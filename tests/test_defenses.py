@@ -79,7 +79,8 @@ def test_median_filter_refuses_a_bad_kernel_in_one_line(text):
 
 
 def demo_clips() -> list[np.ndarray]:
-    return [load_audio(demo_clips_dir() / name, RATE).samples for name in THREE_DEMO_CLIPS]
+    """The Hi-hat and the Accordion demo clips (0.5 and 2.6 s)."""
+    return [load_audio(demo_clips_dir() / name, RATE).samples for name in THREE_DEMO_CLIPS[1:]]
 
 
 def test_blocked_gradient_defeats_the_naive_attack_while_straight_through_breaks_the_defense():
