@@ -325,3 +325,20 @@ def test_the_adaptive_attack_draws_through_the_defense_and_the_plain_one_ignores
         assert (adaptive.params["eot_samples"], adaptive.params["eot_draws"]) == (samples, draws)
     model_defense = Defense("robust", "model", base, make_random_model())
     assert adaptive_attack(model_defense, "cw", {}).params["eot"] == ""  # white-box on it
+
+
+def test_a_model_directory_is_a_defense_of_its_own_and_a_saved_defense_brings_its_base(
+    base_dir, tmp_path
+):
+    base = make_random_model()
+    robust = open_defense(str(base_dir), base)  # e.g. a distilled or adversarially trained model
+    assert (robust.kind, robust.spec, robust.base) == ("model", None, base)
+    saved = save_defended_model(tmp_path / "defended", base_dir, "resample@8k")
+    transform = open_defense(str(saved), base)
+    assert (transform.kind, transform.spec) == ("transform", "resample@8k")
+    assert transform.base is transform.defended.base  # the plain attack: its own base
+    other = save_model_dir(
+        tmp_path / "other", make_random_model(["a", "b"]), "average_pool_cnn", {}
+    )
+    with pytest.raises(ModelError, match="base model's classes"):
+        open_defense(str(other), base)
