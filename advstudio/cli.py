@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
+from advstudio.cli_defend import add_defend_commands
 from advstudio.cli_output import ProgressBarReporter, report_error
 from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
@@ -97,6 +98,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pgd_eps=args.pgd_eps,
         pgd_steps=args.pgd_steps,
         pgd_step=args.pgd_step,
+        distill=args.distill,
+        temperature=args.temperature,
     )
     card = train(dataset, Path(args.out), config, ProgressBarReporter(), resume=args.resume)
     write_model_card(Path(args.out), card, dataset.description)
@@ -776,6 +779,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pgd-steps", type=int, metavar="K", help="pgd: steps (default 7)")
     p.add_argument("--pgd-step", type=float, metavar="S", help="pgd: step size (default 2.5 E / K)")
+    p.add_argument(
+        "--distill",
+        metavar="TEACHER",
+        help="defensive distillation: train on TEACHER's softmax at --temperature (soft labels)",
+    )
+    p.add_argument(
+        "--temperature", type=float, default=1.0, metavar="T", help="distillation temperature"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -917,6 +928,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_experiment)
 
     add_universal_commands(sub, dataset_options, model_options)
+    add_defend_commands(sub, dataset_options, model_options)
 
     p = sub.add_parser(
         "transfer",

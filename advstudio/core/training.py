@@ -48,6 +48,12 @@ from advstudio.core.adversarial_training import (
 from advstudio.core.atomic import write_atomically
 from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Dataset
+from advstudio.core.defenses.distillation import (
+    check_temperature,
+    distillation_loss,
+    load_teacher,
+    soft_labels,
+)
 from advstudio.core.device import select_device
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.metrics import (
@@ -106,6 +112,10 @@ class TrainConfig:
     pgd_eps: float | None = None  # pgd: L-inf bound on the waveform, full scale
     pgd_steps: int | None = None  # pgd: K
     pgd_step: float | None = None  # pgd: step size S (default 2.5 eps / K)
+    # Defensive distillation (defenses/distillation.py): the teacher's soft labels at
+    # `temperature`; the student trains at it (without mixup) and is deployed at 1.
+    distill: str | None = None
+    temperature: float = 1.0
     seed: int = 0
     device: str | None = None
 
@@ -134,6 +144,9 @@ class TrainConfig:
             self.pgd_steps,
             self.pgd_step,
         )
+        check_temperature(self.temperature)
+        if self.temperature != 1.0 and self.distill is None:
+            raise ParameterError("--temperature needs --distill TEACHER (the soft labels)")
         if self.adversarial == "paper004" and self.sign_step is None:
             self.sign_step = PAPER004_STEP
         if self.adversarial == "pgd":
@@ -510,6 +523,9 @@ def train(
     model = build_model(architecture, dataset.classes, None, architecture_config)
     model = model.to(select_device(config.device))
     perturbation = make_perturbation(config, model)  # the adversary's errors before any work
+    teacher = None
+    if config.distill is not None:  # defensive distillation: a teacher that fits, or one line
+        teacher = load_teacher(config.distill, dataset.classes, model.sample_rate, model.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = dataset.subset("train"), dataset.subset("validation")
     reporter.report(
@@ -522,6 +538,9 @@ def train(
     train_clips = _load_split(dataset, "train", model)
     val_clips = _load_split(dataset, "validation", model)
     train_truth = [dataset.class_index(e.label) for e in train_set.examples]
+    soft = None
+    if teacher is not None:
+        soft = soft_labels(teacher, train_clips, config.temperature).to(model.device)
     val_truth = [dataset.class_index(e.label) for e in val_set.examples]
     # One seeded set of wrong labels for the perturbed validation, the same every epoch.
     val_wrong = random_wrong_labels(
@@ -560,7 +579,11 @@ def train(
             windows = _batch_features(
                 model, clips, config.augment, generator, target, perturbation
             )
-            loss = _loss(model, windows, target, config.augment, generator)
+            if soft is None:
+                loss = _loss(model, windows, target, config.augment, generator)
+            else:
+                logits = model.train_logits(windows)
+                loss = distillation_loss(logits, soft[idx], config.temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

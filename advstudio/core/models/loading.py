@@ -97,6 +97,10 @@ def load_model(
     if not path.exists():
         raise ModelError(f"{path}: no such model file or directory")
     labels_path = Path(labels) if labels is not None else None
+    from advstudio.core.defenses.wrapper import is_defense_directory, load_defended_model
+
+    if path.is_dir() and is_defense_directory(path):  # its base is checked as it loads
+        return load_defended_model(path, device)
     if path.is_dir():
         model = _load_directory(path)
     elif path.name == "model.json":

@@ -1,7 +1,7 @@
 """The text form of transforms, shared by `--eot`, `--survival` and the GUI: conditions
 separated by commas, each one transform or a chain joined by "+":
 
-    mp3@64k,vorbis@q2,opus@24k,resample@8k,lowpass@4k,room:small+noise@30dB
+    mp3@64k,vorbis@q2,opus@24k,resample@8k,lowpass@4k,median@5,room:small+noise@30dB
 
 For expectation over transformation the conditions are alternatives (each draw picks one);
 for a survival report each condition is one column. Every unknown name or bad argument is
@@ -18,6 +18,7 @@ from advstudio.core.transforms.base import ROLES, Chain, Transform
 from advstudio.core.transforms.codecs import Mp3, Opus, Vorbis
 from advstudio.core.transforms.filters import BandFilter
 from advstudio.core.transforms.level import Gain, Shift
+from advstudio.core.transforms.median import MedianFilter
 from advstudio.core.transforms.noise import Noise
 from advstudio.core.transforms.quantisation import Quantise
 from advstudio.core.transforms.resampling import Resample
@@ -32,6 +33,7 @@ _FACTORIES: dict[str, Callable[[str | None, str, str], Transform]] = {
     "quantise": Quantise.from_text,
     "lowpass": BandFilter.lowpass,
     "bandpass": BandFilter.bandpass,
+    "median": MedianFilter.from_text,
     "noise": Noise.white,
     "pinknoise": Noise.pink,
     "gain": Gain.from_text,
