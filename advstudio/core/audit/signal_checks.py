@@ -30,7 +30,7 @@ SIGNAL_CHECKS = (
 _TINY = 1e-12
 _POWER_FLOOR = 1e-20  # -200 dB: below any file's own noise floor (16-bit is about -140 dB/Hz)
 _FULL_SCALE_DB = -0.5  # a peak this close to 0 dBFS has met the converter's or limiter's ceiling
-_CLICK_RATIO = 40.0  # a click's residual over its local median
+_CLICK_RATIO = 50.0  # a click's residual over its local median
 
 
 @dataclass(frozen=True)
@@ -278,6 +278,15 @@ def _mains_prominence(spectrum_db: np.ndarray, resolution: float, mains: float) 
         if centre + around >= len(spectrum_db):
             break
         peak = spectrum_db[centre - half : centre + half + 1].max()
+        beside = np.concatenate(
+            (
+                spectrum_db[centre - 5 * half : centre - 2 * half],
+                spectrum_db[centre + 2 * half + 1 : centre + 5 * half + 1],
+            )
+        )
+        if len(beside) and beside.max() >= peak:  # a partial just off the mains frequency
+            prominences.append(0.0)
+            continue
         sides = np.concatenate(
             (
                 spectrum_db[centre - around : centre - 2 * half],
@@ -312,7 +321,7 @@ def check_hum(samples: np.ndarray, sample_rate: int) -> CheckResult:
     """
     mono = _as_channels(samples).mean(axis=0)
     segment = min(len(mono), 2 * sample_rate)  # 0.5 Hz bins for files of 2 s or more
-    if segment < sample_rate // 2 or not mono.any():  # under 0.5 s, 50 Hz blurs into 48
+    if segment < sample_rate or not mono.any():  # under 1 s, a 49 Hz note blurs into 50 Hz
         return CheckResult(0.0, False, "too short to measure hum", {})
     frequencies, spectrum = signal.welch(
         mono, sample_rate, nperseg=segment, noverlap=segment // 2, average="median"
@@ -367,7 +376,9 @@ def check_bandwidth(samples: np.ndarray, sample_rate: int) -> CheckResult:
     # floor down to the file's quantisation noise, a natural roll-off slopes there gently.
     floor = ndimage.percentile_filter(spectrum_db, 20, size=width, mode="nearest")
     half = width // 2
-    lowest, highest = max(round(1000.0 / step), half), round(0.85 * nyquist / step)
+    # Resamplers and codecs cut at 4 kHz or above (8 kHz telephone audio and up); under 3 kHz
+    # a floor falling away is an instrument's own spectrum (a high marimba note's partials).
+    lowest, highest = max(round(3000.0 / step), half), round(0.85 * nyquist / step)
     drops = [floor[k - half] - floor[k + half :].max() for k in range(lowest, highest)]
     if not drops:
         return CheckResult(0.0, False, "too short to measure bandwidth", {})
