@@ -25,7 +25,7 @@ import torchaudio.functional as taf
 from advstudio.core.audio.io import read_audio
 from advstudio.core.audit.findings import UNREADABLE, Finding
 from advstudio.core.audit.fingerprint import Fingerprint, fingerprint
-from advstudio.core.audit.signal_checks import CHECKS, SIGNAL_CHECKS
+from advstudio.core.audit.signal_checks import SIGNAL_CHECKS, run_checks
 from advstudio.core.errors import AudioError
 
 
@@ -98,18 +98,8 @@ def inspect_file(
         fingerprint=fingerprint(samples, rate),
         content_hash=hashlib.sha1(np.ascontiguousarray(data).tobytes()).hexdigest(),
     )
-    findings = []
-    for check in checks:
-        if check in CHECKS:
-            result = CHECKS[check](samples, rate)
-            findings.append(
-                Finding(
-                    name,
-                    check,
-                    round(result.score, 4),
-                    result.flagged,
-                    result.reason,
-                    result.detail,
-                )
-            )
+    findings = [
+        Finding(name, check, round(result.score, 4), result.flagged, result.reason, result.detail)
+        for check, result in run_checks(samples, rate, checks).items()
+    ]
     return facts, findings

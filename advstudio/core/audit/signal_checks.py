@@ -9,7 +9,7 @@ A score of 0.5 sits at the flagging threshold, so scores compare within a check.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,7 +170,8 @@ def check_dc_offset(samples: np.ndarray, sample_rate: int) -> CheckResult:
 
 def check_dropouts(samples: np.ndarray, sample_rate: int) -> CheckResult:
     """Runs of exact zeros or of one repeated sample inside the signal: at least 1 ms held
-    while the 10 ms on either side are within 40 dB of the loudest 10 ms."""
+    while the 10 ms on either side are within 40 dB of the loudest 10 ms (a run held at the
+    peak is clipping, and is left to that check)."""
     channels = _as_channels(samples)
     min_run = max(16, round(0.001 * sample_rate))
     context = max(1, round(0.010 * sample_rate))
@@ -179,10 +180,13 @@ def check_dropouts(samples: np.ndarray, sample_rate: int) -> CheckResult:
         if not channel.any():
             continue
         floor = _frame_rms(channel, context).max() * 10 ** (-40 / 20)
+        peak = float(np.abs(channel).max())
         held = np.concatenate(([False], np.diff(channel) == 0))
         starts, lengths = _runs(held)
         for start, length in zip(starts - 1, lengths + 1, strict=True):
             if length < min_run or start < context or start + length + context > len(channel):
+                continue
+            if abs(channel[start]) >= 0.99 * peak:  # held at the peak: clipping, not a dropout
                 continue
             before = np.sqrt(np.mean(channel[start - context : start] ** 2))
             after = np.sqrt(np.mean(channel[start + length : start + length + context] ** 2))
@@ -397,6 +401,25 @@ def check_bandwidth(samples: np.ndarray, sample_rate: int) -> CheckResult:
         )
         return CheckResult(score, True, reason, detail)
     return CheckResult(score, False, "full bandwidth", detail)
+
+
+def run_checks(
+    samples: np.ndarray, sample_rate: int, checks: Collection[str]
+) -> dict[str, CheckResult]:
+    """The chosen checks on one file. A silent file is reported as silent only: at a few
+    least significant bits every sample repeats and every peak is held, so the other checks
+    would report noise as dropouts and clipping."""
+    silence = check_silence(samples, sample_rate)
+    results = {}
+    for name in checks:
+        if name == "silence":
+            results[name] = silence
+        elif name in CHECKS:
+            if silence.flagged:
+                results[name] = CheckResult(0.0, False, "not judged: the file is silent")
+            else:
+                results[name] = CHECKS[name](samples, sample_rate)
+    return results
 
 
 CHECKS: dict[str, Callable[[np.ndarray, int], CheckResult]] = {
