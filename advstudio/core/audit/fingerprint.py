@@ -43,6 +43,13 @@ class Fingerprint:
     values: np.ndarray  # int8 [frames, BANDS]
     loud: np.ndarray  # bool [frames]
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Fingerprint):
+            return NotImplemented
+        return np.array_equal(self.values, other.values) and np.array_equal(self.loud, other.loud)
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: equal by value, not hashable
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "values": self.values.astype(int).tolist(),
