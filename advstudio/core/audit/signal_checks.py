@@ -29,7 +29,9 @@ SIGNAL_CHECKS = (
 
 _TINY = 1e-12
 _POWER_FLOOR = 1e-20  # -200 dB: below any file's own noise floor (16-bit is about -140 dB/Hz)
+_CEILING = 1.0 - 2.0**-15  # the largest 16-bit value, as a float
 _FULL_SCALE_DB = -0.5  # a peak this close to 0 dBFS has met the converter's or limiter's ceiling
+_BAND_PERCENTILE = 20
 _CLICK_RATIO = 50.0  # a click's residual over its local median
 
 
@@ -112,9 +114,12 @@ def _soft_clip_ratio(channel: np.ndarray) -> float:
 
 
 def check_clipping(samples: np.ndarray, sample_rate: int) -> CheckResult:
-    """Hard clipping (runs of samples held at the peak, at full scale or after a gain) and
-    soft clipping (the amplitude histogram piled up under the peak)."""
+    """Hard clipping (runs of samples held at the peak, at full scale or after a gain; or
+    several samples at the very top of the integer range, where a peaky note clipped by a
+    decibel leaves no run), and soft clipping (the amplitude histogram piled up under the
+    peak)."""
     channels = _as_channels(samples)
+    at_ceiling = int(np.count_nonzero(np.abs(channels) >= _CEILING))
     min_run = 2
     runs, held = 0, 0
     ratio = 0.0
@@ -132,16 +137,19 @@ def check_clipping(samples: np.ndarray, sample_rate: int) -> CheckResult:
         "clipped_fraction": round(fraction, 6),
         "histogram_ratio": round(ratio, 2),
         "peak_dbfs": round(peak_db, 2),
+        "samples_at_full_scale": at_ceiling,
     }
-    hard = _ramp(runs, 0.0, 3.0)
+    hard = max(_ramp(runs, 0.0, 2.0), _ramp(at_ceiling, 0.0, 4.0))
     # A pile-up counts only at full scale: a distortion guitar or a square-ish organ note
     # piles up under its own peak by design, a converter or limiter clips at 0 dBFS.
     soft = _ramp(ratio, 1.0, 4.0) if peak_db >= _FULL_SCALE_DB else 0.0
     score = max(hard, soft)
-    if hard >= 0.5:
+    if hard >= 0.5 and runs >= 2:
         reason = (
             f"clipping: {runs} runs of {min_run}+ samples held at the peak ({peak_db:.1f} dBFS)"
         )
+    elif hard >= 0.5:
+        reason = f"clipping: {at_ceiling} samples at digital full scale"
     elif soft >= 0.5:
         reason = f"soft clipping: samples pile up under the peak ({ratio:.1f}x the density below)"
     else:
@@ -378,7 +386,7 @@ def check_bandwidth(samples: np.ndarray, sample_rate: int) -> CheckResult:
     width = max(4, round(0.08 * nyquist / step))  # the span a resampler's or codec's wall takes
     # The floor between a note's partials (a running 20th percentile): a wall takes the
     # floor down to the file's quantisation noise, a natural roll-off slopes there gently.
-    floor = ndimage.percentile_filter(spectrum_db, 20, size=width, mode="nearest")
+    floor = ndimage.percentile_filter(spectrum_db, _BAND_PERCENTILE, size=width, mode="nearest")
     half = width // 2
     # Resamplers and codecs cut at 4 kHz or above (8 kHz telephone audio and up); under 3 kHz
     # a floor falling away is an instrument's own spectrum (a high marimba note's partials).
