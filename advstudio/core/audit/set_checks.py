@@ -24,7 +24,7 @@ _MIN_SET = 3  # a majority needs a few files to be one
 _LOUDNESS_MIN_FILES = 5
 _LOUDNESS_SIGMAS = 4.0  # robust standard deviations (from the median absolute deviation)
 _LOUDNESS_MIN_LU = 10.0  # and at least this far from the median, whatever the spread
-_MATCH_AT_ZERO, _MATCH_FLAG = 0.35, 0.7  # fingerprint correlation: other notes stay under 0.65
+_MATCH_AT_ZERO, _MATCH_FLAG = 0.4, 0.8  # fingerprint correlation: other notes stay under 0.72
 
 
 def _ramp(value: float, at_zero: float, at_half: float) -> float:

@@ -216,9 +216,9 @@ def check_dropouts(samples: np.ndarray, sample_rate: int) -> CheckResult:
 
 
 def check_truncation(samples: np.ndarray, sample_rate: int) -> CheckResult:
-    """A note cut off without decay: the last 20 ms are still near the loudest 20 ms."""
+    """A note cut off without decay: the last 10 ms are still near the loudest 10 ms."""
     mono = _as_channels(samples).mean(axis=0)
-    frame = max(1, round(0.020 * sample_rate))
+    frame = max(1, round(0.010 * sample_rate))
     if len(mono) < 3 * frame or not mono.any():
         return CheckResult(0.0, False, "too short or silent to judge its ending", {})
     levels = _frame_rms(mono, frame)
@@ -227,9 +227,9 @@ def check_truncation(samples: np.ndarray, sample_rate: int) -> CheckResult:
     detail = {"end_level_db": round(relative_db, 1)}
     score = _ramp(relative_db, -40.0, -20.0)
     if score >= 0.5:
-        reason = f"truncated: the last 20 ms are {-relative_db:.0f} dB under the loudest, no decay"
+        reason = f"truncated: the last 10 ms are {-relative_db:.0f} dB under the loudest, no decay"
         return CheckResult(score, True, reason, detail)
-    return CheckResult(score, False, f"ends {-relative_db:.0f} dB under the loudest 20 ms", detail)
+    return CheckResult(score, False, f"ends {-relative_db:.0f} dB under the loudest 10 ms", detail)
 
 
 def _prediction_residual(channel: np.ndarray, order: int) -> np.ndarray:
