@@ -32,6 +32,7 @@ _POWER_FLOOR = 1e-20  # -200 dB: below any file's own noise floor (16-bit is abo
 _CEILING = 1.0 - 2.0**-15  # the largest 16-bit value, as a float
 _FULL_SCALE_DB = -0.5  # a peak this close to 0 dBFS has met the converter's or limiter's ceiling
 _BAND_PERCENTILE = 20
+_EMPTY_MARGIN_DB = 15.0  # signal over rounding noise just under an empty band
 _CLICK_RATIO = 50.0  # a click's residual over its local median
 
 
@@ -364,6 +365,44 @@ def check_hum(samples: np.ndarray, sample_rate: int) -> CheckResult:
     return CheckResult(score, False, "no mains hum", detail)
 
 
+def _quantisation_floor_db(mono: np.ndarray, sample_rate: int) -> float | None:
+    """The power density (dB/Hz) of the rounding noise of the integer format the samples sit
+    on (16 or 24 bits), or None for float audio, whose rounding noise is far below any signal."""
+    for bits in (16, 24):
+        step = 2.0 ** (1 - bits)
+        if np.array_equal(np.round(mono / step), mono / step):
+            return float(10 * np.log10(step**2 / 12 / (sample_rate / 2)))
+    return None
+
+
+def _empty_above(
+    mono: np.ndarray, frequencies: np.ndarray, spectrum_db: np.ndarray, sample_rate: int
+) -> tuple[float, float] | None:
+    """(frequency, margin dB) when everything from that frequency (3 kHz to 85 % of Nyquist)
+    up is the format's rounding noise while the 1.5 kHz below stand `_EMPTY_MARGIN_DB` over it.
+
+    A resampler's gentle transition defeats the wall test, but what it leaves above is plain
+    rounding noise; a recording always has some sound (a microphone's own hiss) over that.
+    """
+    quantisation = _quantisation_floor_db(mono, sample_rate)
+    if quantisation is None:
+        return None
+    step = float(frequencies[1])
+    smooth = ndimage.median_filter(spectrum_db, size=max(3, round(400 / step)), mode="nearest")
+    silent = smooth <= quantisation + 3.0
+    top = round(0.95 * (len(frequencies) - 1))
+    empty_from = None
+    for k in range(round(0.85 * (len(frequencies) - 1)), round(3000 / step), -1):
+        if not silent[k:top].all():
+            break
+        empty_from = k
+    if empty_from is None:
+        return None
+    below = spectrum_db[max(0, empty_from - round(2000 / step)) : empty_from - round(500 / step)]
+    margin = float(np.median(below)) - quantisation if len(below) else 0.0
+    return (float(frequencies[empty_from]), margin) if margin >= _EMPTY_MARGIN_DB else None
+
+
 def check_bandwidth(samples: np.ndarray, sample_rate: int) -> CheckResult:
     """Low effective bandwidth: a brick-wall cut-off well below Nyquist, as audio upsampled from
     a lower rate or decoded from a lossy codec shows.
@@ -405,6 +444,16 @@ def check_bandwidth(samples: np.ndarray, sample_rate: int) -> CheckResult:
     if score >= 0.5:
         reason = (
             f"band-limited: the spectrum drops {best_drop:.0f} dB at {cutoff / 1000:.1f} kHz"
+            f" (Nyquist {nyquist / 1000:.1f} kHz)"
+        )
+        return CheckResult(score, True, reason, detail)
+    empty = _empty_above(mono, frequencies, spectrum_db, sample_rate)
+    if empty is not None:
+        empty_from, margin = empty
+        detail.update(empty_from_hz=round(empty_from), signal_over_noise_db=round(margin, 1))
+        score = max(score, _ramp(margin, 0.0, _EMPTY_MARGIN_DB))
+        reason = (
+            f"band-limited: nothing but quantisation noise above {empty_from / 1000:.1f} kHz"
             f" (Nyquist {nyquist / 1000:.1f} kHz)"
         )
         return CheckResult(score, True, reason, detail)
