@@ -153,10 +153,14 @@ def test_unreadable_files_are_findings_never_crashes(tmp_path):
         assert set_findings([facts]) == []
 
 
-def test_tiny_files_get_judged_without_errors(write_wav):
+def test_tiny_and_many_channel_files_get_judged_without_errors(write_wav):
     for samples in (np.array([0.5]), np.zeros(10), np.full(100, 0.3)):
         facts, findings = inspect_file(write_wav("tiny.wav", samples), "tiny.wav")
         assert facts.readable and len(findings) == len(checks.SIGNAL_CHECKS)
+    surround = np.stack([note(1.0, seed=k) for k in range(6)], axis=1)  # torchaudio takes 5
+    facts, findings = inspect_file(write_wav("six.wav", surround), "six.wav")
+    assert facts.channels == 6 and facts.loudness_lufs is not None
+    assert len(findings) == len(checks.SIGNAL_CHECKS)
 
 
 def facts_of(write_wav, name: str, samples: np.ndarray, rate: int = RATE, **kw) -> FileFacts:

@@ -58,13 +58,20 @@ class FileFacts:
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float | None:
     """EBU R128 integrated loudness in LUFS (torchaudio), None for a clip under one 400 ms
-    gating block or one that is silent throughout."""
+    gating block or one that is silent throughout.
+
+    torchaudio takes up to five channels (the 4th and 5th weighted as surrounds); a file with
+    more is measured in groups of three equally weighted channels whose powers add up.
+    """
     if samples.shape[-1] < round(0.4 * sample_rate):
         return None
-    value = float(
-        taf.loudness(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), sample_rate)
-    )
-    return round(value, 2) if math.isfinite(value) else None
+    groups = [samples] if samples.shape[0] <= 5 else np.array_split(samples, -(-len(samples) // 3))
+    power = 0.0
+    for group in groups:
+        waveform = torch.from_numpy(np.ascontiguousarray(group, dtype=np.float32))
+        value = float(taf.loudness(waveform, sample_rate))
+        power += 10 ** ((value + 0.691) / 10) if math.isfinite(value) else 0.0
+    return round(10 * math.log10(power) - 0.691, 2) if power > 0 else None
 
 
 def _unreadable(name: str, message: str) -> tuple[FileFacts, list[Finding]]:
