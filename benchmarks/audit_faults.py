@@ -83,7 +83,8 @@ def _silence(x, rate, rng):
 def _dropout(x, rate, rng):
     starts = _loud_frames(x, rate, -20.0)
     length = int(rate * rng.uniform(0.005, 0.030))
-    at = int(rng.choice(starts[starts + length < len(x) - rate // 50]))
+    inside = (starts >= rate // 50) & (starts + length < len(x) - rate // 50)
+    at = int(rng.choice(starts[inside]))
     y = x.copy()
     held = 0.0 if rng.random() < 0.5 else y[at]
     y[at : at + length] = held

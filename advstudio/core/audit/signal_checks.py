@@ -32,6 +32,7 @@ _POWER_FLOOR = 1e-20  # -200 dB: below any file's own noise floor (16-bit is abo
 _CEILING = 1.0 - 2.0**-15  # the largest 16-bit value, as a float
 _FULL_SCALE_DB = -0.5  # a peak this close to 0 dBFS has met the converter's or limiter's ceiling
 _BAND_PERCENTILE = 20
+_LOWEST_CUTOFF_HZ = 3800.0  # a resampler from 8 kHz cuts at 3.9-4 kHz; marimbas stop at 3.5
 _EMPTY_MARGIN_DB = 15.0  # signal over rounding noise just under an empty band
 _CLICK_RATIO = 50.0  # a click's residual over its local median
 
@@ -378,7 +379,7 @@ def _quantisation_floor_db(mono: np.ndarray, sample_rate: int) -> float | None:
 def _empty_above(
     mono: np.ndarray, frequencies: np.ndarray, spectrum_db: np.ndarray, sample_rate: int
 ) -> tuple[float, float] | None:
-    """(frequency, margin dB) when everything from that frequency (3 kHz to 85 % of Nyquist)
+    """(frequency, margin dB) when everything from that frequency (3.8 kHz to 85 % of Nyquist)
     up is the format's rounding noise while the 1.5 kHz below stand `_EMPTY_MARGIN_DB` over it.
 
     A resampler's gentle transition defeats the wall test, but what it leaves above is plain
@@ -392,7 +393,7 @@ def _empty_above(
     silent = smooth <= quantisation + 3.0
     top = round(0.95 * (len(frequencies) - 1))
     empty_from = None
-    for k in range(round(0.85 * (len(frequencies) - 1)), round(3000 / step), -1):
+    for k in range(round(0.85 * (len(frequencies) - 1)), round(_LOWEST_CUTOFF_HZ / step), -1):
         if not silent[k:top].all():
             break
         empty_from = k
@@ -427,9 +428,9 @@ def check_bandwidth(samples: np.ndarray, sample_rate: int) -> CheckResult:
     # floor down to the file's quantisation noise, a natural roll-off slopes there gently.
     floor = ndimage.percentile_filter(spectrum_db, _BAND_PERCENTILE, size=width, mode="nearest")
     half = width // 2
-    # Resamplers and codecs cut at 4 kHz or above (8 kHz telephone audio and up); under 3 kHz
+    # Resamplers and codecs cut at 4 kHz or above (8 kHz telephone audio and up); under that
     # a floor falling away is an instrument's own spectrum (a high marimba note's partials).
-    lowest, highest = max(round(3000.0 / step), half), round(0.85 * nyquist / step)
+    lowest, highest = max(round(_LOWEST_CUTOFF_HZ / step), half), round(0.85 * nyquist / step)
     drops = [floor[k - half] - floor[k + half :].max() for k in range(lowest, highest)]
     if not drops:
         return CheckResult(0.0, False, "too short to measure bandwidth", {})
