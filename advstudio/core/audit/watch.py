@@ -85,7 +85,10 @@ def judge_new_files(
         if read:
             findings.extend(
                 novelty_findings(
-                    [names[i] for i in read], reference.embedding_matrix(), vectors[read]
+                    [names[i] for i in read],
+                    reference.embedding_matrix(),
+                    [reference.report.labels.get(path) for path in reference.embeddings],
+                    vectors[read],
                 )
             )
     if MISLABELS in options.checks:
