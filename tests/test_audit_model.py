@@ -18,7 +18,7 @@ from advstudio.core.audit.findings import UNREADABLE
 from advstudio.core.audit.mislabels import mislabel_findings, probabilities_by_training
 from advstudio.core.audit.run import AuditOptions, audit_set, run_audit
 from advstudio.core.audit.watch import FolderWatcher
-from advstudio.core.data.datasets import folder_per_class
+from advstudio.core.data.datasets import folder_per_class, open_dataset
 from advstudio.core.errors import ParameterError
 from advstudio.core.progress import (
     Cancelled,
@@ -28,6 +28,7 @@ from advstudio.core.progress import (
     Message,
     RecordingReporter,
 )
+from advstudio.core.resources import demo_clips_dir
 
 RATE = 16000
 PITCHES = {"low": 110.0, "mid": 440.0, "high": 1760.0}
@@ -88,6 +89,24 @@ def test_kfold_mislabels_rank_the_planted_swaps_first(swapped_set: Path) -> None
 def test_clean_notes_raise_no_mislabel(clean_set: Path) -> None:
     report = run_audit(clean_set, AuditOptions(checks=("mislabels",)))
     assert not [f for f in report.findings if f.flagged]
+
+
+def test_model_predictions_rank_swapped_demo_labels_first(tmp_path: Path) -> None:
+    """The 24 demo clips (2 per class) with two labels swapped: the shipped model's own
+    predictions put both swaps first; embeddings with 2 folds cannot (each fold learns a
+    class from one file) and say so."""
+    demo = open_dataset(demo_clips_dir())
+    rows = [[str(e.path), e.label] for e in demo.examples]
+    rows[0][1], rows[9][1] = rows[9][1], rows[0][1]  # an accordion and an electric guitar
+    listing = tmp_path / "swapped.csv"
+    listing.write_text("path,label\n" + "".join(f"{p},{label}\n" for p, label in rows))
+    report = run_audit(listing, AuditOptions(checks=("mislabels",), mislabels_from="model"))
+    swapped = {str(demo.examples[0].path), str(demo.examples[9].path)}
+    assert {s.path for s in report.suspects()} == swapped
+    reporter = RecordingReporter()
+    run_audit(listing, AuditOptions(checks=("mislabels",)), reporter)
+    notes = [e.text for e in reporter.events if isinstance(e, Message)]
+    assert any("smallest class has 2 files" in text for text in notes)
 
 
 def test_confident_learning_thresholds_not_argmax() -> None:
