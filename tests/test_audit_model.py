@@ -192,11 +192,12 @@ def test_options_refuse_unknown_checks_and_too_few_folds() -> None:
 
 
 def test_audited_set_round_trip(tmp_path: Path, clean_set: Path) -> None:
-    audited = audit_set(clean_set, AuditOptions(checks=("outliers", "format")))
+    audited = audit_set(clean_set, AuditOptions(checks=("outliers", "format", "clipping")))
     path = save_audited_set(audited, tmp_path / "set.json")
     loaded = load_audited_set(path)
     assert loaded.report == audited.report
-    assert loaded.facts == audited.facts
+    assert [f.to_dict() for f in loaded.facts] == [f.to_dict() for f in audited.facts]
+    assert len(loaded.facts) == 24 and loaded.facts[0].fingerprint is not None
     assert loaded.embeddings == audited.embeddings and len(loaded.embeddings) == 24
 
 
