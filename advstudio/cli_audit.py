@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 EXIT_SUSPECTS = 1  # the audit ran and flagged at least one file
 CSV_COLUMNS = ("rank", "path", "label", "check", "score", "reason")
-REASON_WIDTH = 90
+REASON_WIDTH = 100
 
 
 def parse_checks(text: str | None) -> tuple[str, ...]:

@@ -133,6 +133,19 @@ def test_confident_learning_thresholds_not_argmax() -> None:
     assert "labelled a (0.05), but looks like b (0.95)" in findings[3].reason
 
 
+def test_a_class_with_a_collapsed_threshold_draws_no_file_the_classifier_agrees_with() -> None:
+    """Class c is doubted on all its files (threshold 0.05): a file labelled a that the
+    classifier finds most likely a is no mislabel, though c clears c's threshold."""
+    probabilities = np.array(
+        [[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.1, 0.85, 0.05], [0.1, 0.8, 0.1],
+         [0.8, 0.15, 0.05], [0.05, 0.9, 0.05]]
+    )  # fmt: skip
+    labels = ["a", "a", "b", "b", "c", "c"]
+    findings = mislabel_findings([str(i) for i in range(6)], labels, probabilities, "abc")
+    assert not findings[1].flagged  # c (0.1) clears c's threshold, but a is most likely
+    assert [f.flagged for f in findings] == [False, False, False, False, True, True]
+
+
 def test_outliers_find_a_planted_alien_clip(tmp_path: Path) -> None:
     root = write_notes(tmp_path / "set")
     sf.write(root / "mid" / "alien.wav", alien(), RATE)

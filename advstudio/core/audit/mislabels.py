@@ -136,7 +136,8 @@ def mislabel_findings(
 ) -> list[Finding]:
     """One finding per file: score 1 - self-confidence; flagged when the file's confident
     label (the most likely class among those at or above their thresholds) is not its given
-    label: the off-diagonal of confident learning's confident joint."""
+    label (the off-diagonal of confident learning's confident joint), nor is the given label
+    the most likely one."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     given = np.array([list(classes).index(label) for label in labels])
     thresholds = np.array(
@@ -151,12 +152,14 @@ def mislabel_findings(
         self_confidence = float(row[given[i]])
         confident = [j for j in range(len(classes)) if row[j] >= thresholds[j]]
         confident_label = max(confident, key=lambda j: row[j], default=given[i])
-        flagged = bool(confident_label != given[i])
+        # As cleanlab does: never a label the classifier itself would give (a class whose
+        # threshold collapsed, all its files doubted, would otherwise draw files to it).
+        flagged = bool(confident_label != given[i] and np.argmax(row) != given[i])
         others = np.where(np.arange(len(classes)) == given[i], -1.0, row)
         best = confident_label if flagged else int(np.argmax(others))
         reason = (
             f"labelled {labels[i]} ({self_confidence:.2f}), but looks like "
-            f"{classes[best]} ({row[best]:.2f}) to a classifier that never saw its label"
+            f"{classes[best]} ({row[best]:.2f})"
             if flagged
             else f"labelled {labels[i]} ({self_confidence:.2f}); the next most likely class "
             f"is {classes[best]} ({row[best]:.2f})"
