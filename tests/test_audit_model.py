@@ -17,7 +17,7 @@ from advstudio.core.audit.audited_set import load_audited_set, save_audited_set
 from advstudio.core.audit.findings import UNREADABLE
 from advstudio.core.audit.mislabels import mislabel_findings, probabilities_by_training
 from advstudio.core.audit.run import AuditOptions, audit_set, run_audit
-from advstudio.core.audit.watch import FolderWatcher
+from advstudio.core.audit.watch import FolderWatcher, watch_folder
 from advstudio.core.data.datasets import folder_per_class, open_dataset
 from advstudio.core.errors import ParameterError
 from advstudio.core.progress import (
@@ -221,6 +221,29 @@ def test_folder_watcher_waits_until_a_file_settles(tmp_path: Path) -> None:
     assert watcher.poll() == []  # first sight: maybe still being copied
     assert watcher.poll() == [(tmp_path / "new.wav").resolve()]
     assert watcher.poll() == []  # reported once
+
+
+def test_watching_judges_arrivals_until_stopped(clean_set: Path, tmp_path: Path) -> None:
+    audited = audit_set(clean_set, AuditOptions(checks=("outliers",)))
+    arrivals = tmp_path / "arrivals"
+    arrivals.mkdir()
+    reports, stop = [], threading.Event()
+    options = AuditOptions(checks=("outliers",))
+    watcher = threading.Thread(
+        target=watch_folder, args=(audited, arrivals, options, reports.append, stop, 0.05)
+    )
+    watcher.start()
+    try:
+        sf.write(arrivals / "noise.wav", alien(), RATE)
+        for _ in range(200):  # a few polls: seen, settled, judged
+            if reports:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert [s.path for s in reports[0].suspects()] == ["noise.wav"]
 
 
 # The command, end to end
