@@ -183,6 +183,18 @@ def test_unlabelled_folder_skips_mislabels_with_a_note(tmp_path: Path) -> None:
     assert any("mislabels skipped" in text for text in notes)
 
 
+def test_a_class_of_one_file_is_left_out_of_mislabels_with_a_note(tmp_path: Path) -> None:
+    root = write_notes(tmp_path / "set")
+    (root / "solo").mkdir()
+    sf.write(root / "solo" / "only.wav", note(3000.0, 1), RATE)
+    reporter = RecordingReporter()
+    report = run_audit(root, AuditOptions(checks=("mislabels",)), reporter)
+    judged = {f.path for f in report.by_check("mislabels")}
+    assert len(judged) == 3 * PER_CLASS and "solo/only.wav" not in judged
+    notes = [e.text for e in reporter.events if isinstance(e, Message)]
+    assert "mislabels leave out the classes of one file: solo" in " ".join(notes)
+
+
 def test_progress_events_and_cancellation(clean_set: Path) -> None:
     reporter = RecordingReporter()
     run_audit(clean_set, AuditOptions(checks=("outliers",), batch_size=5), reporter)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from advstudio.core.audio import AUDIO_EXTENSIONS
 from advstudio.core.audit.audited_set import AuditedSet
@@ -221,53 +224,70 @@ def _model_findings(
 ) -> list[Finding]:
     """Mislabels and outliers over the files the model read."""
     findings: list[Finding] = []
-    chosen_names = [names[i] for i in read]
     labels = [dataset.examples[i].label for i in read]
-    chosen_vectors = embedded.vectors[read]
     if OUTLIERS in options.checks and len(read) >= 3:
-        findings.extend(outlier_findings(chosen_names, labels, chosen_vectors))
+        findings.extend(outlier_findings([names[i] for i in read], labels, embedded.vectors[read]))
     if MISLABELS not in options.checks:
         return findings
     if any(label is None for label in labels):
         reporter.report(Message(JOB, "mislabels skipped: the files carry no labels"))
         return findings
-    smallest = min(labels.count(label) for label in set(labels))
-    if options.mislabels_from != "model" and smallest < FEW_FILES_PER_CLASS:
-        reporter.report(
-            Message(
-                JOB,
-                f"the smallest class has {smallest} files: each fold learns a class from "
-                f"a handful of them, so expect false alarms (the model's own predictions, "
-                f"mislabels from model, need no folds where its labels are the set's)",
+    counts = Counter(labels)
+    if options.mislabels_from != "model":  # folds need two files of a class at least
+        lone = sorted(label for label, count in counts.items() if count < 2)
+        if lone:
+            reporter.report(
+                Message(JOB, f"mislabels leave out the classes of one file: {', '.join(lone)}")
             )
-        )
+            read = [i for i in read if counts[dataset.examples[i].label] >= 2]
+        smallest = min((n for n in counts.values() if n >= 2), default=0)
+        if 0 < smallest < FEW_FILES_PER_CLASS:
+            reporter.report(
+                Message(
+                    JOB,
+                    f"the smallest class has {smallest} files: each fold learns a class from "
+                    f"a handful of them, so expect false alarms (the model's own predictions, "
+                    f"mislabels from model, need no folds where its labels are the set's)",
+                )
+            )
     try:
-        if options.mislabels_from == "training":
-            subset = Dataset(
-                dataset.name,
-                tuple(dataset.examples[i] for i in read),
-                tuple(sorted(set(labels))),
-            )
-            probabilities, classes = probabilities_by_training(
-                subset,
-                options.arch,
-                options.folds,
-                options.seed,
-                options.epochs,
-                options.device,
-                reporter,
-                cancel,
-            )
-        elif embedded.probabilities is not None:
-            probabilities, classes = probabilities_from_model(
-                embedded.probabilities[read], model.labels, labels
-            )
-        else:
-            probabilities, classes = probabilities_from_embeddings(
-                chosen_vectors, labels, options.folds, options.seed
-            )
+        probabilities, classes = _mislabel_probabilities(
+            dataset, read, embedded, model, options, reporter, cancel
+        )
     except DatasetError as exc:
         reporter.report(Message(JOB, f"mislabels skipped: {exc}"))
         return findings
-    findings.extend(mislabel_findings(chosen_names, labels, probabilities, classes))
+    labels = [dataset.examples[i].label for i in read]
+    findings.extend(mislabel_findings([names[i] for i in read], labels, probabilities, classes))
     return findings
+
+
+def _mislabel_probabilities(
+    dataset: Dataset,
+    read: list[int],
+    embedded: EmbeddingPass,
+    model: AudioClassifier,
+    options: AuditOptions,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Probabilities that never saw the labels of the files `read`, from the chosen source."""
+    labels = [dataset.examples[i].label for i in read]
+    if options.mislabels_from == "training":
+        examples = tuple(dataset.examples[i] for i in read)
+        subset = Dataset(dataset.name, examples, tuple(sorted(set(labels))))
+        return probabilities_by_training(
+            subset,
+            options.arch,
+            options.folds,
+            options.seed,
+            options.epochs,
+            options.device,
+            reporter,
+            cancel,
+        )
+    if embedded.probabilities is not None:  # the pass gives them when the model is the source
+        return probabilities_from_model(embedded.probabilities[read], model.labels, labels)
+    return probabilities_from_embeddings(
+        embedded.vectors[read], labels, options.folds, options.seed
+    )
