@@ -23,6 +23,7 @@ CLI_COMMANDS = (
     "universal",
     "apply-universal",
     "defend",
+    "audit",
     "train",
     "data",
 )
