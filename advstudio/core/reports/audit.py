@@ -113,7 +113,7 @@ def _write_media(source: Path, folder: Path, stem: str) -> Media:
     return Media(f"{MEDIA_DIR}/{png}", f"{MEDIA_DIR}/{flac}", note)
 
 
-def _resolve(path: str, root: Path | None) -> Path:
+def finding_file(path: str, root: Path | None) -> Path:
     """A finding's path on disk: as given when absolute, else under the data set's root."""
     candidate = Path(path)
     if candidate.is_absolute() or root is None:
@@ -214,14 +214,14 @@ def write_audit_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(root) if root is not None else _default_root(report.data)
     suspects = report.suspects()
-    names = relative_names([str(_resolve(p, root)) for p in report.files], root)
-    names = {p: names[str(_resolve(p, root))] for p in report.files}
+    names = relative_names([str(finding_file(p, root)) for p in report.files], root)
+    names = {p: names[str(finding_file(p, root))] for p in report.files}
     for suspect in suspects:  # a suspect the file list does not hold still gets a name
         names.setdefault(suspect.path, Path(suspect.path).name)
     building = Path(tempfile.mkdtemp(prefix=".partial-media-", dir=out_dir))
     try:
         media = {
-            s.path: _write_media(_resolve(s.path, root), building, _media_stem(i, s.path))
+            s.path: _write_media(finding_file(s.path, root), building, _media_stem(i, s.path))
             for i, s in enumerate(suspects)
         }
         html = render_audit_report(report, media, names)
