@@ -1,0 +1,79 @@
+"""Outliers: files that sit where few files of their class sit in a model's embedding space.
+
+The embeddings are standardised and reduced with PCA (a few dozen files cannot fill hundreds
+of dimensions), then scikit-learn's Local Outlier Factor compares each file's local density
+with its neighbours' within its class. A class with too few files to have a density of its
+own, and an unlabelled set, are judged against the whole set. LOF is about 1 inside a cluster
+and grows with isolation; the score 1 - 1/LOF puts it in [0, 1), and a file is flagged at
+LOF >= 2 (score 0.5): twice as isolated as its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from advstudio.core.audit.findings import Finding
+
+OUTLIERS = "outliers"
+FLAG_LOF = 2.0
+MIN_CLASS_FILES = 8  # fewer files of a class: judged against the whole set
+MAX_NEIGHBOURS = 20  # LOF's usual neighbourhood
+MAX_COMPONENTS = 16
+
+
+def reduced(embeddings: np.ndarray) -> np.ndarray:
+    """Standardised embeddings projected on their leading principal components."""
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    components = max(1, min(MAX_COMPONENTS, len(embeddings) - 1, embeddings.shape[1]))
+    return make_pipeline(StandardScaler(), PCA(components, random_state=0)).fit_transform(
+        embeddings
+    )
+
+
+def local_outlier_factors(points: np.ndarray) -> np.ndarray:
+    """LOF of each point among the others (1.0 for every point of a set too small to judge)."""
+    if len(points) < 3:
+        return np.ones(len(points))
+    lof = LocalOutlierFactor(n_neighbors=min(MAX_NEIGHBOURS, len(points) - 1))
+    lof.fit(points)
+    return -lof.negative_outlier_factor_
+
+
+def outlier_findings(
+    paths: Sequence[str], labels: Sequence[str | None], embeddings: np.ndarray
+) -> list[Finding]:
+    """One finding per file: its LOF within its class (or within the whole set)."""
+    points = reduced(embeddings)
+    labels = list(labels)
+    factors = local_outlier_factors(points)
+    among = ["the whole set"] * len(paths)
+    for label in {label for label in labels if label is not None}:
+        members = np.array([i for i, other in enumerate(labels) if other == label])
+        if len(members) >= MIN_CLASS_FILES:
+            factors[members] = local_outlier_factors(points[members])
+            for i in members:
+                among[i] = f"the files labelled {label}"
+    return [
+        _finding(path, factor, group)
+        for path, factor, group in zip(paths, factors, among, strict=True)
+    ]
+
+
+def _finding(path: str, factor: float, group: str) -> Finding:
+    factor = float(max(factor, 1.0))
+    flagged = factor >= FLAG_LOF
+    reason = (
+        f"far from {group} in the model's embedding space "
+        f"({factor:.1f} times as isolated as its neighbours)"
+        if flagged
+        else f"as dense as its neighbours among {group} (LOF {factor:.2f})"
+    )
+    return Finding(
+        path, OUTLIERS, 1.0 - 1.0 / factor, flagged, reason, {"lof": factor, "among": group}
+    )

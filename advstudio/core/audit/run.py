@@ -1,0 +1,249 @@
+"""Running an audit: every check over a data set, ranked in one report.
+
+Three passes, each reporting progress and honouring cancellation between files: the signal
+pass reads one file at a time (its facts and signal findings); the set checks compare the
+facts; the model pass embeds the files in batches and judges labels (mislabels) and density
+(outliers) in the embedding space. A data set comes in any layout `open_dataset` reads, or as
+a plain folder of unlabelled files (then the label-based checks are skipped, with a note).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advstudio.core.audio import AUDIO_EXTENSIONS
+from advstudio.core.audit.audited_set import AuditedSet
+from advstudio.core.audit.embeddings import embed_files
+from advstudio.core.audit.facts import FileFacts, inspect_file
+from advstudio.core.audit.findings import UNREADABLE, AuditReport, Finding
+from advstudio.core.audit.mislabels import (
+    MISLABELS,
+    mislabel_findings,
+    probabilities_by_training,
+    probabilities_from_embeddings,
+)
+from advstudio.core.audit.outliers import OUTLIERS, outlier_findings
+from advstudio.core.audit.set_checks import SET_CHECKS, set_findings
+from advstudio.core.audit.signal_checks import SIGNAL_CHECKS
+from advstudio.core.data.datasets import Dataset, Example, open_dataset
+from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.progress import (
+    ItemFinished,
+    JobFinished,
+    JobStarted,
+    Message,
+    NullReporter,
+    Reporter,
+    check_cancelled,
+)
+
+JOB = "audit"
+MODEL_CHECKS = (MISLABELS, OUTLIERS)
+ALL_CHECKS = (*SIGNAL_CHECKS, *SET_CHECKS, *MODEL_CHECKS)
+MISLABEL_SOURCES = ("embeddings", "training")
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """What an audit runs and with what.
+
+    `model`: the model whose embeddings the model checks read (None: the shipped instrument
+    model). `mislabels_from`: "embeddings" (a logistic regression on the model's embeddings,
+    cross-validated over `folds`) or "training" (`folds` models of `arch` trained from
+    scratch, `epochs` each; slow).
+    """
+
+    checks: tuple[str, ...] = ALL_CHECKS
+    model: str | None = None
+    folds: int = 5
+    seed: int = 0
+    device: str | None = None
+    batch_size: int = 16
+    mislabels_from: str = "embeddings"
+    arch: str = "cnn"
+    epochs: int | None = None
+
+    def check(self) -> None:
+        unknown = [c for c in self.checks if c not in ALL_CHECKS]
+        if unknown:
+            raise ParameterError(
+                f"unknown check(s) {', '.join(unknown)}; choose from {', '.join(ALL_CHECKS)}"
+            )
+        if not self.checks:
+            raise ParameterError("no checks chosen")
+        if self.folds < 2:
+            raise ParameterError(f"folds must be at least 2, got {self.folds}")
+        if self.batch_size < 1:
+            raise ParameterError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.mislabels_from not in MISLABEL_SOURCES:
+            raise ParameterError(
+                f"unknown mislabel source {self.mislabels_from!r}; "
+                f"choose {' or '.join(MISLABEL_SOURCES)}"
+            )
+
+    def chosen(self, family: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c for c in self.checks if c in family)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "model": self.model or "shipped instrument model",
+            "folds": self.folds,
+            "seed": self.seed,
+            "mislabels_from": self.mislabels_from,
+            **({"arch": self.arch} if self.mislabels_from == "training" else {}),
+        }
+
+
+def open_audit_data(data: str | Path) -> tuple[Dataset, Path]:
+    """The data set to audit and the folder its file names are relative to: any layout
+    `open_dataset` reads, else a folder of loose audio files (unlabelled)."""
+    path = Path(data)
+    try:
+        dataset = open_dataset(path)
+    except DatasetError:
+        if not path.is_dir():
+            raise
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        )
+        if not files:
+            raise DatasetError(f"{path}: no audio files to audit") from None
+        return Dataset(path.name, tuple(Example(p, None) for p in files), ()), path
+    return dataset, path if path.is_dir() else path.parent
+
+
+def file_name(path: Path, root: Path) -> str:
+    """A file as the report names it: relative to the data set's folder where it lies inside."""
+    relative = os.path.relpath(path, root)
+    return str(path) if relative.startswith("..") else relative
+
+
+def run_audit(
+    data: str | Path,
+    options: AuditOptions,
+    reporter: Reporter | None = None,
+    cancel: threading.Event | None = None,
+) -> AuditReport:
+    """Audit a data set: every chosen check on every file, ranked in one report."""
+    return audit_set(data, options, reporter, cancel).report
+
+
+def audit_set(
+    data: str | Path,
+    options: AuditOptions,
+    reporter: Reporter | None = None,
+    cancel: threading.Event | None = None,
+) -> AuditedSet:
+    """`run_audit`, with the facts and embeddings that judging new files against the set
+    needs (`audited_set.save_audited_set` keeps them)."""
+    from advstudio.core.models import load_model
+
+    reporter = reporter or NullReporter()
+    options.check()
+    dataset, root = open_audit_data(data)
+    names = [file_name(e.path, root) for e in dataset.examples]
+    labels = {name: e.label for name, e in zip(names, dataset.examples, strict=True)}
+    model_checks = options.chosen(MODEL_CHECKS)
+    model = load_model(options.model, device=options.device) if model_checks else None
+    facts_pass = bool(options.chosen(SIGNAL_CHECKS) or options.chosen(SET_CHECKS))
+    total = len(names) * (int(facts_pass) + int(model is not None))
+    reporter.report(JobStarted(JOB, total))
+    findings: list[Finding] = []
+    facts: list[FileFacts] = []
+    if facts_pass:
+        for i, (name, example) in enumerate(zip(names, dataset.examples, strict=True)):
+            check_cancelled(cancel)
+            file_facts, file_findings = inspect_file(
+                example.path, name, options.chosen(SIGNAL_CHECKS)
+            )
+            facts.append(file_facts)
+            findings.extend(file_findings)
+            reporter.report(ItemFinished(JOB, i + 1, total, name))
+        findings.extend(set_findings(facts, options.chosen(SET_CHECKS)))
+    embeddings: dict[str, list[float]] = {}
+    if model is not None:
+        done = len(names) if facts_pass else 0
+        vectors, errors = embed_files(
+            model,
+            [e.path for e in dataset.examples],
+            options.batch_size,
+            lambda n: reporter.report(ItemFinished(JOB, done + n, total, "embeddings")),
+            cancel,
+        )
+        unreadable = {f.path for f in findings if f.check == UNREADABLE}
+        findings.extend(
+            Finding(names[i], UNREADABLE, 1.0, True, reason)
+            for i, reason in errors.items()
+            if names[i] not in unreadable
+        )
+        read = [i for i in range(len(names)) if i not in errors]
+        embeddings = {names[i]: vectors[i].tolist() for i in read}
+        findings.extend(
+            _model_findings(dataset, names, read, vectors, options, reporter, cancel)
+        )
+    report = AuditReport(
+        str(data),
+        tuple(names),
+        labels,
+        options.checks,
+        tuple(findings),
+        options.settings(),
+    )
+    flagged = len(report.suspects())
+    reporter.report(JobFinished(JOB, {"files": len(names), "suspects": flagged}))
+    return AuditedSet(report, tuple(facts), embeddings)
+
+
+def _model_findings(
+    dataset: Dataset,
+    names: list[str],
+    read: list[int],
+    vectors: np.ndarray,
+    options: AuditOptions,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+) -> list[Finding]:
+    """Mislabels and outliers over the files the model read."""
+    findings: list[Finding] = []
+    chosen_names = [names[i] for i in read]
+    labels = [dataset.examples[i].label for i in read]
+    chosen_vectors = vectors[read]
+    if OUTLIERS in options.checks and len(read) >= 3:
+        findings.extend(outlier_findings(chosen_names, labels, chosen_vectors))
+    if MISLABELS not in options.checks:
+        return findings
+    if any(label is None for label in labels):
+        reporter.report(Message(JOB, "mislabels skipped: the files carry no labels"))
+        return findings
+    try:
+        if options.mislabels_from == "training":
+            subset = Dataset(
+                dataset.name,
+                tuple(dataset.examples[i] for i in read),
+                tuple(sorted(set(labels))),
+            )
+            probabilities, classes = probabilities_by_training(
+                subset,
+                options.arch,
+                options.folds,
+                options.seed,
+                options.epochs,
+                options.device,
+                reporter,
+                cancel,
+            )
+        else:
+            probabilities, classes = probabilities_from_embeddings(
+                chosen_vectors, labels, options.folds, options.seed
+            )
+    except DatasetError as exc:
+        reporter.report(Message(JOB, f"mislabels skipped: {exc}"))
+        return findings
+    findings.extend(mislabel_findings(chosen_names, labels, probabilities, classes))
+    return findings
