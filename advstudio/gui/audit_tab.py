@@ -69,7 +69,12 @@ class AuditProgress:
         """The latest progress, and the messages since the last call."""
         with self.lock:
             messages, self.messages = self.messages, []
-            return {"stage": self.stage, "done": self.done, "total": self.total, "messages": messages}
+            return {
+                "stage": self.stage,
+                "done": self.done,
+                "total": self.total,
+                "messages": messages,
+            }
 
 
 @dataclass
