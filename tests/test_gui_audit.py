@@ -133,22 +133,30 @@ def test_choosing_a_suspect_opens_it_in_the_clip_tab(qtbot, win, faulty_folder, 
     assert [str(p) for p in win.file_list.paths()].count(str(wanted)) == 1
 
 
-def test_cancel_stops_the_audit_and_leaves_the_tab_ready(qtbot, win, tmp_path, monkeypatch):
-    root = tmp_path / "many" / "Gong"
-    root.mkdir(parents=True)
+def test_cancel_stops_the_audit_and_keeps_the_last_results(
+    qtbot, win, faulty_folder, tmp_path, monkeypatch
+):
+    audit_folder(qtbot, win, monkeypatch, faulty_folder)
+    before = table_rows(win)
+    many = tmp_path / "many" / "Gong"
+    many.mkdir(parents=True)
     for i in range(40):
-        sf.write(root / f"note{i:02d}.wav", tone(2.0, 0.3 + 0.01 * i), RATE)
-    win.tabs.setCurrentWidget(win.audit)
-    qtbot.mouseClick(win.audit.model_checks, Qt.MouseButton.LeftButton)
-    answer_dialogs(monkeypatch, getExistingDirectory=str(root.parent))
+        sf.write(many / f"note{i:02d}.wav", tone(2.0, 0.3 + 0.01 * i), RATE)
+    answer_dialogs(monkeypatch, getExistingDirectory=str(many.parent))
     with qtbot.waitSignal(win.audit.worker.cancelled, timeout=JOB_TIMEOUT_MS):
         win.audit.folder_button.click()
         assert win.audit.cancel_button.isEnabled() and not win.audit.folder_button.isEnabled()
         win.audit.cancel_button.click()
     assert win.audit.progress.format() == "cancelled"
-    assert win.audit.table.rowCount() == 0 and win.audit.state.report is None
     assert win.audit.folder_button.isEnabled() and not win.audit.cancel_button.isEnabled()
-    assert not win.audit.report_button.isEnabled()
+    assert table_rows(win) == before and win.audit.report_button.isEnabled()
+    assert str(faulty_folder) in win.audit.caption.text()
+    # The suspects still open from the folder they were found in, not the cancelled one.
+    win.audit.table.setCurrentCell(0, 0)
+    wanted = faulty_folder / before[0][0]
+    qtbot.waitUntil(
+        lambda: win.audio is not None and win.audio.path == wanted, timeout=JOB_TIMEOUT_MS
+    )
 
 
 def test_the_html_report_is_written_from_its_button_and_never_over_another(

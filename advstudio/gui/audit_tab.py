@@ -98,6 +98,7 @@ class AuditTab(QWidget):
         self.worker = JobWorker(self)
         self.progress_source: AuditProgress | None = None
         self.running: str | None = None  # "audit" or "report" while the worker runs one
+        self.auditing: Path | None = None  # the folder of the running audit
         self.list_button = QPushButton("Audit the file list's folder")
         self.folder_button = QPushButton("Audit a folder…")
         self.model_checks = QCheckBox("model checks: likely mislabels and outliers (slower)")
@@ -178,7 +179,7 @@ class AuditTab(QWidget):
             return run_audit(folder, options, reporter, cancel)
 
         if self._start(job, progress, "audit"):
-            self.state.folder = folder
+            self.auditing = folder
             self.caption.setText(f"auditing {folder} ({', '.join(checks)})…")
             self.message.emit(f"audit of {folder} started ({len(checks)} checks)")
 
@@ -241,6 +242,7 @@ class AuditTab(QWidget):
         if self._end("done") == "report":
             self.message.emit(f"audit report written to {result}")
             return
+        self.state.folder = self.auditing
         self.show_report(result)
         self.message.emit(
             f"audit of {self.state.folder}: {len(self.state.suspects)} suspects among "
@@ -252,13 +254,13 @@ class AuditTab(QWidget):
         if details:  # a bug: its traceback goes to the log file, never to a dialog
             log.error(details)
         if kind == "audit":
-            self.caption.setText(IDLE_TEXT)
+            self._show_caption()
         title = "Cannot write the audit report" if kind == "report" else "Audit failed"
         self.problem.emit(title, message)
 
     def _cancelled(self) -> None:
         self._end("cancelled")
-        self.caption.setText("audit cancelled")
+        self._show_caption()
         self.message.emit("audit cancelled")
 
     def show_report(self, report: AuditReport) -> None:
@@ -267,10 +269,7 @@ class AuditTab(QWidget):
         suspects = report.suspects()
         self.state.report, self.state.suspects = report, suspects
         self.report_button.setEnabled(True)
-        self.caption.setText(
-            f"{len(suspects)} suspects among {len(report.files)} files of {report.data}"
-            + ("" if suspects else ": nothing flagged")
-        )
+        self._show_caption()
         with QSignalBlocker(self.table):  # filling is not choosing
             self.table.setRowCount(len(suspects))
             for row, suspect in enumerate(suspects):
@@ -288,6 +287,17 @@ class AuditTab(QWidget):
                     item.setToolTip(tip)
                     self.table.setItem(row, column, item)
             self.table.setCurrentCell(-1, -1)
+
+    def _show_caption(self) -> None:
+        """What the table shows: the last finished audit, or what the tab is for."""
+        report, n = self.state.report, len(self.state.suspects)
+        if report is None:
+            self.caption.setText(IDLE_TEXT)
+        else:
+            self.caption.setText(
+                f"{n} suspects among {len(report.files)} files of {report.data}"
+                + ("" if n else ": nothing flagged")
+            )
 
     def _open_row(self, row: int) -> None:
         if 0 <= row < len(self.state.suspects):
