@@ -126,6 +126,23 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return out.numpy()
 
 
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A file's samples as they are stored: float32 [frames, channels] at the file's own rate.
+
+    The audit looks at a file as it is (every channel, the native rate); raises the same
+    one-line `AudioError`s as `load_audio`.
+    """
+    path = Path(path)
+    _check_readable_path(path)
+    data, rate = _read(path)
+    if data.shape[0] == 0:
+        raise NoSamplesError(f"{path}: the file holds no samples")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise NonFiniteAudioError(f"{path}: {bad} NaN or infinite samples")
+    return data, rate
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> Audio:
     """Load any soundfile-readable file as mono float32 in [-1, 1], resampled to `sample_rate`.
 
@@ -133,13 +150,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> Audio
     subclass with a one-line message for every kind of bad file.
     """
     path = Path(path)
-    _check_readable_path(path)
-    data, source_rate = _read(path)
-    if data.shape[0] == 0:
-        raise NoSamplesError(f"{path}: the file holds no samples")
-    if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise NonFiniteAudioError(f"{path}: {bad} NaN or infinite samples")
+    data, source_rate = read_audio(path)
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     rate = sample_rate or source_rate
     mono = np.clip(resample(mono, source_rate, rate), -1.0, 1.0).astype(np.float32, copy=False)
