@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.neighbors import LocalOutlierFactor
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from advstudio.core.audit.findings import Finding
@@ -27,12 +27,12 @@ MAX_NEIGHBOURS = 20  # LOF's usual neighbourhood
 MAX_COMPONENTS = 16
 
 
-def reduced(embeddings: np.ndarray) -> np.ndarray:
-    """Standardised embeddings projected on their leading principal components."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
+def reduction(embeddings: np.ndarray) -> Pipeline:
+    """Standardisation and projection on the leading principal components, fitted on the
+    embeddings of a set."""
     components = max(1, min(MAX_COMPONENTS, len(embeddings) - 1, embeddings.shape[1]))
-    return make_pipeline(StandardScaler(), PCA(components, random_state=0)).fit_transform(
-        embeddings
+    return make_pipeline(StandardScaler(), PCA(components, random_state=0)).fit(
+        np.asarray(embeddings, dtype=np.float64)
     )
 
 
@@ -49,7 +49,7 @@ def outlier_findings(
     paths: Sequence[str], labels: Sequence[str | None], embeddings: np.ndarray
 ) -> list[Finding]:
     """One finding per file: its LOF within its class (or within the whole set)."""
-    points = reduced(embeddings)
+    points = reduction(embeddings).transform(np.asarray(embeddings, dtype=np.float64))
     labels = list(labels)
     factors = local_outlier_factors(points)
     among = ["the whole set"] * len(paths)
@@ -62,6 +62,22 @@ def outlier_findings(
     return [
         _finding(path, factor, group)
         for path, factor, group in zip(paths, factors, among, strict=True)
+    ]
+
+
+def novelty_findings(
+    paths: Sequence[str], reference: np.ndarray, embeddings: np.ndarray
+) -> list[Finding]:
+    """New files judged against an audited set: each one's LOF among the set's files (the
+    new files are not part of each other's neighbourhoods)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    fitted = reduction(reference)
+    lof = LocalOutlierFactor(n_neighbors=min(MAX_NEIGHBOURS, len(reference) - 1), novelty=True)
+    lof.fit(fitted.transform(reference))
+    factors = -lof.score_samples(fitted.transform(np.asarray(embeddings, dtype=np.float64)))
+    return [
+        _finding(path, factor, "the audited set")
+        for path, factor in zip(paths, factors, strict=True)
     ]
 
 

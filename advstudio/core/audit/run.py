@@ -33,6 +33,7 @@ from advstudio.core.audit.set_checks import SET_CHECKS, set_findings
 from advstudio.core.audit.signal_checks import SIGNAL_CHECKS
 from advstudio.core.data.datasets import Dataset, Example, open_dataset
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.models.base import fingerprint
 from advstudio.core.progress import (
     ItemFinished,
     JobFinished,
@@ -61,6 +62,7 @@ class AuditOptions:
 
     checks: tuple[str, ...] = ALL_CHECKS
     model: str | None = None
+    labels: str | None = None  # the labels file of a TorchScript model
     folds: int = 5
     seed: int = 0
     device: str | None = None
@@ -149,8 +151,9 @@ def audit_set(
     dataset, root = open_audit_data(data)
     names = [file_name(e.path, root) for e in dataset.examples]
     labels = {name: e.label for name, e in zip(names, dataset.examples, strict=True)}
-    model_checks = options.chosen(MODEL_CHECKS)
-    model = load_model(options.model, device=options.device) if model_checks else None
+    model = None
+    if options.chosen(MODEL_CHECKS):
+        model = load_model(options.model, options.labels, device=options.device)
     facts_pass = bool(options.chosen(SIGNAL_CHECKS) or options.chosen(SET_CHECKS))
     total = len(names) * (int(facts_pass) + int(model is not None))
     reporter.report(JobStarted(JOB, total))
@@ -176,28 +179,34 @@ def audit_set(
             lambda n: reporter.report(ItemFinished(JOB, done + n, total, "embeddings")),
             cancel,
         )
-        unreadable = {f.path for f in findings if f.check == UNREADABLE}
-        findings.extend(
-            Finding(names[i], UNREADABLE, 1.0, True, reason)
-            for i, reason in errors.items()
-            if names[i] not in unreadable
-        )
+        findings.extend(unreadable_findings(names, errors, findings))
         read = [i for i in range(len(names)) if i not in errors]
         embeddings = {names[i]: vectors[i].tolist() for i in read}
         findings.extend(
             _model_findings(dataset, names, read, vectors, options, reporter, cancel)
         )
+    settings = options.settings() | {"root": str(root.resolve())}
+    if model is not None:
+        settings["model_fingerprint"] = fingerprint(model)
     report = AuditReport(
-        str(data),
-        tuple(names),
-        labels,
-        options.checks,
-        tuple(findings),
-        options.settings(),
+        str(data), tuple(names), labels, options.checks, tuple(findings), settings
     )
     flagged = len(report.suspects())
     reporter.report(JobFinished(JOB, {"files": len(names), "suspects": flagged}))
     return AuditedSet(report, tuple(facts), embeddings)
+
+
+def unreadable_findings(
+    names: list[str], errors: dict[int, str], findings: list[Finding]
+) -> list[Finding]:
+    """A finding for each file the model could not read (`errors` by index) that the signal
+    pass has not already reported unreadable."""
+    reported = {f.path for f in findings if f.check == UNREADABLE}
+    return [
+        Finding(names[i], UNREADABLE, 1.0, True, reason)
+        for i, reason in errors.items()
+        if names[i] not in reported
+    ]
 
 
 def _model_findings(
