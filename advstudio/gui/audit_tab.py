@@ -124,11 +124,11 @@ class AuditTab(QWidget):
         self.report_button = QPushButton("Write HTML report…")
         self.report_button.setEnabled(False)
         controls = QHBoxLayout()
-        for widget in (self.list_button, self.folder_button, self.model_checks):
+        for widget in (self.list_button, self.folder_button, self.cancel_button):
             controls.addWidget(widget)
-        controls.addWidget(self.cancel_button)
         controls.addWidget(self.progress, 1)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.model_checks)
         layout.addLayout(controls)
         layout.addWidget(self.caption)
         layout.addWidget(self.table, 1)
