@@ -60,7 +60,7 @@ def faulty_folder(tmp_path) -> Path:
 
 
 def audit_folder(qtbot, win, monkeypatch, folder: Path, model_checks: bool = False) -> None:
-    """Audit tab > untick the model checks (they need minutes) > Audit a folder… > folder."""
+    """Audit tab > the model checks ticked or not > Audit a folder… > `folder`."""
     win.tabs.setCurrentWidget(win.audit)
     if win.audit.model_checks.isChecked() != model_checks:
         qtbot.mouseClick(win.audit.model_checks, Qt.MouseButton.LeftButton)
@@ -80,7 +80,7 @@ def table_rows(win) -> list[list[str]]:
 def test_a_folder_audit_lists_the_clipped_and_the_silent_clip_by_score(
     qtbot, win, faulty_folder, monkeypatch
 ):
-    audit_folder(qtbot, win, monkeypatch, faulty_folder)
+    audit_folder(qtbot, win, monkeypatch, faulty_folder, model_checks=True)  # every check
     rows = table_rows(win)
     files = [row[0] for row in rows]
     assert "Gong/clipped.wav" in files and "Gong/silent.wav" in files
@@ -93,6 +93,8 @@ def test_a_folder_audit_lists_the_clipped_and_the_silent_clip_by_score(
     assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
     assert win.audit.progress.value() == win.audit.progress.maximum() > 0
     assert win.audit.report_button.isEnabled()
+    log = win.log_view.toPlainText()  # the audit's notes reach the log
+    assert "mislabels skipped" in log  # two files per class are too few to judge labels
 
 
 def test_the_file_lists_folder_is_audited_from_its_button(qtbot, win, faulty_folder, monkeypatch):
