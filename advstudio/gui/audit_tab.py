@@ -40,6 +40,7 @@ from advstudio.gui.worker import JobWorker
 log = logging.getLogger("advstudio")
 COLUMNS = ["file", "label", "check", "score", "reason"]
 POLL_MS = 100
+PROGRESS_TEXT = "%v/%m (%p%)"  # steps: files x passes (signal checks, model)
 SIGNAL_CHECKS = tuple(c for c in ALL_CHECKS if c not in MODEL_CHECKS)
 IDLE_TEXT = (
     "Audit a data set for faulty recordings (silence, clipping, dropouts, hum, duplicates, ...)"
@@ -48,20 +49,20 @@ IDLE_TEXT = (
 
 
 class AuditProgress:
-    """The Reporter the audit thread writes to and the tab's timer reads: the running stage,
-    files done of its total, and log lines not yet shown."""
+    """The Reporter the audit thread writes to and the tab's timer reads: steps done of the
+    total (files x passes) and log lines not yet shown."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.stage, self.done, self.total = "", 0, 0
+        self.done, self.total = 0, 0
         self.messages: list[str] = []
 
     def report(self, event: Event) -> None:
         with self.lock:
             if isinstance(event, JobStarted):
-                self.stage, self.done, self.total = event.job, 0, event.total
+                self.done, self.total = 0, event.total
             elif isinstance(event, ItemFinished):
-                self.stage, self.done, self.total = event.job, event.done, event.total
+                self.done, self.total = event.done, event.total
             elif isinstance(event, Message):
                 self.messages.append(event.text)
 
@@ -69,12 +70,7 @@ class AuditProgress:
         """The latest progress, and the messages since the last call."""
         with self.lock:
             messages, self.messages = self.messages, []
-            return {
-                "stage": self.stage,
-                "done": self.done,
-                "total": self.total,
-                "messages": messages,
-            }
+            return {"done": self.done, "total": self.total, "messages": messages}
 
 
 @dataclass
@@ -206,7 +202,7 @@ class AuditTab(QWidget):
             return False
         self.progress_source, self.running = progress, kind
         self._set_running(True)
-        start_progress(self.progress, 0, "%v/%m")
+        start_progress(self.progress, 0, PROGRESS_TEXT)
         return True
 
     # ---- progress and results -----------------------------------------------------------
@@ -228,14 +224,13 @@ class AuditTab(QWidget):
         for line in latest["messages"]:
             self.message.emit(line)
         if latest["total"]:
-            self.progress.setFormat(f"{latest['stage']}: %v/%m")
             show_progress(self.progress, latest["done"], latest["total"])
 
     def _end(self, outcome: str) -> str | None:
         self._pull_progress()
         kind, self.running, self.progress_source = self.running, None, None
         self._set_running(False)
-        end_progress(self.progress, outcome, "%v/%m")
+        end_progress(self.progress, outcome, PROGRESS_TEXT)
         return kind
 
     def _finished(self, result: object) -> None:
