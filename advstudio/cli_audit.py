@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 EXIT_SUSPECTS = 1  # the audit ran and flagged at least one file
 CSV_COLUMNS = ("rank", "path", "label", "check", "score", "reason")
-REASON_WIDTH = 90
+REASON_WIDTH = 100
 
 
 def parse_checks(text: str | None) -> tuple[str, ...]:
@@ -212,10 +212,13 @@ def add_audit_command(
     p.add_argument("--batch-size", type=int, default=16, help="files per embedding batch")
     p.add_argument(
         "--mislabels-from",
-        choices=["embeddings", "training"],
+        choices=["embeddings", "training", "model"],
         default="embeddings",
-        help="out-of-fold probabilities from the model's embeddings with a logistic "
-        "regression (default), or from training --arch on each fold (slow)",
+        help="probabilities that never saw the labels: out-of-fold from the model's "
+        "embeddings with a logistic regression (default), out-of-fold from training --arch "
+        "on each fold (slow), or the model's own predictions (its labels must cover the "
+        "set's classes, and it must not have been trained on these files; best with few "
+        "files per class)",
     )
     p.add_argument("--arch", choices=["cnn", "dnn", "cdnn"], default="cnn")
     p.add_argument("--epochs", type=int, help="training epochs per fold (default: the preset's)")

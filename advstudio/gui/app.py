@@ -22,6 +22,7 @@ CLI_COMMANDS = (
     "transfer",
     "universal",
     "apply-universal",
+    "audit",
     "train",
     "data",
 )

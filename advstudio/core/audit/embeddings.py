@@ -1,10 +1,12 @@
 """The embedding pass of an audit: each file's clip through `model.embed` (the last hidden
-layer pooled per clip), in batches, so that only one batch of audio is in memory at a time."""
+layer pooled per clip), and on request through the whole model (its class probabilities), in
+batches, so that only one batch of audio is in memory at a time."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,17 @@ def clip_for_model(path: str | Path, model: AudioClassifier) -> np.ndarray:
     return samples
 
 
+@dataclass(frozen=True)
+class EmbeddingPass:
+    """Per file (rows in the order given): its embedding [N, D] and, when asked for, the
+    model's class probabilities [N, C]; rows of NaN for the files that failed, whose one-line
+    reasons `errors` holds by index."""
+
+    vectors: np.ndarray
+    probabilities: np.ndarray | None
+    errors: dict[int, str]
+
+
 @torch.no_grad()
 def embed_files(
     model: AudioClassifier,
@@ -33,10 +46,11 @@ def embed_files(
     batch_size: int = 16,
     on_batch: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
-) -> tuple[np.ndarray, dict[int, str]]:
-    """Embeddings [N, D] of the files (a row of NaN for a file that failed) and, per failed
-    file's index, the one-line reason. `on_batch(done)` follows the progress."""
-    rows: list[np.ndarray | None] = [None] * len(paths)
+    with_probabilities: bool = False,
+) -> EmbeddingPass:
+    """The embedding pass over the files; `on_batch(done)` follows the progress."""
+    vectors: list[np.ndarray | None] = [None] * len(paths)
+    probabilities: list[np.ndarray | None] = [None] * len(paths)
     errors: dict[int, str] = {}
     for start in range(0, len(paths), batch_size):
         check_cancelled(cancel)
@@ -48,11 +62,23 @@ def embed_files(
                 errors[i] = str(exc)
         if batch:
             wave, lengths = pad_batch([clip for _, clip in batch], model.device)
-            vectors = model.embed(wave, lengths).float().cpu().numpy()
-            for (i, _), vector in zip(batch, vectors, strict=True):
-                rows[i] = vector
+            rows = model.embed(wave, lengths).float().cpu().numpy()
+            odds = (
+                torch.softmax(model(wave, lengths), -1).cpu().numpy()
+                if with_probabilities
+                else None
+            )
+            for k, (i, _) in enumerate(batch):
+                vectors[i] = rows[k]
+                probabilities[i] = None if odds is None else odds[k]
         if on_batch is not None:
             on_batch(min(start + batch_size, len(paths)))
+    return EmbeddingPass(
+        _stacked(vectors), _stacked(probabilities) if with_probabilities else None, errors
+    )
+
+
+def _stacked(rows: list[np.ndarray | None]) -> np.ndarray:
     width = next((len(r) for r in rows if r is not None), 0)
     blank = np.full(width, np.nan, dtype=np.float32)
-    return np.stack([blank if r is None else r for r in rows]) if rows else np.zeros((0, 0)), errors
+    return np.stack([blank if r is None else r for r in rows]) if rows else np.zeros((0, width))

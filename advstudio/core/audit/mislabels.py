@@ -7,11 +7,14 @@ its own threshold and beats the given label; files are ranked by self-confidence
 probability of the given label (the lower, the more suspect). The probabilities must be
 out-of-fold, or a classifier that memorised the wrong labels would agree with them.
 
-Two sources of out-of-fold probabilities:
+Three sources of probabilities that never saw the labels they judge:
 - a model's embeddings with a light linear classifier, `cross_val_predict` over stratified
   folds (quick; the model is only a feature extractor, so its classes need not be the data
   set's);
-- K-fold training of an architecture with the project's trainer (slow; no model needed).
+- K-fold training of an architecture with the project's trainer (slow; no model needed);
+- the model's own predictions, when the set's classes are among its labels and it was trained
+  on other files (best where classes have few files: folds of two files per class leave one
+  example per class to learn from).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from sklearn.preprocessing import StandardScaler
 
 from advstudio.core.audit.findings import Finding
 from advstudio.core.data.datasets import Dataset
-from advstudio.core.errors import DatasetError
+from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.labels import match_label
 from advstudio.core.progress import Message, NullReporter, Reporter
 
 MISLABELS = "mislabels"
@@ -64,6 +68,20 @@ def probabilities_from_embeddings(
         method="predict_proba",
     )
     return probabilities, classes
+
+
+def probabilities_from_model(
+    probabilities: np.ndarray, model_labels: Sequence[str], labels: Sequence[str]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The model's probabilities [N, C_model] restricted to the set's classes (as the set
+    spells them, sorted) and renormalised; a class the model does not know is an error."""
+    classes = tuple(sorted(set(labels)))
+    try:
+        columns = [match_label(c, model_labels, "dataset class") for c in classes]
+    except ParameterError as exc:
+        raise DatasetError(f"the model cannot judge these labels: {exc}") from None
+    chosen = np.asarray(probabilities, dtype=np.float64)[:, columns]
+    return chosen / np.maximum(chosen.sum(axis=1, keepdims=True), 1e-12), classes
 
 
 def probabilities_by_training(
@@ -118,7 +136,8 @@ def mislabel_findings(
 ) -> list[Finding]:
     """One finding per file: score 1 - self-confidence; flagged when the file's confident
     label (the most likely class among those at or above their thresholds) is not its given
-    label: the off-diagonal of confident learning's confident joint."""
+    label (the off-diagonal of confident learning's confident joint), nor is the given label
+    the most likely one."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     given = np.array([list(classes).index(label) for label in labels])
     thresholds = np.array(
@@ -133,12 +152,14 @@ def mislabel_findings(
         self_confidence = float(row[given[i]])
         confident = [j for j in range(len(classes)) if row[j] >= thresholds[j]]
         confident_label = max(confident, key=lambda j: row[j], default=given[i])
-        flagged = bool(confident_label != given[i])
+        # As cleanlab does: never a label the classifier itself would give (a class whose
+        # threshold collapsed, all its files doubted, would otherwise draw files to it).
+        flagged = bool(confident_label != given[i] and np.argmax(row) != given[i])
         others = np.where(np.arange(len(classes)) == given[i], -1.0, row)
         best = confident_label if flagged else int(np.argmax(others))
         reason = (
             f"labelled {labels[i]} ({self_confidence:.2f}), but looks like "
-            f"{classes[best]} ({row[best]:.2f}) to a classifier that never saw its label"
+            f"{classes[best]} ({row[best]:.2f})"
             if flagged
             else f"labelled {labels[i]} ({self_confidence:.2f}); the next most likely class "
             f"is {classes[best]} ({row[best]:.2f})"

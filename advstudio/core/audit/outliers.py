@@ -36,11 +36,17 @@ def reduction(embeddings: np.ndarray) -> Pipeline:
     )
 
 
+def neighbours(count: int) -> int:
+    """LOF's neighbourhood: its usual 20, at most half the files, so that an isolated file's
+    neighbours have denser neighbourhoods of their own than the whole group."""
+    return max(1, min(MAX_NEIGHBOURS, (count - 1) // 2))
+
+
 def local_outlier_factors(points: np.ndarray) -> np.ndarray:
     """LOF of each point among the others (1.0 for every point of a set too small to judge)."""
     if len(points) < 3:
         return np.ones(len(points))
-    lof = LocalOutlierFactor(n_neighbors=min(MAX_NEIGHBOURS, len(points) - 1))
+    lof = LocalOutlierFactor(n_neighbors=neighbours(len(points)))
     lof.fit(points)
     return -lof.negative_outlier_factor_
 
@@ -66,19 +72,35 @@ def outlier_findings(
 
 
 def novelty_findings(
-    paths: Sequence[str], reference: np.ndarray, embeddings: np.ndarray
+    paths: Sequence[str],
+    reference: np.ndarray,
+    reference_labels: Sequence[str | None],
+    embeddings: np.ndarray,
 ) -> list[Finding]:
-    """New files judged against an audited set: each one's LOF among the set's files (the
-    new files are not part of each other's neighbourhoods)."""
+    """New files judged against an audited set: each one's LOF among the files of the class
+    it sits closest to (the least LOF over the classes with enough files; the whole set when
+    none has), so that a new file of any class fits and a file of none stands out. New files
+    are not part of each other's neighbourhoods."""
     reference = np.asarray(reference, dtype=np.float64)
     fitted = reduction(reference)
-    lof = LocalOutlierFactor(n_neighbors=min(MAX_NEIGHBOURS, len(reference) - 1), novelty=True)
-    lof.fit(fitted.transform(reference))
-    factors = -lof.score_samples(fitted.transform(np.asarray(embeddings, dtype=np.float64)))
-    return [
-        _finding(path, factor, "the audited set")
-        for path, factor in zip(paths, factors, strict=True)
+    points = fitted.transform(reference)
+    new_points = fitted.transform(np.asarray(embeddings, dtype=np.float64))
+    groups = [
+        np.array([i for i, other in enumerate(reference_labels) if other == label])
+        for label in {label for label in reference_labels if label is not None}
     ]
+    groups = [g for g in groups if len(g) >= MIN_CLASS_FILES] or [np.arange(len(points))]
+    factors = np.min(
+        [
+            -LocalOutlierFactor(n_neighbors=neighbours(len(g)), novelty=True)
+            .fit(points[g])
+            .score_samples(new_points)
+            for g in groups
+        ],
+        axis=0,
+    )
+    among = "the audited set" if len(groups) == 1 else "every class of the audited set"
+    return [_finding(path, factor, among) for path, factor in zip(paths, factors, strict=True)]
 
 
 def _finding(path: str, factor: float, group: str) -> Finding:
@@ -88,7 +110,7 @@ def _finding(path: str, factor: float, group: str) -> Finding:
         f"far from {group} in the model's embedding space "
         f"({factor:.1f} times as isolated as its neighbours)"
         if flagged
-        else f"as dense as its neighbours among {group} (LOF {factor:.2f})"
+        else f"as dense as its neighbours (LOF {factor:.2f})"
     )
     return Finding(
         path, OUTLIERS, 1.0 - 1.0 / factor, flagged, reason, {"lof": factor, "among": group}

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from advstudio.core.audio import AUDIO_EXTENSIONS
 from advstudio.core.audit.audited_set import AuditedSet
-from advstudio.core.audit.embeddings import embed_files
+from advstudio.core.audit.embeddings import EmbeddingPass, embed_files
 from advstudio.core.audit.facts import FileFacts, inspect_file
 from advstudio.core.audit.findings import UNREADABLE, AuditReport, Finding
 from advstudio.core.audit.mislabels import (
@@ -27,13 +25,14 @@ from advstudio.core.audit.mislabels import (
     mislabel_findings,
     probabilities_by_training,
     probabilities_from_embeddings,
+    probabilities_from_model,
 )
 from advstudio.core.audit.outliers import OUTLIERS, outlier_findings
 from advstudio.core.audit.set_checks import SET_CHECKS, set_findings
 from advstudio.core.audit.signal_checks import SIGNAL_CHECKS
 from advstudio.core.data.datasets import Dataset, Example, open_dataset
 from advstudio.core.errors import DatasetError, ParameterError
-from advstudio.core.models.base import fingerprint
+from advstudio.core.models.base import AudioClassifier, fingerprint
 from advstudio.core.progress import (
     ItemFinished,
     JobFinished,
@@ -47,7 +46,8 @@ from advstudio.core.progress import (
 JOB = "audit"
 MODEL_CHECKS = (MISLABELS, OUTLIERS)
 ALL_CHECKS = (*SIGNAL_CHECKS, *SET_CHECKS, *MODEL_CHECKS)
-MISLABEL_SOURCES = ("embeddings", "training")
+MISLABEL_SOURCES = ("embeddings", "training", "model")
+FEW_FILES_PER_CLASS = 5  # fewer: folds leave too few files per class to learn it from
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ class AuditOptions:
 
     `model`: the model whose embeddings the model checks read (None: the shipped instrument
     model). `mislabels_from`: "embeddings" (a logistic regression on the model's embeddings,
-    cross-validated over `folds`) or "training" (`folds` models of `arch` trained from
-    scratch, `epochs` each; slow).
+    cross-validated over `folds`), "training" (`folds` models of `arch` trained from
+    scratch, `epochs` each; slow) or "model" (the model's own predictions: the set's classes
+    must be among its labels).
     """
 
     checks: tuple[str, ...] = ALL_CHECKS
@@ -86,7 +87,7 @@ class AuditOptions:
         if self.mislabels_from not in MISLABEL_SOURCES:
             raise ParameterError(
                 f"unknown mislabel source {self.mislabels_from!r}; "
-                f"choose {' or '.join(MISLABEL_SOURCES)}"
+                f"choose {', '.join(MISLABEL_SOURCES)}"
             )
 
     def chosen(self, family: tuple[str, ...]) -> tuple[str, ...]:
@@ -172,25 +173,24 @@ def audit_set(
     embeddings: dict[str, list[float]] = {}
     if model is not None:
         done = len(names) if facts_pass else 0
-        vectors, errors = embed_files(
+        embedded = embed_files(
             model,
             [e.path for e in dataset.examples],
             options.batch_size,
             lambda n: reporter.report(ItemFinished(JOB, done + n, total, "embeddings")),
             cancel,
+            with_probabilities=options.mislabels_from == "model",
         )
-        findings.extend(unreadable_findings(names, errors, findings))
-        read = [i for i in range(len(names)) if i not in errors]
-        embeddings = {names[i]: vectors[i].tolist() for i in read}
+        findings.extend(unreadable_findings(names, embedded.errors, findings))
+        read = [i for i in range(len(names)) if i not in embedded.errors]
+        embeddings = {names[i]: embedded.vectors[i].tolist() for i in read}
         findings.extend(
-            _model_findings(dataset, names, read, vectors, options, reporter, cancel)
+            _model_findings(dataset, names, read, embedded, model, options, reporter, cancel)
         )
     settings = options.settings() | {"root": str(root.resolve())}
     if model is not None:
         settings["model_fingerprint"] = fingerprint(model)
-    report = AuditReport(
-        str(data), tuple(names), labels, options.checks, tuple(findings), settings
-    )
+    report = AuditReport(str(data), tuple(names), labels, options.checks, tuple(findings), settings)
     flagged = len(report.suspects())
     reporter.report(JobFinished(JOB, {"files": len(names), "suspects": flagged}))
     return AuditedSet(report, tuple(facts), embeddings)
@@ -213,7 +213,8 @@ def _model_findings(
     dataset: Dataset,
     names: list[str],
     read: list[int],
-    vectors: np.ndarray,
+    embedded: EmbeddingPass,
+    model: AudioClassifier,
     options: AuditOptions,
     reporter: Reporter,
     cancel: threading.Event | None,
@@ -222,7 +223,7 @@ def _model_findings(
     findings: list[Finding] = []
     chosen_names = [names[i] for i in read]
     labels = [dataset.examples[i].label for i in read]
-    chosen_vectors = vectors[read]
+    chosen_vectors = embedded.vectors[read]
     if OUTLIERS in options.checks and len(read) >= 3:
         findings.extend(outlier_findings(chosen_names, labels, chosen_vectors))
     if MISLABELS not in options.checks:
@@ -230,6 +231,16 @@ def _model_findings(
     if any(label is None for label in labels):
         reporter.report(Message(JOB, "mislabels skipped: the files carry no labels"))
         return findings
+    smallest = min(labels.count(label) for label in set(labels))
+    if options.mislabels_from != "model" and smallest < FEW_FILES_PER_CLASS:
+        reporter.report(
+            Message(
+                JOB,
+                f"the smallest class has {smallest} files: each fold learns a class from "
+                f"a handful of them, so expect false alarms (the model's own predictions, "
+                f"mislabels from model, need no folds where its labels are the set's)",
+            )
+        )
     try:
         if options.mislabels_from == "training":
             subset = Dataset(
@@ -246,6 +257,10 @@ def _model_findings(
                 options.device,
                 reporter,
                 cancel,
+            )
+        elif embedded.probabilities is not None:
+            probabilities, classes = probabilities_from_model(
+                embedded.probabilities[read], model.labels, labels
             )
         else:
             probabilities, classes = probabilities_from_embeddings(

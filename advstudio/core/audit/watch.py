@@ -79,13 +79,16 @@ def judge_new_files(
     if options.chosen(SET_CHECKS):
         findings.extend(findings_against(reference.facts, facts, options.chosen(SET_CHECKS)))
     if model is not None:
-        vectors, errors = embed_files(model, list(paths), options.batch_size, None, cancel)
-        findings.extend(unreadable_findings(names, errors, findings))
-        read = [i for i in range(len(names)) if i not in errors]
+        embedded = embed_files(model, list(paths), options.batch_size, None, cancel)
+        findings.extend(unreadable_findings(names, embedded.errors, findings))
+        read = [i for i in range(len(names)) if i not in embedded.errors]
         if read:
             findings.extend(
                 novelty_findings(
-                    [names[i] for i in read], reference.embedding_matrix(), vectors[read]
+                    [names[i] for i in read],
+                    reference.embedding_matrix(),
+                    [reference.report.labels.get(path) for path in reference.embeddings],
+                    embedded.vectors[read],
                 )
             )
     if MISLABELS in options.checks:
