@@ -274,7 +274,7 @@ def _mains_prominence(spectrum_db: np.ndarray, resolution: float, mains: float) 
     for harmonic in range(1, 5):
         centre = round(harmonic * mains / resolution)
         half = max(1, round(0.6 / resolution))
-        around = max(2, round(8.0 / resolution))
+        around = max(2 * half + 3, round(8.0 / resolution))
         if centre + around >= len(spectrum_db):
             break
         peak = spectrum_db[centre - half : centre + half + 1].max()
@@ -312,7 +312,7 @@ def check_hum(samples: np.ndarray, sample_rate: int) -> CheckResult:
     """
     mono = _as_channels(samples).mean(axis=0)
     segment = min(len(mono), 2 * sample_rate)  # 0.5 Hz bins for files of 2 s or more
-    if segment < sample_rate // 4 or not mono.any():
+    if segment < sample_rate // 2 or not mono.any():  # under 0.5 s, 50 Hz blurs into 48
         return CheckResult(0.0, False, "too short to measure hum", {})
     frequencies, spectrum = signal.welch(
         mono, sample_rate, nperseg=segment, noverlap=segment // 2, average="median"
