@@ -38,7 +38,7 @@ def win(request):
     assert not main.audit.worker.busy and not main.audit.poll.isActive()
 
 
-def tone(seconds: float, amplitude: float, freq: float = 330.0) -> np.ndarray:
+def note(seconds: float, amplitude: float, freq: float = 330.0) -> np.ndarray:
     """A note with a 20 ms attack and a natural decay (clean to the signal checks)."""
     t = np.arange(int(seconds * RATE)) / RATE
     partials = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 6)) / 2.3
@@ -53,9 +53,9 @@ def faulty_folder(tmp_path) -> Path:
     root = tmp_path / "data"
     for folder in ("Gong", "Harp"):
         (root / folder).mkdir(parents=True)
-    sf.write(root / "Gong/clipped.wav", np.clip(8 * tone(1.0, 0.9), -1, 1), RATE)
+    sf.write(root / "Gong/clipped.wav", np.clip(8 * note(1.0, 0.9), -1, 1), RATE)
     sf.write(root / "Gong/silent.wav", np.zeros(RATE, dtype=np.float32), RATE)
-    sf.write(root / "Harp/clean.wav", tone(1.0, 0.5), RATE)
+    sf.write(root / "Harp/clean.wav", note(1.0, 0.5), RATE)
     return root
 
 
@@ -143,7 +143,7 @@ def test_cancel_stops_the_audit_and_keeps_the_last_results(
     many = tmp_path / "many" / "Gong"
     many.mkdir(parents=True)
     for i in range(40):
-        sf.write(many / f"note{i:02d}.wav", tone(2.0, 0.3 + 0.01 * i), RATE)
+        sf.write(many / f"note{i:02d}.wav", note(2.0, 0.3 + 0.01 * i), RATE)
     answer_dialogs(monkeypatch, getExistingDirectory=str(many.parent))
     with qtbot.waitSignal(win.audit.worker.cancelled, timeout=JOB_TIMEOUT_MS):
         win.audit.folder_button.click()
