@@ -54,6 +54,7 @@ from advstudio.core.resources import (
     shipped_models,
 )
 from advstudio.core.universal_job import ApplyUniversalJob
+from advstudio.gui.audit_tab import AuditTab
 from advstudio.gui.batch_tab import BatchTab
 from advstudio.gui.clip_tab import ClipTab
 from advstudio.gui.every_label_tab import EveryLabelTab
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self.transfer = TransferTab()
         self.transfer.problem.connect(self.problem)
         self.tabs.addTab(self.transfer, "Transfer")
+        self.audit = AuditTab(self.file_list.paths, lambda: self.model_path)
+        self.tabs.addTab(self.audit, "Audit")
         self.setCentralWidget(self.tabs)
 
         self.attack_panel = AttackPanel(labels)
@@ -185,6 +188,9 @@ class MainWindow(QMainWindow):
         self.batch.run_requested.connect(self.run_batch)
         self.batch.cancel_requested.connect(self.worker.cancel)
         self.every_label.version_requested.connect(self.show_version)
+        self.audit.problem.connect(self.problem)
+        self.audit.message.connect(self.log)
+        self.audit.open_requested.connect(self.show_suspect)
         self.worker.finished.connect(self._job_finished)
         self.worker.failed.connect(self._job_failed)
         self.worker.cancelled.connect(self._job_cancelled)
@@ -248,6 +254,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("dB range", view.dynamic_range)
         self.worker.wait()
         self.loader.wait()
+        self.audit.close_down()
         self.clip.close_down()
         self.poll.stop()
         self.clip.output.close()
@@ -360,6 +367,15 @@ class MainWindow(QMainWindow):
             self.file_list.reselect(self.audio.path)
             return
         self._open_clip(path)
+
+    def show_suspect(self, path: str) -> None:
+        """An Audit tab suspect in the Clip tab: listed (added if need be), then opened."""
+        listed = {p.resolve(): p for p in self.file_list.paths()}
+        path = str(listed.get(Path(path).resolve(), path))  # as the list spells it
+        self.add_files([Path(path)])
+        self.file_list.reselect(path)
+        self.select_file(path)
+        self.tabs.setCurrentWidget(self.clip)
 
     def _open_clip(self, path: str) -> None:
         """Open on the loader thread; a clip chosen meanwhile opens when this one is done."""
