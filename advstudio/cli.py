@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
-from advstudio.cli_defend import add_defend_commands
 from advstudio.cli_audit import add_audit_command
+from advstudio.cli_defend import add_defend_commands
 from advstudio.cli_output import ProgressBarReporter, report_error
 from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
