@@ -46,7 +46,9 @@ def mmd_test(
     kernel = gaussian_kernel(pooled, pooled, median_bandwidth(pooled))
     n, total = len(x), len(pooled)
     # The biased squared MMD is a'Ka with a = 1/n on x's rows and -1/m on y's.
-    signs = torch.cat([torch.full((n,), 1.0 / n), torch.full((total - n,), -1.0 / (total - n))])
+    signs = torch.cat(
+        [torch.full((n,), 1.0 / n), torch.full((total - n,), -1.0 / (total - n))]
+    ).double()
     observed = float(signs @ kernel @ signs)
     generator = torch.Generator().manual_seed(seed)
     shuffled = torch.stack(
