@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from advstudio import __version__
+from advstudio.cli_detect import add_detect_commands
 from advstudio.cli_output import ProgressBarReporter, report_error
 from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
@@ -917,6 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_experiment)
 
     add_universal_commands(sub, dataset_options, model_options)
+    add_detect_commands(sub, dataset_options, model_options)
 
     p = sub.add_parser(
         "transfer",

@@ -5,7 +5,8 @@ Per detector and attack, on held-out clips: the ROC curve, its AUC and the true 
 at 5 % false positives (scikit-learn), the clean clips against the attack's successful
 adversarial examples (a failed attempt is not an adversarial example). The adaptive attack
 (Carlini & Wagner, "not easily detected") runs the same attack with `weight x` the detector's
-score (in units of its clean scores' spread) added to the loss, through the differentiable
+score above its clean mean (in units of the clean scores' spread: a clip that already looks
+clean is left to the classification term) added to the loss, through the differentiable
 score: straight-through the codec for the transform detector, and for the MMD test, which
 judges batches, through the witness function it reads on the last hidden layer. It keeps the
 attack's own stopping rule, so an example counts when it fools the model; the figures after
@@ -82,8 +83,9 @@ def detection_figures(
 
 class DetectorTerm(Part):
     """An attack's distance plus `weight x` a detector's standardised score of the adversarial
-    waveform: the term that makes an attack adaptive. It sits in the composition's distance
-    slot because that is the part the engine gives the waveform rather than the logits."""
+    waveform where it is above the clean mean: the term that makes an attack adaptive. It
+    sits in the composition's distance slot because that is the part the engine gives the
+    waveform rather than the logits."""
 
     def __init__(
         self, inner: Any, detector: Detector, model: AudioClassifier, weight: float
@@ -101,7 +103,7 @@ class DetectorTerm(Part):
 
     def __call__(self, adversarial: torch.Tensor, rows: Rows) -> torch.Tensor:
         score = self.detector.standard_score(self.model, adversarial, rows["lengths"])
-        term = self.weight * score
+        term = self.weight * score.clamp_min(0.0)
         return term if self.inner is None else term + self.inner(adversarial, rows)
 
 
