@@ -99,9 +99,7 @@ def test_roc_auc_and_tpr_at_5pct_fpr_agree_with_scikit_learn_and_a_threshold_sca
 @pytest.fixture(scope="module")
 def fitted(model, fgsm_split):
     (clean, adversarial), _ = fgsm_split
-    return {
-        name: make_detector(name).fit(model, clean, adversarial, RATE) for name in DETECTORS
-    }
+    return {name: make_detector(name).fit(model, clean, adversarial, RATE) for name in DETECTORS}
 
 
 @pytest.mark.parametrize("name", list(DETECTORS))
@@ -154,9 +152,7 @@ def test_input_pca_separates_a_narrowband_perturbation(model, clips):
     noise (FGSM, PGD) fills the quiet bands and reads as *more* typical to it (AUC under 0.5:
     a finding the detector table reports), so it is shown here on a planted tone."""
     fit, held = clips[0::2], clips[1::2]
-    detector = make_detector("pca-input").fit(
-        model, fit, [narrowband_plant(c) for c in fit], RATE
-    )
+    detector = make_detector("pca-input").fit(model, fit, [narrowband_plant(c) for c in fit], RATE)
     figures = detection_figures(
         detector.score(model, held, RATE),
         detector.score(model, [narrowband_plant(c) for c in held], RATE),
