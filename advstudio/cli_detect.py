@@ -18,10 +18,10 @@ FIT_FILE = "fit.json"
 def _spread(examples: list, limit: int | None) -> list:
     """At most `limit` examples taken evenly through the list (so every class keeps a share
     of a class-ordered listing)."""
+    if limit is not None and limit < 1:
+        raise ParameterError(f"--limit must be 1 or more, got {limit}")
     if limit is None or len(examples) <= limit:
         return examples
-    if limit < 1:
-        raise ParameterError(f"--limit must be 1 or more, got {limit}")
     step = len(examples) / limit
     return [examples[math.floor(i * step)] for i in range(limit)]
 

@@ -8,9 +8,9 @@ set -euo pipefail
 OUT=${1:-detector-table}
 PYTHON=${PYTHON:-python}
 PER_CLASS=${PER_CLASS:-4}   # 48 clips: the training fonts to fit on, a held-out font to test
-FIT=${FIT:-24}              # clean fitting clips (each attacked by pgdn and cw)
-HELD=${HELD:-16}            # held-out clips
-MAX_ITER=${MAX_ITER:-60}    # both attacks at their paper bounds (pgdn eps 0.0005, cw c 0.01)
+FIT=${FIT:-16}              # clean fitting clips (each attacked by pgdn and cw)
+HELD=${HELD:-8}             # held-out clips
+MAX_ITER=${MAX_ITER:-30}    # both attacks at their paper bounds (pgdn eps 0.0005, cw c 0.01)
 ETA=${ETA:-1e-4}
 WEIGHT=${WEIGHT:-1.0}
 THREADS=${THREADS:-2}

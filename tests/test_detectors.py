@@ -226,3 +226,19 @@ def test_detect_evaluate_refuses_a_detector_of_another_model_in_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("advstudio: error: the mmd detector was fitted with model")
     assert "\n" not in err
+
+
+def test_a_folder_that_is_no_detector_is_refused_in_one_line(fitted, tmp_path):
+    from advstudio.core.errors import ResultsFileError
+
+    with pytest.raises(ResultsFileError, match="not a saved detector"):
+        load_detector(tmp_path)
+    folder = fitted["mmd"].save(tmp_path / "mmd")
+    config = json.loads((folder / "detector.json").read_text())
+    del config["settings"]["bandwidth"]
+    (folder / "detector.json").write_text(json.dumps(config))
+    with pytest.raises(ResultsFileError, match="saved mmd detector: missing or bad field"):
+        load_detector(folder)
+    (folder / "arrays.npz").write_bytes(b"not numpy")
+    with pytest.raises(ResultsFileError, match="cannot read the arrays"):
+        load_detector(folder)

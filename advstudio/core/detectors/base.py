@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from advstudio.core.detectors.features import batched
 from advstudio.core.errors import ParameterError, ResultsFileError
-from advstudio.core.models.base import AudioClassifier, fingerprint, pad_batch
+from advstudio.core.models.base import AudioClassifier, fingerprint
 
 FORMAT = "advstudio-detector/1"
 CONFIG_FILE = "detector.json"
 ARRAYS_FILE = "arrays.npz"
-SCORE_BATCH = 16
 
 
 class DetectorError(ParameterError):
@@ -81,14 +81,9 @@ class Detector:
     ) -> np.ndarray:
         """One score per clip [N]; higher is more likely adversarial."""
         self.check(model, sample_rate)
-        out = np.zeros(len(clips))
-        order = np.argsort([len(c) for c in clips])
-        with torch.no_grad():
-            for start in range(0, len(order), SCORE_BATCH):
-                idx = order[start : start + SCORE_BATCH]
-                wave, lengths = pad_batch([clips[i] for i in idx], model.device)
-                out[idx] = self.torch_score(model, wave, lengths).double().cpu().numpy()
-        return out
+        if not clips:
+            return np.zeros(0)
+        return torch.stack(batched(self.torch_score, model, clips)).double().numpy()
 
     def torch_score(
         self, model: AudioClassifier, wave: torch.Tensor, lengths: torch.Tensor

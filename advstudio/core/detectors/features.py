@@ -50,7 +50,7 @@ def batched(
     fn: Callable, model: AudioClassifier, clips: Sequence, batch_size: int = 16
 ) -> list[torch.Tensor]:
     """`fn(model, wave, lengths)` over clips in padded batches of similar length, one result
-    per clip in the clips' order (each cut to the clip where `fn` returns frames)."""
+    per clip in the clips' order (under no_grad: for fitting and scoring)."""
     order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
     out: list[torch.Tensor | None] = [None] * len(clips)
     for start in range(0, len(order), batch_size):
