@@ -104,7 +104,6 @@ def roc_figure(evaluation: DetectionEvaluation, row: DetectorRow) -> Figure:
             axes.plot(
                 figures.fpr,
                 figures.tpr,
-                drawstyle="steps-post",
                 color=colour,
                 label=f"{name} (AUC {figures.auc:.2f})",
             )
