@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from advstudio import __version__
 from advstudio.cli_audit import add_audit_command
 from advstudio.cli_defend import add_defend_commands
+from advstudio.cli_detect import add_detect_commands
 from advstudio.cli_output import ProgressBarReporter, report_error
 from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
@@ -931,6 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_universal_commands(sub, dataset_options, model_options)
     add_defend_commands(sub, dataset_options, model_options)
     add_audit_command(sub, model_options)
+    add_detect_commands(sub, dataset_options, model_options)
 
     p = sub.add_parser(
         "transfer",

@@ -24,6 +24,7 @@ CLI_COMMANDS = (
     "apply-universal",
     "defend",
     "audit",
+    "detect",
     "train",
     "data",
 )

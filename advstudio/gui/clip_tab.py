@@ -37,6 +37,7 @@ from advstudio.core.models import AudioClassifier
 from advstudio.core.playback import AudioOutput, audition_sources
 from advstudio.core.progress import NullReporter
 from advstudio.core.transforms.listen import AS_WRITTEN
+from advstudio.gui.detector_bar import DetectorBar
 from advstudio.gui.listening import ListenBar
 from advstudio.gui.panels import ProbabilityView
 from advstudio.gui.signal_panel import SignalPanel
@@ -136,6 +137,7 @@ class ClipTab(QWidget):
         self.listen = ListenBar(labels)
         controls.addStretch(1)
         controls.addWidget(self.listen)
+        self.detector = DetectorBar()  # a loaded detector's scores for what is on show
         self.probabilities = ProbabilityView(labels)
         probability_box = QWidget()
         probability_layout = QVBoxLayout(probability_box)
@@ -152,12 +154,14 @@ class ClipTab(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.versions.notes)
         layout.addWidget(self.listen.notes)
+        layout.addWidget(self.detector)
         layout.addWidget(panes, 1)
 
         self.signals.settings_changed.connect(lambda _: self.redraw())
         self.source.currentTextChanged.connect(lambda _: self._select_source())
         self.versions.chosen.connect(self.choose_version)
         self.versions.compare_requested.connect(self.compare_requested)
+        self.detector.problem.connect(self.problem)
         self.play_button.clicked.connect(self.toggle_playback)
         self.loop.toggled.connect(self._toggle_loop)
         self.signals.region.sigRegionChangeFinished.connect(self._apply_loop)
@@ -181,6 +185,7 @@ class ClipTab(QWidget):
         self.probabilities.show_probabilities(opened.probabilities, None)
         self._load_playback()
         self._show_listening()
+        self._score_detector()
 
     def set_labels(self, labels: list[str]) -> None:
         """Another model's classes. The attack on show was the old model's: it goes, and the
@@ -195,6 +200,7 @@ class ClipTab(QWidget):
             self.redraw()
             self._load_playback()
             self.listen.show_heard(None)
+        self._score_detector()
 
     def show_attack(self, outcome: AttackOutcome, job: AttackJob) -> None:
         """The attack's result; after an attack on a region the clip becomes that region, so
@@ -217,6 +223,7 @@ class ClipTab(QWidget):
         self._show_version()
         self._load_playback()
         self._show_listening()
+        self._score_detector()
 
     def griffin_lim_twin(self) -> AttackJob | None:
         """The attack on show with Griffin-Lim flipped, as a job for the window to run on
@@ -255,6 +262,7 @@ class ClipTab(QWidget):
         self._show_version()
         self._select_source()
         self._show_versions()
+        self._score_detector()
         if listening:
             self._show_listening()
 
@@ -275,6 +283,17 @@ class ClipTab(QWidget):
         self.cursor_timer.stop()
         self.painter.wait()
         self.listener.wait()
+        self.detector.close_down()
+
+    def _score_detector(self) -> None:
+        """The loaded detector's scores for the clip and the adversarial version on show."""
+        audio = self.state.audio
+        self.detector.show_clip(
+            self.model,
+            None if audio is None else audio.samples,
+            self.state.adversarial,
+            0 if audio is None else audio.sample_rate,
+        )
 
     # ---- listening through a transform ---------------------------------------------------
 

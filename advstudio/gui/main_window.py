@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         attack_menu = self.menuBar().addMenu("&Attack")
         self.apply_universal_action = attack_menu.addAction("Apply &universal perturbation…")
         self.apply_universal_action.triggered.connect(lambda _checked=False: self.apply_universal())
+        attack_menu.addAction(self.clip.detector.load_action)
         screen = self.screen().availableGeometry()
         self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height()))
         self.setAcceptDrops(True)

@@ -1,0 +1,94 @@
+"""PCA detectors (Hendrycks & Gimpel; Bhagoji et al.): adversarial perturbations put energy
+into the directions clean data hardly uses. Fitted on clean clips, the score is the energy of
+a clip in the lowest-variance principal components, each in units of its own variance; the
+adversarial fitting examples only choose how many of those components to read.
+
+Two spaces: the input (log-mel frames, averaged over each clip's frames) and the model's last
+hidden layer (`embed`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score
+
+from advstudio.core.detectors.base import Detector
+from advstudio.core.detectors.features import (
+    embed_clips,
+    frames_of_clips,
+    hidden,
+    log_mel_frames,
+)
+from advstudio.core.models.base import AudioClassifier
+
+TAIL_SHARES = (0.1, 0.25, 0.5)  # candidate shares of the components read as the "tail"
+MAX_FRAMES = 20000  # input frames the PCA is fitted on (drawn evenly)
+VARIANCE_FLOOR = 1e-6  # x the largest variance: a direction clean data never uses
+
+
+class _PCADetector(Detector):
+    arrays = ("mean", "tail", "tail_variance")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean = torch.zeros(0)
+        self.tail = torch.zeros(0, 0)  # [k, D] the lowest-variance components
+        self.tail_variance = torch.zeros(0)
+
+    def _vectors(self, model: AudioClassifier, clips: list[np.ndarray]) -> list[torch.Tensor]:
+        """Per clip, the [n, D] vectors whose tail energy is averaged (frames or one)."""
+        raise NotImplementedError
+
+    def _fit(self, model, clean, adversarial) -> None:
+        clean_vectors = self._vectors(model, clean)
+        adversarial_vectors = self._vectors(model, adversarial)
+        pool = torch.cat(clean_vectors).double().numpy()
+        if len(pool) > MAX_FRAMES:
+            pool = pool[np.linspace(0, len(pool) - 1, MAX_FRAMES).astype(int)]
+        pca = PCA().fit(pool)
+        variance = np.maximum(
+            pca.explained_variance_, VARIANCE_FLOOR * pca.explained_variance_.max()
+        )
+        self.mean = torch.as_tensor(pca.mean_, dtype=torch.float32)
+        labels = np.r_[np.zeros(len(clean)), np.ones(len(adversarial))]
+        best = -1.0
+        for share in TAIL_SHARES:
+            k = max(1, round(share * len(variance)))
+            self.tail = torch.as_tensor(pca.components_[-k:], dtype=torch.float32)
+            self.tail_variance = torch.as_tensor(variance[-k:], dtype=torch.float32)
+            scores = [float(self._energy(v).mean()) for v in clean_vectors + adversarial_vectors]
+            auc = roc_auc_score(labels, scores)
+            if auc > best:
+                best, chosen = auc, (self.tail, self.tail_variance)
+        self.tail, self.tail_variance = chosen
+
+    def _energy(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Whitened energy in the tail components of each vector [..., D] -> [...]."""
+        centred = vectors - self.mean.to(vectors)
+        coordinates = centred @ self.tail.to(vectors).T
+        return (coordinates.pow(2) / self.tail_variance.to(vectors)).sum(-1)
+
+
+class InputPCA(_PCADetector):
+    name = "pca-input"
+    title = "PCA on the input (log-mel)"
+
+    def _vectors(self, model, clips):
+        return frames_of_clips(model, clips)
+
+    def torch_score(self, model, wave, lengths):
+        frames, mask = log_mel_frames(wave, lengths, model.sample_rate)
+        energy = self._energy(frames) * mask
+        return energy.sum(-1) / mask.sum(-1)
+
+
+class HiddenPCA(_PCADetector):
+    name = "pca-hidden"
+    title = "PCA on the last hidden layer"
+
+    def _vectors(self, model, clips):
+        return [row[None] for row in embed_clips(model, clips)]
+
+    def torch_score(self, model, wave, lengths):
+        return self._energy(hidden(model, wave, lengths))
