@@ -195,6 +195,20 @@ def test_a_class_of_one_file_is_left_out_of_mislabels_with_a_note(tmp_path: Path
     assert "mislabels leave out the classes of one file: solo" in " ".join(notes)
 
 
+def test_silent_files_are_left_out_of_the_model_checks_with_a_note(tmp_path: Path) -> None:
+    """A silent file has no class: the model checks would rank it as the likeliest mislabel
+    and outlier of its class (its embedding is like no note's), burying real swaps."""
+    root = write_notes(tmp_path / "set")
+    sf.write(root / "mid" / "silent.wav", np.zeros(RATE, np.float32), RATE)
+    sf.write(root / "low" / "hiss.wav", np.full(RATE, 1e-5, np.float32), RATE)
+    reporter = RecordingReporter()
+    report = run_audit(root, AuditOptions(checks=("mislabels", "outliers")), reporter)
+    judged = {f.path for f in report.findings}
+    assert judged and not judged & {"mid/silent.wav", "low/hiss.wav"}
+    notes = " ".join(e.text for e in reporter.events if isinstance(e, Message))
+    assert "2 silent file(s) left out of the model checks" in notes
+
+
 def test_progress_events_and_cancellation(clean_set: Path) -> None:
     reporter = RecordingReporter()
     run_audit(clean_set, AuditOptions(checks=("outliers",), batch_size=5), reporter)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from advstudio.core.audio import load_audio
+from advstudio.core.audit.signal_checks import check_silence
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.models.base import AudioClassifier, pad_batch
 from advstudio.core.progress import check_cancelled
@@ -32,11 +33,13 @@ def clip_for_model(path: str | Path, model: AudioClassifier) -> np.ndarray:
 class EmbeddingPass:
     """Per file (rows in the order given): its embedding [N, D] and, when asked for, the
     model's class probabilities [N, C]; rows of NaN for the files that failed, whose one-line
-    reasons `errors` holds by index."""
+    reasons `errors` holds by index. `silent` holds the indices of files the silence check
+    flags: they have no class to judge, so the model checks leave them out."""
 
     vectors: np.ndarray
     probabilities: np.ndarray | None
     errors: dict[int, str]
+    silent: frozenset[int] = frozenset()
 
 
 @torch.no_grad()
@@ -52,6 +55,7 @@ def embed_files(
     vectors: list[np.ndarray | None] = [None] * len(paths)
     probabilities: list[np.ndarray | None] = [None] * len(paths)
     errors: dict[int, str] = {}
+    silent: set[int] = set()
     for start in range(0, len(paths), batch_size):
         check_cancelled(cancel)
         batch: list[tuple[int, np.ndarray]] = []
@@ -60,6 +64,9 @@ def embed_files(
                 batch.append((i, clip_for_model(paths[i], model)))
             except AdvStudioError as exc:
                 errors[i] = str(exc)
+                continue
+            if check_silence(batch[-1][1], model.sample_rate).flagged:
+                silent.add(i)
         if batch:
             wave, lengths = pad_batch([clip for _, clip in batch], model.device)
             rows = model.embed(wave, lengths).float().cpu().numpy()
@@ -74,7 +81,10 @@ def embed_files(
         if on_batch is not None:
             on_batch(min(start + batch_size, len(paths)))
     return EmbeddingPass(
-        _stacked(vectors), _stacked(probabilities) if with_probabilities else None, errors
+        _stacked(vectors),
+        _stacked(probabilities) if with_probabilities else None,
+        errors,
+        frozenset(silent),
     )
 
 

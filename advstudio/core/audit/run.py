@@ -185,7 +185,16 @@ def audit_set(
             with_probabilities=options.mislabels_from == "model",
         )
         findings.extend(unreadable_findings(names, embedded.errors, findings))
-        read = [i for i in range(len(names)) if i not in embedded.errors]
+        if embedded.silent:
+            reporter.report(
+                Message(
+                    JOB,
+                    f"{len(embedded.silent)} silent file(s) left out of the model checks: "
+                    "silence has no class to judge (the silence check names them)",
+                )
+            )
+        skipped = embedded.errors.keys() | embedded.silent
+        read = [i for i in range(len(names)) if i not in skipped]
         embeddings = {names[i]: embedded.vectors[i].tolist() for i in read}
         findings.extend(
             _model_findings(dataset, names, read, embedded, model, options, reporter, cancel)
