@@ -265,7 +265,7 @@ def score_mislabels(listing: Path, swapped: set[str]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=16, help="clips rendered per class")
+    parser.add_argument("--per-class", type=int, default=40, help="clips rendered per class")
     parser.add_argument("--per-fault", type=int, default=12, help="files given each fault")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--out", type=Path, help="keep the sets here (default: a temporary folder)")
