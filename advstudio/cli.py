@@ -290,11 +290,13 @@ def load_part(
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.evaluation.cluster import make_executor
     from advstudio.core.evaluation.label_matrix import format_label_matrix
     from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.evaluation.study import StudySpec, run_study
     from advstudio.core.evaluation.summary import sweep_rows
     from advstudio.core.models import load_model
+    from advstudio.core.progress import Message
     from advstudio.core.reports.audio_examples import RECREATED_NOTE, recreate_examples
     from advstudio.core.reports.html import write_report_bundle
     from advstudio.core.reports.provenance import model_name, split_used
@@ -326,8 +328,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     iterations = {name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks}
     if sweep:
         check_sweep_numeric(sweep, spec.attacks)
+    executor = make_executor(
+        args.executor, args.resources, model, args.model, args.labels, args.device
+    )
+    reporter = ProgressBarReporter(iterations)
+    if hasattr(executor, "describe"):
+        reporter.report(Message("evaluate", executor.describe()))
     with ResultStore(args.db or default_store_path()) as store:
-        summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
+        summary = run_study(model, selection.examples, spec, store, reporter, executor=executor)
     if sweep:
         summary["sweep"] = {"parameter": sweep, "rows": sweep_rows(summary["settings"], sweep)}
     print(format_table(summary))
@@ -341,6 +349,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{row['title']}: no setting found {spec.min_found} adversarial examples; "
                 "shown is the one that found the most"
             )
+    for failure in summary["failed"]:
+        print(f"advstudio: failed: {failure['attack']} seed {failure['seed']}: "
+              f"{failure['message']}", file=sys.stderr)
     if outputs["json_path"] is not None:
         write_study_json(summary, outputs["json_path"])
     if outputs["report_dir"] is not None:
@@ -359,7 +370,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         }
         audio = recreate_examples(model, selection.examples, summary, spec.target)
         write_report_bundle(outputs["report_dir"], summary, audio, config, overwrite=args.overwrite)
-    return 0
+    return EXIT_SOME_FAILED if summary["failed"] else 0
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -872,6 +883,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="fresh draws per random transform (default 20)",
     )
     study_options(p, "the study's results", "report.html, results.json and results.csv")
+    p.add_argument(
+        "--executor",
+        default="local",
+        metavar="local|ray[:ADDRESS]",
+        help="where the study's cells run: in this process (default) or as Ray tasks on a "
+        "cluster (ADDRESS as `ray start --head` prints it; none: a Ray instance on this "
+        "machine); needs pip install 'advstudio[cluster]'. Data and model paths must be ones "
+        "every node sees; only this process writes the store",
+    )
+    p.add_argument(
+        "--resources",
+        default="cpus=1",
+        metavar="cpus=N,gpus=N",
+        help="what each Ray task reserves (default cpus=1; gpus=1 runs each batch on a GPU)",
+    )
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 

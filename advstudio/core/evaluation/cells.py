@@ -53,6 +53,7 @@ class BatchContext:
     batch_size: int
     conditions: tuple[Transform, ...]  # the survival report's, checked against the model
     survival_draws: int
+    root: str = ""  # relative file paths are read from here (the driver's folder), everywhere
 
 
 @dataclass
@@ -121,7 +122,7 @@ def run_batch(
     clips, kept, failed = [], [], []
     for k, path in enumerate(batch.files):
         try:
-            clips.append(load_for_model(path, model).samples)
+            clips.append(load_for_model(Path(context.root, path), model).samples)
             kept.append(k)
         except AudioError as exc:
             failed.append((path, str(exc)))

@@ -7,6 +7,7 @@ summary per attack at the grid setting with the highest mean SNR among those tha
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,9 @@ def run_study(
     order = np.argsort(data.lengths, kind="stable")
     by_length = [data.files[i] for i in order]
     position = {path: i for i, path in enumerate(data.files)}
-    context = BatchContext(spec.target, spec.batch_size, tuple(conditions), spec.survival_draws)
+    context = BatchContext(
+        spec.target, spec.batch_size, tuple(conditions), spec.survival_draws, os.getcwd()
+    )
 
     def claimed_batches(wait: bool) -> Iterator[CellBatch]:
         """The study's batches, each claimed in the store just before it is handed out."""
