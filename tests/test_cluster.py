@@ -152,6 +152,7 @@ def test_a_worker_killed_mid_task_is_retried_or_fails_its_cells(
     assert summary["failed"] == [] and _rows(db) == local_rows
 
 
+@pytest.mark.slow  # two CLI start-ups: about 35 s on two busy cores
 def test_a_killed_driver_resumes_without_repeating_cells(ray_address, folder, local_rows, tmp_path):
     db = tmp_path / "driver.sqlite"
     command = [
