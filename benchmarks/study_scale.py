@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import sys
 import tempfile
 import threading
@@ -64,26 +65,41 @@ def timed_study(model, data: Path, db: Path, spec: StudySpec, executor) -> float
     return time.perf_counter() - start
 
 
-def throughput(model, workers: list[int], files: int, iters: int, tmp: Path) -> dict:
+def throughput(model, workers: list[int], files: int, iters: int, rounds: int, tmp: Path) -> dict:
+    """Each setting `rounds` times, interleaved, after a warm-up study of its own (worker
+    start-up and model loading are not timed); the median per setting."""
     import ray
 
     data = make_clips(tmp / "throughput", files, 1.0)
     spec = StudySpec(
         attacks=["pgdn"], seeds=2, params={"max_iter": str(iters)}, batch_size=2, preset="paper"
     )
+    warm_up = StudySpec(["fgsm"])
     cells = files * 2
     torch.set_num_threads(1)  # the local baseline on one thread, as each Ray task
-    seconds = {"local": timed_study(model, data, tmp / "local.sqlite", spec, LocalExecutor())}
-    for n in workers:
-        ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False)
-        executor = make_executor("ray", "cpus=1", model, None, None, "cpu")
-        assert isinstance(executor, RayExecutor)
-        timed_study(model, data, tmp / f"warm{n}.sqlite", StudySpec(["fgsm"]), executor)
-        seconds[f"ray x{n}"] = timed_study(model, data, tmp / f"ray{n}.sqlite", spec, executor)
-        ray.shutdown()
+    times: dict[str, list[float]] = {}
+    runs = 0
+    for _ in range(rounds):
+        for n in [0, *workers]:  # 0: the local executor
+            runs += 1
+            if n == 0:
+                name, executor = "local", LocalExecutor()
+            else:
+                ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False)
+                name = f"ray x{n}"
+                executor = make_executor("ray", "cpus=1", model, None, None, "cpu")
+                assert isinstance(executor, RayExecutor)
+            timed_study(model, data, tmp / f"warm{runs}.sqlite", warm_up, executor)
+            times.setdefault(name, []).append(
+                timed_study(model, data, tmp / f"run{runs}.sqlite", spec, executor)
+            )
+            if n:
+                ray.shutdown()
+    seconds = {k: statistics.median(v) for k, v in times.items()}
     one = seconds[f"ray x{workers[0]}"]
     return {
         "cells": cells,
+        "rounds": rounds,
         "seconds": seconds,
         "cells_per_second": {k: cells / v for k, v in seconds.items()},
         f"speed_over_ray_x{workers[0]}": {k: one / v for k, v in seconds.items()},
@@ -121,8 +137,10 @@ def large_plan(model, files: int, seconds: float, tmp: Path) -> dict:
     with ResultStore(db) as store:
         rows_at_stop = sum(1 for _ in store.connection.execute("SELECT 1 FROM results"))
         summary = run_study(model, examples, spec, store, NullReporter())
-        rows = store.connection.execute("SELECT COUNT(*), COUNT(DISTINCT model||file||attack||"
-                                        "params||seed||target_mode) FROM results").fetchone()
+        rows = store.connection.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT model||file||attack||params||seed||target_mode) "
+            "FROM results"
+        ).fetchone()
     total = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -147,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2", help="Ray worker CPUs to compare")
     parser.add_argument("--throughput-files", type=int, default=12)
     parser.add_argument("--iters", type=int, default=40, help="PGD iterations per cell")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (median)")
     parser.add_argument("--files", type=int, default=500, help="files of the large plan")
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length of the plan")
     parser.add_argument("--skip-throughput", action="store_true")
@@ -162,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_throughput:
             workers = [int(w) for w in args.workers.split(",")]
             figures["throughput"] = throughput(
-                model, workers, args.throughput_files, args.iters, Path(tmp)
+                model, workers, args.throughput_files, args.iters, args.rounds, Path(tmp)
             )
             print(json.dumps({"throughput": figures["throughput"]}, indent=1), flush=True)
     if args.json:
