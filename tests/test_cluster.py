@@ -19,8 +19,9 @@ from conftest import demo_folder
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
+from advstudio.core.errors import ModelError, ParameterError
 from advstudio.core.evaluation.cells import LocalExecutor
-from advstudio.core.evaluation.cluster import RayExecutor, make_executor, parse_resources
+from advstudio.core.evaluation.cluster import ModelSource, RayExecutor, parse_resources
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.models import load_model
@@ -72,12 +73,10 @@ def _study(model, folder, db, executor, reporter=None):
         )
 
 
-def _ray(model, max_retries=3):
-    executor = make_executor("ray", "cpus=1", model, None, None, None)
-    assert isinstance(executor, RayExecutor)
-    executor.max_retries = max_retries
-    executor.task = executor.task.options(max_retries=max_retries)
-    return executor
+def _ray(model, max_retries=3, model_fingerprint=None):
+    """Batches of one CPU each on the module's cluster; tasks load the shipped model."""
+    source = ModelSource(None, None, "cpu", model_fingerprint or fingerprint(model))
+    return RayExecutor(None, source, parse_resources("cpus=1"), max_retries)
 
 
 def _rows(db: Path) -> list[tuple]:
@@ -152,7 +151,6 @@ def test_a_worker_killed_mid_task_is_retried_or_fails_its_cells(
     assert summary["failed"] == [] and _rows(db) == local_rows
 
 
-@pytest.mark.slow  # two CLI start-ups: about 35 s on two busy cores
 def test_a_killed_driver_resumes_without_repeating_cells(ray_address, folder, local_rows, tmp_path):
     db = tmp_path / "driver.sqlite"
     command = [
@@ -232,7 +230,7 @@ def test_a_file_a_worker_cannot_read_fails_its_cells_with_the_reason(
 
 
 def test_executor_and_resources_errors_are_one_line(folder, capsys, monkeypatch):
-    with pytest.raises(Exception, match="cpus=N or gpus=N"):
+    with pytest.raises(ParameterError, match="cpus=N or gpus=N"):
         parse_resources("tpus=1")
     assert parse_resources("gpus=1") == {"num_cpus": 1.0, "num_gpus": 1.0}
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails: not installed
@@ -264,8 +262,6 @@ def test_the_one_machine_path_never_imports_ray(folder, tmp_path):
 
 
 def test_the_worker_model_must_be_the_drivers(ray_address, model, folder, tmp_path):
-    executor = _ray(model)
-    executor.source = executor.source.__class__(None, None, "cpu", "0" * 16)  # another model's
-    with pytest.raises(Exception, match="differs from the driver's"):
+    executor = _ray(model, model_fingerprint="0" * 16)  # as if the workers had another model
+    with pytest.raises(ModelError, match="differs from the driver's"):
         _study(model, folder, tmp_path / "other.sqlite", executor)
-    assert fingerprint(model) != "0" * 16
