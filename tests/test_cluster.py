@@ -4,6 +4,7 @@ an unreadable file fails its cells with the reason, and the one-machine path nev
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import demo_folder
+from conftest import demo_folder, rounded
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
@@ -83,9 +84,8 @@ def _rows(db: Path) -> list[tuple]:
     """Every stored result with its file's name (studies of copies compare too), floats to 5
     significant digits (CPU thread counts may change the order of floating-point sums)."""
     with sqlite3.connect(db) as connection:
-        rows = connection.execute(f"SELECT {COMPARED} FROM results").fetchall()
-    rounded = [tuple(float(f"{v:.5g}") if isinstance(v, float) else v for v in r) for r in rows]
-    return sorted((model, Path(file).name, *rest) for model, file, *rest in rounded)
+        rows = [list(r) for r in connection.execute(f"SELECT {COMPARED} FROM results")]
+    return sorted((model, Path(file).name, *rest) for model, file, *rest in map(rounded, rows))
 
 
 def _count_rows(db: Path) -> int:
@@ -265,3 +265,18 @@ def test_the_worker_model_must_be_the_drivers(ray_address, model, folder, tmp_pa
     executor = _ray(model, model_fingerprint="0" * 16)  # as if the workers had another model
     with pytest.raises(ModelError, match="differs from the driver's"):
         _study(model, folder, tmp_path / "other.sqlite", executor)
+
+
+def test_the_paper004_experiment_on_ray_equals_the_local_one(ray_address, folder, tmp_path):
+    shipped = ROOT / "resources" / "models" / "instrument-cnn"
+    results = {}
+    for executor in ("local", f"ray:{ray_address}"):
+        out = tmp_path / f"{executor[:3]}.json"
+        args = ["experiment", "paper004", str(folder), "--models", str(shipped)]
+        args += ["--snr-db", "10", "--every-label-files", "1", "--param", "max_iter=2"]
+        args += ["--param", "n_fft=256", "--param", "hop=128", "--executor", executor]
+        args += ["--db", str(tmp_path / f"{executor[:3]}.sqlite"), "--json", str(out)]
+        assert main(args) == 0
+        results[executor[:3]] = json.loads(out.read_text())
+    assert results["ray"]["failed"] == []
+    assert rounded(results["ray"]["models"]) == rounded(results["loc"]["models"])
