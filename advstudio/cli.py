@@ -293,13 +293,24 @@ def load_part(
     return check_long_enough(segment(audio, start or 0.0, duration), model)
 
 
+def print_failures(failed: list[dict]) -> None:
+    """One line per cell that failed for its input (recorded in the store; a rerun retries)."""
+    for failure in failed:
+        print(
+            f"advstudio: failed: {failure['attack']} seed {failure['seed']}: {failure['message']}",
+            file=sys.stderr,
+        )
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.evaluation.cluster import make_executor
     from advstudio.core.evaluation.label_matrix import format_label_matrix
     from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.evaluation.study import StudySpec, run_study
     from advstudio.core.evaluation.summary import sweep_rows
     from advstudio.core.models import load_model
+    from advstudio.core.progress import Message
     from advstudio.core.reports.audio_examples import RECREATED_NOTE, recreate_examples
     from advstudio.core.reports.html import write_report_bundle
     from advstudio.core.reports.provenance import model_name, split_used
@@ -331,8 +342,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     iterations = {name: max(a.max_iter for a in spec.settings(name)) for name in spec.attacks}
     if sweep:
         check_sweep_numeric(sweep, spec.attacks)
+    executor = make_executor(
+        args.executor, args.resources, model, args.model, args.labels, args.device
+    )
+    reporter = ProgressBarReporter(iterations)
+    if hasattr(executor, "describe"):
+        reporter.report(Message("evaluate", executor.describe()))
     with ResultStore(args.db or default_store_path()) as store:
-        summary = run_study(model, selection.examples, spec, store, ProgressBarReporter(iterations))
+        summary = run_study(model, selection.examples, spec, store, reporter, executor=executor)
     if sweep:
         summary["sweep"] = {"parameter": sweep, "rows": sweep_rows(summary["settings"], sweep)}
     print(format_table(summary))
@@ -346,6 +363,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{row['title']}: no setting found {spec.min_found} adversarial examples; "
                 "shown is the one that found the most"
             )
+    print_failures(summary["failed"])
     if outputs["json_path"] is not None:
         write_study_json(summary, outputs["json_path"])
     if outputs["report_dir"] is not None:
@@ -364,11 +382,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         }
         audio = recreate_examples(model, selection.examples, summary, spec.target)
         write_report_bundle(outputs["report_dir"], summary, audio, config, overwrite=args.overwrite)
-    return 0
+    return EXIT_SOME_FAILED if summary["failed"] else 0
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from advstudio.core.attacks.params import parse_assignments
+    from advstudio.core.evaluation.cluster import make_executor
     from advstudio.core.evaluation.paper004 import (
         ExperimentModel,
         ExperimentSpec,
@@ -399,9 +418,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         model = load_model(path, device=args.device)
         architecture, training, validation = model_setting(path)
         examples = select_examples(dataset, args.split, model.labels).examples
-        entries.append(ExperimentModel(name, model, examples, architecture, training, validation))
+        executor = make_executor(args.executor, args.resources, model, path, None, args.device)
+        entries.append(
+            ExperimentModel(
+                name, model, examples, architecture, training, validation, executor
+            )
+        )
     with ResultStore(args.db or default_store_path()) as store:
         results = run_paper004(entries, spec, store, ProgressBarReporter())
+    print_failures(results["failed"])
     for finding in results["findings"]:
         print(f"({finding['id']}) {finding['claim']}: {finding['verdict']}")
         for part in finding["parts"]:
@@ -419,7 +444,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         }
         written = write_paper004_report(outputs["report_dir"], results, config, args.overwrite)
         print(f"report written: {written['report.html']}")
-    return 0
+    return EXIT_SOME_FAILED if results["failed"] else 0
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
@@ -696,6 +721,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--report", help=f"folder for {report_holds}")
         p.add_argument("--overwrite", action="store_true")
 
+    def executor_options(p: argparse.ArgumentParser) -> None:
+        """Where a study's cells run (evaluate, experiment)."""
+        p.add_argument(
+            "--executor",
+            default="local",
+            metavar="local|ray[:ADDRESS]",
+            help="where the study's cells run: in this process (default) or as Ray tasks on a "
+            "cluster (ADDRESS as `ray start --head` prints it; none: a Ray instance on this "
+            "machine); needs pip install 'advstudio[cluster]'. Data and model paths must be "
+            "ones every node sees; only this process writes the store",
+        )
+        p.add_argument(
+            "--resources",
+            default="cpus=1",
+            metavar="cpus=N,gpus=N",
+            help="what each Ray task reserves (default cpus=1; gpus=1 runs each batch on a GPU)",
+        )
+
     def device_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
         p.add_argument(
@@ -885,6 +928,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fresh draws per random transform (default 20)",
     )
     study_options(p, "the study's results", "report.html, results.json and results.csv")
+    executor_options(p)
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -926,6 +970,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a spectrogram adversary parameter over the paper preset (e.g. max_iter=50)",
     )
     study_options(p, "every number", "report.html and results.json")
+    executor_options(p)
     device_options(p)
     p.set_defaults(func=_cmd_experiment)
 

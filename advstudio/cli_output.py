@@ -62,6 +62,8 @@ class ProgressBarReporter:
                 return  # an attack's own clip count inside a study
             self.items.update(event.done - self.items.n)
             numbers = {k: f"{v:.4g}" for k, v in event.metrics.items() if isinstance(v, float)}
+            if event.metrics.get("running"):  # batches under way on a cluster
+                numbers["running"] = str(event.metrics["running"])
             if numbers:
                 self.items.set_postfix(numbers, refresh=False)
         elif isinstance(event, Message):

@@ -78,3 +78,15 @@ def demo_folder(root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes((demo_clips_dir() / name).read_bytes())
     return root
+
+
+def rounded(value):
+    """`value` with every float rounded to 5 significant digits (results compared across runs:
+    CPU thread counts change the order of floating-point sums)."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value

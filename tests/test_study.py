@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import demo_listing
+from conftest import demo_listing, rounded
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
@@ -192,18 +192,7 @@ def test_a_killed_study_resumes_without_losing_or_repeating_work(small_set, tmp_
     # The same results; re-classified confidences may differ in the 7th digit, since the CPU
     # thread count follows the machine's load (configure_threads) and with it the order of
     # floating-point sums.
-    assert _rounded(a["attacks"]) == _rounded(b["attacks"])
-
-
-def _rounded(value):
-    """`value` with every float rounded to 5 significant digits."""
-    if isinstance(value, float):
-        return float(f"{value:.5g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
+    assert rounded(a["attacks"]) == rounded(b["attacks"])
 
 
 def test_grid_choice_prefers_the_quietest_setting_that_finds_enough():

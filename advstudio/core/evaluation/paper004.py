@@ -23,6 +23,7 @@ from advstudio.core.attacks.every_label import EVERY_LABEL
 from advstudio.core.attacks.goals import RANDOM_ANY
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import ParameterError
+from advstudio.core.evaluation.cells import Executor
 from advstudio.core.evaluation.paper004_findings import (
     CHANCE_MARGIN,
     CONFIDENCE,
@@ -93,6 +94,7 @@ class ExperimentModel:
     architecture: str  # cnn, dnn or cdnn (the `train --arch` name)
     training: str  # "normal", the adversarial training's name, or "not recorded"
     card_validation: dict[str, Any] | None = None  # the card's figures on its validation split
+    executor: Executor | None = None  # where its cells run (None: in this process)
 
 
 def model_setting(directory: str | Path) -> tuple[str, str, dict[str, Any] | None]:
@@ -141,12 +143,19 @@ def _model_results(
     reporter: Reporter,
     cancel: threading.Event | None,
 ) -> dict[str, Any]:
-    directives, clean = {}, None
+    directives, clean, failed = {}, None, []
     for name, target in DIRECTIVES:
         reporter.report(Message(EXPERIMENT, f"{entry.name}: the {name} directive"))
         summary = run_study(
-            entry.model, entry.examples, spec.study(target, True), store, reporter, cancel
+            entry.model,
+            entry.examples,
+            spec.study(target, True),
+            store,
+            reporter,
+            cancel,
+            entry.executor,
         )
+        failed += summary["failed"]
         clean = summary["clean"]
         directives[name] = {"target": target, "rows": sweep_rows(summary["settings"], SWEPT)}
     result: dict[str, Any] = {
@@ -161,13 +170,16 @@ def _model_results(
         "clean": clean,
         "directives": directives,
         "every_label": None,
+        "failed": failed,  # cells that failed for their input
     }
     if spec.every_label_files:
         chosen = every_label_examples(entry.examples, spec.every_label_files)
         reporter.report(Message(EXPERIMENT, f"{entry.name}: every label on {len(chosen)} files"))
         summary = run_study(
-            entry.model, chosen, spec.study(EVERY_LABEL, False), store, reporter, cancel
+            entry.model, chosen, spec.study(EVERY_LABEL, False), store, reporter, cancel,
+            entry.executor,
         )
+        failed += summary["failed"]
         (row,) = summary["table"]
         (matrix,) = summary["every_label"]
         result["every_label"] = {"row": row, "matrix": matrix}
@@ -202,4 +214,5 @@ def run_paper004(
         },
         "models": models,
         "findings": paper004_findings(models),
+        "failed": [failure for model in models for failure in model["failed"]],
     }

@@ -20,6 +20,10 @@ store). They share the work rather than repeat it:
 - Rows are inserted with `INSERT OR IGNORE`: a row's key fixes its result (attacks are seeded
   per file), so if two studies ever attack one file (a claim taken over from an owner that was
   only slow), the first row stays and nothing fails.
+- A cell that fails for its input (a file a cluster worker cannot read) is recorded in
+  `failures` with its message, and releases its claim. The study that recorded it does not
+  claim it again; the next study (a rerun, once the file is fixed) does, and its row replaces
+  the failure.
 - A study attacks what is free first and only then waits for the files other studies hold, so
   every study ends with the same complete table. Closing the store releases its claims.
 
@@ -85,6 +89,18 @@ CREATE TABLE IF NOT EXISTS results (
     spectral_snr_db REAL,
     survival_rate REAL,
     survival TEXT,
+    PRIMARY KEY (model, file, attack, params, seed, target_mode)
+);
+CREATE TABLE IF NOT EXISTS failures (
+    model TEXT NOT NULL,
+    file TEXT NOT NULL,
+    attack TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    target_mode TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    owner TEXT NOT NULL,
+    message TEXT NOT NULL,
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
 CREATE TABLE IF NOT EXISTS claims (
@@ -333,6 +349,13 @@ class ResultStore:
                 if owner == self.owner
                 or (now - heartbeat < STALE_AFTER_S and not _process_is_gone(host, pid))
             }
+            finished |= {
+                r[0]
+                for r in connection.execute(
+                    f"SELECT file FROM failures WHERE {_SETTING_MATCH} AND owner=?",
+                    (*key, self.owner),
+                )
+            }  # failed here: not claimed again by this study
             chunk = [f for f in files if f not in finished and f not in live_owners][:size]
             connection.executemany(
                 "INSERT OR REPLACE INTO claims (model, file, attack, params, seed, target_mode, "
@@ -382,6 +405,38 @@ class ResultStore:
                 f"DELETE FROM claims WHERE {_SETTING_MATCH} AND file=? AND owner=?",
                 [(*r.setting, r.file, self.owner) for r in rows],
             )
+            connection.executemany(  # a failure a rerun has now redone
+                f"DELETE FROM failures WHERE {_SETTING_MATCH} AND file=?",
+                [(*r.setting, r.file) for r in rows],
+            )
+
+    def record_failures(
+        self, run_id: int, key: SettingKey, failed: Sequence[tuple[str, str]]
+    ) -> None:
+        """Record cells that failed for their input as (file, message), releasing their
+        claims; this study does not claim them again."""
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO failures (model, file, attack, params, seed, "
+                "target_mode, run_id, owner, message) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (key.model, file, key.attack, key.params, key.seed, key.target_mode)
+                    + (run_id, self.owner, message)
+                    for file, message in failed
+                ],
+            )
+            connection.executemany(
+                f"DELETE FROM claims WHERE {_SETTING_MATCH} AND file=? AND owner=?",
+                [(*key, file, self.owner) for file, _ in failed],
+            )
+
+    def failures(self, key: SettingKey) -> dict[str, str]:
+        """The recorded failures of one setting: {file: message}."""
+        with _store_errors(self.path):
+            rows = self.connection.execute(
+                f"SELECT file, message FROM failures WHERE {_SETTING_MATCH}", key
+            ).fetchall()
+        return dict(rows)
 
     def rows(
         self, model: str, attack: str, params: str, seed: int, target_mode: str

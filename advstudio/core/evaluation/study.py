@@ -7,27 +7,30 @@ summary per attack at the grid setting with the highest mean SNR among those tha
 from __future__ import annotations
 
 import itertools
-import json
-import tempfile
+import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from advstudio.core.attacks import ATTACKS, Attack, AttackResult, make_attack
+from advstudio.core.attacks import ATTACKS, Attack, make_attack
 from advstudio.core.attacks.base import COMMON_PARAMS, DEFAULT_SEED
 from advstudio.core.attacks.eot import without_unused_eot
 from advstudio.core.attacks.every_label import EVERY_LABEL, cell_mode, check_every_label
 from advstudio.core.attacks.goals import resolve_target, validate_labelled_set
 from advstudio.core.data.datasets import Example
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.evaluation.cells import (
+    BatchContext,
+    CellBatch,
+    Executor,
+    LocalExecutor,
+)
 from advstudio.core.evaluation.label_matrix import label_matrix
 from advstudio.core.evaluation.noise import white_noise_control
 from advstudio.core.evaluation.store import (
-    ResultRow,
     ResultStore,
     SettingKey,
     canonical_params,
@@ -44,24 +47,20 @@ from advstudio.core.metrics import (
     confusion_counts,
     normalise_columns,
     normalised_accuracy,
-    snr_db,
 )
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.progress import (
-    AttackStep,
-    Event,
     ItemFinished,
     JobFinished,
     JobStarted,
     Message,
     Reporter,
 )
-from advstudio.core.reports.export import reclassify_many
 from advstudio.core.reports.study import params_text
 from advstudio.core.training import versions
 from advstudio.core.transforms.base import Transform
 from advstudio.core.transforms.spec import parse_conditions
-from advstudio.core.transforms.survival import predictions_through, survival_rates
+from advstudio.core.transforms.survival import predictions_through
 
 
 @dataclass
@@ -129,22 +128,28 @@ class StudySpec:
         return list(range(n_classes))
 
 
-class _StepsOnly:
-    """Passes the engine's per-iteration events on; the study reports its own progress."""
+class StudyClips(Sequence[np.ndarray]):
+    """A study's files at the model's rate, each read when asked for and not kept: a study of
+    thousands of files never holds all their audio at once."""
 
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
+    def __init__(self, files: Sequence[str], model: AudioClassifier) -> None:
+        self.files, self.model = list(files), model
 
-    def report(self, event: Event) -> None:
-        if isinstance(event, AttackStep):
-            self.reporter.report(event)
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return load_for_model(self.files[index], self.model).samples
 
 
 @dataclass
 class _Data:
     files: list[str]
-    clips: list[np.ndarray]
+    clips: Sequence[np.ndarray]  # StudyClips: read on access
     labels: list[int | None]  # None: an unlabelled file, attacked but in no accuracy
+    lengths: list[int] = field(default_factory=list)  # samples at the model's rate
 
     def labelled(self) -> np.ndarray:
         """Indices of the files with a label."""
@@ -152,8 +157,9 @@ class _Data:
 
 
 def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Data:
-    """Load every file at the model's rate (too short for it: an error naming the file);
-    class names must be the model's (None: unlabelled)."""
+    """Check every file once at the model's rate (unreadable or too short: an error naming the
+    file) and keep its length, not its audio; class names must be the model's (None:
+    unlabelled)."""
     unknown = sorted({e.label for e in examples} - set(model.labels) - {None})
     if unknown:
         raise DatasetError(
@@ -162,93 +168,11 @@ def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Dat
         )
     if not examples:
         raise DatasetError("the dataset holds no files")
-    clips = [load_for_model(e.path, model).samples for e in examples]
+    files = [str(e.path) for e in examples]
+    clips = StudyClips(files, model)
+    lengths = [len(clip) for clip in clips]
     labels = [None if e.label is None else model.labels.index(e.label) for e in examples]
-    return _Data([str(e.path) for e in examples], clips, labels)
-
-
-def _rows_for_chunk(
-    model: AudioClassifier,
-    data: _Data,
-    indices: list[int],
-    results: list[AttackResult],
-    workdir: Path,
-    key: dict[str, Any],
-    attack: Attack,
-    conditions: list[Transform],
-    draws: int,
-) -> list[ResultRow]:
-    """Store rows for attacked files, judged on their exports re-loaded. `key` holds the
-    row's identity apart from the file (model, attack, params, seed, target_mode); `attack`
-    measures the spectral SNR where it has one, and judges an EoT result on fresh draws of
-    its transforms; `conditions` are the survival report's."""
-    checks = reclassify_many(model, [r.adversarial for r in results], workdir)
-    exports = [check.samples for check in checks]
-    eot = attack.eot()
-    rates: list[float | None] = [None] * len(results)
-    if eot is not None:  # judged on fresh draws of the transforms, heard from the export
-        # every result found in optimisation (the engine's judge set its survival rate),
-        # those its judge found below the required rate included
-        judged = [k for k, r in enumerate(results) if r.survival_rate is not None]
-        measured = eot.survival(
-            model, [results[k] for k in judged], [exports[k] for k in judged], key["seed"], 16
-        )
-        for k, rate in zip(judged, measured, strict=True):
-            rates[k] = float(rate)
-    survival = _survival(model, results, exports, conditions, draws, key["seed"])
-    rows = []
-    for k, (index, result, check) in enumerate(zip(indices, results, checks, strict=True)):
-        if eot is None:
-            survived = result.holds_for(check.prediction, check.confidence)
-        else:
-            survived = result.success and rates[k] is not None and rates[k] >= eot.required_rate
-        rows.append(
-            ResultRow(
-                **key,
-                file=data.files[index],
-                label=data.labels[index],
-                orig_pred=result.orig_pred,
-                target=result.target,
-                success=result.success,
-                survived=survived,
-                new_pred=check.prediction,
-                iterations=result.iterations,
-                snr_db=snr_db(data.clips[index], check.samples),
-                snr_db_untrimmed=snr_db(data.clips[index], check.samples, trim=0),
-                linf=float(np.abs(check.samples - data.clips[index]).max()),
-                confidence=check.confidence,
-                spectral_snr_db=attack.spectral_snr_db(data.clips[index], check.samples),
-                survival_rate=rates[k],
-                survival=survival[k],
-            )
-        )
-    return rows
-
-
-def _survival(
-    model: AudioClassifier,
-    results: list[AttackResult],
-    exports: list[np.ndarray],
-    conditions: list[Transform],
-    draws: int,
-    seed: int,
-) -> list[str | None]:
-    """Per result, JSON {condition: share of fresh draws after which the goal still holds},
-    measured on the export of every successful result; None for the others."""
-    measured: list[dict[str, float]] = [{} for _ in results]
-    chosen = [k for k, r in enumerate(results) if r.success and not r.already]
-    for condition in conditions:
-        rates = survival_rates(
-            model,
-            [exports[k] for k in chosen],
-            condition,
-            draws,
-            seed,
-            lambda i, prediction, confidence: results[chosen[i]].holds_for(prediction, confidence),
-        )
-        for k, rate in zip(chosen, rates, strict=True):
-            measured[k][condition.spec] = float(rate)
-    return [json.dumps(m) if m else None for m in measured]
+    return _Data(files, clips, labels, lengths)
 
 
 def run_study(
@@ -258,12 +182,16 @@ def run_study(
     store: ResultStore,
     reporter: Reporter,
     cancel: threading.Event | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the study and return its summary in the JSON layout of the CLI."""
+    """Run (or resume) the study and return its summary in the JSON layout of the CLI. The
+    executor runs its batches of cells (default: in this process, one after the other); this
+    function alone writes the store, from the rows they return."""
+    executor = executor or LocalExecutor()
     data = load_study_data(model, examples)
     model_id = fingerprint(model)
     settings = {name: spec.settings(name) for name in spec.attacks}
-    shortest = min(len(clip) for clip in data.clips)
+    shortest = min(data.lengths)
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
         validate_labelled_set(attack.goal(spec.target), data.labels)  # before any batch runs
@@ -289,7 +217,7 @@ def run_study(
         "files": data.files,
     }
     run_id = store.start_run(model_id, config, versions(), str(model.device))
-    clean_probs = predict_proba(model, data.clips)
+    clean_probs = predict_proba(model, data.clips, lengths=data.lengths)
     clean_pred = clean_probs.argmax(1)
     n_classes = len(model.labels)
     jobs = [
@@ -306,68 +234,63 @@ def run_study(
         text = f"resuming: {already} of {total} results already in {store.path}"
         reporter.report(Message("evaluate", text))
     reporter.report(JobStarted("evaluate", total))
-    order = np.argsort([len(c) for c in data.clips], kind="stable")
+    order = np.argsort(data.lengths, kind="stable")
     by_length = [data.files[i] for i in order]
     position = {path: i for i, path in enumerate(data.files)}
-    with tempfile.TemporaryDirectory(prefix="advstudio-verify-") as tmp:
-        # First every file no other study on this store holds, then wait for theirs.
-        for wait in (False, True):
-            done = _finished_count(store, keys, data.files)
-            if wait and done < total:  # others hold the files still missing
-                waiting = f"{total - done} results are for another study on this store to finish"
-                reporter.report(Message("evaluate", f"waiting: {waiting}"))
-            for (attack, seed, cell), key in zip(jobs, keys, strict=True):
-                for chunk in store.claim_chunks(key, by_length, spec.batch_size, wait, cancel):
-                    indices = [position[f] for f in chunk]  # one batch, one commit
-                    results = attack.run(
-                        model,
-                        [data.clips[i] for i in indices],
-                        spec.target,
-                        [data.labels[i] for i in indices],  # None for unlabelled files
-                        seed,
-                        indices,
-                        spec.batch_size,
-                        _StepsOnly(reporter),
-                        cancel,
-                        None if cell is None else [cell] * len(indices),
+    context = BatchContext(
+        spec.target, spec.batch_size, tuple(conditions), spec.survival_draws, os.getcwd()
+    )
+
+    def claimed_batches(wait: bool) -> Iterator[CellBatch]:
+        """The study's batches, each claimed in the store just before it is handed out."""
+        for (attack, _, cell), key in zip(jobs, keys, strict=True):
+            for chunk in store.claim_chunks(key, by_length, spec.batch_size, wait, cancel):
+                indices = [position[f] for f in chunk]
+                labels = tuple(data.labels[i] for i in indices)
+                yield CellBatch(key, attack, cell, tuple(chunk), tuple(indices), labels)
+
+    failed_here = 0
+    # First every file no other study on this store holds, then wait for theirs.
+    for wait in (False, True):
+        done = _finished_count(store, keys, data.files)
+        if wait and done < total:  # others hold the files still missing
+            waiting = f"{total - done} results are for another study on this store to finish"
+            reporter.report(Message("evaluate", f"waiting: {waiting}"))
+        batches = claimed_batches(wait)
+        for batch, outcome in executor.run(model, batches, context, reporter, cancel):
+            store.write(run_id, outcome.rows)  # one batch, one commit
+            if outcome.failed:
+                store.record_failures(run_id, batch.key, outcome.failed)
+                failed_here += len(outcome.failed)
+                for _, message in outcome.failed:
+                    text = f"failed: {batch.attack.name} seed {batch.key.seed}: {message}"
+                    reporter.report(Message("evaluate", text))
+            done = _finished_count(store, keys, data.files) - len(outcome.rows)
+            for row in outcome.rows:
+                done += 1
+                reporter.report(
+                    ItemFinished(
+                        "evaluate",
+                        done + failed_here,
+                        total,
+                        row.file,
+                        {
+                            "attack": batch.attack.name,
+                            "params": batch.key.params,
+                            "seed": batch.key.seed,
+                            "label": row.label,
+                            "clean_pred": int(clean_pred[position[row.file]]),
+                            "new_pred": row.new_pred,
+                            "adversarial": row.success and row.survived,
+                            "snr_db": row.snr_db,
+                            "target": row.target,
+                            "already": row_already_met(row, batch.attack),
+                            "iterations": row.iterations,
+                            "confidence": row.confidence,
+                            "running": executor.running,
+                        },
                     )
-                    rows = _rows_for_chunk(
-                        model,
-                        data,
-                        indices,
-                        results,
-                        Path(tmp),
-                        key._asdict(),
-                        attack,
-                        conditions,
-                        spec.survival_draws,
-                    )
-                    store.write(run_id, rows)
-                    done = _finished_count(store, keys, data.files) - len(rows)
-                    for row in rows:
-                        done += 1
-                        reporter.report(
-                            ItemFinished(
-                                "evaluate",
-                                done,
-                                total,
-                                row.file,
-                                {
-                                    "attack": attack.name,
-                                    "params": key.params,
-                                    "seed": seed,
-                                    "label": row.label,
-                                    "clean_pred": int(clean_pred[position[row.file]]),
-                                    "new_pred": row.new_pred,
-                                    "adversarial": row.success and row.survived,
-                                    "snr_db": row.snr_db,
-                                    "target": row.target,
-                                    "already": row_already_met(row, attack),
-                                    "iterations": row.iterations,
-                                    "confidence": row.confidence,
-                                },
-                            )
-                        )
+                )
     per_setting = []
     for name in spec.attacks:
         for attack in settings[name]:
@@ -398,6 +321,7 @@ def run_study(
         "table": [summarise_seeds(per_seed) for per_seed in chosen],
         "settings": [_without_files(summarise_seeds(s)) for s in per_setting],
         "ttests": paired_ttests(chosen),
+        "failed": _failures(store, keys, position),
     }
     if spec.target == EVERY_LABEL:
         summary["every_label"] = [
@@ -439,6 +363,19 @@ def _setting_key(
         seed,
         (spec.target or attack.default_target) if cell is None else cell_mode(cell),
     )
+
+
+def _failures(
+    store: ResultStore, keys: Iterable[SettingKey], files: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The study's cells that failed for their input (and no rerun has redone yet)."""
+    wanted = set(files)
+    return [
+        key._asdict() | {"file": file, "message": message}
+        for key in keys
+        for file, message in sorted(store.failures(key).items())
+        if file in wanted
+    ]
 
 
 def _finished_count(store: ResultStore, keys: Iterable[SettingKey], files: list[str]) -> int:

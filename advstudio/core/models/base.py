@@ -63,9 +63,12 @@ def predict_proba(
     model: AudioClassifier,
     clips: Sequence[np.ndarray],
     batch_size: int = 16,
+    lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Class probabilities [N, C] for clips of any lengths, batched by similar length."""
-    order = np.argsort([len(c) for c in clips])
+    """Class probabilities [N, C] for clips of any lengths, batched by similar length.
+    `lengths`, when known, spare a sequence that loads its clips on access (a study's files)
+    from loading every clip to sort them."""
+    order = np.argsort([len(c) for c in clips] if lengths is None else lengths)
     out = np.zeros((len(clips), model.num_classes), dtype=np.float32)
     device = model.device
     for start in range(0, len(order), batch_size):
