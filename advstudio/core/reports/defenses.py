@@ -12,15 +12,13 @@ from typing import Any
 
 from advstudio.core.defenses.evaluation import OBFUSCATION_NOTE
 from advstudio.core.reports.html import (
-    refuse_existing,
     run_header,
     template_environment,
-    write_text_file,
+    write_bundle,
 )
 from advstudio.core.reports.study import format_number, study_json
 
 TEMPLATE = "defenses.html.j2"
-BUNDLE_FILES = ("report.html", "results.json")
 COLUMNS = ("defense", "attack", "clean", "plain", "adaptive", "SNR plain", "SNR adaptive", "")
 
 DEFINITION = (
@@ -98,14 +96,13 @@ def write_defense_report(
 ) -> Path:
     """report.html and results.json in `folder`, both checked before either is written."""
     evaluations = [evaluation] if isinstance(evaluation, dict) else list(evaluation)
-    folder = Path(folder)
-    paths = {name: folder / name for name in BUNDLE_FILES}
-    refuse_existing(paths.values(), overwrite)
     plain_config = json.loads(json.dumps(config, default=str))
-    texts = {
-        "report.html": render_defense_report(evaluations, config),
-        "results.json": study_json({"defenses": evaluations, "config": plain_config}),
-    }
-    for name, text in texts.items():
-        write_text_file(paths[name], text)
+    paths = write_bundle(
+        folder,
+        overwrite,
+        lambda: (
+            render_defense_report(evaluations, config),
+            study_json({"defenses": evaluations, "config": plain_config}),
+        ),
+    )
     return paths["report.html"]

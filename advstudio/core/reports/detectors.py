@@ -21,13 +21,11 @@ from advstudio.core.detectors.evaluation import (
 from advstudio.core.reports.html import (
     data_uri,
     figure_png,
-    refuse_existing,
     template_environment,
-    write_text_file,
+    write_bundle,
 )
 
 TEMPLATE = "detectors.html.j2"
-BUNDLE_FILES = ("report.html", "results.json")
 TABLE_HEAD = (
     "attack",
     "detector",
@@ -157,13 +155,11 @@ def write_detector_report(
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """report.html and results.json in `folder`, both checked before either is written."""
-    folder = Path(folder)
-    paths = {name: folder / name for name in BUNDLE_FILES}
-    refuse_existing(paths.values(), overwrite)
-    texts = {
-        "report.html": render_detector_report(evaluations, config),
-        "results.json": detector_json(evaluations, config) + "\n",
-    }
-    for name, text in texts.items():
-        write_text_file(paths[name], text)
-    return paths
+    return write_bundle(
+        folder,
+        overwrite,
+        lambda: (
+            render_detector_report(evaluations, config),
+            detector_json(evaluations, config) + "\n",
+        ),
+    )

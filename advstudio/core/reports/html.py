@@ -30,7 +30,7 @@ import functools
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -617,6 +617,23 @@ def write_text_file(path: Path, text: str) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def write_bundle(
+    folder: Path,
+    overwrite: bool,
+    render: Callable[[], Sequence[str]],
+    names: Sequence[str] = ("report.html", "results.json"),
+) -> dict[str, Path]:
+    """A run's files in `folder` (the texts `render` returns, in the order of `names`): all
+    refused before anything is rendered or written, so a refusal leaves the folder as it was,
+    and each appearing complete or not at all. Returns {file name: path}."""
+    folder = Path(folder)
+    paths = {name: folder / name for name in names}
+    refuse_existing(paths.values(), overwrite)
+    for path, text in zip(paths.values(), render(), strict=True):
+        write_text_file(path, text)
+    return paths
+
+
 def write_html_report(
     path: Path,
     summary: dict[str, Any],
@@ -639,16 +656,14 @@ def write_report_bundle(
     config: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Path]:
-    """report.html, results.json and results.csv in `folder`: all are checked before any is
-    written, so a refusal leaves the folder as it was. Returns {file name: path}."""
-    folder = Path(folder)
-    paths = {name: folder / name for name in BUNDLE_FILES}
-    refuse_existing(paths.values(), overwrite)
-    texts = {
-        "report.html": render_html_report(summary, examples, config),
-        "results.json": study_json(summary),
-        "results.csv": study_csv(summary),
-    }
-    for name, text in texts.items():
-        write_text_file(paths[name], text)
-    return paths
+    """report.html, results.json and results.csv in `folder` (see `write_bundle`)."""
+    return write_bundle(
+        folder,
+        overwrite,
+        lambda: (
+            render_html_report(summary, examples, config),
+            study_json(summary),
+            study_csv(summary),
+        ),
+        BUNDLE_FILES,
+    )

@@ -17,11 +17,10 @@ from advstudio.core.reports.html import (
     data_uri,
     every_label_view,
     figure_png,
-    refuse_existing,
     run_header,
     sweep_view,
     template_environment,
-    write_text_file,
+    write_bundle,
 )
 from advstudio.core.reports.provenance import relative_names
 from advstudio.core.reports.study import (
@@ -32,7 +31,6 @@ from advstudio.core.reports.study import (
 )
 
 TEMPLATE = "paper004.html.j2"
-BUNDLE_FILES = ("report.html", "results.json")
 BOUND = "SNR bound dB"
 STYLES = {"random": "-o", "all wrong": "--s"}
 
@@ -126,13 +124,11 @@ def write_paper004_report(
 ) -> dict[str, Path]:
     """report.html and results.json (every number, and the run's config) in `folder`; both
     checked before either is written."""
-    folder = Path(folder)
-    paths = {name: folder / name for name in BUNDLE_FILES}
-    refuse_existing(paths.values(), overwrite)
-    texts = {
-        "report.html": render_paper004_report(results, config),
-        "results.json": study_json(results | {"config": _plain(config)}),
-    }
-    for name, text in texts.items():
-        write_text_file(paths[name], text)
-    return paths
+    return write_bundle(
+        folder,
+        overwrite,
+        lambda: (
+            render_paper004_report(results, config),
+            study_json(results | {"config": _plain(config)}),
+        ),
+    )

@@ -19,16 +19,14 @@ from advstudio.core.errors import ResultsFileError
 from advstudio.core.reports.html import (
     data_uri,
     figure_png,
-    refuse_existing,
     run_header,
     template_environment,
-    write_text_file,
+    write_bundle,
 )
 from advstudio.core.reports.study import format_number, study_json
 
 TEMPLATE = "transfer.html.j2"
 RESULT_KEYS = ("models", "sources", "matrix", "agreement", "attack", "targeted", "notes")
-BUNDLE_FILES = ("report.html", "results.json")
 CELL_INCHES = 0.9
 
 DEFINITION = (
@@ -187,17 +185,15 @@ def write_transfer_report(
 ) -> dict[str, Path]:
     """report.html and results.json in `folder`, both checked before either is written, each
     appearing complete or not at all."""
-    folder = Path(folder)
-    paths = {name: folder / name for name in BUNDLE_FILES}
-    refuse_existing(paths.values(), overwrite)
     plain_config = json.loads(json.dumps(config, default=str))  # paths as text
-    texts = {
-        "report.html": render_transfer_report(results, config),
-        "results.json": study_json(results | {"config": plain_config}),
-    }
-    for name, text in texts.items():
-        write_text_file(paths[name], text)
-    return paths
+    return write_bundle(
+        folder,
+        overwrite,
+        lambda: (
+            render_transfer_report(results, config),
+            study_json(results | {"config": plain_config}),
+        ),
+    )
 
 
 def read_transfer_results(path: str | Path) -> dict[str, Any]:

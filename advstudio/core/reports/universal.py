@@ -22,14 +22,12 @@ from advstudio.core.reports.html import (
     N_FFT,
     data_uri,
     figure_png,
-    refuse_existing,
     template_environment,
     wav_bytes,
-    write_text_file,
+    write_bundle,
 )
 
 TEMPLATE = "universal.html.j2"
-BUNDLE_FILES = ("report.html", "results.json")
 TABLE_HEAD = ("split", "clips", "fooling rate", "noise control", "SNR mean dB", "SNR min dB")
 
 
@@ -149,13 +147,11 @@ def write_universal_report(
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """report.html and results.json in `folder`, both checked before either is written."""
-    folder = Path(folder)
-    paths = {name: folder / name for name in BUNDLE_FILES}
-    refuse_existing(paths.values(), overwrite)
-    texts = {
-        "report.html": render_universal_report(result, labels, sidecar),
-        "results.json": json.dumps(result.to_json() | sidecar, indent=2) + "\n",
-    }
-    for name, text in texts.items():
-        write_text_file(paths[name], text)
-    return paths
+    return write_bundle(
+        folder,
+        overwrite,
+        lambda: (
+            render_universal_report(result, labels, sidecar),
+            json.dumps(result.to_json() | sidecar, indent=2) + "\n",
+        ),
+    )
