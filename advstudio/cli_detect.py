@@ -35,9 +35,12 @@ def _clips(examples: list, model) -> tuple[list, list[int | None]]:
 
 
 def _attacks(args: argparse.Namespace) -> list:
+    """The chosen attacks (their names, parameters and --batch-size checked before any work)."""
+    from advstudio.cli import check_batch_size
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
 
+    check_batch_size(args.batch_size)
     params = parse_assignments(args.param)
     return [make_attack(name, args.preset, **params) for name in args.attack]
 

@@ -228,6 +228,19 @@ def test_detect_evaluate_refuses_a_detector_of_another_model_in_one_line(
     assert "\n" not in err
 
 
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_detect_refuses_a_batch_size_of_zero_in_one_line(
+    fitted, demo_csv, tmp_path, capsys, command
+):
+    where = ["--out", str(tmp_path / "out")]
+    if command == "evaluate":
+        where = ["--detector", str(fitted["mmd"].save(tmp_path / "mmd"))]
+    argv = ["detect", command, str(demo_csv), "--attack", "fgsm", "--batch-size", "0", *where]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == "advstudio: error: --batch-size must be at least 1, got 0"
+
+
 def test_a_folder_that_is_no_detector_is_refused_in_one_line(fitted, tmp_path):
     from advstudio.core.errors import ResultsFileError
 
