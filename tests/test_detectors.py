@@ -241,6 +241,15 @@ def test_detect_refuses_a_batch_size_of_zero_in_one_line(
     assert err == "advstudio: error: --batch-size must be at least 1, got 0"
 
 
+def test_detect_fit_refuses_a_bad_transform_before_fitting_anything(demo_csv, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["detect", "fit", str(demo_csv), "--attack", "fgsm", "--out", str(out)]
+    assert main([*argv, "--transform", "gsm@13k", "--limit", "2"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("advstudio: error: unknown transform 'gsm@13k'") and "\n" not in err
+    assert not list(out.glob("*/detector.json"))  # no detector fitted and left behind
+
+
 def test_a_folder_that_is_no_detector_is_refused_in_one_line(fitted, tmp_path):
     from advstudio.core.errors import ResultsFileError
 
