@@ -5,6 +5,7 @@ adaptive attack and the obfuscated-gradient flag; the median filter transform.""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -200,6 +201,9 @@ def test_temperature_without_a_teacher_or_a_teacher_of_other_classes_is_refused(
         config_from_preset("demo", temperature=10.0)
     with pytest.raises(ParameterError, match="positive"):
         config_from_preset("demo", distill="x", temperature=0.0)
+    for endless in (math.inf, math.nan):  # uniform soft labels: a model that learns nothing
+        with pytest.raises(ParameterError, match="positive and finite"):
+            config_from_preset("demo", distill="x", temperature=endless)
     other = save_model_dir(
         tmp_path / "other", make_random_model(["a", "b"]), "average_pool_cnn", {}
     )
