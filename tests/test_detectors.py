@@ -264,3 +264,28 @@ def test_a_folder_that_is_no_detector_is_refused_in_one_line(fitted, tmp_path):
     (folder / "arrays.npz").write_bytes(b"not numpy")
     with pytest.raises(ResultsFileError, match="cannot read the arrays"):
         load_detector(folder)
+
+
+@pytest.mark.parametrize("clean", [8, 40])
+def test_the_table_says_when_too_few_clean_clips_measure_tpr_at_5pct_fpr(clean):
+    from advstudio.core.detectors.evaluation import (
+        AttackOutcome,
+        DetectionEvaluation,
+        DetectorRow,
+    )
+    from advstudio.core.reports.detectors import format_detector_table
+
+    clean_scores = np.linspace(0.0, 1.0, clean)
+    adversarial_scores = np.linspace(0.5, 1.5, 6)
+    figures = detection_figures(clean_scores, adversarial_scores)
+    outcome = AttackOutcome([np.zeros(4)] * 6, clean, 20.0)
+    evaluation = DetectionEvaluation(
+        "fgsm", outcome, [DetectorRow("pca-input", "PCA", figures)], clean, None
+    )
+    table = format_detector_table([evaluation])
+    if clean < 20:  # one false positive is over 5 %: the figure is the TPR at none
+        assert figures.tpr_at_fpr == figures.tpr[figures.fpr == 0].max()
+        assert "with 8 clean clips one false positive is 12%" in table
+        assert "TPR with no false positive" in table
+    else:
+        assert "no false positive" not in table
