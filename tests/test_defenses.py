@@ -347,3 +347,6 @@ def test_a_model_directory_is_a_defense_of_its_own_and_a_saved_defense_brings_it
     )
     with pytest.raises(ModelError, match="base model's classes"):
         open_defense(str(other), base)
+    other_defended = save_defended_model(tmp_path / "other-defended", other, "resample@8k")
+    with pytest.raises(ModelError, match="base model's classes"):  # was a ValueError later
+        open_defense(str(other_defended), base)
