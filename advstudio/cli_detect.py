@@ -111,8 +111,8 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.reports.provenance import model_name
 
     outputs = check_outputs_free(args)
-    if args.weight <= 0:
-        raise ParameterError(f"--weight must be above 0, got {args.weight}")
+    if not 0 < args.weight < math.inf:  # nan or inf would make the adaptive loss nan
+        raise ParameterError(f"--weight must be above 0 and finite, got {args.weight}")
     detectors = load_detectors(args.detector)
     attacks = _attacks(args)
     model = load_model(args.model, labels=args.labels, device=args.device)

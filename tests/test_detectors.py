@@ -241,6 +241,17 @@ def test_detect_refuses_a_batch_size_of_zero_in_one_line(
     assert err == "advstudio: error: --batch-size must be at least 1, got 0"
 
 
+@pytest.mark.parametrize("weight", ["0", "-1", "nan", "inf"])
+def test_detect_evaluate_refuses_a_weight_that_is_not_a_positive_number(
+    fitted, demo_csv, tmp_path, capsys, weight
+):
+    folder = fitted["mmd"].save(tmp_path / "mmd")
+    argv = ["detect", "evaluate", str(demo_csv), "--attack", "fgsm", "--detector", str(folder)]
+    assert main([*argv, "--adaptive", "--weight", weight]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("advstudio: error: --weight must be above 0 and finite, got")
+
+
 def test_detect_fit_refuses_a_bad_transform_before_fitting_anything(demo_csv, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["detect", "fit", str(demo_csv), "--attack", "fgsm", "--out", str(out)]
