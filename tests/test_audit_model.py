@@ -330,6 +330,8 @@ def test_cli_errors_are_one_line(clean_set: Path, tmp_path: Path, capsys) -> Non
         (["--csv", str(existing)], "already exists"),
         (["--watch", str(tmp_path / "nowhere")], "no such folder to watch"),
         (["--once"], "--once needs --watch"),
+        (["--watch", str(tmp_path), "--interval", "nan"], "--interval must be positive"),
+        (["--watch", str(tmp_path), "--interval", "inf"], "--interval must be positive"),
     ]
     for extra, message in cases:
         assert main(["audit", str(clean_set), *extra]) == 2
