@@ -87,6 +87,8 @@ class AuditOptions:
             raise ParameterError(f"folds must be at least 2, got {self.folds}")
         if self.batch_size < 1:
             raise ParameterError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.epochs is not None and self.epochs < 1:  # refused before the passes, not after
+            raise ParameterError(f"epochs must be at least 1, got {self.epochs}")
         if self.mislabels_from not in MISLABEL_SOURCES:
             raise ParameterError(
                 f"unknown mislabel source {self.mislabels_from!r}; "
