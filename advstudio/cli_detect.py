@@ -9,8 +9,13 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advstudio.core.errors import ParameterError
+
+if TYPE_CHECKING:
+    from advstudio.core.detectors import Detector
 
 FIT_FILE = "fit.json"
 
@@ -43,6 +48,23 @@ def _attacks(args: argparse.Namespace) -> list:
     check_batch_size(args.batch_size)
     params = parse_assignments(args.param)
     return [make_attack(name, args.preset, **params) for name in args.attack]
+
+
+def fitted_detectors(folder: str) -> list[Detector]:
+    """The detectors in a saved detector's folder or a `detect fit --out` folder: those its
+    fit.json names (a refit with --overwrite leaves the folders of other detectors behind,
+    fitted on other examples), else every one saved in it."""
+    from advstudio.core.detectors import load_detector, load_detectors
+    from advstudio.core.errors import ResultsFileError
+
+    summary = Path(folder) / FIT_FILE
+    if not summary.is_file():
+        return load_detectors(folder)
+    try:
+        names = json.loads(summary.read_text())["detectors"]
+        return [load_detector(Path(folder) / name) for name in sorted(map(str, names))]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ResultsFileError(f"{summary}: not a readable fit summary ({exc})") from None
 
 
 def _cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -100,7 +122,6 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
 def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     from advstudio.cli import check_outputs_free, open_data, select_examples
     from advstudio.cli_output import ProgressBarReporter
-    from advstudio.core.detectors import load_detectors
     from advstudio.core.detectors.evaluation import evaluate_detectors
     from advstudio.core.models import load_model
     from advstudio.core.reports.detectors import (
@@ -113,7 +134,7 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     outputs = check_outputs_free(args)
     if not 0 < args.weight < math.inf:  # nan or inf would make the adaptive loss nan
         raise ParameterError(f"--weight must be above 0 and finite, got {args.weight}")
-    detectors = load_detectors(args.detector)
+    detectors = fitted_detectors(args.detector)
     attacks = _attacks(args)
     model = load_model(args.model, labels=args.labels, device=args.device)
     for detector in detectors:

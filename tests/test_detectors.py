@@ -252,6 +252,22 @@ def test_detect_evaluate_refuses_a_weight_that_is_not_a_positive_number(
     assert err.startswith("advstudio: error: --weight must be above 0 and finite, got")
 
 
+def test_detect_evaluate_reads_only_the_detectors_the_last_fit_wrote(
+    fitted, demo_csv, tmp_path, capsys
+):
+    """A refit with --overwrite and fewer --detectors leaves the older detectors' folders in
+    --out; evaluating the folder must not report them as part of this fit."""
+    out = tmp_path / "detectors"
+    fitted["mmd"].save(out / "mmd")
+    fitted["pca-hidden"].save(out / "pca-hidden")  # left over from an earlier fit
+    (out / "fit.json").write_text(json.dumps({"detectors": ["mmd"]}))
+    result = tmp_path / "r.json"
+    argv = ["detect", "evaluate", str(demo_csv), "--attack", "fgsm", "--param", "eps=0.05"]
+    assert main([*argv, "--limit", "4", "--detector", str(out), "--json", str(result)]) == 0
+    evaluation = json.loads(result.read_text())["evaluations"][0]
+    assert [d["detector"] for d in evaluation["detectors"]] == ["mmd"]
+
+
 def test_detect_fit_refuses_a_bad_transform_before_fitting_anything(demo_csv, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["detect", "fit", str(demo_csv), "--attack", "fgsm", "--out", str(out)]
