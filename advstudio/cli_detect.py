@@ -21,14 +21,12 @@ FIT_FILE = "fit.json"
 
 
 def _spread(examples: list, limit: int | None) -> list:
-    """At most `limit` examples taken evenly through the list (so every class keeps a share
-    of a class-ordered listing)."""
+    """At most `limit` examples taken evenly through the list (defend's `spread`)."""
+    from advstudio.cli_defend import spread
+
     if limit is not None and limit < 1:
         raise ParameterError(f"--limit must be 1 or more, got {limit}")
-    if limit is None or len(examples) <= limit:
-        return examples
-    step = len(examples) / limit
-    return [examples[math.floor(i * step)] for i in range(limit)]
+    return spread(examples, limit)
 
 
 def _clips(examples: list, model) -> tuple[list, list[int | None]]:
