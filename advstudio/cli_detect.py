@@ -55,14 +55,39 @@ def fitted_detectors(folder: str) -> list[Detector]:
     from advstudio.core.detectors import load_detector, load_detectors
     from advstudio.core.errors import ResultsFileError
 
-    summary = Path(folder) / FIT_FILE
-    if not summary.is_file():
+    summary = fit_summary(folder)
+    if summary is None:
         return load_detectors(folder)
     try:
-        names = json.loads(summary.read_text())["detectors"]
-        return [load_detector(Path(folder) / name) for name in sorted(map(str, names))]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ResultsFileError(f"{summary}: not a readable fit summary ({exc})") from None
+        names = sorted(map(str, summary["detectors"]))
+    except (KeyError, TypeError) as exc:
+        raise ResultsFileError(f"{Path(folder) / FIT_FILE}: no list of detectors ({exc})") from None
+    return [load_detector(Path(folder) / name) for name in names]
+
+
+def fit_summary(folder: str) -> dict | None:
+    """The fit.json a `detect fit --out` folder holds (None for a folder without one)."""
+    from advstudio.core.errors import ResultsFileError
+
+    path = Path(folder) / FIT_FILE
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsFileError(f"{path}: not a readable fit summary ({exc})") from None
+    if not isinstance(summary, dict):
+        raise ResultsFileError(f"{path}: not a fit summary")
+    return summary
+
+
+def held_out(examples: list, folder: str) -> tuple[list, int]:
+    """The examples the detectors in `folder` were not fitted on (by fit.json's files), and
+    how many were left out: figures on fitting clips would not be held-out figures."""
+    summary = fit_summary(folder) or {}
+    fitted = {str(f) for f in summary.get("files", [])}
+    kept = [e for e in examples if str(Path(e.path).resolve()) not in fitted]
+    return kept, len(examples) - len(kept)
 
 
 def _cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -109,6 +134,7 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "split": split,
         "clean_clips": len(clips),
+        "files": [str(Path(e.path).resolve()) for e in examples],
         "adversarial_examples": found,
         "attack_parameters": {a.name: a.params for a in attacks},
         "detectors": names,
@@ -140,7 +166,14 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     selection = select_examples(open_data(args.data, args), args.split, model.labels)
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
-    examples = _spread(selection.examples, args.limit)
+    examples, fitted = held_out(selection.examples, args.detector)
+    if fitted:
+        print(f"advstudio: {fitted} clips the detectors were fitted on left out", file=sys.stderr)
+    if not examples:
+        raise ParameterError(
+            "every clip was one the detectors were fitted on; give held-out clips (--split)"
+        )
+    examples = _spread(examples, args.limit)
     clips, labels = _clips(examples, model)
     steps = {}
     for a in attacks:

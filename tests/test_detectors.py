@@ -268,6 +268,35 @@ def test_detect_evaluate_reads_only_the_detectors_the_last_fit_wrote(
     assert [d["detector"] for d in evaluation["detectors"]] == ["mmd"]
 
 
+def test_detect_evaluate_leaves_out_the_clips_the_detectors_were_fitted_on(tmp_path, capsys):
+    """Class folders: fit takes the folder's training rule, evaluate every file by default, so
+    without the fit's file list the 'held-out' figures included the fitting clips."""
+    import shutil
+
+    from advstudio.core.resources import demo_clips_dir
+
+    data = tmp_path / "clips"
+    for name in ("Gong/Gong_0007.flac", "Hi-hat/Hi-hat_0002.flac", "Harmonica/Harmonica_0005.flac"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(demo_clips_dir() / name, data / name)
+    out = tmp_path / "detectors"
+    fast = ["--attack", "fgsm", "--threads", "1"]
+    fit = ["detect", "fit", str(data), *fast, "--detectors", "pca-input", "--out", str(out)]
+    assert main(fit) == 0
+    fitted = json.loads((out / "fit.json").read_text())["files"]
+    capsys.readouterr()
+    result = tmp_path / "r.json"
+    evaluate = ["detect", "evaluate", str(data), *fast, "--detector", str(out)]
+    assert main([*evaluate, "--json", str(result)]) == 0
+    assert f"{len(fitted)} clips the detectors were fitted on left out" in capsys.readouterr().err
+    assert json.loads(result.read_text())["held-out clips"] == 3 - len(fitted)
+    assert main([*evaluate, "--split", "train"]) != 0  # nothing but fitting clips
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "advstudio: error: every clip was one the detectors were fitted on; give held-out "
+        "clips (--split)"
+    )
+
+
 def test_detect_fit_refuses_a_bad_transform_before_fitting_anything(demo_csv, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["detect", "fit", str(demo_csv), "--attack", "fgsm", "--out", str(out)]
