@@ -331,6 +331,7 @@ def test_cli_errors_are_one_line(clean_set: Path, tmp_path: Path, capsys) -> Non
         (["--watch", str(tmp_path / "nowhere")], "no such folder to watch"),
         (["--once"], "--once needs --watch"),
         (["--mislabels-from", "training", "--epochs", "0"], "epochs must be at least 1, got 0"),
+        (["--seed", "-1"], "seed must be 0 to 2**32 - 1, got -1"),
         (["--watch", str(tmp_path), "--interval", "nan"], "--interval must be positive"),
         (["--watch", str(tmp_path), "--interval", "inf"], "--interval must be positive"),
     ]
