@@ -662,6 +662,12 @@ def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:
     return target if index is None else labels[index]
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a --batch-size that would batch nothing (a zero step crashes the batching)."""
+    if batch_size < 1:
+        raise ParameterError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def check_outputs_free(args: argparse.Namespace) -> dict[str, Path | None]:
     """Refuse before any work is done when an output could not be written or would be
     overwritten."""

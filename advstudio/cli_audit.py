@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 import threading
 from collections.abc import Callable
@@ -123,8 +124,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         epochs=args.epochs,
     )
     options.check()  # every input and output is checked before the audit starts
-    if args.interval <= 0:
-        raise ParameterError(f"--interval must be positive, got {args.interval}")
+    if not 0 < args.interval < math.inf:  # Event.wait hangs on nan and overflows on inf
+        raise ParameterError(f"--interval must be positive and finite, got {args.interval}")
     if args.once and not args.watch:
         raise ParameterError("--once needs --watch FOLDER")
     watch = Path(args.watch) if args.watch else None

@@ -12,7 +12,7 @@ from advstudio.core.errors import ParameterError
 
 
 def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
-    from advstudio.cli import check_outputs_free, open_data, select_examples
+    from advstudio.cli import check_batch_size, check_outputs_free, open_data, select_examples
     from advstudio.cli_output import ProgressBarReporter
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
@@ -27,6 +27,7 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.reports.study import write_study_json
 
     outputs = check_outputs_free(args)
+    check_batch_size(args.batch_size)
     if args.limit is not None and args.limit < 1:
         raise ParameterError(f"--limit must be at least 1, got {args.limit}")
     if args.eot_samples is not None and not 1 <= args.eot_samples <= 64:

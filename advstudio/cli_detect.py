@@ -9,21 +9,24 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advstudio.core.errors import ParameterError
+
+if TYPE_CHECKING:
+    from advstudio.core.detectors import Detector
 
 FIT_FILE = "fit.json"
 
 
 def _spread(examples: list, limit: int | None) -> list:
-    """At most `limit` examples taken evenly through the list (so every class keeps a share
-    of a class-ordered listing)."""
+    """At most `limit` examples taken evenly through the list (defend's `spread`)."""
+    from advstudio.cli_defend import spread
+
     if limit is not None and limit < 1:
         raise ParameterError(f"--limit must be 1 or more, got {limit}")
-    if limit is None or len(examples) <= limit:
-        return examples
-    step = len(examples) / limit
-    return [examples[math.floor(i * step)] for i in range(limit)]
+    return spread(examples, limit)
 
 
 def _clips(examples: list, model) -> tuple[list, list[int | None]]:
@@ -35,11 +38,56 @@ def _clips(examples: list, model) -> tuple[list, list[int | None]]:
 
 
 def _attacks(args: argparse.Namespace) -> list:
+    """The chosen attacks (their names, parameters and --batch-size checked before any work)."""
+    from advstudio.cli import check_batch_size
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
 
+    check_batch_size(args.batch_size)
     params = parse_assignments(args.param)
     return [make_attack(name, args.preset, **params) for name in args.attack]
+
+
+def fitted_detectors(folder: str) -> list[Detector]:
+    """The detectors in a saved detector's folder or a `detect fit --out` folder: those its
+    fit.json names (a refit with --overwrite leaves the folders of other detectors behind,
+    fitted on other examples), else every one saved in it."""
+    from advstudio.core.detectors import load_detector, load_detectors
+    from advstudio.core.errors import ResultsFileError
+
+    summary = fit_summary(folder)
+    if summary is None:
+        return load_detectors(folder)
+    try:
+        names = sorted(map(str, summary["detectors"]))
+    except (KeyError, TypeError) as exc:
+        raise ResultsFileError(f"{Path(folder) / FIT_FILE}: no list of detectors ({exc})") from None
+    return [load_detector(Path(folder) / name) for name in names]
+
+
+def fit_summary(folder: str) -> dict | None:
+    """The fit.json a `detect fit --out` folder holds (None for a folder without one)."""
+    from advstudio.core.errors import ResultsFileError
+
+    path = Path(folder) / FIT_FILE
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsFileError(f"{path}: not a readable fit summary ({exc})") from None
+    if not isinstance(summary, dict):
+        raise ResultsFileError(f"{path}: not a fit summary")
+    return summary
+
+
+def held_out(examples: list, folder: str) -> tuple[list, int]:
+    """The examples the detectors in `folder` were not fitted on (by fit.json's files), and
+    how many were left out: figures on fitting clips would not be held-out figures."""
+    summary = fit_summary(folder) or {}
+    fitted = {str(f) for f in summary.get("files", [])}
+    kept = [e for e in examples if str(Path(e.path).resolve()) not in fitted]
+    return kept, len(examples) - len(kept)
 
 
 def _cmd_detect_fit(args: argparse.Namespace) -> int:
@@ -86,6 +134,7 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "split": split,
         "clean_clips": len(clips),
+        "files": [str(Path(e.path).resolve()) for e in examples],
         "adversarial_examples": found,
         "attack_parameters": {a.name: a.params for a in attacks},
         "detectors": names,
@@ -97,7 +146,6 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
 def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     from advstudio.cli import check_outputs_free, open_data, select_examples
     from advstudio.cli_output import ProgressBarReporter
-    from advstudio.core.detectors import load_detectors
     from advstudio.core.detectors.evaluation import evaluate_detectors
     from advstudio.core.models import load_model
     from advstudio.core.reports.detectors import (
@@ -108,9 +156,9 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.reports.provenance import model_name
 
     outputs = check_outputs_free(args)
-    if args.weight <= 0:
-        raise ParameterError(f"--weight must be above 0, got {args.weight}")
-    detectors = load_detectors(args.detector)
+    if not 0 < args.weight < math.inf:  # nan or inf would make the adaptive loss nan
+        raise ParameterError(f"--weight must be above 0 and finite, got {args.weight}")
+    detectors = fitted_detectors(args.detector)
     attacks = _attacks(args)
     model = load_model(args.model, labels=args.labels, device=args.device)
     for detector in detectors:
@@ -118,7 +166,14 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     selection = select_examples(open_data(args.data, args), args.split, model.labels)
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
-    examples = _spread(selection.examples, args.limit)
+    examples, fitted = held_out(selection.examples, args.detector)
+    if fitted:
+        print(f"advstudio: {fitted} clips the detectors were fitted on left out", file=sys.stderr)
+    if not examples:
+        raise ParameterError(
+            "every clip was one the detectors were fitted on; give held-out clips (--split)"
+        )
+    examples = _spread(examples, args.limit)
     clips, labels = _clips(examples, model)
     steps = {}
     for a in attacks:

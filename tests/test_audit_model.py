@@ -133,6 +133,32 @@ def test_confident_learning_thresholds_not_argmax() -> None:
     assert "labelled a (0.05), but looks like b (0.95)" in findings[3].reason
 
 
+def test_a_flag_that_rests_on_thresholds_says_so_rather_than_a_smaller_looks_like() -> None:
+    """x is labelled a (0.18, under a's 0.66), b clears b's low threshold (0.10) at 0.14, and
+    the most likely class c (0.68) stays under its own (0.90): flagged by confident learning,
+    but "looks like b (0.14)" beside "labelled a (0.18)" would contradict the flag."""
+    probabilities = np.array(
+        [
+            [0.9, 0.05, 0.05],
+            [0.9, 0.05, 0.05],
+            [0.18, 0.14, 0.68],  # x
+            [0.5, 0.1, 0.4],
+            [0.4, 0.1, 0.5],
+            [0.05, 0.05, 0.9],
+            [0.05, 0.05, 0.9],
+        ]
+    )
+    labels = ["a", "a", "a", "b", "b", "c", "c"]
+    findings = mislabel_findings([f"f{i}" for i in range(7)], labels, probabilities, "abc")
+    assert [f.flagged for f in findings] == [False, False, True, False, False, False, False]
+    reason = findings[2].reason
+    assert "looks like" not in reason
+    assert reason == (
+        "labelled a (0.18, under the 0.66 its files average), while b (0.14) reaches the "
+        "0.10 its files average; the most likely class is c (0.68)"
+    )
+
+
 def test_a_class_with_a_collapsed_threshold_draws_no_file_the_classifier_agrees_with() -> None:
     """Class c is doubted on all its files (threshold 0.05): a file labelled a that the
     classifier finds most likely a is no mislabel, though c clears c's threshold."""
@@ -304,6 +330,10 @@ def test_cli_errors_are_one_line(clean_set: Path, tmp_path: Path, capsys) -> Non
         (["--csv", str(existing)], "already exists"),
         (["--watch", str(tmp_path / "nowhere")], "no such folder to watch"),
         (["--once"], "--once needs --watch"),
+        (["--mislabels-from", "training", "--epochs", "0"], "epochs must be at least 1, got 0"),
+        (["--seed", "-1"], "seed must be 0 to 2**32 - 1, got -1"),
+        (["--watch", str(tmp_path), "--interval", "nan"], "--interval must be positive"),
+        (["--watch", str(tmp_path), "--interval", "inf"], "--interval must be positive"),
     ]
     for extra, message in cases:
         assert main(["audit", str(clean_set), *extra]) == 2

@@ -159,3 +159,18 @@ def test_a_clean_audit_says_nothing_was_flagged(tmp_path):
     )
     page = write_audit_report(report, tmp_path / "out").read_text(encoding="utf-8")
     assert "No file was flagged." in page and _sections(page) == {}
+
+
+def test_a_suspect_of_more_channels_than_flac_holds_gets_a_wav_excerpt(tmp_path):
+    root = tmp_path / "data"
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)
+    name = _write(root, "ten-channels.wav", np.stack([tone] * 10, axis=1))
+    finding = Finding(name, "format", 1.0, True, "unlike the set: channels 10 (the set's: 1)")
+    report = AuditReport(
+        str(root), (name,), {name: None}, ("format",), (finding,), {"root": str(root)}
+    )
+    page = write_audit_report(report, tmp_path / "report", root).read_text(encoding="utf-8")
+    (excerpt,) = re.findall(r'<audio[^>]* src="([^"]+)"', page)
+    assert excerpt.endswith(".wav")
+    heard = sf.info(str(tmp_path / "report" / excerpt))
+    assert (heard.channels, heard.samplerate, heard.subtype) == (10, RATE, "PCM_16")

@@ -5,6 +5,7 @@ adaptive attack and the obfuscated-gradient flag; the median filter transform.""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -200,6 +201,9 @@ def test_temperature_without_a_teacher_or_a_teacher_of_other_classes_is_refused(
         config_from_preset("demo", temperature=10.0)
     with pytest.raises(ParameterError, match="positive"):
         config_from_preset("demo", distill="x", temperature=0.0)
+    for endless in (math.inf, math.nan):  # uniform soft labels: a model that learns nothing
+        with pytest.raises(ParameterError, match="positive and finite"):
+            config_from_preset("demo", distill="x", temperature=endless)
     other = save_model_dir(
         tmp_path / "other", make_random_model(["a", "b"]), "average_pool_cnn", {}
     )
@@ -302,6 +306,8 @@ def test_defend_evaluate_end_to_end_gives_clean_plain_and_adaptive_accuracy(
         (["--defense", "mp3@64k", "--attack", "pgdn", "--param", "alpha=1"], "--param alpha"),
         (["--defense", "mp3@64k", "--attack", "pgdn", "--param", "eot=mp3@32k"], "set by the"),
         (["--defense", "mp3@64k", "--attack", "pgdn", "--model", "/no/such"], "no such model"),
+        (["--defense", "mp3@64k", "--attack", "pgdn", "--batch-size", "0"], "--batch-size"),
+        (["--defense", "noise@30dB", "--attack", "pgdn", "--seed", "-1"], "seed must be 0 or"),
     ],
 )
 def test_defend_evaluate_refuses_bad_names_in_one_line(tmp_path, capsys, args, message):
@@ -342,3 +348,6 @@ def test_a_model_directory_is_a_defense_of_its_own_and_a_saved_defense_brings_it
     )
     with pytest.raises(ModelError, match="base model's classes"):
         open_defense(str(other), base)
+    other_defended = save_defended_model(tmp_path / "other-defended", other, "resample@8k")
+    with pytest.raises(ModelError, match="base model's classes"):  # was a ValueError later
+        open_defense(str(other_defended), base)

@@ -228,6 +228,84 @@ def test_detect_evaluate_refuses_a_detector_of_another_model_in_one_line(
     assert "\n" not in err
 
 
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_detect_refuses_a_batch_size_of_zero_in_one_line(
+    fitted, demo_csv, tmp_path, capsys, command
+):
+    where = ["--out", str(tmp_path / "out")]
+    if command == "evaluate":
+        where = ["--detector", str(fitted["mmd"].save(tmp_path / "mmd"))]
+    argv = ["detect", command, str(demo_csv), "--attack", "fgsm", "--batch-size", "0", *where]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == "advstudio: error: --batch-size must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("weight", ["0", "-1", "nan", "inf"])
+def test_detect_evaluate_refuses_a_weight_that_is_not_a_positive_number(
+    fitted, demo_csv, tmp_path, capsys, weight
+):
+    folder = fitted["mmd"].save(tmp_path / "mmd")
+    argv = ["detect", "evaluate", str(demo_csv), "--attack", "fgsm", "--detector", str(folder)]
+    assert main([*argv, "--adaptive", "--weight", weight]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("advstudio: error: --weight must be above 0 and finite, got")
+
+
+def test_detect_evaluate_reads_only_the_detectors_the_last_fit_wrote(
+    fitted, demo_csv, tmp_path, capsys
+):
+    """A refit with --overwrite and fewer --detectors leaves the older detectors' folders in
+    --out; evaluating the folder must not report them as part of this fit."""
+    out = tmp_path / "detectors"
+    fitted["mmd"].save(out / "mmd")
+    fitted["pca-hidden"].save(out / "pca-hidden")  # left over from an earlier fit
+    (out / "fit.json").write_text(json.dumps({"detectors": ["mmd"]}))
+    result = tmp_path / "r.json"
+    argv = ["detect", "evaluate", str(demo_csv), "--attack", "fgsm", "--param", "eps=0.05"]
+    assert main([*argv, "--limit", "4", "--detector", str(out), "--json", str(result)]) == 0
+    evaluation = json.loads(result.read_text())["evaluations"][0]
+    assert [d["detector"] for d in evaluation["detectors"]] == ["mmd"]
+
+
+def test_detect_evaluate_leaves_out_the_clips_the_detectors_were_fitted_on(tmp_path, capsys):
+    """Class folders: fit takes the folder's training rule, evaluate every file by default, so
+    without the fit's file list the 'held-out' figures included the fitting clips."""
+    import shutil
+
+    from advstudio.core.resources import demo_clips_dir
+
+    data = tmp_path / "clips"
+    for name in ("Gong/Gong_0007.flac", "Hi-hat/Hi-hat_0002.flac", "Harmonica/Harmonica_0005.flac"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(demo_clips_dir() / name, data / name)
+    out = tmp_path / "detectors"
+    fast = ["--attack", "fgsm", "--threads", "1"]
+    fit = ["detect", "fit", str(data), *fast, "--detectors", "pca-input", "--out", str(out)]
+    assert main(fit) == 0
+    fitted = json.loads((out / "fit.json").read_text())["files"]
+    capsys.readouterr()
+    result = tmp_path / "r.json"
+    evaluate = ["detect", "evaluate", str(data), *fast, "--detector", str(out)]
+    assert main([*evaluate, "--json", str(result)]) == 0
+    assert f"{len(fitted)} clips the detectors were fitted on left out" in capsys.readouterr().err
+    assert json.loads(result.read_text())["held-out clips"] == 3 - len(fitted)
+    assert main([*evaluate, "--split", "train"]) != 0  # nothing but fitting clips
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "advstudio: error: every clip was one the detectors were fitted on; give held-out "
+        "clips (--split)"
+    )
+
+
+def test_detect_fit_refuses_a_bad_transform_before_fitting_anything(demo_csv, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["detect", "fit", str(demo_csv), "--attack", "fgsm", "--out", str(out)]
+    assert main([*argv, "--transform", "gsm@13k", "--limit", "2"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("advstudio: error: unknown transform 'gsm@13k'") and "\n" not in err
+    assert not list(out.glob("*/detector.json"))  # no detector fitted and left behind
+
+
 def test_a_folder_that_is_no_detector_is_refused_in_one_line(fitted, tmp_path):
     from advstudio.core.errors import ResultsFileError
 
@@ -242,3 +320,28 @@ def test_a_folder_that_is_no_detector_is_refused_in_one_line(fitted, tmp_path):
     (folder / "arrays.npz").write_bytes(b"not numpy")
     with pytest.raises(ResultsFileError, match="cannot read the arrays"):
         load_detector(folder)
+
+
+@pytest.mark.parametrize("clean", [8, 40])
+def test_the_table_says_when_too_few_clean_clips_measure_tpr_at_5pct_fpr(clean):
+    from advstudio.core.detectors.evaluation import (
+        AttackOutcome,
+        DetectionEvaluation,
+        DetectorRow,
+    )
+    from advstudio.core.reports.detectors import format_detector_table
+
+    clean_scores = np.linspace(0.0, 1.0, clean)
+    adversarial_scores = np.linspace(0.5, 1.5, 6)
+    figures = detection_figures(clean_scores, adversarial_scores)
+    outcome = AttackOutcome([np.zeros(4)] * 6, clean, 20.0)
+    evaluation = DetectionEvaluation(
+        "fgsm", outcome, [DetectorRow("pca-input", "PCA", figures)], clean, None
+    )
+    table = format_detector_table([evaluation])
+    if clean < 20:  # one false positive is over 5 %: the figure is the TPR at none
+        assert figures.tpr_at_fpr == figures.tpr[figures.fpr == 0].max()
+        assert "with 8 clean clips one false positive is 12%" in table
+        assert "TPR with no false positive" in table
+    else:
+        assert "no false positive" not in table

@@ -82,3 +82,11 @@ def test_unknown_preset_and_parameters_are_rejected():
         config_from_preset("paper", "rnn")
     with pytest.raises(ParameterError, match="dnn architecture only"):
         config_from_preset("paper", "cdnn", hidden=50)
+
+
+def test_a_file_given_as_the_model_folder_is_refused_in_one_line(tiny_set, tmp_path):
+    taken = tmp_path / "model.txt"
+    taken.write_text("not a folder")
+    with pytest.raises(ParameterError, match="not a folder"):
+        train(tiny_set, taken, small_config())
+    assert taken.read_text() == "not a folder"

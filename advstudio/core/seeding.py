@@ -9,9 +9,13 @@ import hashlib
 import numpy as np
 import torch
 
+from advstudio.core.errors import ParameterError
+
 
 def seeded_generator(*words: int) -> torch.Generator:
-    """A CPU generator seeded by NumPy's SeedSequence over `words`."""
+    """A CPU generator seeded by NumPy's SeedSequence over `words` (whole numbers from 0)."""
+    if min(words, default=0) < 0:  # SeedSequence raises a bare ValueError on them
+        raise ParameterError(f"a seed must be 0 or more, got {min(words)}")
     state = np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] % (2**63)))
 

@@ -513,6 +513,8 @@ def train(
     reporter = reporter or NullReporter()
     if not {"train", "validation"} <= dataset.splits:
         raise DatasetError(f"{dataset.name}: needs both a train and a validation split")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"{out_dir}: not a folder; give a folder for the model")
     checkpoint_path = out_dir / CHECKPOINT
     if checkpoint_path.exists() and not resume:
         raise ParameterError(f"{out_dir}: holds a checkpoint; resume it or choose a new folder")

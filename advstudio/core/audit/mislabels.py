@@ -157,13 +157,23 @@ def mislabel_findings(
         flagged = bool(confident_label != given[i] and np.argmax(row) != given[i])
         others = np.where(np.arange(len(classes)) == given[i], -1.0, row)
         best = confident_label if flagged else int(np.argmax(others))
-        reason = (
-            f"labelled {labels[i]} ({self_confidence:.2f}), but looks like "
-            f"{classes[best]} ({row[best]:.2f})"
-            if flagged
-            else f"labelled {labels[i]} ({self_confidence:.2f}); the next most likely class "
-            f"is {classes[best]} ({row[best]:.2f})"
-        )
+        if not flagged:
+            reason = (
+                f"labelled {labels[i]} ({self_confidence:.2f}); the next most likely class "
+                f"is {classes[best]} ({row[best]:.2f})"
+            )
+        elif row[best] > self_confidence:
+            reason = (
+                f"labelled {labels[i]} ({self_confidence:.2f}), but looks like "
+                f"{classes[best]} ({row[best]:.2f})"
+            )
+        else:  # the flag rests on the class thresholds, not on the larger probability
+            reason = (
+                f"labelled {labels[i]} ({self_confidence:.2f}, under the "
+                f"{thresholds[given[i]]:.2f} its files average), while {classes[best]} "
+                f"({row[best]:.2f}) reaches the {thresholds[best]:.2f} its files average; "
+                f"the most likely class is {classes[int(np.argmax(row))]} ({row.max():.2f})"
+            )
         findings.append(
             Finding(
                 path,

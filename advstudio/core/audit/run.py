@@ -87,6 +87,10 @@ class AuditOptions:
             raise ParameterError(f"folds must be at least 2, got {self.folds}")
         if self.batch_size < 1:
             raise ParameterError(f"batch size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.seed < 2**32:  # what scikit-learn's folds and numpy accept
+            raise ParameterError(f"seed must be 0 to 2**32 - 1, got {self.seed}")
+        if self.epochs is not None and self.epochs < 1:  # refused before the passes, not after
+            raise ParameterError(f"epochs must be at least 1, got {self.epochs}")
         if self.mislabels_from not in MISLABEL_SOURCES:
             raise ParameterError(
                 f"unknown mislabel source {self.mislabels_from!r}; "

@@ -10,6 +10,7 @@ student draws from it (the student's windows need no teacher of the same archite
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,8 +21,10 @@ from advstudio.core.models.base import AudioClassifier, pad_batch
 
 
 def check_temperature(temperature: float) -> None:
-    if not temperature > 0:
-        raise ParameterError(f"--temperature must be positive, got {temperature}")
+    """A finite positive temperature (at infinity every soft label is uniform: nothing to
+    learn)."""
+    if not 0 < temperature < math.inf:
+        raise ParameterError(f"--temperature must be positive and finite, got {temperature}")
 
 
 def load_teacher(

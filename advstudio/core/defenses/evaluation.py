@@ -79,6 +79,11 @@ def open_defense(text: str, base: AudioClassifier, device: str | None = None) ->
             raise ParameterError(f"--defense: {exc} (or give a model directory)") from None
     model = load_model(path, device=device)
     if isinstance(model, DefendedClassifier):
+        if list(model.labels) != list(base.labels):  # the files are chosen by base's classes
+            raise ModelError(
+                f"{path}: the saved defense must classify the base model's classes "
+                f"({len(base.labels)}: {', '.join(base.labels)})"
+            )
         return Defense(model.spec, "transform", model.base, model, model.spec)
     if list(model.labels) != list(base.labels) or model.sample_rate != base.sample_rate:
         raise ModelError(

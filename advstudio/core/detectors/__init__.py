@@ -32,7 +32,9 @@ def make_detector(name: str, transform: str | None = None) -> Detector:
     if name not in DETECTORS:
         raise ParameterError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
     if name == TransformChange.name and transform:
-        return TransformChange(transform)
+        detector = TransformChange(transform)
+        detector.transform()  # a bad spec is refused now, not after the attacks and fitting
+        return detector
     return DETECTORS[name]()
 
 

@@ -41,6 +41,7 @@ TEMPLATE = "audit.html.j2"
 REPORT_FILE = "report.html"
 MEDIA_DIR = "audit-media"
 EXCERPT_SECONDS = 10.0
+FLAC_MAX_CHANNELS, FLAC_MAX_RATE = 8, 655350
 LEVELS_DB = (-100.0, 0.0)  # one fixed range: a quiet file looks quiet beside a loud one
 HEADER_SETTINGS = ("title", "date", "device")  # settings the header shows itself
 
@@ -104,9 +105,11 @@ def _write_media(source: Path, folder: Path, stem: str) -> Media:
         return Media(None, None, f"cannot be read for the report ({reason})")
     if len(samples) == 0:
         return Media(None, None, "no samples to show")
-    png, flac = f"{stem}.png", f"{stem}.flac"
+    # FLAC holds at most 8 channels at up to 655350 Hz; WAV holds what FLAC cannot.
+    fits_flac = samples.shape[1] <= FLAC_MAX_CHANNELS and rate <= FLAC_MAX_RATE
+    png, flac = f"{stem}.png", f"{stem}.flac" if fits_flac else f"{stem}.wav"
     (folder / png).write_bytes(figure_png(thumbnail_figure(samples, rate)))
-    sf.write(folder / flac, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="FLAC")
+    sf.write(folder / flac, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16")
     seconds = len(samples) / rate
     excerpt = "the whole file" if len(samples) < int(EXCERPT_SECONDS * rate) else "first"
     note = f"{excerpt} {seconds:.1f} s" if excerpt == "first" else excerpt

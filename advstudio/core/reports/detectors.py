@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,13 @@ def summary_lines(evaluations: Sequence[DetectionEvaluation]) -> list[str]:
             f"the plain attack (mean SNR {_number(plain.mean_snr_db, 1)} dB) against "
             f"{e.clean} clean clips"
         )
+        if 0 < e.clean * FALSE_POSITIVE_RATE < 1:
+            lines.append(
+                f"{e.attack}: with {e.clean} clean clips one false positive is "
+                f"{1 / e.clean:.0%}, over {FALSE_POSITIVE_RATE:.0%}: the TPR@"
+                f"{FALSE_POSITIVE_RATE:.0%}FPR columns are the TPR with no false positive "
+                f"(at least {math.ceil(1 / FALSE_POSITIVE_RATE)} clean clips measure it)"
+            )
         for row in e.rows:
             if row.batch_p_values:
                 tests = ", ".join(f"{k} p={v:.3f}" for k, v in row.batch_p_values.items())
