@@ -1,7 +1,10 @@
 """The Batch tab: the attack set in the Attack panel run over every file of the list (a core
 study, stored and resumable), with progress, live confusion matrices, the summary table and,
 when survival transforms are named, the survival table (attack x transform). Its `BatchState`
-holds what the next batch will run and the last batch's summary."""
+holds what the next batch will run and the last batch's summary.
+
+"Follow a study…" shows a study another process writes to a result store (the CLI, a Ray
+cluster) in the same views, read every second until it is complete or following stops."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QHeaderView,
@@ -25,7 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from advstudio.core.evaluation.follow import StudyProgress
 from advstudio.core.reports.study import survival_table
+from advstudio.gui.follow import StudyFollower
 from advstudio.gui.panels import (
     AttackSettings,
     ConfusionView,
@@ -35,6 +41,8 @@ from advstudio.gui.panels import (
 )
 
 PROGRESS_TEXT = "%v/%m attacks (%p%)"  # attacks: files x seeds
+FOLLOW_TEXT = "Follow a study…"
+STOP_FOLLOWING_TEXT = "Stop following"
 COLUMNS = [
     "attack",
     "found",
@@ -56,10 +64,19 @@ class BatchState:
 class BatchTab(QWidget):
     run_requested = Signal()
     cancel_requested = Signal()
+    problem = Signal(str, str)  # title, one-line message: the window's problem dialog
 
     def __init__(self, labels: list[str]) -> None:
         super().__init__()
         self.state = BatchState()
+        self.n_classes = len(labels)
+        self.follower = StudyFollower(self)
+        self.follow_button = QPushButton(FOLLOW_TEXT)
+        self.follow_button.setToolTip(
+            "show a study another process writes to a result store (advstudio evaluate --db "
+            "STORE, locally or on a Ray cluster), read every second until it is complete"
+        )
+        self.follow_status = QLabel()
         self.plan_label = QLabel()
         self.plan_label.setWordWrap(True)
         self.plan_label.setToolTip("the attack, preset, target and parameters of the Attack panel")
@@ -95,6 +112,7 @@ class BatchTab(QWidget):
             self.survival,
             self.run_button,
             self.cancel_button,
+            self.follow_button,
         )
         for widget in controls_widgets:
             controls.addWidget(widget)
@@ -112,12 +130,17 @@ class BatchTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.plan_label)
         layout.addLayout(controls)
+        layout.addWidget(self.follow_status)
         layout.addWidget(matrices_scroll, 3)
         layout.addWidget(self.summary, 1)
         layout.addWidget(self.survival_table, 1)
         layout.addWidget(self.survival_note)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
+        self.follow_button.clicked.connect(self.toggle_following)
+        self.follower.progress.connect(self.show_followed)
+        self.follower.ended.connect(lambda: self._followed_end("complete"))
+        self.follower.failed.connect(self._follow_failed)
 
     def show_plan(self, plan: AttackSettings, n_files: int) -> None:
         self.state.plan = plan
@@ -128,6 +151,8 @@ class BatchTab(QWidget):
     def set_labels(self, labels: list[str]) -> None:
         """Another model's classes: empty matrices over them, and the last batch's summary
         (the old model's) gone."""
+        self.stop_following()
+        self.n_classes = len(labels)
         self.confusion_clean.set_labels(labels)
         self.confusion_attacked.set_labels(labels)
         self.state.summary = None
@@ -137,8 +162,9 @@ class BatchTab(QWidget):
 
     def set_running(self, running: bool, total: int = 0) -> None:
         """`total`: attacks the batch will run (files x seeds), known before it starts."""
-        self.run_button.setEnabled(not running)
+        self.run_button.setEnabled(not running and not self.follower.following)
         self.cancel_button.setEnabled(running)
+        self.follow_button.setEnabled(not running)
         if running:
             start_progress(self.progress, total, PROGRESS_TEXT)
 
@@ -155,6 +181,9 @@ class BatchTab(QWidget):
 
     def show_study(self, summary: dict[str, Any]) -> None:
         self.state.summary = summary
+        self._show_table(summary)
+
+    def _show_table(self, summary: dict[str, Any]) -> None:
         rows = summary["table"]
         self.summary.setRowCount(len(rows))
         for r, row in enumerate(rows):
@@ -189,3 +218,56 @@ class BatchTab(QWidget):
             for c, value in enumerate(row):
                 self.survival_table.setItem(r, c, QTableWidgetItem(value))
         self.survival_table.setVisible(True)
+
+    # ---- following a study another process runs ----------------------------------------
+
+    def toggle_following(self) -> None:
+        """The button: pick a result store and follow its latest study, or stop following."""
+        if self.follower.following:
+            self._followed_end("stopped")
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Follow a study: its result store", "", "Result stores (*.sqlite *.db);;All (*)"
+        )
+        if not path:
+            return
+        self.state.summary = None  # the views show another study than the last batch's
+        self.summary.setRowCount(0)
+        self.show_survival(None)
+        start_progress(self.progress, 0, PROGRESS_TEXT)
+        self.follow_status.setText(f"following {path}")
+        self.follow_button.setText(STOP_FOLLOWING_TEXT)
+        self.run_button.setEnabled(False)
+        self.follower.start(path, self.n_classes)
+
+    def stop_following(self) -> None:
+        if self.follower.following:
+            self._followed_end("stopped")
+
+    def show_followed(self, progress: StudyProgress) -> None:
+        """A fresh read of the followed study in the views of a batch of this tab."""
+        snapshot = progress.snapshot()
+        self.show_progress(snapshot)
+        if not snapshot["total"]:  # the store does not say what is planned: counts only
+            self.confusion_clean.show_counts(snapshot["clean_counts"])
+            self.confusion_attacked.show_counts(snapshot["attacked_counts"])
+        if progress.summary is not None:
+            self._show_table(progress.summary)
+        planned = "planned total unknown" if progress.total is None else f"of {progress.total}"
+        self.follow_status.setText(
+            f"following {self.follower.job.path if self.follower.job else ''}: "
+            f"{progress.done} done ({planned}), {progress.running} running, "
+            f"{progress.failed} failed"
+        )
+
+    def _followed_end(self, outcome: str) -> None:
+        """"complete" (the study finished) or "stopped" (the user stopped following)."""
+        self.follower.stop()
+        self.follow_button.setText(FOLLOW_TEXT)
+        self.run_button.setEnabled(True)
+        end_progress(self.progress, "done" if outcome == "complete" else outcome, PROGRESS_TEXT)
+        self.follow_status.setText(f"{self.follow_status.text()} · {outcome}")
+
+    def _follow_failed(self, message: str) -> None:
+        self._followed_end("failed")
+        self.problem.emit("Cannot follow the study", message)

@@ -449,6 +449,72 @@ class ResultStore:
             return [row_from_tuple(r) for r in cursor]
 
 
+READ_BUSY_TIMEOUT_S = 1.0  # a reader following a study never waits long for its writer
+
+
+class StoreReader:
+    """A store opened read-only, to follow a study another process writes: it never writes
+    (no schema, no claims), never holds the writer up (WAL readers do not block), and gives
+    up on a lock after READ_BUSY_TIMEOUT_S instead of the writers' minute. A file that is not
+    a result store is a StoreError."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such result store")
+        with _store_errors(self.path):
+            self.connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=READ_BUSY_TIMEOUT_S,
+                isolation_level=None,
+            )
+            tables = {r[0] for r in self.connection.execute("SELECT name FROM sqlite_master")}
+        if not {"runs", "results"} <= tables:
+            self.connection.close()
+            raise StoreError(f"{self.path}: not an advstudio result store (no runs or results)")
+        self.has_claims, self.has_failures = "claims" in tables, "failures" in tables
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # The writer's reading queries, word for word (they use only `path` and `connection`).
+    finished_files = ResultStore.finished_files
+    rows = ResultStore.rows
+
+    def failures(self, key: SettingKey) -> dict[str, str]:
+        return ResultStore.failures(self, key) if self.has_failures else {}  # type: ignore[arg-type]
+
+    def latest_run(self) -> tuple[int, str, dict[str, Any]] | None:
+        """(run id, model fingerprint, configuration) of the study that started last."""
+        with _store_errors(self.path):
+            row = self.connection.execute(
+                "SELECT run_id, model, config FROM runs ORDER BY run_id DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    def running_files(self, key: SettingKey) -> set[str]:
+        """The files of one setting that a live study holds (fresh heartbeat, owner alive)."""
+        if not self.has_claims:
+            return set()
+        now = time.time()
+        with _store_errors(self.path):
+            claims = self.connection.execute(
+                f"SELECT file, host, pid, heartbeat FROM claims WHERE {_SETTING_MATCH}", key
+            ).fetchall()
+        return {
+            file
+            for file, host, pid, heartbeat in claims
+            if now - heartbeat < STALE_AFTER_S and not _process_is_gone(host, pid)
+        }
+
+
 def astuple_row(row: ResultRow) -> tuple[Any, ...]:
     return tuple(asdict(row)[c] for c in _COLUMNS)
 

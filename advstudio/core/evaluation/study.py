@@ -33,6 +33,7 @@ from advstudio.core.evaluation.noise import white_noise_control
 from advstudio.core.evaluation.store import (
     ResultStore,
     SettingKey,
+    StoreReader,
     canonical_params,
 )
 from advstudio.core.evaluation.summary import (
@@ -291,18 +292,9 @@ def run_study(
                         },
                     )
                 )
-    per_setting = []
-    for name in spec.attacks:
-        for attack in settings[name]:
-            per_seed = []
-            for seed in seeds:
-                per_cell = []
-                for cell in cells:
-                    rows = store.rows(*_setting_key(model_id, attack, seed, spec, cell))
-                    rows = [r for r in rows if r.file in position]
-                    per_cell.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
-                per_seed.append(per_cell[0] if cells == [None] else summarise_cells(per_cell))
-            per_setting.append(per_seed)
+    per_setting = setting_summaries(
+        store, model_id, spec, settings, cells, data, clean_pred, n_classes
+    )
     chosen = choose_settings(per_setting, spec.min_found)
     labelled = data.labelled()
     truth = [data.labels[i] for i in labelled]
@@ -349,6 +341,34 @@ def run_study(
         )
     reporter.report(JobFinished("evaluate", {"attacks": len(summary["table"])}))
     return summary
+
+
+def setting_summaries(
+    store: ResultStore | StoreReader,
+    model_id: str,
+    spec: StudySpec,
+    settings: dict[str, list[Attack]],
+    cells: list[int | None],
+    data: _Data,
+    clean_pred: np.ndarray,
+    n_classes: int,
+) -> list[list[dict[str, Any]]]:
+    """Per attack setting, per seed, its summary from the store's rows of `data`'s files (a
+    study's end, and a follower's view of a study under way)."""
+    wanted = set(data.files)
+    per_setting = []
+    for name in spec.attacks:
+        for attack in settings[name]:
+            per_seed = []
+            for seed in spec.seed_values():
+                per_cell = []
+                for cell in cells:
+                    rows = store.rows(*_setting_key(model_id, attack, seed, spec, cell))
+                    rows = [r for r in rows if r.file in wanted]
+                    per_cell.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
+                per_seed.append(per_cell[0] if cells == [None] else summarise_cells(per_cell))
+            per_setting.append(per_seed)
+    return per_setting
 
 
 def _setting_key(
