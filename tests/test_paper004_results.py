@@ -19,7 +19,7 @@ from advstudio.core.attacks import make_attack
 from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.evaluation.store import SCHEMA, ResultRow, ResultStore
-from advstudio.core.evaluation.study import StudySpec, _Data, load_study_data, run_study
+from advstudio.core.evaluation.study import StudyData, StudySpec, load_study_data, run_study
 from advstudio.core.evaluation.summary import summarise
 from advstudio.core.inference import load_for_model
 from advstudio.core.models import load_model
@@ -125,7 +125,7 @@ def test_accuracy_on_the_attacked_audio_counts_every_output():
         _row("d", 0, 0, 0, False, 3),  # resisted
         _row("e", None, 2, 0, True, 1),  # unlabelled
     ]
-    data = _Data(files, [np.zeros(8)] * 5, labels)
+    data = StudyData(files, [np.zeros(8)] * 5, labels)
     entry = summarise(rows, make_attack("spectrogram"), 21, data, clean_pred, 3)
     assert entry["n_already"] == 1 and entry["n_adversarial"] == 2
     assert entry["accuracy"] == pytest.approx(2 / 4)  # b and d right

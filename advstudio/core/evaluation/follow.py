@@ -21,12 +21,12 @@ import numpy as np
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.evaluation.store import ResultRow, SettingKey, StoreError, StoreReader
 from advstudio.core.evaluation.study import (
+    StudyData,
     StudySpec,
-    _Data,
-    _setting_key,
-    _without_files,
     choose_settings,
+    setting_key,
     setting_summaries,
+    without_files,
 )
 from advstudio.core.evaluation.summary import summarise_seeds
 from advstudio.core.metrics import confusion_counts
@@ -83,7 +83,7 @@ def read_progress(path: str | Path, n_classes: int) -> StudyProgress:
             return _unplanned(store, model_id, n_classes)
         spec, settings, cells, files = plan
         keys = [
-            _setting_key(model_id, attack, seed, spec, cell)
+            setting_key(model_id, attack, seed, spec, cell)
             for name in spec.attacks
             for attack in settings[name]
             for seed in spec.seed_values()
@@ -101,7 +101,7 @@ def read_progress(path: str | Path, n_classes: int) -> StudyProgress:
                 store, model_id, spec, settings, cells, data, clean_pred, n_classes
             )
             chosen = choose_settings(per_setting, spec.min_found)
-            summary = {"table": [_without_files(summarise_seeds(s)) for s in chosen]}
+            summary = {"table": [without_files(summarise_seeds(s)) for s in chosen]}
         total = len(keys) * len(files)
         return StudyProgress(len(rows), failed, running, total, clean, attacked, summary)
 
@@ -162,9 +162,9 @@ def _counts(rows: list[ResultRow], n_classes: int) -> tuple[np.ndarray, np.ndarr
     )
 
 
-def _files_done(rows: list[ResultRow], files: list[str]) -> tuple[_Data, np.ndarray]:
+def _files_done(rows: list[ResultRow], files: list[str]) -> tuple[StudyData, np.ndarray]:
     """The study's files with at least one row, with their labels and clean predictions."""
     by_file = {r.file: r for r in rows}
     done = [f for f in files if f in by_file]
     labels = [by_file[f].label for f in done]
-    return _Data(done, [], labels), np.array([by_file[f].orig_pred for f in done])
+    return StudyData(done, [], labels), np.array([by_file[f].orig_pred for f in done])

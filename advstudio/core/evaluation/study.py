@@ -146,7 +146,10 @@ class StudyClips(Sequence[np.ndarray]):
 
 
 @dataclass
-class _Data:
+class StudyData:
+    """A study's files with their labels and lengths; the audio is read when a clip is asked
+    for, so a large study never holds all of it."""
+
     files: list[str]
     clips: Sequence[np.ndarray]  # StudyClips: read on access
     labels: list[int | None]  # None: an unlabelled file, attacked but in no accuracy
@@ -157,7 +160,7 @@ class _Data:
         return np.array([i for i, label in enumerate(self.labels) if label is not None], int)
 
 
-def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Data:
+def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> StudyData:
     """Check every file once at the model's rate (unreadable or too short: an error naming the
     file) and keep its length, not its audio; class names must be the model's (None:
     unlabelled)."""
@@ -173,7 +176,7 @@ def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> _Dat
     clips = StudyClips(files, model)
     lengths = [len(clip) for clip in clips]
     labels = [None if e.label is None else model.labels.index(e.label) for e in examples]
-    return _Data(files, clips, labels, lengths)
+    return StudyData(files, clips, labels, lengths)
 
 
 def run_study(
@@ -229,7 +232,7 @@ def run_study(
         for cell in cells
     ]
     total = len(jobs) * len(data.files)
-    keys = [_setting_key(model_id, attack, seed, spec, cell) for attack, seed, cell in jobs]
+    keys = [setting_key(model_id, attack, seed, spec, cell) for attack, seed, cell in jobs]
     already = _finished_count(store, keys, data.files)
     if already:
         text = f"resuming: {already} of {total} results already in {store.path}"
@@ -311,7 +314,7 @@ def run_study(
         },
         "attacks": [entry for per_seed in chosen for entry in per_seed],
         "table": [summarise_seeds(per_seed) for per_seed in chosen],
-        "settings": [_without_files(summarise_seeds(s)) for s in per_setting],
+        "settings": [without_files(summarise_seeds(s)) for s in per_setting],
         "ttests": paired_ttests(chosen),
         "failed": _failures(store, keys, position),
     }
@@ -349,7 +352,7 @@ def setting_summaries(
     spec: StudySpec,
     settings: dict[str, list[Attack]],
     cells: list[int | None],
-    data: _Data,
+    data: StudyData,
     clean_pred: np.ndarray,
     n_classes: int,
 ) -> list[list[dict[str, Any]]]:
@@ -363,7 +366,7 @@ def setting_summaries(
             for seed in spec.seed_values():
                 per_cell = []
                 for cell in cells:
-                    rows = store.rows(*_setting_key(model_id, attack, seed, spec, cell))
+                    rows = store.rows(*setting_key(model_id, attack, seed, spec, cell))
                     rows = [r for r in rows if r.file in wanted]
                     per_cell.append(summarise(rows, attack, seed, data, clean_pred, n_classes))
                 per_seed.append(per_cell[0] if cells == [None] else summarise_cells(per_cell))
@@ -371,7 +374,7 @@ def setting_summaries(
     return per_setting
 
 
-def _setting_key(
+def setting_key(
     model_id: str, attack: Attack, seed: int, spec: StudySpec, cell: int | None = None
 ) -> SettingKey:
     """A row's identity apart from its file; an every-label cell's target mode names its
@@ -403,7 +406,8 @@ def _finished_count(store: ResultStore, keys: Iterable[SettingKey], files: list[
     return sum(len(store.finished_files(*key) & set(files)) for key in keys)
 
 
-def _without_files(row: dict[str, Any]) -> dict[str, Any]:
+def without_files(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row without its per-file list (what tables and followers show)."""
     return {k: v for k, v in row.items() if k != "files"}
 
 
