@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,6 +79,24 @@ def demo_folder(root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes((demo_clips_dir() / name).read_bytes())
     return root
+
+
+def assert_close_results(got, want, rel: float = 1e-3, where: str = "results") -> None:
+    """`got` equals `want` in structure, strings, integers and None, and in floats to `rel`:
+    an iterative attack (Griffin-Lim, sign steps) carries the last digits that CPU thread
+    counts change in floating-point sums further than 5 significant digits."""
+    if isinstance(want, float) and isinstance(got, float):
+        assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-6), f"{where}: {got} != {want}"
+    elif isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), f"{where}: keys differ"
+        for key in want:
+            assert_close_results(got[key], want[key], rel, f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: lengths differ"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_close_results(g, w, rel, f"{where}[{i}]")
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"
 
 
 def rounded(value):

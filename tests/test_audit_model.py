@@ -235,6 +235,19 @@ def test_silent_files_are_left_out_of_the_model_checks_with_a_note(tmp_path: Pat
     assert "2 silent file(s) left out of the model checks" in notes
 
 
+def test_a_list_of_files_is_audited_as_given(clean_set: Path) -> None:
+    """Listed files (the application's file list): only those, labelled by their folders when
+    those name several classes, unlabelled (no mislabel check) in one folder."""
+    listed = [clean_set / "low" / "low_1.wav", clean_set / "mid" / "mid_2.wav"]
+    report = run_audit(listed, AuditOptions(checks=("silence",)))
+    assert report.files == ("low/low_1.wav", "mid/mid_2.wav")
+    assert report.labels == {"low/low_1.wav": "low", "mid/mid_2.wav": "mid"}
+    assert report.data == "2 listed files"
+    same_folder = [listed[0], clean_set / "low" / "low_2.wav"]
+    one_folder = run_audit(same_folder, AuditOptions(checks=("silence",)))
+    assert set(one_folder.labels.values()) == {None}
+
+
 def test_progress_events_and_cancellation(clean_set: Path) -> None:
     reporter = RecordingReporter()
     run_audit(clean_set, AuditOptions(checks=("outliers",), batch_size=5), reporter)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import demo_folder, rounded
+from conftest import assert_close_results, demo_folder, rounded
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
@@ -279,4 +279,4 @@ def test_the_paper004_experiment_on_ray_equals_the_local_one(ray_address, folder
         assert main(args) == 0
         results[executor[:3]] = json.loads(out.read_text())
     assert results["ray"]["failed"] == []
-    assert rounded(results["ray"]["models"]) == rounded(results["loc"]["models"])
+    assert_close_results(results["ray"]["models"], results["loc"]["models"])

@@ -24,7 +24,7 @@ from test_gui import (  # noqa: E402, F401
     window,
 )
 
-from advstudio.core.resources import default_model_dir  # noqa: E402
+from advstudio.core.resources import default_model_dir, demo_clips_dir  # noqa: E402
 
 RATE = 16000
 
@@ -97,22 +97,24 @@ def test_a_folder_audit_lists_the_clipped_and_the_silent_clip_by_score(
     assert "mislabels skipped" in log  # two files per class are too few to judge labels
 
 
-def test_the_file_lists_folder_is_audited_from_its_button(qtbot, win, faulty_folder, monkeypatch):
+def test_exactly_the_listed_files_are_audited_from_its_button(qtbot, win, faulty_folder):
+    """The listed files and no others: the demo clips beside a folder elsewhere share only a
+    distant folder (the file system's root, or /tmp in a clone there), which is never
+    audited whole; a file in that folder but not in the list is not judged."""
     win.tabs.setCurrentWidget(win.audit)
     qtbot.mouseClick(win.audit.model_checks, Qt.MouseButton.LeftButton)
-    win.file_list.open_paths([faulty_folder])  # beside the demo clips: no folder in common
-    win.audit.list_button.click()
-    messages = open_messages(win)
-    assert len(messages) == 1 and "share no folder" in messages[0]
-    assert not win.audit.worker.busy
-    dismiss_messages(win)
     win.files.selectAll()
     win.file_list.remove_button.click()
-    win.file_list.open_paths([faulty_folder])
+    demo = sorted(demo_clips_dir().rglob("*.flac"))[:2]
+    win.file_list.open_paths([*demo, faulty_folder / "Gong" / "clipped.wav"])
     with qtbot.waitSignal(win.audit.worker.finished, timeout=JOB_TIMEOUT_MS):
         win.audit.list_button.click()
-    assert {"Gong/clipped.wav", "Gong/silent.wav"} <= {row[0] for row in table_rows(win)}
-    assert str(faulty_folder) in win.audit.caption.text()
+    report = win.audit.state.report
+    assert len(report.files) == 3 and report.data == "3 listed files"
+    assert [row[0] for row in table_rows(win)] == [
+        os.path.relpath(faulty_folder / "Gong" / "clipped.wav", report.settings["root"])
+    ]
+    assert "Gong/silent.wav" not in " ".join(report.files)
 
 
 def test_choosing_a_suspect_opens_it_in_the_clip_tab(qtbot, win, faulty_folder, monkeypatch):

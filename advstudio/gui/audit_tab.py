@@ -1,4 +1,4 @@
-"""The Audit tab: audit the file list's folder or a chosen folder (core/audit/run.py) on a
+"""The Audit tab: audit the listed files or a chosen folder (core/audit/run.py) on a
 thread of its own, with progress and Cancel; the suspects, most suspect first, in a table
 (file, label, checks, score, reason); choosing one opens it in the Clip tab to look and
 listen; the HTML report written from the same audit. `AuditState` holds what was audited
@@ -95,7 +95,7 @@ class AuditTab(QWidget):
         self.progress_source: AuditProgress | None = None
         self.running: str | None = None  # "audit" or "report" while the worker runs one
         self.auditing: Path | None = None  # the folder of the running audit
-        self.list_button = QPushButton("Audit the file list's folder")
+        self.list_button = QPushButton("Audit the file list")
         self.folder_button = QPushButton("Audit a folder…")
         self.model_checks = QCheckBox("model checks: likely mislabels and outliers (slower)")
         self.model_checks.setChecked(True)
@@ -145,39 +145,35 @@ class AuditTab(QWidget):
     # ---- starting -----------------------------------------------------------------------
 
     def audit_file_list(self) -> None:
-        """The folder every listed file shares (the data set the list was opened from)."""
-        files = self.listed_files()
+        """Exactly the listed files (labelled by their folders where those name several
+        classes), named relative to the folder they share."""
+        files = [Path(f) for f in self.listed_files()]
         if not files:
             self.problem.emit("Nothing to audit", "the file list is empty")
             return
-        folder = Path(os.path.commonpath([str(Path(f).resolve().parent) for f in files]))
-        if folder == Path(folder.anchor):
-            self.problem.emit(
-                "Nothing to audit",
-                "the listed files share no folder but the file system's root; "
-                "use Audit a folder… instead",
-            )
-            return
-        self.audit(folder)
+        self.audit(files, Path(os.path.commonpath([str(f.resolve().parent) for f in files])))
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder to audit")
         if folder:
             self.audit(Path(folder))
 
-    def audit(self, folder: Path) -> None:
-        """Run the audit of `folder` on the tab's thread; the table fills when it ends."""
+    def audit(self, data: Path | list[Path], folder: Path | None = None) -> None:
+        """Run the audit of a folder, or of listed files that lie under `folder`, on the tab's
+        thread; the table fills when it ends."""
+        folder = folder or Path(data)
         checks = ALL_CHECKS if self.model_checks.isChecked() else SIGNAL_CHECKS
         options = AuditOptions(checks=checks, model=self.model_path())
         progress = AuditProgress()
+        what = folder if isinstance(data, Path) else f"{len(data)} listed files in {folder}"
 
         def job(reporter, cancel):
-            return run_audit(folder, options, reporter, cancel)
+            return run_audit(data, options, reporter, cancel)
 
         if self._start(job, progress, "audit"):
             self.auditing = folder
-            self.caption.setText(f"auditing {folder} ({', '.join(checks)})…")
-            self.message.emit(f"audit of {folder} started ({len(checks)} checks)")
+            self.caption.setText(f"auditing {what} ({', '.join(checks)})…")
+            self.message.emit(f"audit of {what} started ({len(checks)} checks)")
 
     def choose_report_folder(self) -> None:
         if self.state.report is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,12 @@ class AuditOptions:
         }
 
 
-def open_audit_data(data: str | Path) -> tuple[Dataset, Path]:
+def open_audit_data(data: str | Path | Sequence[Path]) -> tuple[Dataset, Path]:
     """The data set to audit and the folder its file names are relative to: any layout
-    `open_dataset` reads, else a folder of loose audio files (unlabelled)."""
+    `open_dataset` reads, else a folder of loose audio files (unlabelled), or a list of files
+    (the application's file list)."""
+    if not isinstance(data, str | Path):
+        return _listed_files(data)
     path = Path(data)
     try:
         dataset = open_dataset(path)
@@ -128,6 +132,25 @@ def open_audit_data(data: str | Path) -> tuple[Dataset, Path]:
     return dataset, path if path.is_dir() else path.parent
 
 
+def _listed_files(paths: Sequence[Path]) -> tuple[Dataset, Path]:
+    """Exactly the files given, named relative to the folder they share, and labelled by their
+    folder names where they lie in the folders of two classes or more (a folder per class);
+    in one folder they are unlabelled."""
+    files = [Path(p) for p in paths]
+    if not files:
+        raise DatasetError("no files to audit")
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in files]))
+    classes = sorted({p.parent.name for p in files})
+    labelled = len(classes) > 1
+    examples = tuple(Example(p, p.parent.name if labelled else None) for p in files)
+    return Dataset("file list", examples, tuple(classes) if labelled else ()), root
+
+
+def describe_data(data: str | Path | Sequence[Path]) -> str:
+    """What was audited, for reports: the path given, or how many files a list held."""
+    return str(data) if isinstance(data, str | Path) else f"{len(data)} listed files"
+
+
 def file_name(path: Path, root: Path) -> str:
     """A file as the report names it: relative to the data set's folder where it lies inside."""
     relative = os.path.relpath(path, root)
@@ -135,7 +158,7 @@ def file_name(path: Path, root: Path) -> str:
 
 
 def run_audit(
-    data: str | Path,
+    data: str | Path | Sequence[Path],
     options: AuditOptions,
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
@@ -145,7 +168,7 @@ def run_audit(
 
 
 def audit_set(
-    data: str | Path,
+    data: str | Path | Sequence[Path],
     options: AuditOptions,
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
@@ -206,7 +229,9 @@ def audit_set(
     settings = options.settings() | {"root": str(root.resolve())}
     if model is not None:
         settings["model_fingerprint"] = fingerprint(model)
-    report = AuditReport(str(data), tuple(names), labels, options.checks, tuple(findings), settings)
+    report = AuditReport(
+        describe_data(data), tuple(names), labels, options.checks, tuple(findings), settings
+    )
     flagged = len(report.suspects())
     reporter.report(JobFinished(JOB, {"files": len(names), "suspects": flagged}))
     return AuditedSet(report, tuple(facts), embeddings)
