@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from advstudio.core.audio import Audio, load_audio
 from advstudio.core.errors import AdvStudioError, NoSamplesError
 from advstudio.core.models.base import AudioClassifier, predict_proba
@@ -40,6 +42,16 @@ class FileError:
 def load_for_model(path: str | os.PathLike, model: AudioClassifier) -> Audio:
     """Load a file at the model's rate; a clip shorter than the model accepts is an error."""
     return check_long_enough(load_audio(path, model.sample_rate), model)
+
+
+def clip_for_model(path: str | Path, model: AudioClassifier) -> np.ndarray:
+    """A file at the model's rate, at most what its front end analyses, and repeated up to the
+    least it accepts (a short one-shot sample is still a sample)."""
+    longest = getattr(getattr(model, "frontend", None), "max_samples", None)
+    samples = load_audio(path, model.sample_rate).samples[:longest]
+    if len(samples) < model.min_samples:
+        samples = np.resize(samples, model.min_samples)
+    return samples
 
 
 def check_long_enough(audio: Audio, model: AudioClassifier) -> Audio:

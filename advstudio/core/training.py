@@ -46,7 +46,6 @@ from advstudio.core.adversarial_training import (
     random_wrong_labels,
 )
 from advstudio.core.atomic import write_atomically
-from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Dataset
 from advstudio.core.defenses.distillation import (
     check_temperature,
@@ -56,6 +55,7 @@ from advstudio.core.defenses.distillation import (
 )
 from advstudio.core.device import select_device
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.inference import clip_for_model
 from advstudio.core.metrics import (
     confusion_counts,
     normalise_columns,
@@ -217,14 +217,7 @@ def _load_split(
 ) -> list[np.ndarray]:
     """The split's clips at the model's rate; at most what the front end analyses (30 s for
     paper 004's models), and at least its minimum (shorter clips repeated)."""
-    longest = getattr(model.frontend, "max_samples", None)
-    clips = []
-    for example in dataset.subset(split).examples:
-        samples = load_audio(example.path, model.sample_rate).samples[:longest]
-        if len(samples) < model.min_samples:  # too short for the front end: repeat it
-            samples = np.resize(samples, model.min_samples)
-        clips.append(samples)
-    return clips
+    return [clip_for_model(e.path, model) for e in dataset.subset(split).examples]
 
 
 @torch.no_grad()

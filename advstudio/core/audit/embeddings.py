@@ -12,21 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advstudio.core.audio import load_audio
 from advstudio.core.audit.signal_checks import check_silence
 from advstudio.core.errors import AdvStudioError
+from advstudio.core.inference import clip_for_model
 from advstudio.core.models.base import AudioClassifier, pad_batch
 from advstudio.core.progress import check_cancelled
-
-
-def clip_for_model(path: str | Path, model: AudioClassifier) -> np.ndarray:
-    """A file at the model's rate, at most what its front end analyses, and repeated up to the
-    least it accepts (a short one-shot sample is still a sample)."""
-    longest = getattr(getattr(model, "frontend", None), "max_samples", None)
-    samples = load_audio(path, model.sample_rate).samples[:longest]
-    if len(samples) < model.min_samples:
-        samples = np.resize(samples, model.min_samples)
-    return samples
 
 
 @dataclass(frozen=True)

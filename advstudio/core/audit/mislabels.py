@@ -97,7 +97,7 @@ def probabilities_by_training(
     """Out-of-fold probabilities from K models of `arch` (its `modern` preset), each trained
     with the project's trainer on all folds but one and asked about the one held out; rows in
     the dataset's order, columns in `dataset.classes` order."""
-    from advstudio.core.audit.embeddings import clip_for_model
+    from advstudio.core.inference import clip_for_model
     from advstudio.core.models import load_model
     from advstudio.core.models.base import predict_proba
     from advstudio.core.training import config_from_preset, train
