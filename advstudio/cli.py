@@ -662,10 +662,12 @@ def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:
     return target if index is None else labels[index]
 
 
-def check_batch_size(batch_size: int) -> None:
-    """Refuse a --batch-size that would batch nothing (a zero step crashes the batching)."""
-    if batch_size < 1:
-        raise ParameterError(f"--batch-size must be at least 1, got {batch_size}")
+def check_counts(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --batch-size that would batch nothing (a zero step crashes
+    the batching) and a --limit that would leave no file."""
+    for option, value in (("--batch-size", args.batch_size), ("--limit", args.limit)):
+        if value is not None and value < 1:
+            raise ParameterError(f"{option} must be at least 1, got {value}")
 
 
 def check_outputs_free(args: argparse.Namespace) -> dict[str, Path | None]:

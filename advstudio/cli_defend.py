@@ -12,7 +12,7 @@ from advstudio.core.errors import ParameterError
 
 
 def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
-    from advstudio.cli import check_batch_size, check_outputs_free, open_data, select_examples
+    from advstudio.cli import check_counts, check_outputs_free, open_data, select_examples
     from advstudio.cli_output import ProgressBarReporter
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
@@ -27,9 +27,7 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     from advstudio.core.reports.study import write_study_json
 
     outputs = check_outputs_free(args)
-    check_batch_size(args.batch_size)
-    if args.limit is not None and args.limit < 1:
-        raise ParameterError(f"--limit must be at least 1, got {args.limit}")
+    check_counts(args)
     if args.eot_samples is not None and not 1 <= args.eot_samples <= 64:
         raise ParameterError(f"--eot-samples must be 1 to 64, got {args.eot_samples}")
     attacks = attack_settings(args.attack, parse_assignments(args.param))
@@ -90,8 +88,8 @@ def attack_settings(
 
 
 def spread(examples: list, limit: int | None) -> list:
-    """At most `limit` files, taken evenly across the list (which is ordered by class), so a
-    small subset still covers the classes."""
+    """At most `limit` files, taken evenly across the list (which is ordered by
+    class), so a small subset still covers the classes."""
     if limit is None or limit >= len(examples):
         return examples
     step = len(examples) / limit

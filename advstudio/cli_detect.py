@@ -12,21 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from advstudio.cli_defend import spread
 from advstudio.core.errors import ParameterError
 
 if TYPE_CHECKING:
     from advstudio.core.detectors import Detector
 
 FIT_FILE = "fit.json"
-
-
-def _spread(examples: list, limit: int | None) -> list:
-    """At most `limit` examples taken evenly through the list (defend's `spread`)."""
-    from advstudio.cli_defend import spread
-
-    if limit is not None and limit < 1:
-        raise ParameterError(f"--limit must be 1 or more, got {limit}")
-    return spread(examples, limit)
 
 
 def _clips(examples: list, model) -> tuple[list, list[int | None]]:
@@ -38,12 +30,13 @@ def _clips(examples: list, model) -> tuple[list, list[int | None]]:
 
 
 def _attacks(args: argparse.Namespace) -> list:
-    """The chosen attacks (their names, parameters and --batch-size checked before any work)."""
-    from advstudio.cli import check_batch_size
+    """The chosen attacks (their names, parameters, --batch-size and --limit checked before any
+    work)."""
+    from advstudio.cli import check_counts
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
 
-    check_batch_size(args.batch_size)
+    check_counts(args)
     params = parse_assignments(args.param)
     return [make_attack(name, args.preset, **params) for name in args.attack]
 
@@ -109,7 +102,7 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
         "train" if "train" in dataset.with_classes(model.labels).splits else "all"
     )
     selection = select_examples(dataset, split, model.labels)
-    examples = _spread(selection.examples, args.limit)
+    examples = spread(selection.examples, args.limit)
     print(f"advstudio: fitting on {len(examples)} clips ({split} split)", file=sys.stderr)
     clips, labels = _clips(examples, model)
     reporter = ProgressBarReporter({a.name: a.max_iter for a in attacks})
@@ -173,7 +166,7 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
         raise ParameterError(
             "every clip was one the detectors were fitted on; give held-out clips (--split)"
         )
-    examples = _spread(examples, args.limit)
+    examples = spread(examples, args.limit)
     clips, labels = _clips(examples, model)
     steps = {}
     for a in attacks:

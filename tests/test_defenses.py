@@ -307,6 +307,7 @@ def test_defend_evaluate_end_to_end_gives_clean_plain_and_adaptive_accuracy(
         (["--defense", "mp3@64k", "--attack", "pgdn", "--param", "eot=mp3@32k"], "set by the"),
         (["--defense", "mp3@64k", "--attack", "pgdn", "--model", "/no/such"], "no such model"),
         (["--defense", "mp3@64k", "--attack", "pgdn", "--batch-size", "0"], "--batch-size"),
+        (["--defense", "mp3@64k", "--attack", "pgdn", "--limit", "0"], "--limit must be at least"),
         (["--defense", "noise@30dB", "--attack", "pgdn", "--seed", "-1"], "seed must be 0 or"),
     ],
 )

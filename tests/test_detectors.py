@@ -228,17 +228,18 @@ def test_detect_evaluate_refuses_a_detector_of_another_model_in_one_line(
     assert "\n" not in err
 
 
+@pytest.mark.parametrize("option", ["--batch-size", "--limit"])
 @pytest.mark.parametrize("command", ["fit", "evaluate"])
-def test_detect_refuses_a_batch_size_of_zero_in_one_line(
-    fitted, demo_csv, tmp_path, capsys, command
+def test_detect_refuses_a_batch_size_or_limit_of_zero_in_one_line(
+    fitted, demo_csv, tmp_path, capsys, command, option
 ):
     where = ["--out", str(tmp_path / "out")]
     if command == "evaluate":
         where = ["--detector", str(fitted["mmd"].save(tmp_path / "mmd"))]
-    argv = ["detect", command, str(demo_csv), "--attack", "fgsm", "--batch-size", "0", *where]
+    argv = ["detect", command, str(demo_csv), "--attack", "fgsm", option, "0", *where]
     assert main(argv) != 0
     err = capsys.readouterr().err.strip()
-    assert err == "advstudio: error: --batch-size must be at least 1, got 0"
+    assert err == f"advstudio: error: {option} must be at least 1, got 0"
 
 
 @pytest.mark.parametrize("weight", ["0", "-1", "nan", "inf"])
