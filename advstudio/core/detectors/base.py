@@ -18,9 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from advstudio.core.detectors.features import batched
 from advstudio.core.errors import ParameterError, ResultsFileError
-from advstudio.core.models.base import AudioClassifier, fingerprint
+from advstudio.core.models.base import AudioClassifier, fingerprint, map_batches
 
 FORMAT = "advstudio-detector/1"
 CONFIG_FILE = "detector.json"
@@ -83,7 +82,7 @@ class Detector:
         self.check(model, sample_rate)
         if not clips:
             return np.zeros(0)
-        return torch.stack(batched(self.torch_score, model, clips)).double().numpy()
+        return torch.stack(map_batches(self.torch_score, model, clips)).double().numpy()
 
     def torch_score(
         self, model: AudioClassifier, wave: torch.Tensor, lengths: torch.Tensor

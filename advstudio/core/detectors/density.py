@@ -20,8 +20,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
 from advstudio.core.detectors.base import Detector
-from advstudio.core.detectors.features import batched, embed_clips, hidden, standardise
-from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.detectors.features import embed_clips, hidden, standardise
+from advstudio.core.models.base import AudioClassifier, map_batches, predict_proba
 
 DROPOUT_PASSES = 8
 DROPOUT_SEED = 0  # the same dropout masks every time a clip is scored
@@ -104,7 +104,7 @@ class DensityUncertainty(Detector):
         self.bias = float(regression.intercept_[0])
 
     def _features_of(self, model: AudioClassifier, clips: list[np.ndarray]) -> torch.Tensor:
-        return torch.stack(batched(self.features, model, clips))
+        return torch.stack(map_batches(self.features, model, clips))
 
     def features(
         self, model: AudioClassifier, wave: torch.Tensor, lengths: torch.Tensor

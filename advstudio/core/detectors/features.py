@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torchaudio
 
-from advstudio.core.models.base import AudioClassifier, pad_batch
+from advstudio.core.models.base import AudioClassifier, map_batches
 
 MEL_BANDS = 64
 FRAME_SECONDS = 0.032
@@ -45,25 +45,9 @@ def standardise(values: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
     return (values - mean.to(values)) / std.to(values)
 
 
-@torch.no_grad()
-def batched(
-    fn: Callable, model: AudioClassifier, clips: Sequence, batch_size: int = 16
-) -> list[torch.Tensor]:
-    """`fn(model, wave, lengths)` over clips in padded batches of similar length, one result
-    per clip in the clips' order (under no_grad: for fitting and scoring)."""
-    order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
-    out: list[torch.Tensor | None] = [None] * len(clips)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        wave, lengths = pad_batch([clips[i] for i in idx], model.device)
-        for k, value in zip(idx, fn(model, wave, lengths), strict=True):
-            out[k] = value.cpu()
-    return out  # type: ignore[return-value]
-
-
 def embed_clips(model: AudioClassifier, clips: Sequence) -> torch.Tensor:
     """Hidden activations of every clip [N, D]."""
-    return torch.stack(batched(hidden, model, clips))
+    return torch.stack(map_batches(hidden, model, clips))
 
 
 def frames_of_clips(model: AudioClassifier, clips: Sequence) -> list[torch.Tensor]:
@@ -73,4 +57,4 @@ def frames_of_clips(model: AudioClassifier, clips: Sequence) -> list[torch.Tenso
         frames, mask = log_mel_frames(wave, lengths, model.sample_rate)
         return [f[m] for f, m in zip(frames, mask, strict=True)]
 
-    return batched(valid_frames, model, clips)
+    return map_batches(valid_frames, model, clips)

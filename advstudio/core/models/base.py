@@ -8,7 +8,7 @@ and every attack works end to end on the waveform.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,23 +59,40 @@ def pad_batch(
 
 
 @torch.no_grad()
+def map_batches(
+    fn: Callable[[AudioClassifier, torch.Tensor, torch.Tensor], Sequence[torch.Tensor]],
+    model: AudioClassifier,
+    clips: Sequence[np.ndarray],
+    batch_size: int = 16,
+    lengths: Sequence[int] | None = None,
+) -> list[torch.Tensor]:
+    """`fn(model, wave, lengths)` over the clips in zero-padded batches of similar length (so
+    little is padding), one result per clip on the CPU, in the clips' order. `lengths`, when
+    known, spare a sequence that loads its clips on access (a study's files) from loading
+    every clip to sort them."""
+    order = np.argsort([len(c) for c in clips] if lengths is None else lengths, kind="stable")
+    out: list[torch.Tensor] = [torch.empty(0)] * len(clips)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        wave, batch_lengths = pad_batch([clips[i] for i in idx], model.device)
+        for k, value in zip(idx, fn(model, wave, batch_lengths), strict=True):
+            out[k] = value.cpu()
+    return out
+
+
 def predict_proba(
     model: AudioClassifier,
     clips: Sequence[np.ndarray],
     batch_size: int = 16,
     lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Class probabilities [N, C] for clips of any lengths, batched by similar length.
-    `lengths`, when known, spare a sequence that loads its clips on access (a study's files)
-    from loading every clip to sort them."""
-    order = np.argsort([len(c) for c in clips] if lengths is None else lengths)
-    out = np.zeros((len(clips), model.num_classes), dtype=np.float32)
-    device = model.device
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        wave, lengths = pad_batch([clips[i] for i in idx], device)
-        out[idx] = torch.softmax(model(wave, lengths), dim=-1).cpu().numpy()
-    return out
+    """Class probabilities [N, C] for clips of any lengths (see `map_batches`)."""
+    rows = map_batches(
+        lambda m, wave, n: torch.softmax(m(wave, n), dim=-1), model, clips, batch_size, lengths
+    )
+    if not rows:
+        return np.zeros((0, model.num_classes), dtype=np.float32)
+    return torch.stack(rows).numpy().astype(np.float32, copy=False)
 
 
 def fingerprint(model: AudioClassifier) -> str:
