@@ -311,6 +311,22 @@ def test_watching_judges_arrivals_until_stopped(clean_set: Path, tmp_path: Path)
     assert [s.path for s in reports[0].suspects()] == ["noise.wav"]
 
 
+def test_a_silent_arrival_is_left_out_of_the_model_checks_as_in_a_whole_audit(
+    clean_set: Path, tmp_path: Path
+) -> None:
+    audited = audit_set(clean_set, AuditOptions(checks=("outliers",)))
+    arrivals = tmp_path / "arrivals"
+    arrivals.mkdir()
+    sf.write(arrivals / "silent.wav", np.zeros(RATE, np.float32), RATE)
+    sf.write(arrivals / "noise.wav", alien(), RATE)
+    reports, reporter = [], RecordingReporter()
+    options = AuditOptions(checks=("outliers",))
+    watch_folder(audited, arrivals, options, reports.append, once=True, reporter=reporter)
+    assert {f.path for f in reports[0].findings} == {"noise.wav"}
+    notes = " ".join(e.text for e in reporter.events if isinstance(e, Message))
+    assert "1 silent file(s) left out of the model checks" in notes
+
+
 # The command, end to end
 
 

@@ -191,14 +191,8 @@ def audit_set(
     findings: list[Finding] = []
     facts: list[FileFacts] = []
     if facts_pass:
-        for i, (name, example) in enumerate(zip(names, dataset.examples, strict=True)):
-            check_cancelled(cancel)
-            file_facts, file_findings = inspect_file(
-                example.path, name, options.chosen(SIGNAL_CHECKS)
-            )
-            facts.append(file_facts)
-            findings.extend(file_findings)
-            reporter.report(ItemFinished(JOB, i + 1, total, name))
+        paths = [e.path for e in dataset.examples]
+        facts, findings = inspect_files(paths, names, options, reporter, cancel, total)
         findings.extend(set_findings(facts, options.chosen(SET_CHECKS)))
     embeddings: dict[str, list[float]] = {}
     if model is not None:
@@ -212,16 +206,7 @@ def audit_set(
             with_probabilities=options.mislabels_from == "model",
         )
         findings.extend(unreadable_findings(names, embedded.errors, findings))
-        if embedded.silent:
-            reporter.report(
-                Message(
-                    JOB,
-                    f"{len(embedded.silent)} silent file(s) left out of the model checks: "
-                    "silence has no class to judge (the silence check names them)",
-                )
-            )
-        skipped = embedded.errors.keys() | embedded.silent
-        read = [i for i in range(len(names)) if i not in skipped]
+        read = judged_by_model(embedded, reporter)
         embeddings = {names[i]: embedded.vectors[i].tolist() for i in read}
         findings.extend(
             _model_findings(dataset, names, read, embedded, model, options, reporter, cancel)
@@ -235,6 +220,42 @@ def audit_set(
     flagged = len(report.suspects())
     reporter.report(JobFinished(JOB, {"files": len(names), "suspects": flagged}))
     return AuditedSet(report, tuple(facts), embeddings)
+
+
+def inspect_files(
+    paths: Sequence[Path],
+    names: list[str],
+    options: AuditOptions,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+    total: int,
+) -> tuple[list[FileFacts], list[Finding]]:
+    """The signal pass: each file's facts and signal findings, one file at a time (never the
+    whole set's audio at once), reporting each file done out of `total` steps."""
+    facts: list[FileFacts] = []
+    findings: list[Finding] = []
+    for i, (path, name) in enumerate(zip(paths, names, strict=True)):
+        check_cancelled(cancel)
+        file_facts, file_findings = inspect_file(Path(path), name, options.chosen(SIGNAL_CHECKS))
+        facts.append(file_facts)
+        findings.extend(file_findings)
+        reporter.report(ItemFinished(JOB, i + 1, total, name))
+    return facts, findings
+
+
+def judged_by_model(embedded: EmbeddingPass, reporter: Reporter) -> list[int]:
+    """The files the model checks judge: those the model read, less the silent ones (silence
+    has no class; the silence check names them), which a note counts."""
+    if embedded.silent:
+        reporter.report(
+            Message(
+                JOB,
+                f"{len(embedded.silent)} silent file(s) left out of the model checks: "
+                "silence has no class to judge (the silence check names them)",
+            )
+        )
+    skipped = embedded.errors.keys() | embedded.silent
+    return [i for i in range(len(embedded.vectors)) if i not in skipped]
 
 
 def unreadable_findings(

@@ -17,24 +17,27 @@ from pathlib import Path
 from advstudio.core.audio import AUDIO_EXTENSIONS
 from advstudio.core.audit.audited_set import AuditedSet
 from advstudio.core.audit.embeddings import embed_files
-from advstudio.core.audit.facts import FileFacts, inspect_file
-from advstudio.core.audit.findings import AuditReport, Finding
+from advstudio.core.audit.findings import AuditReport
 from advstudio.core.audit.mislabels import MISLABELS
 from advstudio.core.audit.outliers import OUTLIERS, novelty_findings
-from advstudio.core.audit.run import JOB, AuditOptions, file_name, unreadable_findings
+from advstudio.core.audit.run import (
+    JOB,
+    AuditOptions,
+    file_name,
+    inspect_files,
+    judged_by_model,
+    unreadable_findings,
+)
 from advstudio.core.audit.set_checks import SET_CHECKS, findings_against
-from advstudio.core.audit.signal_checks import SIGNAL_CHECKS
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.models.base import AudioClassifier, fingerprint
 from advstudio.core.progress import (
     Cancelled,
-    ItemFinished,
     JobFinished,
     JobStarted,
     Message,
     NullReporter,
     Reporter,
-    check_cancelled,
 )
 
 
@@ -68,20 +71,13 @@ def judge_new_files(
     reporter = reporter or NullReporter()
     names = [file_name(Path(p), root) for p in paths]
     reporter.report(JobStarted(JOB, len(paths)))
-    findings: list[Finding] = []
-    facts: list[FileFacts] = []
-    for i, (name, path) in enumerate(zip(names, paths, strict=True)):
-        check_cancelled(cancel)
-        file_facts, file_findings = inspect_file(Path(path), name, options.chosen(SIGNAL_CHECKS))
-        facts.append(file_facts)
-        findings.extend(file_findings)
-        reporter.report(ItemFinished(JOB, i + 1, len(paths), name))
+    facts, findings = inspect_files(paths, names, options, reporter, cancel, len(paths))
     if options.chosen(SET_CHECKS):
         findings.extend(findings_against(reference.facts, facts, options.chosen(SET_CHECKS)))
     if model is not None:
         embedded = embed_files(model, list(paths), options.batch_size, None, cancel)
         findings.extend(unreadable_findings(names, embedded.errors, findings))
-        read = [i for i in range(len(names)) if i not in embedded.errors]
+        read = judged_by_model(embedded, reporter)
         if read:
             findings.extend(
                 novelty_findings(
