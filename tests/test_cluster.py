@@ -22,7 +22,8 @@ from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.errors import ModelError, ParameterError
 from advstudio.core.evaluation.cells import LocalExecutor
-from advstudio.core.evaluation.cluster import ModelSource, RayExecutor, parse_resources
+from advstudio.core.evaluation.cluster import RayExecutor, parse_resources
+from advstudio.core.evaluation.model_source import ModelSource
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.models import load_model
@@ -30,7 +31,7 @@ from advstudio.core.models.base import fingerprint
 from advstudio.core.progress import JobStarted, NullReporter, RecordingReporter
 
 ROOT = Path(__file__).resolve().parents[1]
-TASK_TITLE = b"ray::_run_remote"  # a Ray worker's process title while it runs a batch
+TASK_TITLE = b"ray::_run_batch_remote"  # a Ray worker's process title while it runs a batch
 SPEC = {"attacks": ["fgsm", "pgdn"], "seeds": 2, "params": {"max_iter": "10"}, "batch_size": 1}
 CELLS = 2 * 2 * 3  # attacks x seeds x files
 COMPARED = (

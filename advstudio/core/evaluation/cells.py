@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,10 +24,11 @@ import numpy as np
 from advstudio.core.attacks import Attack, AttackResult
 from advstudio.core.errors import AudioError
 from advstudio.core.evaluation.store import ResultRow, SettingKey
+from advstudio.core.evaluation.tasks import Task, TaskOutcome, Work, perform
 from advstudio.core.inference import load_for_model
 from advstudio.core.metrics import snr_db
 from advstudio.core.models.base import AudioClassifier
-from advstudio.core.progress import AttackStep, Event, Reporter
+from advstudio.core.progress import AttackStep, Event, Reporter, check_cancelled
 from advstudio.core.reports.export import reclassify_many
 from advstudio.core.transforms.base import Transform
 from advstudio.core.transforms.survival import survival_rates
@@ -96,6 +97,17 @@ class LocalExecutor:
             outcome = run_batch(model, batch, context, reporter, cancel)
             self.running = 0
             yield batch, outcome
+
+    def map(
+        self, work: Work, tasks: Sequence[Task], cancel: threading.Event | None
+    ) -> Iterator[tuple[Task, TaskOutcome]]:
+        """Each task's work in this process, in order (the one-machine default)."""
+        for task in tasks:
+            check_cancelled(cancel)
+            self.running = 1
+            outcome = perform(work, task.payload)
+            self.running = 0
+            yield task, outcome
 
 
 class _StepsOnly:

@@ -1,25 +1,23 @@
-"""A study's batches of cells as Ray tasks (`--executor ray[:ADDRESS]`, the optional extra
-`advstudio[cluster]`).
+"""A study's batches of cells, and other studies' tasks (tasks.py), as Ray tasks
+(`--executor ray[:ADDRESS]`, the optional extra `advstudio[cluster]`).
 
 Ray is imported only when such an executor is made: the one-machine path never loads it. Each
-task loads the study's model itself (from a path every node sees, or the shipped model; its
-fingerprint must be the driver's), reads its files from paths every node sees, runs
-`run_batch` and returns rows; the driver alone writes the store. A worker that dies mid-task
-has its task retried by Ray (`max_retries`); one lost more often than that, or a file a worker
-cannot read, fails its cells with the reason instead of retrying forever.
+task loads its models itself (model_source.py: from a path every node sees, or the shipped
+model; the fingerprint must be the driver's), reads its files from paths every node sees, runs
+`run_batch` or a task's work and returns rows or results; the driver alone writes the store.
+A worker that dies mid-task has its task retried by Ray (`max_retries`); one lost more often
+than that, or a file a worker cannot read, fails its cells with the reason instead of
+retrying forever.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from advstudio.core.errors import AdvStudioError, ModelError, ParameterError
+from advstudio.core.errors import AdvStudioError, ParameterError
 from advstudio.core.evaluation.cells import (
     BatchContext,
     BatchOutcome,
@@ -28,8 +26,12 @@ from advstudio.core.evaluation.cells import (
     LocalExecutor,
     run_batch,
 )
-from advstudio.core.models.base import AudioClassifier, fingerprint
+from advstudio.core.evaluation.model_source import ModelSource, source_model
+from advstudio.core.evaluation.tasks import Task, TaskOutcome, Work, perform
+from advstudio.core.models.base import AudioClassifier
 from advstudio.core.progress import Cancelled, NullReporter, Reporter
+
+Item = TypeVar("Item")
 
 INSTALL_HINT = "pip install 'advstudio[cluster]'"
 MAX_RETRIES = 3  # Ray's retries of a task whose worker died
@@ -38,17 +40,6 @@ RESOURCE_NAMES = {"cpus": "num_cpus", "gpus": "num_gpus"}
 
 class ClusterError(AdvStudioError):
     pass
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """How a worker loads the driver's model: `path` (None: the shipped model) and `labels`
-    as every node sees them, the device of a task, and the fingerprint it must have."""
-
-    path: str | None
-    labels: str | None
-    device: str
-    fingerprint: str
 
 
 def parse_resources(text: str) -> dict[str, float]:
@@ -71,27 +62,30 @@ def parse_resources(text: str) -> dict[str, float]:
 def make_executor(
     text: str,
     resources: str,
-    model: AudioClassifier,
-    model_path: str | None,
-    labels: str | None,
-    device: str | None,
+    model: AudioClassifier | None = None,
+    model_path: str | None = None,
+    labels: str | None = None,
+    device: str | None = None,
 ) -> Executor:
     """`local` (this process) or `ray[:ADDRESS]` (a running cluster; no address: a Ray
-    instance on this machine). Tasks load `model_path` (None: the shipped model) on `device`
-    (default: CUDA when the task asks for a GPU, else the CPU)."""
+    instance on this machine). A study's batches load `model_path` (None: the shipped model)
+    on `device` (default: `task_device`); studies of tasks name their models in the tasks
+    and pass no model."""
     kind, _, address = text.partition(":")
     if kind == "local" and not address:
         return LocalExecutor()
     if kind != "ray":
         raise ParameterError(f"--executor: {text!r} is not local, ray or ray:ADDRESS")
     asked = parse_resources(resources)
-    source = ModelSource(
-        None if model_path is None else os.path.abspath(model_path),
-        None if labels is None else os.path.abspath(labels),
-        device or ("cuda" if asked.get("num_gpus", 0) > 0 else "cpu"),
-        fingerprint(model),
-    )
+    source = None
+    if model is not None:
+        source = ModelSource.of(model, model_path, labels, device or task_device(asked))
     return RayExecutor(address or None, source, asked)
+
+
+def task_device(resources: dict[str, float]) -> str:
+    """The device a task runs its models on: CUDA when it asks for a GPU, else the CPU."""
+    return "cuda" if resources.get("num_gpus", 0) > 0 else "cpu"
 
 
 def _import_ray() -> Any:
@@ -109,7 +103,7 @@ class RayExecutor:
     def __init__(
         self,
         address: str | None,
-        source: ModelSource,
+        source: ModelSource | None,
         resources: dict[str, float],
         max_retries: int = MAX_RETRIES,
     ) -> None:
@@ -128,7 +122,9 @@ class RayExecutor:
                     f"cannot start or reach the Ray cluster ({where}): {_first_line(exc)}"
                 ) from None
         self.source, self.resources, self.max_retries = source, resources, max_retries
-        self.task = ray.remote(max_retries=max_retries, **resources)(_run_remote)
+        options = {"max_retries": max_retries, **resources}
+        self.batch_task = ray.remote(**options)(_run_batch_remote)
+        self.work_task = ray.remote(**options)(perform)
         self.running = 0
 
     def capacity(self) -> int:
@@ -154,20 +150,46 @@ class RayExecutor:
         reporter: Reporter,
         cancel: threading.Event | None,
     ) -> Iterator[tuple[CellBatch, BatchOutcome]]:
+        if self.source is None:
+            raise ValueError("a study's batches need the executor made with its model")
+        source, shared = self.ray.put(self.source), self.ray.put(context)
+        submit = self.batch_task.remote
+        for batch, ref in self._submitted(batches, lambda b: submit(source, b, shared), cancel):
+            yield batch, self._outcome(ref, batch)
+
+    def map(
+        self, work: Work, tasks: Sequence[Task], cancel: threading.Event | None
+    ) -> Iterator[tuple[Task, TaskOutcome]]:
+        """Each task's work as a Ray task; a task lost more often than Ray retries it fails
+        with the reason."""
+        submit = self.work_task.remote
+        for task, ref in self._submitted(tasks, lambda t: submit(work, t.payload), cancel):
+            try:
+                yield task, self._get(ref)
+            except self.ray.exceptions.RayError as exc:
+                yield task, TaskOutcome(error=self._lost(exc))
+
+    def _submitted(
+        self,
+        items: Iterable[Item],
+        submit: Callable[[Item], Any],
+        cancel: threading.Event | None,
+    ) -> Iterator[tuple[Item, Any]]:
+        """Submit items a few more than the cluster runs at once, so that every worker always
+        has its next one, and yield each with its finished task's reference."""
         ray = self.ray
         window = 2 * self.capacity()
-        source, shared = ray.put(self.source), ray.put(context)
-        pending: dict[Any, CellBatch] = {}
-        upcoming = iter(batches)
+        pending: dict[Any, Item] = {}
+        upcoming = iter(items)
         more = True
         try:
             while True:
                 while more and len(pending) < window:
-                    batch = next(upcoming, None)
-                    if batch is None:
+                    item = next(upcoming, None)
+                    if item is None:
                         more = False
                     else:
-                        pending[self.task.remote(source, batch, shared)] = batch
+                        pending[submit(item)] = item
                 self.running = len(pending)
                 if not pending:
                     return
@@ -175,26 +197,33 @@ class RayExecutor:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
                 for ref in ready:
-                    batch = pending.pop(ref)
+                    item = pending.pop(ref)
                     self.running = len(pending)
-                    yield batch, self._outcome(ref, batch)
+                    yield item, ref
         finally:
             for ref in pending:  # cancelled, or the driver stopped reading: free the workers
                 ray.cancel(ref, force=True)
             self.running = 0
 
-    def _outcome(self, ref: Any, batch: CellBatch) -> BatchOutcome:
-        """A finished task's rows; a task whose worker died more often than Ray retries it
-        fails its cells with the reason; an advstudio error in a task is the study's error."""
-        ray = self.ray
+    def _get(self, ref: Any) -> Any:
+        """A finished task's value; an advstudio error raised in it is the study's error."""
         try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, AdvStudioError):
                 raise exc.cause from None
             raise
-        except ray.exceptions.RayError as exc:  # a worker or node lost beyond the retries
-            reason = f"lost {self.max_retries + 1} times on the cluster ({_first_line(exc)})"
+
+    def _lost(self, exc: BaseException) -> str:
+        return f"lost {self.max_retries + 1} times on the cluster ({_first_line(exc)})"
+
+    def _outcome(self, ref: Any, batch: CellBatch) -> BatchOutcome:
+        """A finished batch's rows; a batch whose worker died more often than Ray retries it
+        fails its cells with the reason."""
+        try:
+            return self._get(ref)
+        except self.ray.exceptions.RayError as exc:  # a worker or node lost beyond the retries
+            reason = self._lost(exc)
             return BatchOutcome([], [(file, f"{file}: {reason}") for file in batch.files])
 
 
@@ -203,24 +232,8 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-_MODELS: dict[ModelSource, AudioClassifier] = {}  # per worker process: loaded once
-
-
-def _worker_model(source: ModelSource) -> AudioClassifier:
-    """The study's model in this worker process, checked against the driver's fingerprint."""
-    from advstudio.core.models import load_model
-
-    if source not in _MODELS:
-        model = load_model(source.path, labels=source.labels, device=source.device)
-        if fingerprint(model) != source.fingerprint:
-            raise ModelError(
-                f"the model {source.path or '(shipped)'} on {socket.gethostname()} differs from "
-                "the driver's: give a model path every node sees"
-            )
-        _MODELS[source] = model
-    return _MODELS[source]
-
-
-def _run_remote(source: ModelSource, batch: CellBatch, context: BatchContext) -> BatchOutcome:
+def _run_batch_remote(
+    source: ModelSource, batch: CellBatch, context: BatchContext
+) -> BatchOutcome:
     """One Ray task: a batch of cells on this worker."""
-    return run_batch(_worker_model(source), batch, context, NullReporter())
+    return run_batch(source_model(source), batch, context, NullReporter())

@@ -24,6 +24,9 @@ store). They share the work rather than repeat it:
   `failures` with its message, and releases its claim. The study that recorded it does not
   claim it again; the next study (a rerun, once the file is fixed) does, and its row replaces
   the failure.
+- Studies other than attack batches (transfer, defenses, audits, universal fits; tasks.py)
+  keep one row per task in `tasks`: its JSON result, or the message it failed with (a
+  failed task is redone by the next run, and its result replaces the failure).
 - A study attacks what is free first and only then waits for the files other studies hold, so
   every study ends with the same complete table. Closing the store releases its claims.
 
@@ -115,6 +118,15 @@ CREATE TABLE IF NOT EXISTS claims (
     owner TEXT NOT NULL,
     heartbeat REAL NOT NULL,
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    result TEXT,
+    message TEXT,
+    PRIMARY KEY (kind, key)
 );
 """
 # Result columns newer than the first store layout: (name, SQL type), added on open when missing.
@@ -435,6 +447,49 @@ class ResultStore:
         with _store_errors(self.path):
             rows = self.connection.execute(
                 f"SELECT file, message FROM failures WHERE {_SETTING_MATCH}", key
+            ).fetchall()
+        return dict(rows)
+
+    def task_results(self, kind: str, keys: Sequence[str]) -> dict[str, Any]:
+        """{key: result} of the tasks of `keys` that finished (failed ones are not)."""
+        from advstudio.core.evaluation.tasks import loads
+
+        wanted, found = set(keys), {}
+        with _store_errors(self.path):
+            cursor = self.connection.execute(
+                "SELECT key, result FROM tasks WHERE kind=? AND result IS NOT NULL", (kind,)
+            )
+            for key, result in cursor:
+                if key in wanted:
+                    found[key] = loads(result)
+        return found
+
+    def write_task(self, run_id: int, kind: str, key: str, name: str, result: str) -> None:
+        """One finished task's JSON result (replacing a failure an earlier run recorded)."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO tasks (kind, key, run_id, name, result, message) "
+                "VALUES (?,?,?,?,?,NULL)",
+                (kind, key, run_id, name, result),
+            )
+
+    def record_task_failure(
+        self, run_id: int, kind: str, key: str, name: str, message: str
+    ) -> None:
+        """A task that failed for its input; a result already there stays."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO tasks (kind, key, run_id, name, result, message) "
+                "VALUES (?,?,?,?,NULL,?) ON CONFLICT (kind, key) DO UPDATE SET "
+                "run_id=excluded.run_id, message=excluded.message WHERE result IS NULL",
+                (kind, key, run_id, name, message),
+            )
+
+    def task_failures(self, kind: str) -> dict[str, str]:
+        """{key: message} of the tasks of `kind` that failed and were not redone since."""
+        with _store_errors(self.path):
+            rows = self.connection.execute(
+                "SELECT key, message FROM tasks WHERE kind=? AND result IS NULL", (kind,)
             ).fetchall()
         return dict(rows)
 
