@@ -178,16 +178,17 @@ def run_file_tasks(
 
 def _failed_batch(batch: FileBatch, message: str) -> dict[str, Any]:
     """A failed task's files as unreadable, for the reason the task failed."""
+    reason = f"not audited (its batch of files failed): {message}"
     result: dict[str, Any] = {}
     if batch.inspect:
-        marked = [unreadable_file(name, message) for name in batch.names]
+        marked = [unreadable_file(name, reason) for name in batch.names]
         result["facts"] = [_facts_data(facts) for facts, _ in marked]
         result["findings"] = [[asdict(f) for f in findings] for _, findings in marked]
     nothing = np.zeros((len(batch.paths), 0), np.float32)
     result |= {
         "vectors": nothing,
         "probabilities": nothing if batch.with_probabilities else None,
-        "errors": [(i, message) for i in range(len(batch.paths))],
+        "errors": [(i, reason) for i in range(len(batch.paths))],
         "silent": [],
     }
     return result
