@@ -38,7 +38,10 @@ def perturbation_paths(out: Path, seeds: list[int]) -> dict[int, Path]:
     return {seed: out.with_name(f"{out.stem}-seed{seed}{out.suffix}") for seed in seeds}
 
 
-def _check_perturbation_outputs(paths: dict[int, Path], overwrite: bool) -> None:
+def _check_perturbation_outputs(
+    paths: dict[int, Path], json_path: str | None, overwrite: bool
+) -> None:
+    """Each perturbation and its sidecar may be written, and --json is neither of them."""
     from advstudio.core.attacks.universal import sidecar_path
     from advstudio.core.audio.io import check_export_path
     from advstudio.core.output_paths import check_output_file
@@ -46,6 +49,10 @@ def _check_perturbation_outputs(paths: dict[int, Path], overwrite: bool) -> None
     for path in paths.values():
         check_export_path(check_output_file(path, overwrite), PERTURBATION_SUBTYPE, overwrite)
         check_output_file(sidecar_path(path), overwrite)
+        if json_path is not None and Path(json_path).resolve() == sidecar_path(path).resolve():
+            raise ParameterError(
+                f"--json {json_path} is the perturbation's sidecar; choose another name"
+            )
 
 
 @contextmanager
@@ -90,7 +97,7 @@ def _cmd_universal(args: argparse.Namespace) -> int:
         raise ParameterError(f"--seeds must be at least 1, got {args.seeds}")
     seeds = list(range(args.seed, args.seed + args.seeds))
     paths = perturbation_paths(Path(args.output), seeds)
-    _check_perturbation_outputs(paths, args.overwrite)
+    _check_perturbation_outputs(paths, args.json, args.overwrite)
     outputs = check_outputs_free(args)
     executor = make_executor(args.executor, args.resources)
     model = load_model(args.model, labels=args.labels, device=args.device)

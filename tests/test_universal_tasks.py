@@ -202,7 +202,6 @@ def test_a_bad_file_fails_every_seed_and_writes_nothing(data, tmp_path, capsys):
     assert list(tmp_path.glob("p*")) == []
 
 
-@pytest.mark.slow
 def test_ray_fits_what_this_process_fits_and_a_rerun_fits_nothing(
     ray_address, data, local_two_seeds, tmp_path, capsys
 ):
@@ -224,3 +223,14 @@ def test_ray_fits_what_this_process_fits_and_a_rerun_fits_nothing(
     assert code == 0, err
     assert "resuming: 2 of 2 tasks already in" in err and again == out
     assert _fits_stored(db) == 2
+
+
+def test_json_may_not_be_a_perturbation_sidecar(data, tmp_path, capsys):
+    """--json p.json beside -o p.wav used to overwrite the sidecar without a word."""
+    code, _, err = _run(
+        ["universal", str(data), *FIT, "-o", str(tmp_path / "p.wav"), "--json",
+         str(tmp_path / "p.json")],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "is the perturbation's sidecar" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
