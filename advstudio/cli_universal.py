@@ -12,12 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advstudio.core.errors import ExportExistsError, ParameterError
 
 # Float: a perturbation 30 dB under a quiet reference spans a few 16-bit steps; the file
 # keeps it as fitted, and quantisation to 16 bits happens once, where it is applied.
 PERTURBATION_SUBTYPE = "FLOAT"
+
+if TYPE_CHECKING:
+    from advstudio.core.attacks.universal import UniversalResult
+    from advstudio.core.evaluation.universal_study import UniversalStudy
+    from advstudio.core.models.base import AudioClassifier
 
 
 class _MessagesOnly:
@@ -67,29 +73,113 @@ def _store(path: str | None) -> Iterator[object]:
         yield stack.enter_context(ResultStore(path))
 
 
-def _cmd_universal(args: argparse.Namespace) -> int:
-    from advstudio.cli import EXIT_SOME_FAILED, check_outputs_free, open_data
-    from advstudio.cli_output import ProgressBarReporter
-    from advstudio.core.attacks.universal import UniversalSpec, fit_and_held_out, sidecar_path
-    from advstudio.core.audio import save_audio
-    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
-    from advstudio.core.evaluation.model_source import ModelSource
-    from advstudio.core.evaluation.universal_study import (
-        held_out_spread,
-        run_universal_study,
-        seed_specs,
-        showing_epochs,
-    )
-    from advstudio.core.labels import match_label
-    from advstudio.core.models import load_model
+def _sidecar(
+    args: argparse.Namespace, model: AudioClassifier, result: UniversalResult, note: str
+) -> dict:
+    """What the JSON beside a perturbation says: the model, the budget, the reference level,
+    the goal, the seed and how it was fitted."""
     from advstudio.core.models.base import fingerprint
     from advstudio.core.reports.provenance import model_name
+
+    spec = result.spec
+    return {
+        "model": model_name(args.model),
+        "model_fingerprint": fingerprint(model),
+        "labels": list(model.labels),
+        "target": None if spec.target is None else model.labels[spec.target],
+        "budget": spec.budget_text,
+        "linf": spec.linf,
+        "snr_db": spec.snr_db,
+        "reference_rms": result.reference_rms,
+        "reference": "median RMS of the fitting clips",
+        "seed": spec.seed,
+        "seconds": spec.seconds,
+        "sample_rate": result.sample_rate,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "sample_format": PERTURBATION_SUBTYPE,
+        "split": note,
+    }
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    paths: dict[int, Path],
+    outputs: dict[str, Path | None],
+    study: UniversalStudy,
+    model: AudioClassifier,
+    note: str,
+) -> int:
+    """Each fitted seed's perturbation, sidecar and table; the JSON and report (with several
+    seeds: every seed, and the held-out fooling rate's mean and spread). The exit status."""
+    from advstudio.cli import EXIT_SOME_FAILED
+    from advstudio.core.attacks.universal import sidecar_path
+    from advstudio.core.audio import save_audio
+    from advstudio.core.evaluation.universal_study import held_out_spread
     from advstudio.core.reports.universal import (
         format_seed_summary,
         format_universal_table,
         write_universal_report,
         write_universal_seeds_report,
     )
+
+    several = len(paths) > 1
+    sidecars = {}
+    for seed, result in study.results.items():
+        out = paths[seed]
+        save_audio(
+            out, result.perturbation, result.sample_rate, PERTURBATION_SUBTYPE, args.overwrite
+        )
+        sidecars[seed] = _sidecar(args, model, result, note)
+        sidecar_path(out).write_text(json.dumps(sidecars[seed], indent=2) + "\n")
+        if several:
+            print(f"seed {seed}:")
+        print(format_universal_table(result, model.labels))
+        print(f"perturbation written to {out} (sidecar {sidecar_path(out).name})")
+    if not study.results:
+        return EXIT_SOME_FAILED
+    if several:
+        spread = held_out_spread(study.results)
+        print(format_seed_summary(study.results, spread))
+        results = {
+            "seeds": [study.results[s].to_json() | sidecars[s] for s in sorted(study.results)],
+            "failed": {str(seed): message for seed, message in study.failed.items()},
+            "held_out_fooling_rate": spread,
+        }
+        if outputs["json_path"] is not None:
+            outputs["json_path"].write_text(json.dumps(results, indent=2) + "\n")
+        if outputs["report_dir"] is not None:
+            write_universal_seeds_report(
+                outputs["report_dir"], study.results, model.labels, sidecars, results,
+                args.overwrite,
+            )  # fmt: skip
+    else:
+        ((seed, result),) = study.results.items()
+        if outputs["json_path"] is not None:
+            outputs["json_path"].write_text(
+                json.dumps(result.to_json() | sidecars[seed], indent=2) + "\n"
+            )
+        if outputs["report_dir"] is not None:
+            write_universal_report(
+                outputs["report_dir"], result, model.labels, sidecars[seed], args.overwrite
+            )
+    return EXIT_SOME_FAILED if study.failed else 0
+
+
+def _cmd_universal(args: argparse.Namespace) -> int:
+    from advstudio.cli import check_outputs_free, open_data
+    from advstudio.cli_output import ProgressBarReporter
+    from advstudio.core.attacks.universal import UniversalSpec, fit_and_held_out
+    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
+    from advstudio.core.evaluation.model_source import ModelSource
+    from advstudio.core.evaluation.universal_study import (
+        run_universal_study,
+        seed_specs,
+        showing_epochs,
+    )
+    from advstudio.core.labels import match_label
+    from advstudio.core.models import load_model
+    from advstudio.core.reports.provenance import model_name
     from advstudio.core.training import versions
 
     UniversalSpec(linf=args.linf, snr_db=args.snr_db).check()  # a budget, before any work
@@ -126,8 +216,7 @@ def _cmd_universal(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    local = args.executor == "local"
-    reporter = _MessagesOnly() if local else ProgressBarReporter()
+    reporter = _MessagesOnly() if args.executor == "local" else ProgressBarReporter()
     if hasattr(executor, "describe"):
         print(f"advstudio: {executor.describe()}", file=sys.stderr)
     config = {"command": "universal", "data": args.data, "split": note, "seeds": seeds}
@@ -143,63 +232,7 @@ def _cmd_universal(args: argparse.Namespace) -> int:
             executor,
             reporter,
         )
-    sidecars = {}
-    for seed, result in study.results.items():
-        out = paths[seed]
-        save_audio(
-            out, result.perturbation, result.sample_rate, PERTURBATION_SUBTYPE, args.overwrite
-        )
-        sidecars[seed] = {
-            "model": model_name(args.model),
-            "model_fingerprint": fingerprint(model),
-            "labels": list(model.labels),
-            "target": None if target is None else model.labels[target],
-            "budget": spec.budget_text,
-            "linf": spec.linf,
-            "snr_db": spec.snr_db,
-            "reference_rms": result.reference_rms,
-            "reference": "median RMS of the fitting clips",
-            "seed": seed,
-            "seconds": spec.seconds,
-            "sample_rate": result.sample_rate,
-            "epochs": spec.epochs,
-            "batch_size": spec.batch_size,
-            "sample_format": PERTURBATION_SUBTYPE,
-            "split": note,
-        }
-        sidecar_path(out).write_text(json.dumps(sidecars[seed], indent=2) + "\n")
-        if several:
-            print(f"seed {seed}:")
-        print(format_universal_table(result, model.labels))
-        print(f"perturbation written to {out} (sidecar {sidecar_path(out).name})")
-    if not study.results:
-        return EXIT_SOME_FAILED
-    if several:
-        spread = held_out_spread(study.results)
-        print(format_seed_summary(study.results, spread))
-        results = {
-            "seeds": [study.results[s].to_json() | sidecars[s] for s in sorted(study.results)],
-            "failed": {str(seed): message for seed, message in study.failed.items()},
-            "held_out_fooling_rate": spread,
-        }
-        if outputs["json_path"] is not None:
-            outputs["json_path"].write_text(json.dumps(results, indent=2) + "\n")
-        if outputs["report_dir"] is not None:
-            write_universal_seeds_report(
-                outputs["report_dir"], study.results, model.labels, sidecars, results,
-                args.overwrite,
-            )  # fmt: skip
-    else:
-        ((seed, result),) = study.results.items()
-        if outputs["json_path"] is not None:
-            outputs["json_path"].write_text(
-                json.dumps(result.to_json() | sidecars[seed], indent=2) + "\n"
-            )
-        if outputs["report_dir"] is not None:
-            write_universal_report(
-                outputs["report_dir"], result, model.labels, sidecars[seed], args.overwrite
-            )
-    return EXIT_SOME_FAILED if study.failed else 0
+    return _write_outputs(args, paths, outputs, study, model, note)
 
 
 def _cmd_apply_universal(args: argparse.Namespace) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -54,20 +53,17 @@ class FitPlan:
 # The driver's own process only: whom to tell of each epoch of a fit the local executor runs
 # (a fit on another process reports when it finishes).
 _listener: EpochListener | None = None
-_listener_lock = threading.Lock()
 
 
 @contextmanager
 def showing_epochs(listener: EpochListener) -> Iterator[None]:
     """Within the block, fits run in this process tell `listener` of each epoch."""
     global _listener
-    with _listener_lock:
-        _listener = listener
+    _listener = listener
     try:
         yield
     finally:
-        with _listener_lock:
-            _listener = None
+        _listener = None
 
 
 def fit_task(plan: FitPlan) -> dict[str, Any]:
