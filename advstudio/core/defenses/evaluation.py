@@ -173,13 +173,14 @@ def adaptive_attack(
 
 @dataclass(frozen=True)
 class DefenseTask:
-    """One task's payload: a defense against one attack setting on one batch of files."""
+    """One task's payload: a defense against one attack setting on one batch of files (one
+    batch of the engine: every file at once)."""
 
     defense: DefenseSource
     attack: str
     params: dict[str, Any]
     files: tuple[str, ...]  # absolute paths, which every worker must see
-    truth: tuple[int, ...]  # one engine batch: every file at once
+    truth: tuple[int, ...]
     seed: int
     eot_samples: int
 
