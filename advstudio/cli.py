@@ -983,7 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_experiment)
 
     add_universal_commands(sub, dataset_options, model_options, executor_options)
-    add_defend_commands(sub, dataset_options, model_options)
+    add_defend_commands(sub, dataset_options, model_options, executor_options)
     add_audit_command(sub, model_options)
     add_detect_commands(sub, dataset_options, model_options)
 
