@@ -985,8 +985,8 @@ def build_parser() -> argparse.ArgumentParser:
     device_options(p)
     p.set_defaults(func=_cmd_experiment)
 
-    add_universal_commands(sub, dataset_options, model_options)
-    add_defend_commands(sub, dataset_options, model_options)
+    add_universal_commands(sub, dataset_options, model_options, executor_options)
+    add_defend_commands(sub, dataset_options, model_options, executor_options)
     add_audit_command(sub, model_options, executor_options, store_option)
     add_detect_commands(sub, dataset_options, model_options)
 

@@ -12,16 +12,27 @@ from advstudio.core.errors import ParameterError
 
 
 def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
-    from advstudio.cli import check_counts, check_outputs_free, open_data, select_examples
+    from advstudio.cli import (
+        EXIT_SOME_FAILED,
+        check_counts,
+        check_outputs_free,
+        open_data,
+        select_examples,
+    )
     from advstudio.cli_output import ProgressBarReporter
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.params import parse_assignments
     from advstudio.core.defenses.evaluation import (
         RANDOM_EOT_SAMPLES,
-        evaluate_defense,
+        DefenseSource,
+        evaluate_defenses,
         open_defense,
     )
+    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
+    from advstudio.core.evaluation.model_source import ModelSource
+    from advstudio.core.evaluation.store import ResultStore
     from advstudio.core.models import load_model
+    from advstudio.core.progress import Message
     from advstudio.core.reports.defenses import format_defense_table, write_defense_report
     from advstudio.core.reports.provenance import model_name
     from advstudio.core.reports.study import write_study_json
@@ -33,37 +44,47 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     attacks = attack_settings(args.attack, parse_assignments(args.param))
     for name, params in attacks:
         make_attack(name, **params)  # bad names and parameters: one line before any work
+    executor = make_executor(args.executor, args.resources)
     base = load_model(args.model, labels=args.labels, device=args.device)
-    defenses = [open_defense(text, base, args.device) for text in args.defense]
+    device = args.device or task_device(parse_resources(args.resources))
+    base_source = ModelSource.of(base, args.model, args.labels, device)
+    defenses = []
+    for text in args.defense:
+        defense = open_defense(text, base, args.device)
+        defenses.append((defense, DefenseSource.of(defense, text, base_source)))
     dataset = open_data(args.data, args)
     selection = select_examples(dataset, args.split, base.labels)
     examples = spread(selection.examples, args.limit)
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
-    reporter = ProgressBarReporter({name: make_attack(name, **p).max_iter for name, p in attacks})
-    plain_cache: dict = {}  # the plain attacks do not depend on the defense: run once
-    evaluations = [
-        evaluate_defense(
-            defense,
+    reporter = ProgressBarReporter()
+    if hasattr(executor, "describe"):
+        reporter.report(Message("defend", executor.describe()))
+    with ResultStore(args.db or ":memory:") as store:  # no --db: nothing kept, as before
+        study = evaluate_defenses(
+            defenses,
             attacks,
             examples,
+            store,
+            executor,
+            reporter,
             seed=args.seed,
             batch_size=args.batch_size,
-            reporter=reporter,
-            plain_cache=plain_cache,
             eot_samples=args.eot_samples or RANDOM_EOT_SAMPLES,
         )
-        | {"model": model_name(args.model)}
-        for defense in defenses
-    ]
-    print(format_defense_table(evaluations))
+    evaluations = [e | {"model": model_name(args.model)} for e in study.evaluations]
+    if evaluations:
+        print(format_defense_table(evaluations))
+    for failure in study.failed:
+        print(f"advstudio: failed: {failure}", file=sys.stderr)
     if outputs["json_path"] is not None:
-        write_study_json({"defenses": evaluations}, outputs["json_path"])
-    if outputs["report_dir"] is not None:
+        failed = {"failed": study.failed} if study.failed else {}
+        write_study_json({"defenses": evaluations} | failed, outputs["json_path"])
+    if outputs["report_dir"] is not None and evaluations:
         config = {"data": args.data, "model": model_name(args.model), "device": str(base.device)}
         written = write_defense_report(outputs["report_dir"], evaluations, config, args.overwrite)
         print(f"report written: {written}")
-    return 0
+    return EXIT_SOME_FAILED if study.failed else 0
 
 
 def attack_settings(
@@ -100,6 +121,7 @@ def add_defend_commands(
     sub: argparse._SubParsersAction,
     dataset_options: Callable[[argparse.ArgumentParser], None],
     model_options: Callable[[argparse.ArgumentParser], None],
+    executor_options: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     defend = sub.add_parser("defend", help="defenses judged by adaptive attacks")
     defend_sub = defend.add_subparsers(title="defend commands", metavar="COMMAND", required=True)
@@ -143,6 +165,12 @@ def add_defend_commands(
     p.add_argument("--json", help="write the results as JSON")
     p.add_argument("--report", help="folder for an HTML report")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--db",
+        help="SQLite result store keeping each finished task; a rerun resumes from it "
+        "(default: nothing kept)",
+    )
+    executor_options(p)
     dataset_options(p)
     model_options(p)
     p.set_defaults(func=_cmd_defend_evaluate)

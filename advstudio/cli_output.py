@@ -20,7 +20,7 @@ from advstudio.core.progress import (
     Message,
 )
 
-_UNITS = {"evaluate": "file", "render": "clip"}
+_UNITS = {"evaluate": "file", "render": "clip", "universal": "fit"}
 
 
 class ProgressBarReporter:

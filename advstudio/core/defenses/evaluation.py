@@ -23,10 +23,23 @@ over those examples. Random defenses draw from torch's generator, seeded per row
 
 A defense whose adaptive accuracy lies `OBFUSCATION_GAP` (20 points) or more below its plain
 accuracy is flagged: it only survives the attack that ignores it (obfuscated gradients).
+
+The evaluation is a study of keyed tasks (evaluation/tasks.py) any executor runs: one task per
+(defense, attack setting, batch of `batch_size` files), so a task is one batch of the engine
+and a cluster runs defenses, attacks and files side by side. A task rebuilds its defense from
+the user's text on the worker (`DefenseSource`: the base model's source, and a model
+directory's own source, checked by fingerprint), runs the clean, plain and adaptive passes on
+its files and returns each file's decisions and SNRs, never audio; the table is computed from
+those. The engine's results depend on each clip alone, so a file's numbers do not depend on
+its batch; a random defense's draws are seeded per row and batch (one batch: as one pass over
+the files). The plain attack does not depend on the defense: a process keeps its last one, so
+the defenses of one (attack, batch), run one after the other, share it.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +53,24 @@ from advstudio.core.attacks.base import Attack
 from advstudio.core.attacks.composition import QUANTISATION_SCALES, quantise
 from advstudio.core.attacks.goals import is_success
 from advstudio.core.attacks.results import AttackResult
+from advstudio.core.audio import load_audio
 from advstudio.core.data.datasets import Example
 from advstudio.core.defenses.wrapper import DefendedClassifier
 from advstudio.core.errors import DatasetError, ModelError, ParameterError
-from advstudio.core.evaluation.transfer import ClipCache
-from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.evaluation.model_source import ModelSource, source_model
+from advstudio.core.evaluation.tasks import Task, TaskExecutor, run_tasks, task_key
+from advstudio.core.inference import check_long_enough
+from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.loading import load_model
 from advstudio.core.progress import NullReporter, Reporter
+from advstudio.core.seeding import seeded_generator
+from advstudio.core.training import versions
 
 OBFUSCATION_GAP = 0.20  # plain minus adaptive accuracy at which a defense is flagged
 OBFUSCATION_NOTE = "obfuscated gradients: only survives the non-adaptive attack"
 RANDOM_EOT_SAMPLES = 8  # EoT draws per iteration against a random defense (default)
 SET_BY_EVALUATION = ("eot", "eot_samples", "eot_draws")
+KIND = "defense"  # the store's name for this study's tasks
 
 
 @dataclass(frozen=True)
@@ -74,10 +93,19 @@ def open_defense(text: str, base: AudioClassifier, device: str | None = None) ->
     path = Path(text)
     if not path.exists():
         try:
-            return Defense(text, "transform", base, DefendedClassifier(base, text), text)
+            return transform_defense(text, base)
         except ParameterError as exc:
             raise ParameterError(f"--defense: {exc} (or give a model directory)") from None
-    model = load_model(path, device=device)
+    return model_defense(load_model(path, device=device), base, path)
+
+
+def transform_defense(spec: str, base: AudioClassifier) -> Defense:
+    return Defense(spec, "transform", base, DefendedClassifier(base, spec), spec)
+
+
+def model_defense(model: AudioClassifier, base: AudioClassifier, path: Path) -> Defense:
+    """The defense a model directory holds: a saved defense (with its own base), or a model
+    of its own judged against `base`'s classes and rate."""
     if isinstance(model, DefendedClassifier):
         if list(model.labels) != list(base.labels):  # the files are chosen by base's classes
             raise ModelError(
@@ -93,6 +121,43 @@ def open_defense(text: str, base: AudioClassifier, device: str | None = None) ->
     return Defense(path.name, "model", base, model)
 
 
+@dataclass(frozen=True)
+class DefenseSource:
+    """A defense as a task carries it: the user's text (a transform spec or a model
+    directory), the base model's source and, for a directory, the directory's own source
+    (checked by fingerprint wherever it is loaded)."""
+
+    text: str
+    base: ModelSource
+    model: ModelSource | None = None
+
+    @classmethod
+    def of(cls, defense: Defense, text: str, base: ModelSource) -> DefenseSource:
+        """The source of a defense the driver opened, remembered in this process."""
+        model = None
+        if Path(text).exists():
+            model = ModelSource.of(defense.defended, text, None, base.device)
+        source = cls(text, base, model)
+        _DEFENSES[source] = defense
+        return source
+
+
+_DEFENSES: dict[DefenseSource, Defense] = {}  # per process: each defense built once
+_PLAIN: dict[int, tuple[Any, AudioClassifier, list[AttackResult]]] = {}  # per base: last run
+
+
+def defense_from_source(source: DefenseSource) -> Defense:
+    """The source's defense in this process: the driver's own, or rebuilt once."""
+    if source not in _DEFENSES:
+        base = source_model(source.base)
+        if source.model is None:
+            _DEFENSES[source] = transform_defense(source.text, base)
+        else:
+            path = Path(source.text)
+            _DEFENSES[source] = model_defense(source_model(source.model), base, path)
+    return _DEFENSES[source]
+
+
 def adaptive_attack(
     defense: Defense, name: str, params: dict[str, Any], eot_samples: int = RANDOM_EOT_SAMPLES
 ) -> Attack:
@@ -106,22 +171,45 @@ def adaptive_attack(
     return make_attack(name, **(eot | params))
 
 
-def evaluate_defense(
-    defense: Defense,
+@dataclass(frozen=True)
+class DefenseTask:
+    """One task's payload: a defense against one attack setting on one batch of files (one
+    batch of the engine: every file at once)."""
+
+    defense: DefenseSource
+    attack: str
+    params: dict[str, Any]
+    files: tuple[str, ...]  # absolute paths, which every worker must see
+    truth: tuple[int, ...]
+    seed: int
+    eot_samples: int
+
+
+@dataclass
+class DefenseStudy:
+    evaluations: list[dict[str, Any]]  # one per defense with files left to judge it on
+    failed: list[str]  # "task: message" of each task that failed for its input
+
+
+def evaluate_defenses(
+    defenses: Sequence[tuple[Defense, DefenseSource]],
     attacks: Sequence[tuple[str, dict[str, Any]]],
     examples: Sequence[Example],
+    store: Any,  # ResultStore
+    executor: TaskExecutor,
+    reporter: Reporter | None = None,
     seed: int = 21,
     batch_size: int = 16,
-    reporter: Reporter | None = None,
-    plain_cache: dict[tuple[int, str], list[AttackResult]] | None = None,
     eot_samples: int = RANDOM_EOT_SAMPLES,
-) -> dict[str, Any]:
-    """Clean, plain and adaptive accuracy of the defense for each (attack name, parameters).
-    `plain_cache`, shared over several defenses of one base model and the same files, keeps
-    each plain attack's results (they do not depend on the defense)."""
+    cancel: threading.Event | None = None,
+) -> DefenseStudy:
+    """Clean, plain and adaptive accuracy of each defense for each (attack name, parameters),
+    from the tasks' results: those `store` holds, and the others run now on `executor`. A
+    batch of files whose task failed for one of a defense's attacks is left out of all that
+    defense's rows (every row of a defense counts the same files)."""
     if not examples:
         raise DatasetError("no files to evaluate the defense on")
-    labels = defense.defended.labels
+    labels = defenses[0][0].defended.labels
     truth = [None if e.label is None else labels.index(e.label) for e in examples]
     if any(t is None for t in truth):
         raise DatasetError("defend evaluate needs every file's class (accuracy is measured)")
@@ -131,36 +219,173 @@ def evaluate_defense(
             raise ParameterError(
                 f"{name}: {', '.join(fixed)} is set by the evaluation (the defense's transforms)"
             )
+    seeded_generator(seed)  # a bad seed: one line before any task, not a failure in each
+    batches = [
+        range(b, min(b + batch_size, len(examples))) for b in range(0, len(examples), batch_size)
+    ]
+    weights = [[s.text, fingerprint(d.base), fingerprint(d.defended)] for d, s in defenses]
+    planned = {  # a process runs the plain attack once for the defenses of one (attack, batch)
+        (d, a, b): _task(
+            defense, source, weights[d], attacks[a], examples, truth, batches[b], seed, eot_samples
+        )
+        for a in range(len(attacks))
+        for b in range(len(batches))
+        for d, (defense, source) in enumerate(defenses)
+    }
+    base = defenses[0][1].base
+    config = {"study": "defenses", "defenses": [s.text for _, s in defenses], "seed": seed}
+    run_id = store.start_run(base.fingerprint, config, versions(), base.device)
     reporter = reporter or NullReporter()
-    clips = ClipCache(examples).at(defense.defended)
-    clean = _decisions(defense.defended, clips, seed, batch_size)
+    tasks = list(planned.values())
+    done = run_tasks(KIND, run_defense_task, tasks, store, run_id, executor, reporter, cancel)
+    evaluations = []
+    for d, (defense, _) in enumerate(defenses):
+        per_batch = [
+            [done.results.get(planned[d, a, b].key) for a in range(len(attacks))]
+            for b in range(len(batches))
+        ]
+        kept = [b for b, results in enumerate(per_batch) if None not in results]
+        if kept:
+            rows = [_joined([per_batch[b][a] for b in kept]) for a in range(len(attacks))]
+            files = [examples[i] for b in kept for i in batches[b]]
+            evaluations.append(evaluate_defense(defense, attacks, files, rows, seed, eot_samples))
+    failed = [f"{t.name}: {done.failed[t.key]}" for t in tasks if t.key in done.failed]
+    return DefenseStudy(evaluations, failed)
+
+
+def _task(
+    defense: Defense,
+    source: DefenseSource,
+    weights: list[str],
+    attack: tuple[str, dict[str, Any]],
+    examples: Sequence[Example],
+    truth: Sequence[int | None],
+    batch: range,
+    seed: int,
+    eot_samples: int,
+) -> Task:
+    """The task of one (defense, attack setting, batch), keyed by everything its result
+    depends on: both models' weights, both attacks' parameters, the files and the seed."""
+    name, params = attack
+    job = DefenseTask(
+        source,
+        name,
+        params,
+        tuple(os.path.abspath(examples[i].path) for i in batch),
+        tuple(int(truth[i]) for i in batch),  # type: ignore[arg-type]
+        seed,
+        eot_samples,
+    )
+    identity = {
+        "defense": weights,
+        "plain": make_attack(name, **params).params,
+        "adaptive": adaptive_attack(defense, name, params, eot_samples).params,
+    }
+    key = task_key(KIND, identity, job.files, job.truth, seed)
+    return Task(key, f"{defense.name} {name} files {batch.start + 1}-{batch.stop}", job)
+
+
+def run_defense_task(task: DefenseTask) -> dict[str, Any]:
+    """One task's work, on any worker: the defended model's decisions on its files, clean and
+    under the plain and the adaptive attack, and each fooling example's SNR (no audio)."""
+    defense = defense_from_source(task.defense)
+    model = defense.defended
+    clips = [
+        check_long_enough(load_audio(path, model.sample_rate), model).samples for path in task.files
+    ]
+    truth = list(task.truth)
+    clean = _decisions(model, clips, task.seed, len(task.files))
+    adaptive = adaptive_attack(defense, task.attack, task.params, task.eot_samples)
+    adaptive_model = defense.base if defense.spec is not None else defense.defended
+    attacked = {
+        "plain": _plain_results(defense, task, clips),
+        "adaptive": adaptive.run(
+            adaptive_model, clips, None, truth, task.seed, batch_size=len(task.files)
+        ),
+    }
+    return {"clean": clean.tolist()} | {
+        label: judge(model, clips, results, clean, truth, task.seed, len(task.files))
+        for label, results in attacked.items()
+    }
+
+
+def _plain_results(
+    defense: Defense, task: DefenseTask, clips: Sequence[np.ndarray]
+) -> list[AttackResult]:
+    """The plain attack on the defense's base, run once for the defenses that follow one
+    another on the same base, attack setting and files."""
+    key = (task.attack, task.params, task.files, task.seed)
+    last = _PLAIN.get(id(defense.base))
+    if last is None or last[0] != key or last[1] is not defense.base:
+        plain = make_attack(task.attack, **task.params)
+        results = plain.run(
+            defense.base, clips, None, list(task.truth), task.seed, batch_size=len(task.files)
+        )
+        _PLAIN[id(defense.base)] = last = (key, defense.base, results)
+    return last[2]
+
+
+def judge(
+    defended: AudioClassifier,
+    clips: Sequence[np.ndarray],
+    results: Sequence[AttackResult],
+    clean: np.ndarray,
+    truth: Sequence[int],
+    seed: int,
+    batch_size: int,
+) -> dict[str, list[Any]]:
+    """Each file's decision of the defended model on the attack's example (its clean waveform
+    where the attack found none), whether an example was found and fools it, and the SNR of
+    each fooling example (None for the others)."""
+    found = [r.success for r in results]
+    heard = [
+        _as_pcm16(r.adversarial) if ok else clips[i]
+        for i, (r, ok) in enumerate(zip(results, found, strict=True))
+    ]
+    decisions = _decisions(defended, heard, seed, batch_size)
+    fooled = [
+        ok and is_success(int(d), int(c), r.target, t)
+        for r, ok, d, c, t in zip(results, found, decisions, clean, truth, strict=True)
+    ]
+    snrs = [
+        float(r.snr_db) if f and np.isfinite(r.snr_db) else None
+        for r, f in zip(results, fooled, strict=True)
+    ]
+    return {"decisions": decisions.tolist(), "found": found, "fooled": fooled, "snr_db": snrs}
+
+
+def _joined(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batches' results as one, their files in order."""
+    return {
+        "clean": [c for r in results for c in r["clean"]],
+        **{
+            label: {k: [v for r in results for v in r[label][k]] for k in results[0][label]}
+            for label in ("plain", "adaptive")
+        },
+    }
+
+
+def evaluate_defense(
+    defense: Defense,
+    attacks: Sequence[tuple[str, dict[str, Any]]],
+    examples: Sequence[Example],
+    results: Sequence[dict[str, Any]],
+    seed: int,
+    eot_samples: int,
+) -> dict[str, Any]:
+    """One defense's table from its files' results, one per attack (see `judge`)."""
+    labels = defense.defended.labels
+    truth = [labels.index(e.label) for e in examples]  # type: ignore[arg-type]
+    clean_accuracy = accuracy(results[0]["clean"], truth)
     rows = []
-    for name, params in attacks:
-        plain = make_attack(name, **params)
-        adaptive = adaptive_attack(defense, name, params, eot_samples)
-        adaptive_model = defense.base if defense.spec is not None else defense.defended
-        cache = {} if plain_cache is None else plain_cache
-        key = (id(defense.base), name)
-        if key not in cache:
-            cache[key] = plain.run(
-                defense.base, clips, None, truth, seed, batch_size=batch_size, reporter=reporter
-            )
-        attacked = {
-            "plain": cache[key],
-            "adaptive": adaptive.run(
-                adaptive_model, clips, None, truth, seed, batch_size=batch_size, reporter=reporter
-            ),
-        }
-        judged = {
-            label: judge(defense.defended, clips, results, clean, truth, seed, batch_size)
-            for label, results in attacked.items()
-        }
+    for (name, params), result in zip(attacks, results, strict=True):
+        judged = {label: summarise(result[label], truth) for label in ("plain", "adaptive")}
         rows.append(
             {
                 "attack": name,
-                "params": plain.params,
-                "adaptive_params": adaptive.params,
-                "clean_accuracy": accuracy(clean, truth),
+                "params": make_attack(name, **params).params,
+                "adaptive_params": adaptive_attack(defense, name, params, eot_samples).params,
+                "clean_accuracy": clean_accuracy,
                 **judged,
                 "obfuscated": is_obfuscated(
                     judged["plain"]["accuracy"], judged["adaptive"]["accuracy"]
@@ -175,38 +400,20 @@ def evaluate_defense(
         "sample_rate": defense.defended.sample_rate,
         "files": [str(e.path) for e in examples],
         "seed": seed,
-        "clean_accuracy": accuracy(clean, truth),
+        "clean_accuracy": clean_accuracy,
         "obfuscation_gap": OBFUSCATION_GAP,
         "rows": rows,
     }
 
 
-def judge(
-    defended: AudioClassifier,
-    clips: Sequence[np.ndarray],
-    results: Sequence[AttackResult],
-    clean: np.ndarray,
-    truth: Sequence[int],
-    seed: int,
-    batch_size: int,
-) -> dict[str, Any]:
-    """One row: the defended model's accuracy on the attack's examples (each file's clean
-    waveform where the attack found none), and the examples that fool it."""
-    found = [r.success for r in results]
-    heard = [
-        _as_pcm16(r.adversarial) if ok else clips[i]
-        for i, (r, ok) in enumerate(zip(results, found, strict=True))
-    ]
-    decisions = _decisions(defended, heard, seed, batch_size)
-    fooled = [
-        ok and is_success(int(d), int(c), r.target, t)
-        for r, ok, d, c, t in zip(results, found, decisions, clean, truth, strict=True)
-    ]
-    snrs = [r.snr_db for r, f in zip(results, fooled, strict=True) if f and np.isfinite(r.snr_db)]
+def summarise(files: dict[str, list[Any]], truth: Sequence[int]) -> dict[str, Any]:
+    """One row: the defended model's accuracy on the attack's examples, how many were found
+    and fool it, and their mean SNR."""
+    snrs = [s for s in files["snr_db"] if s is not None]
     return {
-        "accuracy": accuracy(decisions, truth),
-        "found": int(sum(found)),
-        "fooled": int(sum(fooled)),
+        "accuracy": accuracy(files["decisions"], truth),
+        "found": int(sum(files["found"])),
+        "fooled": int(sum(files["fooled"])),
         "snr_db": float(np.mean(snrs)) if snrs else None,
     }
 

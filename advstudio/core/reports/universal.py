@@ -22,6 +22,7 @@ from advstudio.core.reports.html import (
     N_FFT,
     data_uri,
     figure_png,
+    refuse_existing,
     template_environment,
     wav_bytes,
     write_bundle,
@@ -155,3 +156,81 @@ def write_universal_report(
             json.dumps(result.to_json() | sidecar, indent=2) + "\n",
         ),
     )
+
+
+SEED_HEAD = ("seed", "fit fooling rate", "held-out fooling rate", "held-out noise control")
+SEEDS_TEMPLATE = "universal_seeds.html.j2"
+
+
+def _rate(result: UniversalResult, split: str, noise: bool = False) -> str:
+    if split not in result.outcomes:
+        return "-"
+    summary = result.summary(split)
+    return f"{summary.noise_fooling_rate if noise else summary.fooling_rate:.0%}"
+
+
+def seed_rows(results: dict[int, UniversalResult]) -> list[tuple[str, ...]]:
+    """One row per seed: its fooling rates on both splits and the held-out noise control."""
+    return [
+        (
+            str(seed),
+            _rate(r, "fit"),
+            _rate(r, "held-out"),
+            _rate(r, "held-out", noise=True),
+        )
+        for seed, r in sorted(results.items())
+    ]
+
+
+def spread_text(spread: dict[str, Any]) -> str:
+    """The held-out fooling rate over the seeds: mean, standard deviation and range."""
+    if spread["mean"] is None:
+        return "held-out fooling rate over the seeds: no held-out clips"
+    std = "" if spread["std"] is None else f" ± {spread['std']:.1%} (standard deviation)"
+    return (
+        f"held-out fooling rate over {len(spread['by_seed'])} seeds: mean "
+        f"{spread['mean']:.1%}{std}, range {spread['min']:.0%} to {spread['max']:.0%}"
+    )
+
+
+def format_seed_summary(results: dict[int, UniversalResult], spread: dict[str, Any]) -> str:
+    rows = [SEED_HEAD, *seed_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(SEED_HEAD))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([*lines, spread_text(spread)])
+
+
+def write_universal_seeds_report(
+    folder: Path,
+    results: dict[int, UniversalResult],
+    labels: Sequence[str],
+    sidecars: dict[int, dict[str, Any]],
+    summary: dict[str, Any],
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Several seeds' fits: report.html (every seed with the held-out fooling rate's mean and
+    spread, linking to each seed's own report in seed-S/) and results.json (`summary`); every
+    file is checked before any is written."""
+    folder = Path(folder)
+    names = ("report.html", "results.json")
+    refuse_existing(
+        [folder / f"seed-{s}" / n for s in results for n in names]
+        + [folder / n for n in names],
+        overwrite,
+    )
+    for seed, result in results.items():
+        write_universal_report(folder / f"seed-{seed}", result, labels, sidecars[seed], True)
+    first = next(iter(sidecars.values()))
+    context = {
+        "title": "advstudio: universal perturbation, several seeds",
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "sidecar": {k: v for k, v in first.items() if k not in ("labels", "seed", "reference_rms")},
+        "goal": goal_text(next(iter(results.values())), labels),
+        "head": SEED_HEAD,
+        "rows": seed_rows(results),
+        "links": {row[0]: f"seed-{row[0]}/report.html" for row in seed_rows(results)},
+        "spread": spread_text(summary["held_out_fooling_rate"]),
+        "failed": summary["failed"],
+    }
+    html = template_environment().get_template(SEEDS_TEMPLATE).render(context)
+    return write_bundle(folder, True, lambda: (html, json.dumps(summary, indent=2) + "\n"))
