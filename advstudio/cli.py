@@ -710,6 +710,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="seed of the random GTZAN partition (default 21)",
         )
 
+    def store_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db",
+            help="SQLite result store (default ~/.local/share/advstudio/"
+            "results.sqlite); a rerun resumes from it",
+        )
+
     def study_options(p: argparse.ArgumentParser, json_holds: str, report_holds: str) -> None:
         """The data, store and output options of a study (evaluate, experiment)."""
         dataset_options(p)
@@ -720,11 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
             "GTZAN's test split; all for every file)",
         )
         p.add_argument("--batch-size", type=int, default=16)
-        p.add_argument(
-            "--db",
-            help="SQLite result store (default ~/.local/share/advstudio/"
-            "results.sqlite); a rerun resumes from it",
-        )
+        store_option(p)
         p.add_argument("--json", help=f"write {json_holds} as JSON")
         p.add_argument("--report", help=f"folder for {report_holds}")
         p.add_argument("--overwrite", action="store_true")
@@ -984,7 +987,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_universal_commands(sub, dataset_options, model_options, executor_options)
     add_defend_commands(sub, dataset_options, model_options, executor_options)
-    add_audit_command(sub, model_options)
+    add_audit_command(sub, model_options, executor_options, store_option)
     add_detect_commands(sub, dataset_options, model_options)
 
     p = sub.add_parser(

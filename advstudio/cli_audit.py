@@ -1,5 +1,7 @@
 """`advstudio audit`: faulty recordings, likely mislabels and outliers in a data set, ranked;
-and new files judged against the audited set as they arrive (`--watch`)."""
+and new files judged against the audited set as they arrive (`--watch`). With --executor or
+--db, the per-file work runs as tasks (in this process or on a Ray cluster) kept in a result
+store that a rerun resumes from."""
 
 from __future__ import annotations
 
@@ -140,10 +142,14 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if is_audited_set(data):
         audited = load_audited_set(data)
-    else:
+    elif args.executor is None and args.db is None:
         audited = audit_set(data, options, ProgressBarReporter())
+    else:
+        audited = _audit_as_tasks(data, options, args)
     report = audited.report
     print(format_suspects(report))
+    for task, message in audited.failed.items():
+        print(f"advstudio: failed: {task}: {message}", file=sys.stderr)
     exports: dict[str, Callable[[Path], object]] = {
         "json": lambda path: write_json(report, path),
         "csv": lambda path: write_csv(report, path),
@@ -154,10 +160,27 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if path is not None:
             written = exports[kind](path)
             print(f"{kind} written to {written if isinstance(written, Path) else path}")
-    status = EXIT_SUSPECTS if report.suspects() else 0
+    status = EXIT_SUSPECTS if report.suspects() or audited.failed else 0
     if watch is None:
         return status
     return _watch(audited, watch, options, args)
+
+
+def _audit_as_tasks(data: Path, options: AuditOptions, args: argparse.Namespace) -> AuditedSet:
+    """The audit with its per-file work as tasks on --executor, kept in --db (a rerun takes
+    what the store holds)."""
+    from advstudio.cli_output import ProgressBarReporter
+    from advstudio.core.audit.run import audit_set
+    from advstudio.core.evaluation.cluster import make_executor
+    from advstudio.core.evaluation.store import ResultStore, default_store_path
+    from advstudio.core.progress import Message
+
+    executor = make_executor(args.executor or "local", args.resources)
+    reporter = ProgressBarReporter()
+    if hasattr(executor, "describe"):
+        reporter.report(Message("audit", executor.describe()))
+    with ResultStore(args.db or default_store_path()) as store:
+        return audit_set(data, options, reporter, store=store, executor=executor)
 
 
 def _write_report(report: AuditReport, out_dir: Path, overwrite: bool) -> Path:
@@ -192,12 +215,14 @@ def _watch(
 def add_audit_command(
     sub: argparse._SubParsersAction,
     model_options: Callable[[argparse.ArgumentParser], None],
+    executor_options: Callable[[argparse.ArgumentParser], None],
+    store_option: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     p = sub.add_parser(
         "audit",
         help="find faulty recordings, likely mislabels and outliers in a data set, ranked",
-        epilog="exit status: 0 when no file is suspect, 1 when some are, 2 for a usage or "
-        "input error",
+        epilog="exit status: 0 when no file is suspect, 1 when some are (or, with --executor "
+        "or --db, a task failed: a rerun redoes it), 2 for a usage or input error",
     )
     p.add_argument(
         "data",
@@ -236,4 +261,7 @@ def add_audit_command(
     p.add_argument("--interval", type=float, default=2.0, help="seconds between polls of --watch")
     p.add_argument("--overwrite", action="store_true")
     model_options(p)
-    p.set_defaults(func=_cmd_audit)
+    executor_options(p)
+    store_option(p)
+    # neither --executor nor --db: the audit in this process, with no store, as ever
+    p.set_defaults(func=_cmd_audit, executor=None)

@@ -15,6 +15,16 @@ from advstudio.core.data.datasets import PAPER_002_CLASSES
 from advstudio.core.models.cnn import InstrumentClassifier
 
 
+@pytest.fixture(scope="module")
+def ray_address():
+    """One local Ray cluster with two worker CPUs per test module that asks (each start costs
+    several processes); its address for the CLI."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def random_model() -> InstrumentClassifier:
     return make_random_model()

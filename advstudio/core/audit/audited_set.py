@@ -26,11 +26,13 @@ VERSION = 1
 @dataclass(frozen=True)
 class AuditedSet:
     """An audit and what judging new files against it needs: the facts of every readable
-    file, and the embedding of every file the model read (by path, None for none)."""
+    file, and the embedding of every file the model read (by path, None for none).
+    `failed`: {task: message} of an audit run as tasks whose tasks failed (not saved)."""
 
     report: AuditReport
     facts: tuple[FileFacts, ...] = ()
     embeddings: dict[str, list[float]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def embedding_matrix(self) -> np.ndarray:
         return np.array(list(self.embeddings.values()), dtype=np.float64)

@@ -74,7 +74,8 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float | None:
     return round(10 * math.log10(power) - 0.691, 2) if power > 0 else None
 
 
-def _unreadable(name: str, message: str) -> tuple[FileFacts, list[Finding]]:
+def unreadable_file(name: str, message: str) -> tuple[FileFacts, list[Finding]]:
+    """The facts and the one finding of a file that could not be read, for `message`."""
     facts = FileFacts(name, False, None, None, None, None, None, None)
     reason = message.splitlines()[0] if message else "cannot be decoded"
     return facts, [Finding(name, UNREADABLE, 1.0, True, reason)]
@@ -92,7 +93,7 @@ def inspect_file(
         data, rate = read_audio(path)
         subtype = sf.info(str(path)).subtype
     except (AudioError, sf.LibsndfileError, RuntimeError, OSError) as exc:
-        return _unreadable(name, str(exc))
+        return unreadable_file(name, str(exc))
     samples = data.T  # [channels, frames]
     facts = FileFacts(
         path=name,

@@ -5,6 +5,10 @@ pass reads one file at a time (its facts and signal findings); the set checks co
 facts; the model pass embeds the files in batches and judges labels (mislabels) and density
 (outliers) in the embedding space. A data set comes in any layout `open_dataset` reads, or as
 a plain folder of unlabelled files (then the label-based checks are skipped, with a note).
+
+With a result store, the per-file part (the signal pass and the embeddings) runs as keyed
+tasks on any executor instead (file_tasks.py: this process or a Ray cluster), resumed from
+the store; the checks over the set are computed here from the tasks' results either way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from advstudio.core.audio import AUDIO_EXTENSIONS
 from advstudio.core.audit.audited_set import AuditedSet
 from advstudio.core.audit.embeddings import EmbeddingPass, embed_files
 from advstudio.core.audit.facts import FileFacts, inspect_file
+from advstudio.core.audit.file_tasks import FileResults, plan_batches, run_file_tasks
 from advstudio.core.audit.findings import UNREADABLE, AuditReport, Finding
 from advstudio.core.audit.mislabels import (
     MISLABELS,
@@ -36,6 +41,7 @@ from advstudio.core.audit.set_checks import SET_CHECKS, set_findings
 from advstudio.core.audit.signal_checks import SIGNAL_CHECKS
 from advstudio.core.data.datasets import Dataset, Example, open_dataset
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.evaluation.model_source import ModelSource
 from advstudio.core.models.base import AudioClassifier, fingerprint
 from advstudio.core.progress import (
     ItemFinished,
@@ -46,6 +52,10 @@ from advstudio.core.progress import (
     Reporter,
     check_cancelled,
 )
+
+if TYPE_CHECKING:
+    from advstudio.core.evaluation.store import ResultStore
+    from advstudio.core.evaluation.tasks import TaskExecutor
 
 JOB = "audit"
 MODEL_CHECKS = (MISLABELS, OUTLIERS)
@@ -172,9 +182,15 @@ def audit_set(
     options: AuditOptions,
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
+    store: ResultStore | None = None,
+    executor: TaskExecutor | None = None,
 ) -> AuditedSet:
     """`run_audit`, with the facts and embeddings that judging new files against the set
-    needs (`audited_set.save_audited_set` keeps them)."""
+    needs (`audited_set.save_audited_set` keeps them).
+
+    With a `store`, the per-file work runs as keyed tasks on `executor` (default: this
+    process), each batch's results written as it finishes and taken from the store by a
+    rerun; the set checks are computed here from them, so the report is the same."""
     from advstudio.core.models import load_model
 
     reporter = reporter or NullReporter()
@@ -185,26 +201,22 @@ def audit_set(
     model = None
     if options.chosen(MODEL_CHECKS):
         model = load_model(options.model, options.labels, device=options.device)
-    facts_pass = bool(options.chosen(SIGNAL_CHECKS) or options.chosen(SET_CHECKS))
-    total = len(names) * (int(facts_pass) + int(model is not None))
-    reporter.report(JobStarted(JOB, total))
-    findings: list[Finding] = []
-    facts: list[FileFacts] = []
-    if facts_pass:
-        paths = [e.path for e in dataset.examples]
-        facts, findings = inspect_files(paths, names, options, reporter, cancel, total)
-        findings.extend(set_findings(facts, options.chosen(SET_CHECKS)))
-    embeddings: dict[str, list[float]] = {}
-    if model is not None:
-        done = len(names) if facts_pass else 0
-        embedded = embed_files(
-            model,
-            [e.path for e in dataset.examples],
-            options.batch_size,
-            lambda n: reporter.report(ItemFinished(JOB, done + n, total, "embeddings")),
-            cancel,
-            with_probabilities=options.mislabels_from == "model",
+    paths = [e.path for e in dataset.examples]
+    if store is None:
+        per_file = _per_file_in_process(paths, names, options, model, reporter, cancel)
+    else:
+        from advstudio.core.evaluation.cells import LocalExecutor
+
+        executor = executor or LocalExecutor()
+        per_file = _per_file_as_tasks(
+            describe_data(data), paths, names, options, model, store, executor, reporter, cancel
         )
+    findings = per_file.findings
+    if _inspects(options):
+        findings.extend(set_findings(per_file.facts, options.chosen(SET_CHECKS)))
+    embeddings: dict[str, list[float]] = {}
+    embedded = per_file.embedded
+    if model is not None and embedded is not None:
         findings.extend(unreadable_findings(names, embedded.errors, findings))
         read = judged_by_model(embedded, reporter)
         embeddings = {names[i]: embedded.vectors[i].tolist() for i in read}
@@ -219,7 +231,79 @@ def audit_set(
     )
     flagged = len(report.suspects())
     reporter.report(JobFinished(JOB, {"files": len(names), "suspects": flagged}))
-    return AuditedSet(report, tuple(facts), embeddings)
+    return AuditedSet(report, tuple(per_file.facts), embeddings, per_file.failed)
+
+
+def _inspects(options: AuditOptions) -> bool:
+    """Whether the audit reads each file for its facts (the signal or the set checks)."""
+    return bool(options.chosen(SIGNAL_CHECKS) or options.chosen(SET_CHECKS))
+
+
+def _per_file_in_process(
+    paths: Sequence[Path],
+    names: list[str],
+    options: AuditOptions,
+    model: AudioClassifier | None,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+) -> FileResults:
+    """The signal pass, then the embedding pass, in this process (the default)."""
+    inspect = _inspects(options)
+    total = len(names) * (int(inspect) + int(model is not None))
+    reporter.report(JobStarted(JOB, total))
+    per_file = FileResults()
+    if inspect:
+        per_file.facts, per_file.findings = inspect_files(
+            paths, names, options, reporter, cancel, total
+        )
+    if model is not None:
+        done = len(names) if inspect else 0
+        per_file.embedded = embed_files(
+            model,
+            paths,
+            options.batch_size,
+            lambda n: reporter.report(ItemFinished(JOB, done + n, total, "embeddings")),
+            cancel,
+            with_probabilities=options.mislabels_from == "model",
+        )
+    return per_file
+
+
+def _per_file_as_tasks(
+    data: str,
+    paths: Sequence[Path],
+    names: list[str],
+    options: AuditOptions,
+    model: AudioClassifier | None,
+    store: ResultStore,
+    executor: TaskExecutor,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+) -> FileResults:
+    """The same per-file results, as keyed tasks of `options.batch_size` files each."""
+    from advstudio.core.evaluation.cluster import task_device
+    from advstudio.core.training import versions
+
+    source = None
+    if model is not None:
+        resources = getattr(executor, "resources", None)  # a cluster's tasks' share
+        device = str(model.device) if resources is None else options.device
+        source = ModelSource.of(
+            model, options.model, options.labels, device or task_device(resources or {})
+        )
+    tasks = plan_batches(
+        paths,
+        names,
+        options.batch_size,
+        options.chosen(SIGNAL_CHECKS),
+        _inspects(options),
+        source,
+        options.mislabels_from == "model",
+    )
+    config = {"study": "audit", "data": data, **options.settings()}
+    model_id = "" if source is None else source.fingerprint
+    run_id = store.start_run(model_id, config, versions(), source.device if source else "")
+    return run_file_tasks(tasks, store, run_id, executor, reporter, cancel)
 
 
 def inspect_files(
