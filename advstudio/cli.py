@@ -987,7 +987,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_universal_commands(sub, dataset_options, model_options, executor_options)
     add_defend_commands(sub, dataset_options, model_options, executor_options)
-    add_audit_command(sub, model_options, executor_options, store_option)
+    add_audit_command(sub, model_options, executor_options)
     add_detect_commands(sub, dataset_options, model_options)
 
     p = sub.add_parser(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from advstudio.cli_tasks import add_task_store_option, task_store
 from advstudio.core.errors import DatasetError, ParameterError
 
 if TYPE_CHECKING:
@@ -172,14 +173,13 @@ def _audit_as_tasks(data: Path, options: AuditOptions, args: argparse.Namespace)
     from advstudio.cli_output import ProgressBarReporter
     from advstudio.core.audit.run import audit_set
     from advstudio.core.evaluation.cluster import make_executor
-    from advstudio.core.evaluation.store import ResultStore, default_store_path
     from advstudio.core.progress import Message
 
     executor = make_executor(args.executor or "local", args.resources)
     reporter = ProgressBarReporter()
     if hasattr(executor, "describe"):
         reporter.report(Message("audit", executor.describe()))
-    with ResultStore(args.db or default_store_path()) as store:
+    with task_store(args.db) as store:
         return audit_set(data, options, reporter, store=store, executor=executor)
 
 
@@ -216,7 +216,6 @@ def add_audit_command(
     sub: argparse._SubParsersAction,
     model_options: Callable[[argparse.ArgumentParser], None],
     executor_options: Callable[[argparse.ArgumentParser], None],
-    store_option: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     p = sub.add_parser(
         "audit",
@@ -262,6 +261,6 @@ def add_audit_command(
     p.add_argument("--overwrite", action="store_true")
     model_options(p)
     executor_options(p)
-    store_option(p)
+    add_task_store_option(p)
     # neither --executor nor --db: the audit in this process, with no store, as ever
     p.set_defaults(func=_cmd_audit, executor=None)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from advstudio.cli_tasks import add_task_store_option, task_store
 from advstudio.core.errors import ParameterError
 
 
@@ -30,7 +31,6 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     )
     from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
     from advstudio.core.evaluation.model_source import ModelSource
-    from advstudio.core.evaluation.store import ResultStore
     from advstudio.core.models import load_model
     from advstudio.core.progress import Message
     from advstudio.core.reports.defenses import format_defense_table, write_defense_report
@@ -60,7 +60,7 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
     reporter = ProgressBarReporter()
     if hasattr(executor, "describe"):
         reporter.report(Message("defend", executor.describe()))
-    with ResultStore(args.db or ":memory:") as store:  # no --db: nothing kept, as before
+    with task_store(args.db) as store:
         study = evaluate_defenses(
             defenses,
             attacks,
@@ -165,11 +165,7 @@ def add_defend_commands(
     p.add_argument("--json", help="write the results as JSON")
     p.add_argument("--report", help="folder for an HTML report")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument(
-        "--db",
-        help="SQLite result store keeping each finished task; a rerun resumes from it "
-        "(default: nothing kept)",
-    )
+    add_task_store_option(p)
     executor_options(p)
     dataset_options(p)
     model_options(p)

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from advstudio.cli_tasks import add_task_store_option, task_store
 from advstudio.core.errors import ExportExistsError, ParameterError
 
 # Float: a perturbation 30 dB under a quiet reference spans a few 16-bit steps; the file
@@ -59,18 +57,6 @@ def _check_perturbation_outputs(
             raise ParameterError(
                 f"--json {json_path} is the perturbation's sidecar; choose another name"
             )
-
-
-@contextmanager
-def _store(path: str | None) -> Iterator[object]:
-    """The --db store, or one that lasts only this run (no --db: nothing is kept, as before)."""
-    from advstudio.core.evaluation.store import ResultStore
-
-    with contextlib.ExitStack() as stack:
-        if path is None:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="advstudio-"))
-            path = str(Path(folder) / "universal.sqlite")
-        yield stack.enter_context(ResultStore(path))
 
 
 def _sidecar(
@@ -220,7 +206,7 @@ def _cmd_universal(args: argparse.Namespace) -> int:
     if hasattr(executor, "describe"):
         print(f"advstudio: {executor.describe()}", file=sys.stderr)
     config = {"command": "universal", "data": args.data, "split": note, "seeds": seeds}
-    with _store(args.db) as store, showing_epochs(show):
+    with task_store(args.db) as store, showing_epochs(show):
         run_id = store.start_run(model_name(args.model), config | asdict(spec), versions(), device)
         study = run_universal_study(
             source,
@@ -314,12 +300,7 @@ def add_universal_commands(
         "N > 1 each is written as STEM-seedS.wav and the results give the held-out fooling "
         "rate's mean and spread over the seeds (default 1)",
     )
-    p.add_argument(
-        "--db",
-        metavar="STORE",
-        help="SQLite result store that keeps every finished fit: a rerun with the same "
-        "arguments reuses it instead of fitting again (default: none)",
-    )
+    add_task_store_option(p)
     p.add_argument("--overwrite", action="store_true")
     dataset_options(p)
     executor_options(p)
