@@ -44,7 +44,7 @@ from advstudio.core.evaluation.tasks import Task, TaskExecutor, TaskResults, run
 from advstudio.core.inference import check_long_enough
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.ensemble import EnsembleClassifier, align_labels, at_rate
-from advstudio.core.progress import Event, Message, NullReporter, Reporter
+from advstudio.core.progress import Event, JobFinished, Message, NullReporter, Reporter
 from advstudio.core.training import versions
 
 KIND = "transfer"  # the store's name for this study's tasks
@@ -361,7 +361,9 @@ def _run_tasks(
 
     def run(tasks: list[Task]) -> TaskResults:
         quiet = _QuietFailures(reporter)  # the caller reports failures, once each
-        return run_tasks(KIND, attack_and_classify, tasks, store, run_id, executor, quiet, cancel)
+        done = run_tasks(KIND, attack_and_classify, tasks, store, run_id, executor, quiet, cancel)
+        reporter.report(JobFinished(KIND, {"tasks": len(tasks), "failed": len(done.failed)}))
+        return done
 
     n, size = len(examples), plan.batch_size
     batches = [range(s, min(s + size, n)) for s in range(0, n, size)]
