@@ -15,6 +15,12 @@ read-back file meets the source's goal) that also fool the target:
   untargeted test, applied to the target model).
 The diagonal (a single model as its own target) is the white-box success instead: the share of
 the attacked files whose read-back example fools the source.
+
+The work is a list of keyed tasks (tasks.py), one per source and engine batch of files (a batch
+keeps the engine's batching, and a decision at the boundary is the one that batch gives): each
+loads its models through their ModelSources (an ensemble through its members'), attacks, writes
+and reads back, and returns decisions, never audio; the matrix is built from the results, on
+whichever executor ran them, and a rerun on the same store runs only what is missing.
 """
 
 from __future__ import annotations
@@ -237,7 +243,7 @@ def _judge_examples(
             "target": None if r.target is None else int(r.target),
             "fools_source": bool(r.holds_for(int(p.argmax()), float(p.max()))),
             "snr_db": r.snr_db,
-            "path": str(path) if keep else None,
+            "path": str(path.relative_to(folder)) if keep else None,
             "predictions": {name: int(decisions[name][n]) for name in models},
         }
         for n, ((k, r), path, p) in enumerate(zip(attacked, paths, own, strict=True))
@@ -308,7 +314,7 @@ def run_transfer(
     first = records[every_source[0].name]
     clean = {name: np.array([first[i]["clean"][name] for i in kept]) for name in models}
     rows = [
-        _source_row(source, records[source.name], kept, models, examples, truth)
+        _source_row(source, records[source.name], kept, models, examples, truth, folder)
         for source in every_source
     ]
     kept_truth = [truth[i] for i in kept]
@@ -396,6 +402,7 @@ def _source_row(
     models: dict[str, AudioClassifier],
     examples: Sequence[Example],
     truth: Sequence[int | None],
+    folder: Path | None,
 ) -> dict[str, Any]:
     """A source's row of the matrix from its files' records: the white-box success on the
     source and the transfer rate to every model."""
@@ -421,7 +428,7 @@ def _source_row(
         "examples": [
             {
                 "file": str(examples[i].path),
-                "path": r["path"],
+                "path": None if folder is None else str(Path(folder, r["path"])),
                 "target": r["target"],
                 "fools_source": r["fools_source"],
                 "snr_db": r["snr_db"],
