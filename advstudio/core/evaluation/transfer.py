@@ -116,16 +116,16 @@ def resampling_notes(models: dict[str, AudioClassifier], sources: Sequence[Sourc
 
 
 class ClipCache:
-    """Files loaded once per sample rate, each checked long enough."""
+    """The data set's files loaded once per sample rate, each checked long enough."""
 
-    def __init__(self, files: Sequence[str]) -> None:
-        self.files = list(files)
+    def __init__(self, examples: Sequence[Example]) -> None:
+        self.examples = list(examples)
         self._by_rate: dict[int, list[Audio]] = {}
 
     def at(self, model: AudioClassifier) -> list[np.ndarray]:
         rate = model.sample_rate
         if rate not in self._by_rate:
-            self._by_rate[rate] = [load_audio(path, rate) for path in self.files]
+            self._by_rate[rate] = [load_audio(e.path, rate) for e in self.examples]
         return [check_long_enough(audio, model).samples for audio in self._by_rate[rate]]
 
 
@@ -181,7 +181,7 @@ def attack_and_classify(task: TransferTask) -> dict[str, Any]:
     loaded = [source_model(source) for _, source in task.models]
     models = dict(zip(names, align_labels(loaded, names, dict(task.label_map)), strict=True))
     source = make_source(models, task.members)
-    cache = ClipCache(task.files)
+    cache = ClipCache([Example(Path(path), None) for path in task.files])
     clean = {
         name: predict_proba(model, cache.at(model), task.batch_size).argmax(axis=1)
         for name, model in models.items()
