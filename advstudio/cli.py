@@ -1052,7 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument(
         "--db",
-        help="SQLite result store; a rerun on it resumes (default: a temporary store, "
+        help="SQLite result store; a rerun on it resumes (default: nothing kept, "
         "nothing resumed)",
     )
     p.add_argument("--json", help="write every number as JSON")

@@ -274,7 +274,7 @@ def run_transfer(
 
     The work runs as tasks of one source and up to `batch_size` files (one engine batch) on
     `executor` (default: this process), each kept in `store` as it finishes (default: a
-    temporary store, nothing resumed), so a rerun on the same store does only what is
+    store in memory, nothing kept), so a rerun on the same store does only what is
     missing. On a cluster `sources` name where every node loads each model (as loaded,
     before `label_map` aligned it); by default the models are used as they are, in this
     process only. A file that cannot be read fails its tasks (`failed`, one entry each) and
@@ -301,9 +301,8 @@ def run_transfer(
         None if folder is None else str(Path(folder).resolve()),
     )
     with contextlib.ExitStack() as stack:
-        if store is None:
-            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="advstudio-"))
-            store = stack.enter_context(ResultStore(Path(scratch) / "transfer.sqlite"))
+        if store is None:  # nothing kept, as before tasks
+            store = stack.enter_context(ResultStore(":memory:"))
         config = {"attack": attack.name, "params": attack.params, "target": target, "seed": seed}
         run_id = store.start_run(", ".join(models), config, versions(), _device(models))
         records, failed = _run_tasks(
