@@ -17,6 +17,7 @@ from advstudio.cli_audit import add_audit_command
 from advstudio.cli_defend import add_defend_commands
 from advstudio.cli_detect import add_detect_commands
 from advstudio.cli_output import ProgressBarReporter, report_error
+from advstudio.cli_tasks import add_task_store_option, task_store
 from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
 from advstudio.core.errors import AdvStudioError, ParameterError
@@ -448,13 +449,14 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    import tempfile
-
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.every_label import EVERY_LABEL
+    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
+    from advstudio.core.evaluation.model_source import ModelSource
     from advstudio.core.evaluation.transfer import run_transfer
     from advstudio.core.models import load_model
     from advstudio.core.models.ensemble import align_labels
+    from advstudio.core.progress import Message
     from advstudio.core.reports.provenance import model_name, split_used
     from advstudio.core.reports.study import write_study_json
     from advstudio.core.reports.transfer import format_transfer, write_transfer_report
@@ -482,21 +484,39 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     selection = select_examples(dataset, args.split, labels)
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
+    executor = make_executor(args.executor, args.resources)
+    # a cluster's tasks load each model from its path (as loaded, before --label-map)
+    remote_device = args.device or task_device(parse_resources(args.resources))
+    sources = {
+        name: ModelSource.of(
+            model, path, None, str(model.device) if args.executor == "local" else remote_device
+        )
+        for name, model, path in zip(names, loaded, paths, strict=True)
+    }
     reporter = ProgressBarReporter({attack.name: attack.max_iter})
-    with tempfile.TemporaryDirectory(prefix="advstudio-transfer-") as scratch:
-        folder = Path(scratch) if outputs["report_dir"] is None else outputs["report_dir"]
+    if hasattr(executor, "describe"):
+        reporter.report(Message("transfer", executor.describe()))
+    # without --report the examples live in each task's temporary folder, as before in one
+    folder = None if outputs["report_dir"] is None else outputs["report_dir"] / "examples"
+    with task_store(args.db) as store:
         results = run_transfer(
             models,
             ensembles,
             selection.examples,
             attack,
             target,
-            folder / "examples",
+            folder,
             seed=args.seed,
             batch_size=args.batch_size,
             reporter=reporter,
+            sources=sources,
+            label_map=mapping,
+            store=store,
+            executor=executor,
         )
     print(format_transfer(results))
+    for failure in results["failed"]:
+        print(f"advstudio: failed: {failure['task']}: {failure['message']}", file=sys.stderr)
     if outputs["json_path"] is not None:
         write_study_json(results, outputs["json_path"])
     if outputs["report_dir"] is not None:
@@ -507,8 +527,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
             "paths": paths,
         }
         written = write_transfer_report(outputs["report_dir"], results, config, args.overwrite)
-        print(f"report written: {written['report.html']} (examples in {folder / 'examples'})")
-    return 0
+        print(f"report written: {written['report.html']} (examples in {folder})")
+    return EXIT_SOME_FAILED if results["failed"] else 0
 
 
 def read_label_map(path: str) -> dict[str, str]:
@@ -1031,9 +1051,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", help="dataset split to attack (default: validation where defined; all)"
     )
     p.add_argument("--batch-size", type=int, default=16)
+    add_task_store_option(p)
     p.add_argument("--json", help="write every number as JSON")
     p.add_argument("--report", help="folder for report.html, results.json and the examples")
     p.add_argument("--overwrite", action="store_true")
+    executor_options(p)
     device_options(p)
     p.set_defaults(func=_cmd_transfer)
 

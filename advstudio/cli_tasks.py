@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from advstudio.core.evaluation.store import ResultStore
 
-IN_MEMORY = ":memory:"
-
 
 def add_task_store_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -27,7 +25,7 @@ def add_task_store_option(p: argparse.ArgumentParser) -> None:
 @contextmanager
 def task_store(path: str | None) -> Iterator[ResultStore]:
     """The --db store, or one in memory that lasts only this run."""
-    from advstudio.core.evaluation.store import ResultStore
+    from advstudio.core.evaluation.store import IN_MEMORY, ResultStore
 
     with ResultStore(path or IN_MEMORY) as store:
         yield store

@@ -56,6 +56,7 @@ from typing import Any, NamedTuple
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.progress import check_cancelled
 
+IN_MEMORY = ":memory:"  # a store that lasts only while it is open: nothing kept
 BUSY_TIMEOUT_S = 60.0  # how long a write waits for another study's write to finish
 HEARTBEAT_S = 5.0  # how often a study renews its claims
 STALE_AFTER_S = 60.0  # a claim not renewed for this long belongs to a study that is gone

@@ -77,8 +77,17 @@ def format_transfer(results: dict[str, Any]) -> str:
         for m in results["models"]
     )
     lines.append(f"clean accuracy: {accuracy}")
-    lines += [f"note: {note}" for note in results["notes"]]
+    lines += [f"note: {note}" for note in notes(results)]
     return "\n".join(lines)
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """The resampling notes, and the files left out because a task on them failed (results
+    written before tasks existed have no failures)."""
+    left_out = sorted({failure["file"] for failure in results.get("failed", [])})
+    if not left_out:
+        return list(results["notes"])
+    return [*results["notes"], f"left out of every number (a task failed): {', '.join(left_out)}"]
 
 
 HEAT_MAP = colormaps["viridis"].with_extremes(bad="#dddddd")
@@ -174,7 +183,7 @@ def render_transfer_report(results: dict[str, Any], config: dict[str, Any]) -> s
             m | {"accuracy": format_number(m["clean_accuracy"]), "path": p}
             for m, p in zip(results["models"], config.get("paths", names), strict=True)
         ],
-        "notes": results["notes"],
+        "notes": notes(results),
         "n_files": len(results["files"]),
     }
     return template_environment().get_template(TEMPLATE).render(context)
