@@ -68,15 +68,6 @@ BEFORE = {
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    """One local Ray cluster with two worker CPUs for the module; its address for the CLI."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def model():
     return load_model()
 

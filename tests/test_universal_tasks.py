@@ -25,15 +25,6 @@ FIT = ["--linf", "0.004", "--seconds", "0.25", "--epochs", "2", "--batch-size", 
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    """One local Ray cluster with two worker CPUs for the module; its address for the CLI."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def shipped():
     return load_model()
 
