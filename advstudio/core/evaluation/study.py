@@ -6,6 +6,7 @@ summary per attack at the grid setting with the highest mean SNR among those tha
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -87,6 +88,12 @@ class StudySpec:
             raise ParameterError(f"survival draws must be at least 1, got {self.survival_draws}")
         return parse_conditions(self.survival, "verify")
 
+    def survival_key(self) -> dict[str, Any]:
+        """What the survival report adds to every cell's key: other conditions (or other
+        draws of a random one) measure other survival, so they are other cells. Empty without
+        a report, so that stores written before keep their keys."""
+        return dict(_survival_key(self.survival, self.survival_draws))
+
     def settings(self, attack: str) -> list[Attack]:
         """Every attack instance the grid spans (one when there is no grid). Parameters and
         grid keys apply to the attacks that have them (max_iter means nothing to FGSM); a
@@ -127,6 +134,19 @@ class StudySpec:
             return [None]
         check_every_label(n_classes, attacks)
         return list(range(n_classes))
+
+
+@functools.lru_cache(maxsize=8)
+def _survival_key(text: str, draws: int) -> tuple[tuple[str, Any], ...]:
+    """The survival report's part of a cell's key, parsed once per study (a recorded-rooms
+    condition reads its folder)."""
+    if not text:
+        return ()
+    conditions = StudySpec(attacks=[], survival=text, survival_draws=draws).survival_conditions()
+    part: dict[str, Any] = {"survival_conditions": [c.spec for c in conditions]}
+    if any(c.random for c in conditions):  # a deterministic condition is heard once
+        part["survival_draws"] = draws
+    return tuple(part.items())
 
 
 class StudyClips(Sequence[np.ndarray]):
@@ -218,6 +238,8 @@ def run_study(
         "params": spec.params,
         "seeds": seeds,
         "target": spec.target,
+        "survival": spec.survival,
+        "survival_draws": spec.survival_draws,
         "files": data.files,
     }
     run_id = store.start_run(model_id, config, versions(), str(model.device))
@@ -378,11 +400,12 @@ def setting_key(
     model_id: str, attack: Attack, seed: int, spec: StudySpec, cell: int | None = None
 ) -> SettingKey:
     """A row's identity apart from its file; an every-label cell's target mode names its
-    class, so that each cell is stored, and resumed, on its own."""
+    class, so that each cell is stored, and resumed, on its own. The parameters hold the
+    survival report's conditions (none: the keys of stores written before)."""
     return SettingKey(
         model_id,
         attack.name,
-        canonical_params(without_unused_eot(attack.params)),
+        canonical_params(without_unused_eot(attack.params) | spec.survival_key()),
         seed,
         (spec.target or attack.default_target) if cell is None else cell_mode(cell),
     )
