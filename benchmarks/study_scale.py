@@ -110,13 +110,17 @@ def throughput(model, workers: list[int], files: int, iters: int, rounds: int, t
 
 
 class _StopAtStart:
-    """Sets `cancel` when the study has planned, before its first batch runs."""
+    """Notes the time and the traced peak memory when the study has planned, and sets
+    `cancel` so that it stops there."""
 
     def __init__(self, cancel: threading.Event) -> None:
-        self.cancel = cancel
+        self.cancel, self.start = cancel, time.perf_counter()
+        self.seconds, self.peak = float("nan"), 0
 
     def report(self, event) -> None:
         if isinstance(event, JobStarted):
+            self.seconds = time.perf_counter() - self.start
+            self.peak = tracemalloc.get_traced_memory()[1]
             self.cancel.set()
 
 
@@ -127,19 +131,17 @@ def planning(model, files: int, seconds: float, tmp: Path) -> dict:
     spec = StudySpec(attacks=["fgsm", "pgdn"], seeds=2, params={"max_iter": "2"}, batch_size=16)
     cancel = threading.Event()
     tracemalloc.start()
-    start = time.perf_counter()
+    planned = _StopAtStart(cancel)
     with ResultStore(tmp / "planning.sqlite") as store:
         try:
-            run_study(model, examples, spec, store, _StopAtStart(cancel), cancel)
+            run_study(model, examples, spec, store, planned, cancel)
         except Cancelled:
             pass
-    seconds_taken = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
         "cells": files * 2 * 2,
-        "seconds_to_first_batch": seconds_taken,
-        "peak_traced_mb": peak / 2**20,
+        "seconds_to_plan": planned.seconds,
+        "peak_traced_mb_to_plan": planned.peak / 2**20,
         "audio_mb_all_files": files * int(seconds * model.sample_rate) * 4 / 2**20,
     }
 
