@@ -19,21 +19,15 @@ from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, load_study_data, run_study
 from advstudio.core.inference import load_for_model
 from advstudio.core.metrics import confusion_counts, normalise_columns
-from advstudio.core.models import load_model
 from advstudio.core.models.base import predict_proba
 from advstudio.core.progress import JobStarted, NullReporter
 
 SPEC = {"attacks": ["fgsm"], "seeds": 1}
 
 
-@pytest.fixture(scope="module")
-def model():
-    return load_model()
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return demo_folder(tmp_path_factory.mktemp("clips"))
+@pytest.fixture
+def folder(tmp_path):
+    return demo_folder(tmp_path / "clips")
 
 
 class _DecodesBeforeTheFirstBatch:
@@ -54,20 +48,21 @@ class _DecodesBeforeTheFirstBatch:
             self.at_start = self.decoded
 
 
-def test_planning_decodes_no_audio(model, folder, tmp_path, monkeypatch):
+def test_planning_decodes_no_audio(random_model, folder, tmp_path, monkeypatch):
     spy = _DecodesBeforeTheFirstBatch(monkeypatch)
     with ResultStore(tmp_path / "r.sqlite") as store:
         examples = open_dataset(folder).examples
-        run_study(model, examples, StudySpec(**SPEC), store, spy)
+        run_study(random_model, examples, StudySpec(**SPEC), store, spy)
     assert spy.at_start == 0  # every file was decoded here before the first batch
     assert spy.decoded >= len(examples)  # by the batches (and their exports re-read)
 
 
-def test_header_lengths_are_the_loaded_lengths(model, folder, write_wav):
+def test_header_lengths_are_the_loaded_lengths(random_model, folder, write_wav):
     resampled = write_wav("rates/Gong/44k.wav", tone(0.7, rate=44100), rate=44100)
     for root in (folder, resampled.parent.parent):
-        data = load_study_data(model, open_dataset(root).examples)
-        assert data.lengths == [len(load_for_model(f, model).samples) for f in data.files]
+        data = load_study_data(random_model, open_dataset(root).examples)
+        lengths = [len(load_for_model(f, random_model).samples) for f in data.files]
+        assert data.lengths == lengths
 
 
 def test_unreadable_and_short_files_fail_their_cells_and_the_rest_is_done(
@@ -105,9 +100,9 @@ def _clean_pass(model, folder) -> dict:
 
 
 def test_clean_figures_from_rows_equal_a_clean_pass_and_old_rows_get_one(
-    model, folder, tmp_path
+    random_model, folder, tmp_path
 ):
-    expected = _clean_pass(model, folder)
+    expected = _clean_pass(random_model, folder)
     db = tmp_path / "r.sqlite"
     examples = open_dataset(folder).examples
     for older in (False, True):
@@ -115,6 +110,6 @@ def test_clean_figures_from_rows_equal_a_clean_pass_and_old_rows_get_one(
             with sqlite3.connect(db) as connection:
                 connection.execute("UPDATE results SET clean_confidence=NULL")
         with ResultStore(db) as store:
-            summary = run_study(model, examples, StudySpec(**SPEC), store, NullReporter())
+            summary = run_study(random_model, examples, StudySpec(**SPEC), store, NullReporter())
         clean = summary["clean"]
         assert {k: clean[k] for k in expected} == expected, older
