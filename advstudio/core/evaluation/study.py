@@ -426,7 +426,7 @@ def clean_from_rows(
         for row in store.rows(*key):
             if row.file in wanted:
                 clean.setdefault(row.file, (row.orig_pred, row.clean_confidence))
-    older = [i for i, path in enumerate(data.files) if clean.get(path, (0, 0.0))[1] is None]
+    older = [i for i, path in enumerate(data.files) if path in clean and clean[path][1] is None]
     if older:
         again = data.subset(older, model)
         probabilities = predict_proba(model, again.clips, lengths=again.lengths)
