@@ -9,6 +9,9 @@
     allocated (tracemalloc, numpy arrays included) beside the size of all the audio: a study
     holds file lengths, not audio, so the peak stays far below it.
 
+(c) Planning: how long the driver works, and the peak memory it allocates, before the first
+    batch of that plan starts (the plan is stopped there).
+
     python benchmarks/study_scale.py                       # workers 1,2; 500 files
     python benchmarks/study_scale.py --workers 1,2,4 --files 200 --skip-plan
 """
@@ -36,7 +39,7 @@ from advstudio.core.evaluation.cluster import RayExecutor, make_executor
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, run_study
 from advstudio.core.models import load_model
-from advstudio.core.progress import Cancelled, ItemFinished, NullReporter
+from advstudio.core.progress import Cancelled, ItemFinished, JobStarted, NullReporter
 from advstudio.core.resources import demo_clips_dir
 
 
@@ -106,6 +109,43 @@ def throughput(model, workers: list[int], files: int, iters: int, rounds: int, t
     }
 
 
+class _StopAtStart:
+    """Notes the time and the traced peak memory when the study has planned, and sets
+    `cancel` so that it stops there."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel, self.start = cancel, time.perf_counter()
+        self.seconds, self.peak = float("nan"), 0
+
+    def report(self, event) -> None:
+        if isinstance(event, JobStarted):
+            self.seconds = time.perf_counter() - self.start
+            self.peak = tracemalloc.get_traced_memory()[1]
+            self.cancel.set()
+
+
+def planning(model, files: int, seconds: float, tmp: Path) -> dict:
+    """The driver's time and traced peak memory from a study's start to its first batch."""
+    data = make_clips(tmp / "planning", files, seconds)
+    examples = open_dataset(data).examples
+    spec = StudySpec(attacks=["fgsm", "pgdn"], seeds=2, params={"max_iter": "2"}, batch_size=16)
+    cancel = threading.Event()
+    tracemalloc.start()
+    planned = _StopAtStart(cancel)
+    with ResultStore(tmp / "planning.sqlite") as store:
+        try:
+            run_study(model, examples, spec, store, planned, cancel)
+        except Cancelled:
+            pass
+    tracemalloc.stop()
+    return {
+        "cells": files * 2 * 2,
+        "seconds_to_plan": planned.seconds,
+        "peak_traced_mb_to_plan": planned.peak / 2**20,
+        "audio_mb_all_files": files * int(seconds * model.sample_rate) * 4 / 2**20,
+    }
+
+
 class _StopAfter:
     """Sets `cancel` once `cells` results are stored (a study stopped half-way)."""
 
@@ -170,15 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length of the plan")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-plan", action="store_true")
+    parser.add_argument("--planning-only", action="store_true", help="(c) alone")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args(argv)
     model = load_model(device="cpu")
     figures = {}
     with tempfile.TemporaryDirectory(prefix="advstudio-scale-") as tmp:
         if not args.skip_plan:  # first: tracemalloc's peak then holds no Ray start-up
+            figures["planning"] = planning(model, args.files, args.seconds, Path(tmp))
+            print(json.dumps({"planning": figures["planning"]}, indent=1), flush=True)
+        if not (args.skip_plan or args.planning_only):
             figures["plan"] = large_plan(model, args.files, args.seconds, Path(tmp))
             print(json.dumps({"plan": figures["plan"]}, indent=1), flush=True)
-        if not args.skip_throughput:
+        if not (args.skip_throughput or args.planning_only):
             workers = [int(w) for w in args.workers.split(",")]
             figures["throughput"] = throughput(
                 model, workers, args.throughput_files, args.iters, args.rounds, Path(tmp)

@@ -1,18 +1,24 @@
 """Studies on a Ray cluster (`evaluate --executor ray`): a local cluster of two worker CPUs
-stores what the local executor stores, a killed worker is retried, a killed driver resumes,
-an unreadable file fails its cells with the reason, and the one-machine path never loads Ray."""
+stores what the local executor stores, a killed worker is retried, a killed driver resumes, a
+whole cluster killed stops the study with one line and a fresh cluster resumes it, an
+unreadable file fails its cells with the reason, and the one-machine path never loads Ray."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,27 +149,23 @@ def test_a_worker_killed_mid_task_is_retried_or_fails_its_cells(
     assert summary["failed"] == [] and _rows(db) == local_rows
 
 
+def _evaluate(folder: Path, db: Path, executor: str) -> list[str]:
+    """The module's study as an `advstudio evaluate` command line."""
+    command = [sys.executable, "-m", "advstudio", "evaluate", str(folder), "--attack", "fgsm,pgdn"]
+    command += ["--seeds", "2", "--param", "max_iter=10", "--batch-size", "1"]
+    return [*command, "--db", str(db), "--executor", executor]
+
+
+def _wait_for_rows(db: Path, process: subprocess.Popen) -> None:
+    """Until the study in `process` has stored its first rows (or ended, or 3 minutes)."""
+    deadline = time.time() + 180
+    while _count_rows(db) == 0 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+
+
 def test_a_killed_driver_resumes_without_repeating_cells(ray_address, folder, local_rows, tmp_path):
     db = tmp_path / "driver.sqlite"
-    command = [
-        sys.executable,
-        "-m",
-        "advstudio",
-        "evaluate",
-        str(folder),
-        "--attack",
-        "fgsm,pgdn",
-        "--seeds",
-        "2",
-        "--param",
-        "max_iter=10",
-        "--batch-size",
-        "1",
-        "--db",
-        str(db),
-        "--executor",
-        f"ray:{ray_address}",
-    ]
+    command = _evaluate(folder, db, f"ray:{ray_address}")
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         command,
@@ -172,9 +174,7 @@ def test_a_killed_driver_resumes_without_repeating_cells(ray_address, folder, lo
         start_new_session=True,
         env=env,
     )
-    deadline = time.time() + 120
-    while _count_rows(db) == 0 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    _wait_for_rows(db, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     before = _count_rows(db)
@@ -190,6 +190,95 @@ def test_a_killed_driver_resumes_without_repeating_cells(ray_address, folder, lo
         runs = connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     assert len(per_cell) == CELLS and {n for (n,) in per_cell} == {1}  # nothing twice
     assert runs == 2
+    assert _rows(db) == local_rows
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def _in_session(session: int) -> list[int]:
+    """The processes of one session (a cluster started by `ray start` in a session of its own:
+    its head, raylet, agents and workers)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:
+            members.append(int(entry.name))
+    return members
+
+
+def _kill_cluster(session: int) -> None:
+    """SIGKILL every process of the cluster: nothing of it is left to stop cleanly."""
+    for pid in _in_session(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _own_cluster(port: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """A Ray cluster of its own (`ray start --head`, two CPUs) in a session of its own, as an
+    operator starts one; yields its address and session, and kills it at the end. Never
+    `ray stop`, which stops every Ray cluster of this machine's user."""
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are limited
+    log = Path(temp) / "start.log"
+    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"]
+    command += ["--num-cpus", "2", "--port", str(port), "--include-dashboard", "false"]
+    command += ["--disable-usage-stats", "--temp-dir", temp]
+    with log.open("w") as out:
+        head = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        deadline = time.time() + 120
+        while not (found := re.search(r"--address='([^']+)'", log.read_text())):
+            assert time.time() < deadline and head.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield found.group(1), head.pid
+    finally:
+        _kill_cluster(head.pid)
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the cluster's processes through /proc")
+def test_the_whole_cluster_killed_stops_with_one_line_and_a_fresh_one_resumes(
+    folder, local_rows, tmp_path
+):
+    db = tmp_path / "cluster.sqlite"
+    port = _free_port()  # both clusters on it: the rerun is the same command
+    # `ray start` turns Ray's token authentication on, which a driver given the address does
+    # not pick up; this cluster is private to the test
+    env = os.environ | {"PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    with _own_cluster(port, env) as (address, session):
+        command = _evaluate(folder, db, f"ray:{address}")
+        driver = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+        _wait_for_rows(db, driver)
+        _kill_cluster(session)
+        _, err = driver.communicate(timeout=120)
+    before = _count_rows(db)
+    assert 0 < before < CELLS, "kill the cluster between the study's first and last batch"
+    lines = err.strip().splitlines()
+    assert driver.returncode != 0 and "Traceback" not in err, err[-3000:]
+    errors = [line for line in lines if line.startswith("advstudio: error:")]
+    assert len(errors) == 1 and "lost the Ray cluster" in errors[0], err[-3000:]
+    after = lines[lines.index(errors[0]) + 1 :]  # only the progress bar closing
+    assert all(line.startswith("evaluate:") for line in after if line.strip()), after
+    with sqlite3.connect(db) as connection:  # the cells in flight are not failed cells
+        assert connection.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
+
+    with _own_cluster(port, env):
+        resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming: {before} of {CELLS} results already" in resumed.stderr
     assert _rows(db) == local_rows
 
 

@@ -5,6 +5,7 @@ CLI report survival per attack and transform, with the clean accuracy beside it.
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -137,25 +138,39 @@ def test_evaluate_reports_survival_per_attack_and_clean_accuracy(tmp_path, capsy
         )
 
 
-def test_resumed_rows_without_a_condition_are_not_counted_as_measured(tmp_path, capsys):
-    """A store holding rows of a run without noise@10dB, resumed with it over more files:
-    only the new files' examples are measured, and the table says over how many."""
+def test_other_survival_conditions_are_other_cells(tmp_path, capsys):
+    """The conditions are part of each cell's key: a rerun with other conditions redoes the
+    cells and reports the new survival (it reported the first run's, rows being skipped); a
+    rerun with the same conditions redoes nothing."""
     db = tmp_path / "r.sqlite"
+    listing = demo_listing(tmp_path, every=24)
 
-    def evaluate(every, survival):
-        root = tmp_path / f"every{every}"
-        root.mkdir()
-        out = root / "s.json"
-        args = ["evaluate", str(demo_listing(root, every=every)), "--attack", "fgsm"]
-        args += ["--survival", survival, "--survival-draws", "2", "--db", str(db)]
-        assert main([*args, "--json", str(out)]) == 0
-        return json.loads(out.read_text())["table"][0], capsys.readouterr().out
+    def evaluate(survival):
+        out = tmp_path / "s.json"
+        args = ["evaluate", str(listing), "--attack", "fgsm", "--db", str(db)]
+        args += ["--survival", survival, "--survival-draws", "2", "--json", str(out)]
+        args += ["--overwrite"]
+        assert main(args) == 0
+        return json.loads(out.read_text())["table"][0], capsys.readouterr().err
 
-    evaluate(24, "lowpass@1k")
-    row, printed = evaluate(12, "lowpass@1k,noise@10dB")
-    measured = row["survival"]["noise@10dB"]
-    assert row["n_adversarial"] == 2 and measured["n"] == 1 and measured["of"] == 2
-    assert "(1 of 2)" in printed and "stored rows of an earlier run" in printed
+    first, _ = evaluate("lowpass@1k")
+    files = first["n_files"]
+    second, err = evaluate("noise@10dB")
+    assert "resuming" not in err
+    assert set(second["survival"]) == {"noise@10dB"}
+    assert second["survival"]["noise@10dB"]["n"] == second["n_adversarial"] >= 1
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT run_id, survival FROM results").fetchall()
+    assert len(rows) == 2 * files
+    assert {json.dumps(sorted(json.loads(s))) for _, s in rows if s} == {
+        '["lowpass@1k"]',
+        '["noise@10dB"]',
+    }
+    again, err = evaluate("noise@10dB")
+    assert f"resuming: {files} of {files} results already" in err
+    assert again == second
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 2 * files
 
 
 @pytest.mark.parametrize("extra", [["--seeds", "2"], ["--target", "every-label"]])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from advstudio.core.audio import Audio, load_audio
+from advstudio.core.audio.io import read_length
 from advstudio.core.errors import AdvStudioError, NoSamplesError
 from advstudio.core.models.base import AudioClassifier, predict_proba
 
@@ -54,14 +55,25 @@ def clip_for_model(path: str | Path, model: AudioClassifier) -> np.ndarray:
     return samples
 
 
+def length_for_model(path: str | os.PathLike, model: AudioClassifier) -> int:
+    """A file's length at the model's rate from its header (nothing decoded: a study plans
+    thousands of files); too short is the error `load_for_model` gives."""
+    return _long_enough(path, read_length(path, model.sample_rate), model)
+
+
 def check_long_enough(audio: Audio, model: AudioClassifier) -> Audio:
     """`audio` itself, or a one-line error when it is shorter than the model accepts."""
-    if len(audio.samples) < model.min_samples:
+    _long_enough(audio.path, len(audio.samples), model)
+    return audio
+
+
+def _long_enough(path: str | os.PathLike | None, length: int, model: AudioClassifier) -> int:
+    if length < model.min_samples:
         raise NoSamplesError(
-            f"{audio.path}: too short ({len(audio.samples)} samples at {model.sample_rate} Hz; "
+            f"{path}: too short ({length} samples at {model.sample_rate} Hz; "
             f"the model needs at least {model.min_samples})"
         )
-    return audio
+    return length
 
 
 def classify_files(

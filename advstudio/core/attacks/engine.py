@@ -451,4 +451,5 @@ class _Engine:
             already=already,
             against_truth=self.goal.against_truth,
             needed_confidence=self.goal.confidence,
+            clean_confidence=float(self.clean_confidence[clip]),
         )

@@ -37,6 +37,7 @@ class AttackResult:
     against_truth: bool = False  # untargeted success judged against the ground truth
     needed_confidence: float = 0.0  # the goal's confidence (the spectrogram's threshold)
     survival_rate: float | None = None  # EoT: share of fresh transform draws keeping the goal
+    clean_confidence: float | None = None  # the clean clip's top class probability
 
     def holds_for(self, prediction: int, confidence: float) -> bool:
         """Whether a successful attack still succeeds when the model predicts `prediction`

@@ -101,12 +101,17 @@ def _check_readable_path(path: Path) -> None:
         raise EmptyAudioFileError(f"{path}: empty file (0 bytes)")
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
+def _head(path: Path) -> bytes:
+    """A file's first bytes, which tell what a file soundfile cannot read is."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            return fh.read(16)
     except OSError as exc:
         raise AudioError(f"{path}: cannot read the file ({exc.strerror})") from None
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    head = _head(path)
     try:
         with sf.SoundFile(path) as f:
             frames, rate = f.frames, f.samplerate
@@ -124,6 +129,31 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
         return samples
     out = taf.resample(torch.from_numpy(np.ascontiguousarray(samples)), source_rate, target_rate)
     return out.numpy()
+
+
+def resampled_length(frames: int, source_rate: int, target_rate: int) -> int:
+    """How many samples `resample` makes of `frames` (torchaudio's rounding, float32 included),
+    known without the samples."""
+    if source_rate == target_rate:
+        return frames
+    gcd = np.gcd(source_rate, target_rate)
+    return int(np.ceil(np.float32(target_rate // gcd * frames / (source_rate // gcd))))
+
+
+def read_length(path: str | os.PathLike, sample_rate: int | None = None) -> int:
+    """A file's length at `sample_rate` from its header alone (nothing decoded): the same
+    one-line `AudioError`s as `load_audio` for a missing, empty or unreadable file; data cut
+    short of what the header says shows only when the file is loaded."""
+    path = Path(path)
+    _check_readable_path(path)
+    head = _head(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise _classify_unreadable(path, head, str(exc).splitlines()[0]) from None
+    if info.frames <= 0:
+        raise NoSamplesError(f"{path}: the file holds no samples")
+    return resampled_length(info.frames, info.samplerate, sample_rate or info.samplerate)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:

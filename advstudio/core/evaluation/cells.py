@@ -223,6 +223,7 @@ def rows_for_chunk(
                 spectral_snr_db=attack.spectral_snr_db(clips[k], check.samples),
                 survival_rate=rates[k],
                 survival=survival[k],
+                clean_confidence=result.clean_confidence,
             )
         )
     return rows

@@ -13,6 +13,7 @@ retrying forever.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ Item = TypeVar("Item")
 
 INSTALL_HINT = "pip install 'advstudio[cluster]'"
 MAX_RETRIES = 3  # Ray's retries of a task whose worker died
+HEAD_TIMEOUT_S = 2.0  # how long the cluster's head may take to answer before it counts as gone
 RESOURCE_NAMES = {"cpus": "num_cpus", "gpus": "num_gpus"}
 
 
@@ -121,11 +123,13 @@ class RayExecutor:
                 raise ClusterError(
                     f"cannot start or reach the Ray cluster ({where}): {_first_line(exc)}"
                 ) from None
+        self.head = ray.get_runtime_context().gcs_address
         self.source, self.resources, self.max_retries = source, resources, max_retries
         options = {"max_retries": max_retries, **resources}
         self.batch_task = ray.remote(**options)(_run_batch_remote)
         self.work_task = ray.remote(**options)(perform)
         self.running = 0
+        self.lost = False  # the cluster's head stopped answering: nothing to cancel there
 
     def capacity(self) -> int:
         """How many tasks of this size the cluster runs at once (at least one)."""
@@ -196,14 +200,30 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
+                if not ready:
+                    self._check_head()
                 for ref in ready:
                     item = pending.pop(ref)
                     self.running = len(pending)
                     yield item, ref
         finally:
-            for ref in pending:  # cancelled, or the driver stopped reading: free the workers
-                ray.cancel(ref, force=True)
+            for ref in () if self.lost else pending:  # cancelled, or the driver stopped
+                ray.cancel(ref, force=True)  # reading: free the workers
             self.running = 0
+
+    def _check_head(self) -> None:
+        """The whole cluster killed (or its head node): an error naming it, instead of waiting
+        for tasks no node runs any more or recording them as failed. The cells finished are
+        stored; the same command on a cluster started again resumes."""
+        host, _, port = self.head.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=HEAD_TIMEOUT_S).close()
+        except OSError as exc:
+            self.lost = True
+            raise ClusterError(
+                f"lost the Ray cluster (its head {self.head} does not answer: "
+                f"{exc.strerror or exc}); start it again and rerun the same command to resume"
+            ) from None
 
     def _get(self, ref: Any) -> Any:
         """A finished task's value; an advstudio error raised in it is the study's error."""
@@ -215,6 +235,7 @@ class RayExecutor:
             raise
 
     def _lost(self, exc: BaseException) -> str:
+        self._check_head()  # a task lost with the whole cluster is not a failed task
         return f"lost {self.max_retries + 1} times on the cluster ({_first_line(exc)})"
 
     def _outcome(self, ref: Any, batch: CellBatch) -> BatchOutcome:

@@ -118,6 +118,8 @@ def _plan(config: dict[str, Any], model_id: str, n_classes: int) -> tuple | None
             params=config["params"],
             seeds=len(seeds),
             target=config["target"],
+            survival=config.get("survival", ""),
+            survival_draws=config.get("survival_draws", StudySpec.survival_draws),
         )
         if spec.seed_values() != seeds:
             return None

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS results (
     spectral_snr_db REAL,
     survival_rate REAL,
     survival TEXT,
+    clean_confidence REAL,
     PRIMARY KEY (model, file, attack, params, seed, target_mode)
 );
 CREATE TABLE IF NOT EXISTS failures (
@@ -131,7 +132,12 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 """
 # Result columns newer than the first store layout: (name, SQL type), added on open when missing.
-ADDED_COLUMNS = (("spectral_snr_db", "REAL"), ("survival_rate", "REAL"), ("survival", "TEXT"))
+ADDED_COLUMNS = (
+    ("spectral_snr_db", "REAL"),
+    ("survival_rate", "REAL"),
+    ("survival", "TEXT"),
+    ("clean_confidence", "REAL"),
+)
 
 
 def default_store_path() -> Path:
@@ -185,6 +191,9 @@ class ResultRow:
     # A survival report's conditions (JSON {condition: share of fresh draws keeping the goal}),
     # measured on the export of each adversarial example.
     survival: str | None = None
+    # The clean file's top class probability, as the attack saw it (the study's clean
+    # confidence comes from its rows; NULL in rows of older versions).
+    clean_confidence: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, int, str]:

@@ -6,6 +6,7 @@ summary per attack at the grid setting with the highest mean SNR among those tha
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -21,7 +22,7 @@ from advstudio.core.attacks.eot import without_unused_eot
 from advstudio.core.attacks.every_label import EVERY_LABEL, cell_mode, check_every_label
 from advstudio.core.attacks.goals import resolve_target, validate_labelled_set
 from advstudio.core.data.datasets import Example
-from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.errors import AudioError, DatasetError, ParameterError
 from advstudio.core.evaluation.cells import (
     BatchContext,
     CellBatch,
@@ -43,7 +44,7 @@ from advstudio.core.evaluation.summary import (
     summarise_cells,
     summarise_seeds,
 )
-from advstudio.core.inference import load_for_model
+from advstudio.core.inference import length_for_model, load_for_model
 from advstudio.core.metrics import (
     confusion_counts,
     normalise_columns,
@@ -87,6 +88,12 @@ class StudySpec:
             raise ParameterError(f"survival draws must be at least 1, got {self.survival_draws}")
         return parse_conditions(self.survival, "verify")
 
+    def survival_key(self) -> dict[str, Any]:
+        """What the survival report adds to every cell's key: other conditions (or other
+        draws of a random one) measure other survival, so they are other cells. Empty without
+        a report, so that stores written before keep their keys."""
+        return dict(_survival_key(self.survival, self.survival_draws))
+
     def settings(self, attack: str) -> list[Attack]:
         """Every attack instance the grid spans (one when there is no grid). Parameters and
         grid keys apply to the attacks that have them (max_iter means nothing to FGSM); a
@@ -129,6 +136,19 @@ class StudySpec:
         return list(range(n_classes))
 
 
+@functools.lru_cache(maxsize=8)
+def _survival_key(text: str, draws: int) -> tuple[tuple[str, Any], ...]:
+    """The survival report's part of a cell's key, parsed once per study (a recorded-rooms
+    condition reads its folder)."""
+    if not text:
+        return ()
+    conditions = StudySpec(attacks=[], survival=text, survival_draws=draws).survival_conditions()
+    part: dict[str, Any] = {"survival_conditions": [c.spec for c in conditions]}
+    if any(c.random for c in conditions):  # a deterministic condition is heard once
+        part["survival_draws"] = draws
+    return tuple(part.items())
+
+
 class StudyClips(Sequence[np.ndarray]):
     """A study's files at the model's rate, each read when asked for and not kept: a study of
     thousands of files never holds all their audio at once."""
@@ -154,16 +174,28 @@ class StudyData:
     clips: Sequence[np.ndarray]  # StudyClips: read on access
     labels: list[int | None]  # None: an unlabelled file, attacked but in no accuracy
     lengths: list[int] = field(default_factory=list)  # samples at the model's rate
+    unreadable: dict[str, str] = field(default_factory=dict)  # file: why its header failed
 
     def labelled(self) -> np.ndarray:
         """Indices of the files with a label."""
         return np.array([i for i, label in enumerate(self.labels) if label is not None], int)
 
+    def subset(self, indices: Sequence[int], model: AudioClassifier) -> StudyData:
+        """The files at `indices`, in that order, read for `model` when asked for."""
+        files = [self.files[i] for i in indices]
+        return StudyData(
+            files,
+            StudyClips(files, model),
+            [self.labels[i] for i in indices],
+            [self.lengths[i] for i in indices],
+        )
+
 
 def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> StudyData:
-    """Check every file once at the model's rate (unreadable or too short: an error naming the
-    file) and keep its length, not its audio; class names must be the model's (None:
-    unlabelled)."""
+    """Every file's length at the model's rate from its header (nothing decoded: a study of
+    thousands of files reads no audio to plan). A file whose header cannot be read, or too
+    short, is kept with the reason, and fails its cells. Class names must be the model's
+    (None: unlabelled)."""
     unknown = sorted({e.label for e in examples} - set(model.labels) - {None})
     if unknown:
         raise DatasetError(
@@ -173,10 +205,15 @@ def load_study_data(model: AudioClassifier, examples: Sequence[Example]) -> Stud
     if not examples:
         raise DatasetError("the dataset holds no files")
     files = [str(e.path) for e in examples]
-    clips = StudyClips(files, model)
-    lengths = [len(clip) for clip in clips]
+    lengths, unreadable = [], {}
+    for path in files:
+        try:
+            lengths.append(length_for_model(path, model))
+        except AudioError as exc:
+            lengths.append(0)
+            unreadable[path] = str(exc)
     labels = [None if e.label is None else model.labels.index(e.label) for e in examples]
-    return StudyData(files, clips, labels, lengths)
+    return StudyData(files, StudyClips(files, model), labels, lengths, unreadable)
 
 
 def run_study(
@@ -190,17 +227,21 @@ def run_study(
 ) -> dict[str, Any]:
     """Run (or resume) the study and return its summary in the JSON layout of the CLI. The
     executor runs its batches of cells (default: in this process, one after the other); this
-    function alone writes the store, from the rows they return."""
+    function alone writes the store, from the rows they return. The driver decodes no audio
+    to plan (lengths come from the files' headers) and runs no clean pass over the set (the
+    clean figures come from the rows)."""
     executor = executor or LocalExecutor()
     data = load_study_data(model, examples)
     model_id = fingerprint(model)
     settings = {name: spec.settings(name) for name in spec.attacks}
-    shortest = min(data.lengths)
+    readable = [i for i, path in enumerate(data.files) if path not in data.unreadable]
+    shortest = min((data.lengths[i] for i in readable), default=None)
     for attack in (a for group in settings.values() for a in group):  # fail before any work
         resolve_target(attack.goal(spec.target), model.labels)
         validate_labelled_set(attack.goal(spec.target), data.labels)  # before any batch runs
         for part in attack.composition().parts():  # e.g. an STFT longer than a file
-            part.check(shortest)
+            if shortest is not None:
+                part.check(shortest)
         eot = attack.eot()
         if eot is not None:
             eot.bind(model.sample_rate)
@@ -218,11 +259,11 @@ def run_study(
         "params": spec.params,
         "seeds": seeds,
         "target": spec.target,
+        "survival": spec.survival,
+        "survival_draws": spec.survival_draws,
         "files": data.files,
     }
     run_id = store.start_run(model_id, config, versions(), str(model.device))
-    clean_probs = predict_proba(model, data.clips, lengths=data.lengths)
-    clean_pred = clean_probs.argmax(1)
     n_classes = len(model.labels)
     jobs = [
         (a, seed, cell)
@@ -238,8 +279,8 @@ def run_study(
         text = f"resuming: {already} of {total} results already in {store.path}"
         reporter.report(Message("evaluate", text))
     reporter.report(JobStarted("evaluate", total))
-    order = np.argsort(data.lengths, kind="stable")
-    by_length = [data.files[i] for i in order]
+    failed_here = _record_unreadable(store, run_id, jobs, keys, data.unreadable, reporter)
+    by_length = [data.files[i] for i in sorted(readable, key=data.lengths.__getitem__)]
     position = {path: i for i, path in enumerate(data.files)}
     context = BatchContext(
         spec.target, spec.batch_size, tuple(conditions), spec.survival_draws, os.getcwd()
@@ -253,7 +294,6 @@ def run_study(
                 labels = tuple(data.labels[i] for i in indices)
                 yield CellBatch(key, attack, cell, tuple(chunk), tuple(indices), labels)
 
-    failed_here = 0
     # First every file no other study on this store holds, then wait for theirs.
     for wait in (False, True):
         done = _finished_count(store, keys, data.files)
@@ -283,7 +323,7 @@ def run_study(
                             "params": batch.key.params,
                             "seed": batch.key.seed,
                             "label": row.label,
-                            "clean_pred": int(clean_pred[position[row.file]]),
+                            "clean_pred": row.orig_pred,
                             "new_pred": row.new_pred,
                             "adversarial": row.success and row.survived,
                             "snr_db": row.snr_db,
@@ -295,12 +335,13 @@ def run_study(
                         },
                     )
                 )
+    judged, clean_pred, clean_confidence = clean_from_rows(model, store, keys, data)
     per_setting = setting_summaries(
-        store, model_id, spec, settings, cells, data, clean_pred, n_classes
+        store, model_id, spec, settings, cells, judged, clean_pred, n_classes
     )
     chosen = choose_settings(per_setting, spec.min_found)
-    labelled = data.labelled()
-    truth = [data.labels[i] for i in labelled]
+    labelled = judged.labelled()
+    truth = [judged.labels[i] for i in labelled]
     clean_counts = confusion_counts(truth, clean_pred[labelled], n_classes)
     summary: dict[str, Any] = {
         "model": model_id,
@@ -308,8 +349,10 @@ def run_study(
         "clean": {
             "accuracy": float(np.mean(clean_pred[labelled] == truth)) if truth else float("nan"),
             "normalised_accuracy": normalised_accuracy(clean_counts),
-            "n_unlabelled": len(data.files) - len(labelled),
-            "confidence_mean": float(clean_probs.max(1).mean()),
+            "n_unlabelled": len(judged.files) - len(labelled),
+            "confidence_mean": float(clean_confidence.mean())
+            if len(clean_confidence)
+            else float("nan"),
             "confusion": normalise_columns(clean_counts).tolist(),
         },
         "attacks": [entry for per_seed in chosen for entry in per_seed],
@@ -322,7 +365,7 @@ def run_study(
         summary["every_label"] = [
             label_matrix(
                 e["files"],
-                data.files,
+                judged.files,
                 model.labels,
                 f"{e['title']} {params_text(e)} · seed {e['seed']}",
             )
@@ -332,18 +375,70 @@ def run_study(
         row.pop("files")
     if conditions:
         summary["survival_clean"] = clean_survival(
-            model, [data.clips[i] for i in labelled], truth, conditions, spec.survival_draws
+            model, [judged.clips[i] for i in labelled], truth, conditions, spec.survival_draws
         )
     if spec.noise_control:
         summary["noise_control"] = white_noise_control(
             model,
-            [data.clips[i] for i in labelled],  # accuracy needs the files' classes
+            [judged.clips[i] for i in labelled],  # accuracy needs the files' classes
             truth,
             spec.noise_snr_db or _targeted_snr(summary["table"]),
             DEFAULT_SEED,
         )
     reporter.report(JobFinished("evaluate", {"attacks": len(summary["table"])}))
     return summary
+
+
+def _record_unreadable(
+    store: ResultStore,
+    run_id: int,
+    jobs: Sequence[tuple[Attack, int, int | None]],
+    keys: Sequence[SettingKey],
+    unreadable: dict[str, str],
+    reporter: Reporter,
+) -> int:
+    """Fail the cells of files whose header could not be read (those the store does not
+    already hold), each with the reason, before any batch; returns how many."""
+    count = 0
+    for (attack, _, _), key in zip(jobs, keys, strict=True):
+        finished = store.finished_files(*key)
+        failed = [(f, message) for f, message in unreadable.items() if f not in finished]
+        if failed:
+            store.record_failures(run_id, key, failed)
+        for _, message in failed:
+            text = f"failed: {attack.name} seed {key.seed}: {message}"
+            reporter.report(Message("evaluate", text))
+        count += len(failed)
+    return count
+
+
+def clean_from_rows(
+    model: AudioClassifier, store: ResultStore, keys: Sequence[SettingKey], data: StudyData
+) -> tuple[StudyData, np.ndarray, np.ndarray]:
+    """The files the clean figures cover, with each one's clean prediction and top class
+    probability as the attack saw them (its first row in the study's order): the driver runs
+    no clean pass over the set. Rows stored by an older version lack the probability: those
+    files alone go through the model here. A file with no row (its every cell failed) is left
+    out, as a follower's figures leave it (follow.py)."""
+    wanted = set(data.files)
+    clean: dict[str, tuple[int, float | None]] = {}
+    for key in keys:
+        for row in store.rows(*key):
+            if row.file in wanted:
+                clean.setdefault(row.file, (row.orig_pred, row.clean_confidence))
+    older = [i for i, path in enumerate(data.files) if path in clean and clean[path][1] is None]
+    if older:
+        again = data.subset(older, model)
+        probabilities = predict_proba(model, again.clips, lengths=again.lengths)
+        for path, p in zip(again.files, probabilities, strict=True):
+            clean[path] = (int(p.argmax()), float(p.max()))
+    covered = [i for i, path in enumerate(data.files) if path in clean]
+    judged = data.subset(covered, model)
+    return (
+        judged,
+        np.array([clean[path][0] for path in judged.files], int),
+        np.array([clean[path][1] for path in judged.files], np.float32),
+    )
 
 
 def setting_summaries(
@@ -378,11 +473,12 @@ def setting_key(
     model_id: str, attack: Attack, seed: int, spec: StudySpec, cell: int | None = None
 ) -> SettingKey:
     """A row's identity apart from its file; an every-label cell's target mode names its
-    class, so that each cell is stored, and resumed, on its own."""
+    class, so that each cell is stored, and resumed, on its own. The parameters hold the
+    survival report's conditions (none: the keys of stores written before)."""
     return SettingKey(
         model_id,
         attack.name,
-        canonical_params(without_unused_eot(attack.params)),
+        canonical_params(without_unused_eot(attack.params) | spec.survival_key()),
         seed,
         (spec.target or attack.default_target) if cell is None else cell_mode(cell),
     )
