@@ -213,3 +213,13 @@ def test_defend_evaluate_names_each_failed_task_in_one_line_and_exits_1(tmp_path
     failures = [line for line in captured.err.splitlines() if "advstudio: failed:" in line]
     assert len(failures) == 1 and "Gong_0099.flac" in failures[0]
     assert "quantise@8bit" in captured.out  # the other files are judged
+
+
+def test_defend_evaluate_with_a_defense_given_twice_judges_it_twice(tmp_path, capsys):
+    """Both rows' tasks have one key: the study runs it once and prints both rows (it
+    crashed with a traceback: "tasks must have distinct keys")."""
+    folder = demo_folder(tmp_path / "clips", CLIPS[:2])
+    twice = ["--defense", "quantise@8bit", "--defense", "quantise@8bit"]
+    code = main(["defend", "evaluate", str(folder), *twice, "--attack", "fgsm", "--split", "all"])
+    table = capsys.readouterr().out
+    assert code == 0 and table.count("quantise@8bit  fgsm") == 2

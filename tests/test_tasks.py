@@ -69,7 +69,10 @@ def test_failures_are_recorded_and_a_rerun_does_only_what_is_missing(tmp_path):
         assert store.task_failures("squares") == {}
 
 
-def test_duplicate_keys_are_refused(tmp_path):
+def test_tasks_of_one_key_run_once(tmp_path):
+    """A file listed twice, or a defense given twice, makes tasks of one key: one result for
+    both, not a crash."""
     tasks = _tasks()
-    with pytest.raises(ValueError):
-        _run(tmp_path / "s.sqlite", [tasks[0], tasks[0]])
+    CALLS.clear()
+    done, _ = _run(tmp_path / "s.sqlite", [tasks[0], tasks[1], tasks[0]])
+    assert CALLS == ["file0", "file1"] and set(done.results) == {tasks[0].key, tasks[1].key}
