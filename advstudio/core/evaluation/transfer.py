@@ -378,8 +378,8 @@ def _run_tasks(
     singles = [task(t.payload.members, [i]) for t in again for i in t.payload.items]
     if singles:
         redone = run(singles)
-        for t in again:  # their files' outcomes are the single files' now
-            del done.failed[t.key]
+        for t in again:  # their files' outcomes are the single files' now (a key twice: once)
+            done.failed.pop(t.key, None)
         done.results |= redone.results
         done.failed |= redone.failed
     records: dict[str, dict[int, dict[str, Any]]] = {s.name: {} for s in every_source}
