@@ -13,6 +13,7 @@ retrying forever.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ Item = TypeVar("Item")
 INSTALL_HINT = "pip install 'advstudio[cluster]'"
 MAX_RETRIES = 3  # Ray's retries of a task whose worker died
 RESOURCE_NAMES = {"cpus": "num_cpus", "gpus": "num_gpus"}
+CLUSTER_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}  # how Ray's nodes name them
 
 
 class ClusterError(AdvStudioError):
@@ -53,8 +55,8 @@ def parse_resources(text: str) -> dict[str, float]:
             amount = float(value)
         except ValueError:
             raise ParameterError(f"--resources: {part!r} is not NAME=NUMBER") from None
-        if amount < 0:
-            raise ParameterError(f"--resources: {part!r} must not be negative")
+        if not 0 <= amount < math.inf:
+            raise ParameterError(f"--resources: {part!r} must be a number, 0 or more")
         resources[RESOURCE_NAMES[name.strip()]] = amount
     return {"num_cpus": 1.0} | resources
 
@@ -108,6 +110,12 @@ class RayExecutor:
         max_retries: int = MAX_RETRIES,
     ) -> None:
         ray = self.ray = _import_ray()
+        options = {"max_retries": max_retries, **resources}
+        try:  # Ray's own checks of the amounts, before a cluster is started or reached
+            self.batch_task = ray.remote(**options)(_run_batch_remote)
+            self.work_task = ray.remote(**options)(perform)
+        except ValueError as exc:
+            raise ParameterError(f"--resources: {_first_line(exc)}") from None
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -122,19 +130,32 @@ class RayExecutor:
                     f"cannot start or reach the Ray cluster ({where}): {_first_line(exc)}"
                 ) from None
         self.source, self.resources, self.max_retries = source, resources, max_retries
-        options = {"max_retries": max_retries, **resources}
-        self.batch_task = ray.remote(**options)(_run_batch_remote)
-        self.work_task = ray.remote(**options)(perform)
         self.running = 0
+        self._check_a_node_fits()
+
+    def _check_a_node_fits(self) -> None:
+        """Refuse tasks bigger than every node: Ray would wait for such a node forever."""
+        nodes = [node["Resources"] for node in self.ray.nodes() if node.get("Alive")]
+        asked = {CLUSTER_NAMES[key]: amount for key, amount in self.resources.items()}
+        if any(all(node.get(name, 0.0) >= n for name, n in asked.items()) for node in nodes):
+            return
+        wanted = ",".join(f"{key[4:]}={amount:g}" for key, amount in self.resources.items())
+        offered = "; ".join(
+            " ".join(f"{name} {node.get(name, 0.0):g}" for name in CLUSTER_NAMES.values())
+            for node in nodes
+        )
+        raise ClusterError(
+            f"--resources {wanted}: no node of the cluster has that much for one task "
+            f"(its nodes: {offered or 'none'}); ask for less or add such a node"
+        )
 
     def capacity(self) -> int:
         """How many tasks of this size the cluster runs at once (at least one)."""
         total = self.ray.cluster_resources()
         fits = [
-            total.get(name, 0.0) / amount
+            total.get(CLUSTER_NAMES[key], 0.0) / amount
             for key, amount in self.resources.items()
             if amount > 0
-            for name in (("CPU",) if key == "num_cpus" else ("GPU",))
         ]
         return max(1, int(min(fits))) if fits else 1
 
