@@ -181,12 +181,16 @@ class RayExecutor:
     def map(
         self, work: Work, tasks: Sequence[Task], cancel: threading.Event | None
     ) -> Iterator[tuple[Task, TaskOutcome]]:
-        """Each task's work as a Ray task; a task lost more often than Ray retries it fails
-        with the reason."""
+        """Each task's work as a Ray task; a task lost more often than Ray retries it, or
+        whose work raised an error of another kind than a bad input's (a GPU out of memory,
+        a bug: Ray does not retry those), fails with the reason."""
         submit = self.work_task.remote
         for task, ref in self._submitted(tasks, lambda t: submit(work, t.payload), cancel):
             try:
                 yield task, self._get(ref)
+            except self.ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if isinstance(exc.cause, Exception) else exc
+                yield task, TaskOutcome(error=f"{type(cause).__name__}: {_first_line(cause)}")
             except self.ray.exceptions.RayError as exc:
                 yield task, TaskOutcome(error=self._lost(exc))
 
