@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from advstudio.core.errors import AdvStudioError
-from advstudio.core.progress import ItemFinished, JobStarted, Message, Reporter
+from advstudio.core.progress import Event, ItemFinished, JobStarted, Message, Reporter
 
 Work = Callable[[Any], Any]
 
@@ -139,3 +139,15 @@ def run_tasks(
         detail = {"failed": outcome.error is not None, "running": executor.running}
         reporter.report(ItemFinished(kind, finished, len(tasks), task.name, detail))
     return done
+
+
+class QuietFailures:
+    """Passes every event on but `run_tasks`' failure messages: for a study whose caller
+    reports each failure once, at the end (the CLI's `advstudio: failed:` lines)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def report(self, event: Event) -> None:
+        if not (isinstance(event, Message) and event.text.startswith("failed: ")):
+            self.reporter.report(event)
