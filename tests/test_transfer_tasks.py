@@ -214,3 +214,14 @@ def test_a_file_listed_twice_beside_a_bad_one_is_done_once(study, data, tmp_path
     )  # fmt: skip
     assert results["files"] == [str(good.path)] * 2
     assert {f["file"] for f in results["failed"]} == {str(bad)}
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_cli_transfer_refuses_a_batch_size_below_one_in_one_line(model_dirs, data, size, capsys):
+    """0 ended in a traceback (a range of step 0), -1 in an empty matrix and exit 0."""
+    status = main([
+        "transfer", str(data), "--models", str(model_dirs["cnn"]), "--attack", "fgsm",
+        "--batch-size", size,
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and err == f"advstudio: error: --batch-size must be at least 1, got {size}\n"
