@@ -462,6 +462,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     from advstudio.core.reports.transfer import format_transfer, write_transfer_report
 
     outputs = check_outputs_free(args)
+    check_counts(args)
     attack = make_attack(args.attack, args.preset, **attack_params(args))
     paths = [p.strip() for p in args.models.split(",") if p.strip()]
     if not paths:
@@ -685,7 +686,8 @@ def canonical_target(target: str | None, labels: Sequence[str]) -> str | None:
 def check_counts(args: argparse.Namespace) -> None:
     """Refuse, before any work, a --batch-size that would batch nothing (a zero step crashes
     the batching) and a --limit that would leave no file."""
-    for option, value in (("--batch-size", args.batch_size), ("--limit", args.limit)):
+    counts = (("--batch-size", args.batch_size), ("--limit", getattr(args, "limit", None)))
+    for option, value in counts:
         if value is not None and value < 1:
             raise ParameterError(f"{option} must be at least 1, got {value}")
 

@@ -211,3 +211,19 @@ def test_cli_executor_errors_are_one_line(planted, capsys):
     status = main(["audit", str(planted), "--executor", "spark"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "is not local, ray or ray:ADDRESS" in err
+
+
+def test_a_failed_task_is_left_to_the_caller_to_print_once(planted, tmp_path):
+    """The CLI prints each failed task once at the end (`advstudio: failed: ...`); the
+    progress reporter does not print it a second time as it happens."""
+    folder = shutil.copytree(planted, tmp_path / "set")
+    paths = sorted(folder.rglob("*.wav"))
+    tasks = plan_batches(paths, [p.name for p in paths], 4, ("silence",), True, None, False)
+    paths[5].unlink()  # seen when planned, gone when the task runs
+    reporter = RecordingReporter()
+    with ResultStore(":memory:") as store:
+        run_id = store.start_run("", {}, {}, "cpu")
+        done = run_file_tasks(tasks, store, run_id, LocalExecutor(), reporter, None)
+    assert list(done.failed) == [tasks[1].name]
+    said = [e.text for e in reporter.events if isinstance(e, Message)]
+    assert not [text for text in said if paths[5].name in text], said

@@ -20,7 +20,7 @@ from advstudio.core.evaluation.model_source import ModelSource
 from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.models import load_model
 from advstudio.core.models.store import save_model_dir
-from advstudio.core.progress import ItemFinished, Message, RecordingReporter
+from advstudio.core.progress import ItemFinished, JobFinished, Message, RecordingReporter
 
 CLIPS = (
     "Gong/Gong_0007.flac",
@@ -213,3 +213,26 @@ def test_defend_evaluate_names_each_failed_task_in_one_line_and_exits_1(tmp_path
     failures = [line for line in captured.err.splitlines() if "advstudio: failed:" in line]
     assert len(failures) == 1 and "Gong_0099.flac" in failures[0]
     assert "quantise@8bit" in captured.out  # the other files are judged
+
+
+def test_defend_evaluate_with_a_defense_given_twice_judges_it_twice(tmp_path, capsys):
+    """Both rows' tasks have one key: the study runs it once and prints both rows (it
+    crashed with a traceback: "tasks must have distinct keys")."""
+    folder = demo_folder(tmp_path / "clips", CLIPS[:2])
+    twice = ["--defense", "quantise@8bit", "--defense", "quantise@8bit"]
+    code = main(["defend", "evaluate", str(folder), *twice, "--attack", "fgsm", "--split", "all"])
+    table = capsys.readouterr().out
+    assert code == 0 and table.count("quantise@8bit  fgsm") == 2
+
+
+def test_a_failure_is_said_once_and_the_bar_ends_before_the_table(model, tmp_path, capsys):
+    """The CLI prints each failed task once (`advstudio: failed: ...`, not also as a
+    progress message), and the study's bar ends before the table is printed (its header
+    was glued to the bar's last line in a terminal)."""
+    folder = demo_folder(tmp_path / "clips", CLIPS[:2])
+    (folder / "Gong" / "Gong_0099.flac").write_bytes(b"not audio at all")
+    reporter = RecordingReporter()
+    study = _study(model, folder, ":memory:", LocalExecutor(), ["quantise@8bit"], reporter)
+    assert len(study.failed) == len(ATTACKS)
+    assert not [e for e in reporter.events if isinstance(e, Message) and "Gong_0099" in e.text]
+    assert isinstance(reporter.events[-1], JobFinished) and reporter.events[-1].job == "defense"

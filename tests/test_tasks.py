@@ -69,7 +69,38 @@ def test_failures_are_recorded_and_a_rerun_does_only_what_is_missing(tmp_path):
         assert store.task_failures("squares") == {}
 
 
-def test_duplicate_keys_are_refused(tmp_path):
+def test_tasks_of_one_key_run_once(tmp_path):
+    """A file listed twice, or a defense given twice, makes tasks of one key: one result for
+    both, not a crash."""
     tasks = _tasks()
-    with pytest.raises(ValueError):
-        _run(tmp_path / "s.sqlite", [tasks[0], tasks[0]])
+    CALLS.clear()
+    done, _ = _run(tmp_path / "s.sqlite", [tasks[0], tasks[1], tasks[0]])
+    assert CALLS == ["file0", "file1"] and set(done.results) == {tasks[0].key, tasks[1].key}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "{not json",
+        "[" * 100_000,  # deeper than the parser goes
+        '{"a":{"__array__":"|O","shape":[1],"data":"AAAAAAAAAAA="}}',  # an object array
+        '{"a":{"__array__":"<f4","shape":[5],"data":"AAAAAA=="}}',  # data of another shape
+        '{"a":{"__array__":"no such type","shape":[1],"data":""}}',
+    ],
+)
+def test_a_stored_result_that_cannot_be_read_is_redone(tmp_path, stored):
+    """A store is a file a user may be handed: a task row that is not a result this version
+    wrote (damaged, or made by hand) is done again and replaced, never a traceback."""
+    import sqlite3
+
+    db = tmp_path / "s.sqlite"
+    tasks = _tasks()
+    _run(db, tasks)
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE tasks SET result=? WHERE key=?", (stored, tasks[1].key))
+    CALLS.clear()
+    done, _ = _run(db, tasks)
+    assert CALLS == ["file1"] and len(done.results) == 4
+    assert np.array_equal(done.results[tasks[1].key]["square"], [0, 1, 4])
+    with ResultStore(db) as store:
+        assert set(store.task_results("squares", [t.key for t in tasks])) == {t.key for t in tasks}

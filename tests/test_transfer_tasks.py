@@ -195,3 +195,33 @@ def test_cli_transfer_on_ray_with_a_bad_file_resumes_locally(
     assert status == 1 and failed_again == failed
     local = json.loads((tmp_path / "local.json").read_text())
     assert local == on_ray
+
+
+def test_a_file_listed_twice_beside_a_bad_one_is_done_once(study, data, tmp_path):
+    """A list naming a good and a bad file twice makes two batches of one key that fail:
+    the study does their files again one by one, once, and reports the bad file (it crashed
+    with "tasks must have distinct keys", then with a KeyError)."""
+    from advstudio.core.data.datasets import Example
+
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio at all")
+    good = open_dataset(data).examples[0]
+    examples = [good, Example(bad, good.label)] * 2
+    models, sources, mapping = study
+    results = run_transfer(
+        models, [], examples, make_attack("fgsm", None, eps=0.02), None, None,
+        batch_size=2, sources=sources, label_map=mapping,
+    )  # fmt: skip
+    assert results["files"] == [str(good.path)] * 2
+    assert {f["file"] for f in results["failed"]} == {str(bad)}
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_cli_transfer_refuses_a_batch_size_below_one_in_one_line(model_dirs, data, size, capsys):
+    """0 ended in a traceback (a range of step 0), -1 in an empty matrix and exit 0."""
+    status = main([
+        "transfer", str(data), "--models", str(model_dirs["cnn"]), "--attack", "fgsm",
+        "--batch-size", size,
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and err == f"advstudio: error: --batch-size must be at least 1, got {size}\n"

@@ -33,7 +33,7 @@ from advstudio.core.audit.findings import Finding
 from advstudio.core.audit.fingerprint import Fingerprint
 from advstudio.core.errors import DatasetError
 from advstudio.core.evaluation.model_source import ModelSource, source_model
-from advstudio.core.evaluation.tasks import Task, TaskExecutor, run_tasks, task_key
+from advstudio.core.evaluation.tasks import QuietFailures, Task, TaskExecutor, run_tasks, task_key
 from advstudio.core.progress import Reporter
 
 KIND = "audit"  # the store's name for the audit's tasks
@@ -154,8 +154,10 @@ def run_file_tasks(
     reporter: Reporter,
     cancel: threading.Event | None,
 ) -> FileResults:
-    """Every task's results, from the store or run now, gathered in the set's order."""
-    done = run_tasks(KIND, audit_file_batch, tasks, store, run_id, executor, reporter, cancel)
+    """Every task's results, from the store or run now, gathered in the set's order (the
+    failed tasks in `failed`, for the caller to report)."""
+    quiet = QuietFailures(reporter)
+    done = run_tasks(KIND, audit_file_batch, tasks, store, run_id, executor, quiet, cancel)
     gathered = FileResults()
     embedded: list[tuple[FileBatch, dict[str, Any]]] = []
     for task in tasks:

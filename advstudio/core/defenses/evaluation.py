@@ -58,11 +58,11 @@ from advstudio.core.data.datasets import Example
 from advstudio.core.defenses.wrapper import DefendedClassifier
 from advstudio.core.errors import DatasetError, ModelError, ParameterError
 from advstudio.core.evaluation.model_source import ModelSource, source_model
-from advstudio.core.evaluation.tasks import Task, TaskExecutor, run_tasks, task_key
+from advstudio.core.evaluation.tasks import QuietFailures, Task, TaskExecutor, run_tasks, task_key
 from advstudio.core.inference import check_long_enough
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.loading import load_model
-from advstudio.core.progress import NullReporter, Reporter
+from advstudio.core.progress import JobFinished, NullReporter, Reporter
 from advstudio.core.seeding import seeded_generator
 from advstudio.core.training import versions
 
@@ -237,7 +237,9 @@ def evaluate_defenses(
     run_id = store.start_run(base.fingerprint, config, versions(), base.device)
     reporter = reporter or NullReporter()
     tasks = list(planned.values())
-    done = run_tasks(KIND, run_defense_task, tasks, store, run_id, executor, reporter, cancel)
+    quiet = QuietFailures(reporter)  # the caller reports each failure once
+    done = run_tasks(KIND, run_defense_task, tasks, store, run_id, executor, quiet, cancel)
+    reporter.report(JobFinished(KIND, {"tasks": len(tasks), "failed": len(done.failed)}))
     evaluations = []
     for d, (defense, _) in enumerate(defenses):
         per_batch = [

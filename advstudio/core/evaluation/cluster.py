@@ -13,6 +13,7 @@ retrying forever.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +39,7 @@ INSTALL_HINT = "pip install 'advstudio[cluster]'"
 MAX_RETRIES = 3  # Ray's retries of a task whose worker died
 HEAD_TIMEOUT_S = 2.0  # how long the cluster's head may take to answer before it counts as gone
 RESOURCE_NAMES = {"cpus": "num_cpus", "gpus": "num_gpus"}
+CLUSTER_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}  # how Ray's nodes name them
 
 
 class ClusterError(AdvStudioError):
@@ -55,8 +57,8 @@ def parse_resources(text: str) -> dict[str, float]:
             amount = float(value)
         except ValueError:
             raise ParameterError(f"--resources: {part!r} is not NAME=NUMBER") from None
-        if amount < 0:
-            raise ParameterError(f"--resources: {part!r} must not be negative")
+        if not 0 <= amount < math.inf:
+            raise ParameterError(f"--resources: {part!r} must be a number, 0 or more")
         resources[RESOURCE_NAMES[name.strip()]] = amount
     return {"num_cpus": 1.0} | resources
 
@@ -110,6 +112,12 @@ class RayExecutor:
         max_retries: int = MAX_RETRIES,
     ) -> None:
         ray = self.ray = _import_ray()
+        options = {"max_retries": max_retries, **resources}
+        try:  # Ray's own checks of the amounts, before a cluster is started or reached
+            self.batch_task = ray.remote(**options)(_run_batch_remote)
+            self.work_task = ray.remote(**options)(perform)
+        except ValueError as exc:
+            raise ParameterError(f"--resources: {_first_line(exc)}") from None
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -125,20 +133,33 @@ class RayExecutor:
                 ) from None
         self.head = ray.get_runtime_context().gcs_address
         self.source, self.resources, self.max_retries = source, resources, max_retries
-        options = {"max_retries": max_retries, **resources}
-        self.batch_task = ray.remote(**options)(_run_batch_remote)
-        self.work_task = ray.remote(**options)(perform)
         self.running = 0
         self.lost = False  # the cluster's head stopped answering: nothing to cancel there
+        self._check_a_node_fits()
+
+    def _check_a_node_fits(self) -> None:
+        """Refuse tasks bigger than every node: Ray would wait for such a node forever."""
+        nodes = [node["Resources"] for node in self.ray.nodes() if node.get("Alive")]
+        asked = {CLUSTER_NAMES[key]: amount for key, amount in self.resources.items()}
+        if any(all(node.get(name, 0.0) >= n for name, n in asked.items()) for node in nodes):
+            return
+        wanted = ",".join(f"{key[4:]}={amount:g}" for key, amount in self.resources.items())
+        offered = "; ".join(
+            " ".join(f"{name} {node.get(name, 0.0):g}" for name in CLUSTER_NAMES.values())
+            for node in nodes
+        )
+        raise ClusterError(
+            f"--resources {wanted}: no node of the cluster has that much for one task "
+            f"(its nodes: {offered or 'none'}); ask for less or add such a node"
+        )
 
     def capacity(self) -> int:
         """How many tasks of this size the cluster runs at once (at least one)."""
         total = self.ray.cluster_resources()
         fits = [
-            total.get(name, 0.0) / amount
+            total.get(CLUSTER_NAMES[key], 0.0) / amount
             for key, amount in self.resources.items()
             if amount > 0
-            for name in (("CPU",) if key == "num_cpus" else ("GPU",))
         ]
         return max(1, int(min(fits))) if fits else 1
 
@@ -164,14 +185,14 @@ class RayExecutor:
     def map(
         self, work: Work, tasks: Sequence[Task], cancel: threading.Event | None
     ) -> Iterator[tuple[Task, TaskOutcome]]:
-        """Each task's work as a Ray task; a task lost more often than Ray retries it fails
-        with the reason."""
+        """Each task's work as a Ray task; one that fails otherwise than for a bad input
+        fails with the reason (`_failure`)."""
         submit = self.work_task.remote
         for task, ref in self._submitted(tasks, lambda t: submit(work, t.payload), cancel):
             try:
                 yield task, self._get(ref)
             except self.ray.exceptions.RayError as exc:
-                yield task, TaskOutcome(error=self._lost(exc))
+                yield task, TaskOutcome(error=self._failure(exc))
 
     def _submitted(
         self,
@@ -234,17 +255,22 @@ class RayExecutor:
                 raise exc.cause from None
             raise
 
-    def _lost(self, exc: BaseException) -> str:
+    def _failure(self, exc: BaseException) -> str:
+        """Why a task failed: the error its work raised (a GPU out of memory, a bug: Ray does
+        not retry those), or its worker lost more often than Ray retries it."""
+        if isinstance(exc, self.ray.exceptions.RayTaskError):
+            cause = exc.cause if isinstance(exc.cause, Exception) else exc
+            return f"{type(cause).__name__}: {_first_line(cause)}"
         self._check_head()  # a task lost with the whole cluster is not a failed task
         return f"lost {self.max_retries + 1} times on the cluster ({_first_line(exc)})"
 
     def _outcome(self, ref: Any, batch: CellBatch) -> BatchOutcome:
-        """A finished batch's rows; a batch whose worker died more often than Ray retries it
-        fails its cells with the reason."""
+        """A finished batch's rows; a batch that failed (its work's error, or its worker lost
+        beyond the retries) fails its cells with the reason."""
         try:
             return self._get(ref)
-        except self.ray.exceptions.RayError as exc:  # a worker or node lost beyond the retries
-            reason = self._lost(exc)
+        except self.ray.exceptions.RayError as exc:
+            reason = self._failure(exc)
             return BatchOutcome([], [(file, f"{file}: {reason}") for file in batch.files])
 
 

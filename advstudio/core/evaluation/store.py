@@ -461,7 +461,8 @@ class ResultStore:
         return dict(rows)
 
     def task_results(self, kind: str, keys: Sequence[str]) -> dict[str, Any]:
-        """{key: result} of the tasks of `keys` that finished (failed ones are not)."""
+        """{key: result} of the tasks of `keys` that finished (failed ones are not, nor a
+        row that holds no result this version wrote: damaged or made by hand, it is redone)."""
         from advstudio.core.evaluation.tasks import loads
 
         wanted, found = set(keys), {}
@@ -471,7 +472,8 @@ class ResultStore:
             )
             for key, result in cursor:
                 if key in wanted:
-                    found[key] = loads(result)
+                    with contextlib.suppress(ValueError, TypeError, RecursionError):
+                        found[key] = loads(result)
         return found
 
     def write_task(self, run_id: int, kind: str, key: str, name: str, result: str) -> None:

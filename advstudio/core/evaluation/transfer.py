@@ -46,11 +46,18 @@ from advstudio.core.errors import DatasetError
 from advstudio.core.evaluation.cells import LocalExecutor
 from advstudio.core.evaluation.model_source import ModelSource, source_model
 from advstudio.core.evaluation.store import IN_MEMORY, ResultStore, canonical_params
-from advstudio.core.evaluation.tasks import Task, TaskExecutor, TaskResults, run_tasks, task_key
+from advstudio.core.evaluation.tasks import (
+    QuietFailures,
+    Task,
+    TaskExecutor,
+    TaskResults,
+    run_tasks,
+    task_key,
+)
 from advstudio.core.inference import check_long_enough
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.ensemble import EnsembleClassifier, align_labels, at_rate
-from advstudio.core.progress import Event, JobFinished, Message, NullReporter, Reporter
+from advstudio.core.progress import JobFinished, NullReporter, Reporter
 from advstudio.core.training import versions
 
 KIND = "transfer"  # the store's name for this study's tasks
@@ -365,7 +372,7 @@ def _run_tasks(
         return Task(payload.key(), payload.name(), payload)
 
     def run(tasks: list[Task]) -> TaskResults:
-        quiet = _QuietFailures(reporter)  # the caller reports failures, once each
+        quiet = QuietFailures(reporter)  # the caller reports failures, once each
         done = run_tasks(KIND, attack_and_classify, tasks, store, run_id, executor, quiet, cancel)
         reporter.report(JobFinished(KIND, {"tasks": len(tasks), "failed": len(done.failed)}))
         return done
@@ -378,8 +385,8 @@ def _run_tasks(
     singles = [task(t.payload.members, [i]) for t in again for i in t.payload.items]
     if singles:
         redone = run(singles)
-        for t in again:  # their files' outcomes are the single files' now
-            del done.failed[t.key]
+        for t in again:  # their files' outcomes are the single files' now (a key twice: once)
+            done.failed.pop(t.key, None)
         done.results |= redone.results
         done.failed |= redone.failed
     records: dict[str, dict[int, dict[str, Any]]] = {s.name: {} for s in every_source}
@@ -436,18 +443,6 @@ def _source_row(
             for i, r in attacked
         ],
     }
-
-
-class _QuietFailures:
-    """Passes every event on but the tasks' failure messages (reported once, by the caller,
-    from the results: a failed batch of files is done again file by file)."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    def report(self, event: Event) -> None:
-        if not (isinstance(event, Message) and event.text.startswith("failed: ")):
-            self.reporter.report(event)
 
 
 def _device(models: dict[str, AudioClassifier]) -> str:
