@@ -201,7 +201,7 @@ def apply_conditions(
     if noise is not None:
         out = clean + noise_scale(clean, noise, conditions.snr_db) * noise
     out = at_peak(out, conditions.level_dbfs)
-    if conditions.codec is not None:
+    if conditions.codec is not None and out.any():  # a codec's silence is not quite silent
         codec: Codec = parse_transform(conditions.codec)  # type: ignore[assignment]
         offset = int(rng.integers(codec.frame_size(codec.coded_rate(rate))))
         coded = codec.code_clip(out.astype(np.float32), rate, offset).astype(np.float64)
