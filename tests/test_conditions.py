@@ -6,6 +6,7 @@ round trip, and the distributions over 1,000 draws. Short clips at 16 kHz; rooms
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -123,6 +124,8 @@ def test_a_codec_changes_the_signal_but_keeps_its_length(codec):
     assert coded.shape == clip.shape
     error = np.sqrt(np.mean((coded - plain) ** 2) / np.mean(plain**2))
     assert 1e-3 < error < 0.5  # coded, and still the same clip, time-aligned
+    offset = apply_conditions(clip, RATE, replace(DRY, codec=codec), np.random.default_rng(1))
+    assert offset.tobytes() != coded.tobytes()  # another frame offset, drawn from the generator
 
 
 def test_data_rooms_come_from_a_bank_apart_from_the_survival_banks():
@@ -152,6 +155,8 @@ def test_columns_round_trip_through_a_metadata_csv(tmp_path):
     with path.open(newline="") as rows:
         back = [RecordingConditions.from_columns(row) for row in csv.DictReader(rows)]
     assert back == draws
+    decibels = [c.columns()[name] for c in draws for name in ("snr_db", "level_dbfs")]
+    assert all(re.fullmatch(r"-?\d+\.\d", text) for text in decibels if text)  # 0.1 dB steps
     assert all(set(c.columns()) == set(COLUMNS) for c in draws)
     assert all(isinstance(v, str) for c in draws for v in c.columns().values())
 
