@@ -169,6 +169,7 @@ def test_columns_round_trip_through_a_metadata_csv(tmp_path):
         {"band": "3400-300"},
         {"noise": "rain"},
         {"snr_db": ""},
+        {"snr_db": "nan"},
         {"level_dbfs": "loud"},
         {"codec": "vorbis@q2"},
     ],
@@ -186,6 +187,8 @@ def test_bad_clips_are_refused_and_silence_stays_silent():
     silent = np.zeros(RATE // 4, np.float32)
     noisy = replace(DRY, noise="pink", snr_db=10.0, codec="opus@64k")
     assert not apply_conditions(silent, RATE, noisy, np.random.default_rng(0)).any()
+    everything = replace(noisy, room="small#0", band=(300.0, 3400.0))
+    assert apply_conditions(silent[:0], RATE, everything, np.random.default_rng(0)).size == 0
 
 
 def test_distributions_over_1000_draws_are_as_stated():

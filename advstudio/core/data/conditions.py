@@ -130,7 +130,8 @@ class RecordingConditions:
         if self.band is not None and not 0 <= self.band[0] < self.band[1]:
             problems.append(f"band {self.band!r}")
         if (self.noise is None) != (self.snr_db is None) or (
-            self.noise is not None and self.noise not in NOISE_SHARES
+            self.noise is not None
+            and (self.noise not in NOISE_SHARES or not math.isfinite(self.snr_db))
         ):
             problems.append(f"noise {self.noise!r} at {self.snr_db!r} dB")
         if not -math.inf < self.level_dbfs <= 0:
@@ -187,6 +188,8 @@ def apply_conditions(
     if clean.ndim != 1 or not np.all(np.isfinite(clean)):
         raise DatasetError("recording conditions take a finite mono clip")
     length = clean.size
+    if length == 0:
+        return clean.astype(np.float32)
     if conditions.room is not None:
         kind, _, index = conditions.room.partition("#")
         response = simulate_room(kind, ROOM_ROLE, int(index), rate).response
