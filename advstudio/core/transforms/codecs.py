@@ -123,9 +123,17 @@ class Codec(Transform):
     def delay(self, decoded: int, encoded: int) -> int:
         return 0
 
-    def apply(self, wave, lengths, rate, generators):
+    def code_clip(self, clip: np.ndarray, rate: int, offset: int) -> np.ndarray:
+        """One clip (float32 at `rate`) coded at the codec's rate with `offset` zero samples in
+        front (0 .. frame size - 1), back at `rate`; the output may fall short of the clip's
+        length by a sample or so of resampling (no longer)."""
         target = self.coded_rate(rate)
-        frame = self.frame_size(target)
+        resampled = resample(clip, rate, target)
+        coded = self.code(np.concatenate([np.zeros(offset, np.float32), resampled]), target)
+        return resample(coded[offset:], target, rate)[: len(clip)]
+
+    def apply(self, wave, lengths, rate, generators):
+        frame = self.frame_size(self.coded_rate(rate))
         rows = wave.detach().cpu().numpy().astype(np.float32)
         out = np.zeros_like(rows)
         offsets = [
@@ -133,9 +141,7 @@ class Codec(Transform):
         ]
 
         def code_row(i: int, length: int) -> None:
-            clip = resample(rows[i, :length], rate, target)
-            coded = self.code(np.concatenate([np.zeros(offsets[i], np.float32), clip]), target)
-            back = resample(coded[offsets[i] :], target, rate)[:length]
+            back = self.code_clip(rows[i, :length], rate, offsets[i])
             out[i, : len(back)] = back
 
         # libsndfile runs without the GIL: the rows of a batch code in parallel.

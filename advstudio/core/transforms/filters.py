@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from advstudio.core.errors import ParameterError
@@ -69,6 +70,17 @@ class BandFilter(Transform):
             return torch.fft.irfft(torch.fft.rfft(row, n=n) * self.gain(freqs), n=n)[: len(row)]
 
         return each_row_alone(wave, lengths, filtered)
+
+
+def band_limit(samples: np.ndarray, rate: int, low: float, high: float) -> np.ndarray:
+    """One clip (1-D numpy) through the band (low, high) Hz, outside any batch: the one-off form
+    that data rendering uses, with the transform's numbers (float64 inside, the input's dtype
+    out). A cut-off at or above the Nyquist frequency is a ParameterError."""
+    band = BandFilter(f"bandpass@{low:g}-{high:g}", low, high)
+    band.check(rate)
+    row = torch.from_numpy(np.asarray(samples, dtype=np.float64))[None]
+    out = band(row, torch.tensor([row.shape[-1]]), rate, [])[0].numpy()
+    return out.astype(np.asarray(samples).dtype)
 
 
 def _rising_edge(freqs: torch.Tensor, zero: float, one: float) -> torch.Tensor:

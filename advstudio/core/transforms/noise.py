@@ -5,10 +5,14 @@ clip's draw does not depend on its batch mates' lengths) and scaled so that the 
 row's own energy to the noise energy, both within its length, is the SNR asked for. The scale
 follows the waveform's energy, and the gradient flows through both the signal and the scale.
 Pink noise has a power spectrum falling as 1/f (no DC), shaped in the frequency domain.
+
+`coloured_noise` is the numpy form for data rendering (drawn from a numpy Generator, one clip
+at a time), in three colours: white, pink (1/f) and brown (1/f^2).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +20,21 @@ from advstudio.core.transforms.base import Transform
 from advstudio.core.transforms.quantities import DECIBELS, parse_quantity
 
 _TINY = 1e-20  # keeps the scale's gradient finite on a silent row
+COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1/f^exponent
+
+
+def coloured_noise(length: int, colour: str, rng: np.random.Generator) -> np.ndarray:
+    """`length` samples (float64, unit RMS, no DC unless white) of noise of `colour` (a key of
+    `COLOUR_EXPONENTS`), shaped from white Gaussian noise drawn from `rng`."""
+    white = rng.standard_normal(length)
+    exponent = COLOUR_EXPONENTS[colour]
+    if exponent and length > 1:
+        spectrum = np.fft.rfft(white)
+        bins = np.arange(spectrum.size, dtype=np.float64)
+        spectrum *= np.where(bins > 0, np.maximum(bins, 1.0) ** (-exponent / 2), 0.0)
+        white = np.fft.irfft(spectrum, n=length)
+    rms = np.sqrt(np.mean(white**2)) if length else 0.0
+    return white / rms if rms > 0 else white
 
 
 class Noise(Transform):

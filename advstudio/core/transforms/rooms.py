@@ -15,8 +15,9 @@ uniformly at 1.0-2.0 m height, at least 0.5 m from every wall and at least 1 m a
 
 `describe()` reports the RT60 measured on the responses drawn. Room i of a kind for a
 role is drawn from the seed (kind, role, i), i < `BANK_SIZE`: the "optimise" and "verify" banks
-are disjoint by construction, so a survival rate counts rooms the optimisation never saw. Rooms
-are simulated at the clip's own rate, lazily on first draw, and cached.
+are disjoint by construction, so a survival rate counts rooms the optimisation never saw (and
+the "data" bank of rendered training data, `advstudio.core.data.conditions`, is apart from
+both). Rooms are simulated at the clip's own rate, lazily on first draw, and cached.
 
 Recorded responses (`rir:<folder>`): every WAV or FLAC file in the folder (its first channel),
 resampled to the clip's rate; sorted by name, the even-numbered files (first, third, ...) serve
