@@ -14,7 +14,7 @@ import torch
 
 from advstudio.cli import main
 from advstudio.core.attacks import make_attack
-from advstudio.core.errors import ModelError
+from advstudio.core.errors import ModelError, ParameterError
 from advstudio.core.models import load_model, pad_batch, predict_proba
 from advstudio.core.models.cdnn import BLOCK_FRAMES, CdnnClassifier, flattened_size
 from advstudio.core.models.contract import check_contract
@@ -288,3 +288,33 @@ def test_the_music_models_run_and_train_on_cuda(name, request, tiny_music_folder
     np.testing.assert_allclose(predict_proba(on_gpu, clips), predict_proba(model, clips), atol=1e-3)
     args = ["train", str(tiny_music_folder), "--arch", name, "--out", str(tmp_path / "m")]
     assert main([*args, "--epochs", "1", "--device", "cuda"]) == 0
+
+
+def test_the_modern_dnn_sees_several_windows_of_each_file(
+    tiny_music_folder, tmp_path, monkeypatch
+):
+    """windows_per_clip: each file of a batch gives that many random windows (the frame-level
+    DNN's modern preset takes four, without augmentation)."""
+    from advstudio.core import training
+    from advstudio.core.data.datasets import open_dataset
+
+    modern = config_from_preset("modern", "dnn")
+    assert (modern.windows_per_clip, modern.augment, modern.schedule) == (4, False, "cosine")
+    with pytest.raises(ParameterError):
+        config_from_preset("modern", "dnn", windows_per_clip=0)
+    seen = []
+    original = training._batch_features
+
+    def spy(model, clips, augment, generator, target, perturbation=None):
+        seen.append((len(clips), target.tolist()))
+        return original(model, clips, augment, generator, target, perturbation)
+
+    monkeypatch.setattr(training, "_batch_features", spy)
+    dataset = open_dataset(tiny_music_folder)
+    config = config_from_preset("modern", "dnn", hidden=20, epochs=1, batch_size=3)
+    config.windows_per_clip = 2
+    training.train(dataset, tmp_path / "m", config)
+    assert seen and all(n % 2 == 0 for n, _ in seen)
+    for _, target in seen:  # a file's windows sit side by side, with its label
+        assert target[0::2] == target[1::2]
+    assert sum(n for n, _ in seen) == 2 * len(dataset.subset("train").examples)
