@@ -86,6 +86,8 @@ _STEPS = (-4, -3, -2, -1, 0, 1, 2, 3, 4)  # scale degrees
 _STEP_WEIGHTS = (0.03, 0.07, 0.15, 0.22, 0.06, 0.22, 0.15, 0.07, 0.03)
 _BEATS = (0.5, 1.0, 1.5, 2.0)  # note lengths in beats of a walk
 _BEAT_WEIGHTS = (0.25, 0.5, 0.1, 0.15)
+# A beat (a quarter of a corpus melody) lasts 0.3-1.0 s, log-uniform: 60-200 beats a minute.
+_BEAT_LOG_S = (np.log(0.3), np.log(1.0))
 
 # Progressions as (semitones above the key's tonic, chord quality) per bar.
 _PROGRESSIONS = (
@@ -271,8 +273,7 @@ def _phrases(
     """Phrases of 1-20 notes (a walk, or a corpus melody's window) with rests between them
     until the clip is full."""
     sparse = instrument_class == "Gong"
-    beat_s = float(rng.uniform(1.5, 4.0) if sparse else np.exp(rng.uniform(np.log(0.15),
-                                                                           np.log(0.8))))
+    beat_s = float(rng.uniform(1.5, 4.0) if sparse else np.exp(rng.uniform(*_BEAT_LOG_S)))
     legato = bool(rng.uniform() < 0.5)
     description.update(articulation="legato" if legato else "staccato", beat_s=f"{beat_s:.3f}")
     scale = keys if melody is not None else _scale_keys(rng, keys, description)
