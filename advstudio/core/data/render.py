@@ -314,6 +314,15 @@ class Synth:
     def note_off(self, channel: int, key: int) -> None:
         self._synth.noteoff(channel, key)
 
+    def pitch_bend(self, channel: int, value: int) -> None:
+        """Bend the channel's pitch: -8192..8191, a whole tone either way at FluidSynth's
+        default bend range."""
+        self._synth.pitch_bend(channel, value)
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        """Send a MIDI controller (1 modulation, 11 expression, 120 all sound off)."""
+        self._synth.cc(channel, control, value)
+
     def render(self, sfid: int, note: _Note) -> np.ndarray:
         """Hold the note, release it, and keep the tail until its voices end (mono, 48 kHz)."""
         self._synth.program_select(0, sfid, note.bank, note.program)
