@@ -226,6 +226,13 @@ def test_the_female_register_has_higher_formants_and_a_breathier_source_than_the
     assert float(female_params["open_quotient"]) > float(male_params["open_quotient"])
 
 
+def test_vowels_stay_with_their_notes_when_the_notes_come_unsorted():
+    ordered, params = voice(0, [(0.0, 0.6, 50), (0.6, 0.6, 53)], "male", vowels=["i", "u"])
+    shuffled, _ = voice(0, [(0.6, 0.6, 53), (0.0, 0.6, 50)], "male", vowels=["u", "i"])
+    assert ordered.tobytes() == shuffled.tobytes()
+    assert [v[0] for v in params["vowels"].split()] == ["i", "u"]
+
+
 def test_a_vowel_can_change_within_a_note_and_is_recorded():
     changing = []
     for seed in range(10):
@@ -254,11 +261,14 @@ def test_voice_length_peak_and_silence_between_separate_notes():
         (lambda: gong(0, seconds=float("nan")), "gong length"),
         (lambda: gong(0, velocity=0), "velocity"),
         (lambda: synthesise_gong(np.random.default_rng(0), 100, 1.0), "sample rate"),
+        (lambda: synthesise_gong(np.random.default_rng(0), 48000.5, 1.0), "sample rate"),
         (lambda: voice(0, MALE_LINE, "tenor"), "unknown register 'tenor'"),
         (lambda: voice(0, [], "male"), "no notes"),
         (lambda: voice(0, [(0.0, 0.0, 50)], "male"), "bad note"),
         (lambda: voice(0, [(-1.0, 1.0, 50)], "male"), "bad note"),
         (lambda: voice(0, [(0.0, 1.0, 200)], "male"), "bad note"),
+        (lambda: voice(0, [(0.0, 1.0, "high")], "male"), "bad note"),
+        (lambda: voice(0, [(0.0, 1.0)], "male"), "bad note"),
         (lambda: voice(0, [(0.0, 1.0, 50)], "male", vowels=["y"]), "vowels"),
         (lambda: voice(0, [(0.0, 1.0, 50)], "male", vowels=["a", "e"]), "vowels"),
     ],

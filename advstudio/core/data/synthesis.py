@@ -210,20 +210,15 @@ def synthesise_voice(
     typically REGISTER_KEYS). Each note gets a vowel (given in `vowels`, one of VOWELS per note,
     or drawn), and some notes glide to a second vowel partway through; notes that follow each
     other within 60 ms are sung legato with portamento. The clip lasts until the last note ends.
-    Passing `vowels` leaves every other draw unchanged.
+    Passing `vowels` leaves every other draw unchanged. The dict lists the vowels in onset
+    order ("e>i" for a change) and the formants (Hz) of each vowel used.
     """
     _check_rate(rate)
     if register not in _FORMANTS_HZ:
         raise SynthesisParameterError(f"unknown register {register!r}; expected 'male' or 'female'")
     if len(notes) == 0:
         raise SynthesisParameterError("no notes to sing: give at least one (onset, duration, key)")
-    notes = [(float(onset), float(duration), int(key)) for onset, duration, key in notes]
-    for onset, duration, key in notes:
-        if not (0 <= onset < np.inf and 0 < duration < np.inf and 0 <= key <= 127):
-            raise SynthesisParameterError(
-                f"bad note ({onset}, {duration}, {key}): onset >= 0 s, duration > 0 s, key 0-127"
-            )
-    notes.sort()
+    notes = [_checked_note(note) for note in notes]
     drawn_vowels = [str(v) for v in rng.choice(VOWELS, size=len(notes))]
     if vowels is None:
         vowels = drawn_vowels
@@ -231,6 +226,8 @@ def synthesise_voice(
         raise SynthesisParameterError(
             f"vowels must be one of {'/'.join(VOWELS)} per note ({len(notes)}), got {list(vowels)}"
         )
+    order = sorted(range(len(notes)), key=lambda index: notes[index])
+    notes, vowels = [notes[i] for i in order], [vowels[i] for i in order]
     male = register == "male"
 
     tract_scale = float(rng.uniform(0.93, 1.07))  # vocal tract length differs between singers
@@ -296,6 +293,19 @@ def synthesise_voice(
         "portamento_s": f"{portamento_s:.3f}",
     }
     return _finish(voice, rate), params
+
+
+def _checked_note(note: tuple[float, float, int]) -> tuple[float, float, int]:
+    """(onset s, duration s, MIDI key) as numbers, or one line saying what is wrong."""
+    try:
+        onset, duration, key = float(note[0]), float(note[1]), int(note[2])
+        if len(note) == 3 and 0 <= onset < np.inf and 0 < duration < np.inf and 0 <= key <= 127:
+            return onset, duration, key
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    raise SynthesisParameterError(
+        f"bad note {note!r}: expected (onset >= 0 s, duration > 0 s, MIDI key 0-127)"
+    )
 
 
 def _note_tracks(
@@ -433,7 +443,7 @@ def _formant_text(vowel: str, formants: np.ndarray) -> str:
 
 
 def _check_rate(rate: int) -> None:
-    if int(rate) != rate or rate < 8000:
+    if not isinstance(rate, (int, np.integer)) or rate < 8000:
         raise SynthesisParameterError(f"sample rate must be a whole number >= 8000 Hz, got {rate}")
 
 
