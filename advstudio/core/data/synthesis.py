@@ -108,10 +108,11 @@ def synthesise_gong(
     glide_time_s = float(rng.uniform(0.2, 0.6))
 
     freqs, amps = _gong_modes(rng, lowest_hz, exponent, n_modes, rate)
-    # Degenerate modes (m > 0) split into a beating pair; the stroke's angle shares the energy.
-    split = rng.uniform(0.0005, 0.006, size=freqs.size)
+    # Degenerate modes (m > 0) split into a pair that beats, slowly for the low modes and
+    # faster higher up; the stroke's angle to the pair's nodal lines shares the energy.
+    split_hz = rng.uniform(0.2, 2.0, size=freqs.size) * np.sqrt(freqs / lowest_hz)
     angle = rng.uniform(0.0, np.pi / 2, size=freqs.size)
-    pair_freqs = np.concatenate([freqs, freqs * (1.0 + split)])
+    pair_freqs = np.concatenate([freqs, freqs + split_hz])
     pair_amps = np.concatenate([amps * np.cos(angle), amps * np.sin(angle)])
     pair_amps *= (pair_freqs / lowest_hz) ** -tilt
     # Energy that the stroke's large amplitude passes upwards after the stroke: not filtered by
