@@ -411,11 +411,11 @@ def _vocal_tract(
 ) -> np.ndarray:
     """Filter the source through five cascaded formant resonators that move between vowels.
 
-    The formant tracks are set every few milliseconds and glide between vowels over about
+    The formant tracks are set every 5 ms and glide between vowels over about
     80 ms; each block is filtered with its own coefficients and the filter state carried on.
     Sopranos raise F1 to the pitch when the pitch is above it; `raise_f1` does the same.
     """
-    block = max(16, int(rate * 0.0025))
+    block = max(16, int(rate * 0.005))
     n_blocks = -(-source.size // block)
     starts = np.arange(n_blocks) * block
     segment_starts = np.array([start for start, _ in segments])
