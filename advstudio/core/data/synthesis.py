@@ -4,7 +4,7 @@ The General MIDI fonts the demo set is rendered from have no gong, and their cho
 the same samples for both singing classes. These two models make a better stand-in than low
 tubular bells or a choir pitched up and down; they are still models, not recordings:
 
-- `synthesise_gong`: modal synthesis of a struck metal plate. Dozens of inharmonic modes at
+- `synthesise_gong`: modal synthesis of a struck metal plate. 50-260 inharmonic modes at
   Chladni-law frequencies of a circular plate, pairs of nearly degenerate modes that beat, decay
   times that shorten with frequency, a felt mallet whose contact time (and so the brightness)
   depends on the velocity, the delayed build-up of high modes after a hard stroke that makes a
