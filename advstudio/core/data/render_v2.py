@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.audio import resample, save_audio
-from advstudio.core.data import conditions, synthesis
+from advstudio.core.data import conditions, render, synthesis
 from advstudio.core.data.phrases import (
     DRUM_CLASSES,
     Phrase,
@@ -45,7 +45,6 @@ from advstudio.core.data.render import (
     _SILENT_PEAK,
     DEMO_CLASSES,
     DESCRIPTION_NAME,
-    FONTS,
     SAMPLE_RATE,
     SYNTH_RATE,
     Synth,
@@ -121,7 +120,7 @@ def _plan(seed: int, per_class: int, loaded: dict[str, _LoadedFont]) -> list[_Pl
     the class) are left out."""
     plan = []
     for class_index, label in enumerate(DEMO_CLASSES):
-        candidates = [f.name for f in FONTS if label in f.classes]
+        candidates = [f.name for f in render.FONTS if label in f.classes]
         for index in range(per_class):
             content_seed, recording_seed = np.random.SeedSequence(
                 [seed, class_index, index]
