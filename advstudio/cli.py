@@ -585,6 +585,7 @@ def _cmd_render_demo(args: argparse.Namespace) -> int:
         args.seed,
         validation_font=args.validation_font,
         reporter=ProgressBarReporter(),
+        version=args.version,
     )
     print(f"demo set written: {metadata}")
     return 0
@@ -1073,6 +1074,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-font",
         default="sf_GMbank",
         help="SoundFont held out of training for validation",
+    )
+    p.add_argument(
+        "--version",
+        type=int,
+        default=1,
+        help="recipe: 1 single notes (the default, as before), 2 phrases, synthesised gongs and "
+        "voices, recording conditions",
     )
     p.set_defaults(func=_cmd_render_demo)
 

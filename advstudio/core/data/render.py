@@ -14,6 +14,8 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +53,7 @@ DEMO_CLASSES = (
 )
 
 SAMPLE_RATE = 16000
+VERSIONS = (1, 2)  # of the demo set's recipe; version 1 stays reproducible
 METADATA_NAME = "metadata.csv"
 DESCRIPTION_NAME = "DATASET.md"  # read by the dataset layer into model cards
 METADATA_COLUMNS = (
@@ -289,7 +292,10 @@ class Synth:
         A fresh synth per render is what makes renders independent of one another: FluidSynth
         reuses its voices, and a reused voice starts slightly differently from a new one.
         """
-        sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, soundfont)
+        # Adding a font resets every channel; channel 9 asks for the General MIDI drum kit (bank
+        # 128), which drum-kit fonts lack, and warns: expected, so muted.
+        with self._warnings_muted():
+            sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, soundfont)
         if sfid < 0:
             raise RendererUnavailableError("FluidSynth could not share a loaded SoundFont")
         self._borrowed.append(soundfont)
@@ -341,11 +347,18 @@ class Synth:
         if self._borrowed:
             # Handing a font back resets every channel, and each reset warns that the channel
             # has no preset left: expected here, so FluidSynth's warnings are muted meanwhile.
-            previous = self._lib.fluid_set_log_function(_FLUID_WARN, None, None)
-            for sfont in self._borrowed:
-                self._lib.fluid_synth_remove_sfont(self._synth.synth, sfont)
-            self._lib.fluid_set_log_function(_FLUID_WARN, previous, None)
+            with self._warnings_muted():
+                for sfont in self._borrowed:
+                    self._lib.fluid_synth_remove_sfont(self._synth.synth, sfont)
         self._synth.delete()
+
+    @contextmanager
+    def _warnings_muted(self) -> Iterator[None]:
+        previous = self._lib.fluid_set_log_function(_FLUID_WARN, None, None)
+        try:
+            yield
+        finally:
+            self._lib.fluid_set_log_function(_FLUID_WARN, previous, None)
 
 
 def blocks(seconds: float) -> int:
@@ -406,7 +419,9 @@ def _finish(raw: np.ndarray, note: _Note) -> np.ndarray | None:
     return (audio[:end] * gain).astype(np.float32)
 
 
-def _load_fonts(synth: Synth, reporter: Reporter) -> dict[str, _LoadedFont]:
+def load_fonts(synth: Synth, reporter: Reporter, validation_font: str) -> dict[str, _LoadedFont]:
+    """Load every installed font of FONTS into `synth`, saying which are missing; refuse when
+    none is, or when the validation font is."""
     loaded, missing = {}, []
     for font in FONTS:
         path = find_font(font)
@@ -426,6 +441,11 @@ def _load_fonts(synth: Synth, reporter: Reporter) -> dict[str, _LoadedFont]:
                 f"SoundFonts missing, their share of clips is skipped: {', '.join(missing)}; "
                 f"install them with `{INSTALL_COMMAND}`",
             )
+        )
+    if validation_font not in loaded:
+        raise DatasetError(
+            f"the validation SoundFont {validation_font} is missing; install it with "
+            f"`{INSTALL_COMMAND}` or choose another validation font"
         )
     return loaded
 
@@ -497,42 +517,30 @@ def render_demo_set(
     validation_font: str = "sf_GMbank",
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
+    version: int = 1,
 ) -> Path:
     """Render `per_class` clips of each demo class into `out_dir`; returns metadata.csv's path.
 
-    Clips from `validation_font` form the validation split, the rest the training split.
+    Version 1 (the default) is single notes, as this module's docstring says; version 2 is
+    phrases, synthesised gongs and voices and recording conditions (`render_v2`). Clips from
+    `validation_font` form the validation split, the rest the training split.
     Raises RendererUnavailableError when FluidSynth or every SoundFont is missing, and
     DatasetError rather than write over an existing set. A cancelled or failed render removes
     the clips it wrote, so that the same folder can be used again.
     """
     reporter = reporter or NullReporter()
-    if not isinstance(per_class, int) or per_class < 1:
-        raise ParameterError(f"per_class must be a positive whole number, got {per_class!r}")
-    names = [f.name for f in FONTS]
-    if validation_font not in names:
-        raise ParameterError(
-            f"unknown validation font {validation_font!r}; choose one of {', '.join(names)}"
-        )
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DatasetError(f"{out_dir}: is a file, not a folder")
-    taken = [n for n in (METADATA_NAME, *DEMO_CLASSES) if (out_dir / n).exists()]
-    if taken:
-        raise DatasetError(
-            f"{out_dir}: already holds {taken[0]} (a rendered set?); choose a new or empty folder"
-        )
+    out_dir = check_request(out_dir, per_class, seed, validation_font, version)
+    if version == 2:
+        from advstudio.core.data.render_v2 import render_version_2
+
+        return render_version_2(out_dir, per_class, seed, validation_font, reporter, cancel)
 
     fluidsynth = import_fluidsynth()
     start = time.perf_counter()
     synth = Synth(fluidsynth)
     written: list[Path] = []
     try:
-        loaded = _load_fonts(synth, reporter)
-        if validation_font not in loaded:
-            raise DatasetError(
-                f"the validation SoundFont {validation_font} is missing; install it with "
-                f"`{INSTALL_COMMAND}` or choose another validation font"
-            )
+        loaded = load_fonts(synth, reporter, validation_font)
         rng = np.random.Generator(np.random.PCG64(seed))
         plan = _plan(rng, loaded, per_class)
         total = sum(len(fonts) for _, fonts in plan)
@@ -549,10 +557,7 @@ def render_demo_set(
                         break
                     redrawn += 1
                 else:
-                    raise RendererUnavailableError(
-                        f"{lf.font.name}: {label} rendered silence {_MAX_ATTEMPTS} times in a row; "
-                        "the SoundFont may be damaged"
-                    )
+                    raise silence_error(lf.font.name, label)
                 relative = f"{label}/{label}_{index:04d}.flac"
                 written.append(save_audio(out_dir / relative, clip, SAMPLE_RATE))
                 rows.append(
@@ -578,6 +583,53 @@ def render_demo_set(
         raise
     finally:
         synth.close()
+    report_finished(reporter, rows, redrawn, start, metadata)
+    return metadata
+
+
+def check_request(
+    out_dir: Path, per_class: int, seed: int, validation_font: str, version: int
+) -> Path:
+    """Refuse, before any work, arguments a render cannot use and a folder it would write over."""
+    if version not in VERSIONS:
+        raise ParameterError(
+            f"unknown demo set version {version!r}; choose one of {', '.join(map(str, VERSIONS))}"
+        )
+    if not isinstance(per_class, int) or per_class < 1:
+        raise ParameterError(f"per_class must be a positive whole number, got {per_class!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed must be a whole number of at least 0, got {seed!r}")
+    names = [f.name for f in FONTS]
+    if validation_font not in names:
+        raise ParameterError(
+            f"unknown validation font {validation_font!r}; choose one of {', '.join(names)}"
+        )
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetError(f"{out_dir}: is a file, not a folder")
+    taken = [n for n in (METADATA_NAME, *DEMO_CLASSES) if (out_dir / n).exists()]
+    if taken:
+        raise DatasetError(
+            f"{out_dir}: already holds {taken[0]} (a rendered set?); choose a new or empty folder"
+        )
+    return out_dir
+
+
+def silence_error(font_name: str, label: str) -> RendererUnavailableError:
+    return RendererUnavailableError(
+        f"{font_name}: {label} rendered silence {_MAX_ATTEMPTS} times in a row; "
+        "the SoundFont may be damaged"
+    )
+
+
+def report_finished(
+    reporter: Reporter,
+    rows: list[dict[str, Any]],
+    redrawn: int,
+    start: float,
+    metadata: Path,
+    **extra: Any,
+) -> None:
     validation = sum(row["split"] == "validation" for row in rows)
     reporter.report(
         JobFinished(
@@ -587,9 +639,9 @@ def render_demo_set(
                 "train": len(rows) - validation,
                 "validation": validation,
                 "silent_redraws": redrawn,
+                **extra,
                 "seconds": round(time.perf_counter() - start, 2),
                 "metadata": str(metadata),
             },
         )
     )
-    return metadata
