@@ -128,8 +128,10 @@ class TrainConfig:
             raise ParameterError(
                 f"unknown architecture {self.arch!r}; choose {', '.join(ARCHITECTURES)}"
             )
-        if self.epochs < 1 or self.batch_size < 1 or self.windows_per_clip < 1:
-            raise ParameterError("epochs, batch size and windows per file must be at least 1")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParameterError("epochs and batch size must be at least 1")
+        if self.windows_per_clip < 1:
+            raise ParameterError(f"windows per file must be at least 1: {self.windows_per_clip}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ParameterError("learning rate must be positive and weight decay non-negative")
         if self.schedule not in ("step", "cosine", "linear"):
