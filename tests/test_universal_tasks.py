@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import demo_listing
+from conftest import demo_listing, rounded
 
 from advstudio.cli import main
 from advstudio.core.attacks.universal import UniversalSpec, fit_and_held_out, universal_perturbation
@@ -203,12 +203,15 @@ def test_ray_fits_what_this_process_fits_and_a_rerun_fits_nothing(
             "--executor", f"ray:{ray_address}"]  # fmt: skip
     code, out, err = _run(argv, capsys)
     assert code == 0, err
-    for seed in (SEED, SEED + 1):
-        assert np.array_equal(_read(tmp_path / f"p-seed{seed}.wav"), perturbations[seed])
+    for seed in (SEED, SEED + 1):  # a worker's thread count may reorder float sums
+        fitted = _read(tmp_path / f"p-seed{seed}.wav")
+        np.testing.assert_allclose(fitted, perturbations[seed], rtol=1e-4, atol=1e-6)
     ray_json = json.loads((tmp_path / "r.json").read_text())
     local_json = json.loads((folder / "r.json").read_text())
-    assert ray_json["seeds"] == local_json["seeds"]
-    assert ray_json["held_out_fooling_rate"] == local_json["held_out_fooling_rate"]
+    assert rounded(ray_json["seeds"]) == rounded(local_json["seeds"])
+    assert rounded(ray_json["held_out_fooling_rate"]) == rounded(
+        local_json["held_out_fooling_rate"]
+    )
 
     code, again, err = _run([*argv, "--overwrite"], capsys)
     assert code == 0, err
