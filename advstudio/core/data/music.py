@@ -237,7 +237,7 @@ def _crc(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-def _parse(music21: ModuleType, piece: Piece) -> _Score | None:
+def parse_score(music21: ModuleType, piece: Piece) -> _Score | None:
     """The notes of a piece (ties merged, grace notes and chord symbols left out); None when
     the file cannot be read or holds no notes."""
     path = _corpus_root(music21) / piece.path
@@ -469,7 +469,7 @@ class _Excerpts:
         for attempt in range(len(pieces)):
             piece = pieces[(slot + attempt) % len(pieces)]
             if piece not in scores:
-                scores[piece] = _parse(self.music21, piece)
+                scores[piece] = parse_score(self.music21, piece)
             score = scores[piece]
             if score is None:
                 continue

@@ -463,9 +463,9 @@ def _melody_pieces() -> tuple:
 def _melody(piece) -> tuple[np.ndarray, np.ndarray] | None:
     """A piece's top line (the highest key at each onset of its first part) as keys and
     onsets in quarters; None when it cannot be read."""
-    from advstudio.core.data.music import _parse
+    from advstudio.core.data.music import parse_score
 
-    score = _parse(_music21(), piece)
+    score = parse_score(_music21(), piece)
     if score is None:
         return None
     top: dict[float, int] = {}
