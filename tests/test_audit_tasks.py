@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import rounded
+from conftest import assert_close_results
 from test_audit_model import RATE, alien, note
 
 from advstudio.cli import main
@@ -173,10 +173,13 @@ def test_a_file_a_worker_cannot_see_fails_its_task_and_the_next_run_redoes_it(pl
         assert store.task_failures(KIND) == {}
 
 
-def _close(report) -> dict:
-    """The report as JSON data, floats to 5 significant digits (CPU thread counts change the
-    order of floating-point sums in the workers)."""
-    return rounded(json.loads(json.dumps(report_to_dict(report))))
+def _as_data(report) -> dict:
+    return json.loads(json.dumps(report_to_dict(report)))
+
+
+# A worker's thread count moves the embeddings in their 6th digit, and the mislabel check's
+# logistic regression carries that into its probabilities: 0.0067557 against 0.0067914 in CI.
+MODEL_REL = 0.02
 
 
 def test_a_ray_cluster_audits_as_the_local_executor_does(
@@ -185,7 +188,7 @@ def test_a_ray_cluster_audits_as_the_local_executor_does(
     executor = RayExecutor(None, None, parse_resources("cpus=1"))
     audited, reporter = _audit(planted, tmp_path / "r.sqlite", executor)
     assert not audited.failed and _ran(reporter) == 5
-    assert _close(audited.report) == _close(in_process.report)
+    assert_close_results(_as_data(audited.report), _as_data(in_process.report), MODEL_REL)
     assert [f.to_dict() for f in audited.facts] == [f.to_dict() for f in in_process.facts]
     assert audited.embeddings.keys() == in_process.embeddings.keys()
     for name, vector in audited.embeddings.items():
@@ -202,7 +205,7 @@ def test_the_cli_on_ray_writes_the_report_of_the_plain_cli(ray_address, planted,
     assert main([*cluster, "--json", str(ray)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[: len(table)] == table
-    assert rounded(json.loads(ray.read_text())) == rounded(json.loads(plain.read_text()))
+    assert_close_results(json.loads(ray.read_text()), json.loads(plain.read_text()), MODEL_REL)
     assert main([*cluster, "--json", str(ray), "--overwrite"]) == 1
     assert "resuming: 5 of 5 tasks" in capsys.readouterr().err
 
