@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 
 class _MessagesOnly:
-    """Study messages (resuming, a failed fit) as `advstudio:` lines; no bar, so that a fit
-    in this process prints just its epochs, as it always has."""
+    """Study messages (resuming) as `advstudio:` lines; no bar, so that a fit in this process
+    prints just its epochs, as it always has."""
 
     def report(self, event: object) -> None:
         from advstudio.core.progress import Message
@@ -218,6 +218,8 @@ def _cmd_universal(args: argparse.Namespace) -> int:
             executor,
             reporter,
         )
+    for seed, message in sorted(study.failed.items()):
+        print(f"advstudio: failed: seed {seed}: {message}", file=sys.stderr)
     return _write_outputs(args, paths, outputs, study, model, note)
 
 

@@ -33,7 +33,7 @@ from advstudio.core.audit.findings import Finding
 from advstudio.core.audit.fingerprint import Fingerprint
 from advstudio.core.errors import DatasetError
 from advstudio.core.evaluation.model_source import ModelSource, source_model
-from advstudio.core.evaluation.tasks import QuietFailures, Task, TaskExecutor, run_tasks, task_key
+from advstudio.core.evaluation.tasks import Task, TaskExecutor, run_tasks, task_key
 from advstudio.core.progress import Reporter
 
 KIND = "audit"  # the store's name for the audit's tasks
@@ -156,8 +156,7 @@ def run_file_tasks(
 ) -> FileResults:
     """Every task's results, from the store or run now, gathered in the set's order (the
     failed tasks in `failed`, for the caller to report)."""
-    quiet = QuietFailures(reporter)
-    done = run_tasks(KIND, audit_file_batch, tasks, store, run_id, executor, quiet, cancel)
+    done = run_tasks(KIND, audit_file_batch, tasks, store, run_id, executor, reporter, cancel)
     gathered = FileResults()
     embedded: list[tuple[FileBatch, dict[str, Any]]] = []
     for task in tasks:

@@ -58,7 +58,7 @@ from advstudio.core.data.datasets import Example
 from advstudio.core.defenses.wrapper import DefendedClassifier
 from advstudio.core.errors import DatasetError, ModelError, ParameterError
 from advstudio.core.evaluation.model_source import ModelSource, source_model
-from advstudio.core.evaluation.tasks import QuietFailures, Task, TaskExecutor, run_tasks, task_key
+from advstudio.core.evaluation.tasks import Task, TaskExecutor, run_tasks, task_key
 from advstudio.core.inference import check_long_enough
 from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.loading import load_model
@@ -237,8 +237,7 @@ def evaluate_defenses(
     run_id = store.start_run(base.fingerprint, config, versions(), base.device)
     reporter = reporter or NullReporter()
     tasks = list(planned.values())
-    quiet = QuietFailures(reporter)  # the caller reports each failure once
-    done = run_tasks(KIND, run_defense_task, tasks, store, run_id, executor, quiet, cancel)
+    done = run_tasks(KIND, run_defense_task, tasks, store, run_id, executor, reporter, cancel)
     reporter.report(JobFinished(KIND, {"tasks": len(tasks), "failed": len(done.failed)}))
     evaluations = []
     for d, (defense, _) in enumerate(defenses):

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from advstudio.core.errors import AdvStudioError
-from advstudio.core.progress import Event, ItemFinished, JobStarted, Message, Reporter
+from advstudio.core.progress import ItemFinished, JobStarted, Message, Reporter
 
 Work = Callable[[Any], Any]
 
@@ -117,7 +117,8 @@ def run_tasks(
 ) -> TaskResults:
     """Every task's result: those the store holds from earlier runs, and the others run now
     on the executor, each written to the store as it finishes. `kind` names the study (the
-    store keeps each kind's keys apart); progress is one ItemFinished per task. Tasks of one
+    store keeps each kind's keys apart); progress is one ItemFinished per task. Failures are
+    returned, not announced: the caller reports each once, in its own words. Tasks of one
     key (a file listed twice, a defense given twice) are one task, run once."""
     tasks = list({task.key: task for task in tasks}.values())  # one key, one result: run once
     done = TaskResults(store.task_results(kind, [task.key for task in tasks]))
@@ -135,19 +136,7 @@ def run_tasks(
         else:
             store.record_task_failure(run_id, kind, task.key, task.name, outcome.error)
             done.failed[task.key] = outcome.error
-            reporter.report(Message(kind, f"failed: {task.name}: {outcome.error}"))
         detail = {"failed": outcome.error is not None, "running": executor.running}
         reporter.report(ItemFinished(kind, finished, len(tasks), task.name, detail))
     return done
 
-
-class QuietFailures:
-    """Passes every event on but `run_tasks`' failure messages: for a study whose caller
-    reports each failure once, at the end (the CLI's `advstudio: failed:` lines)."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    def report(self, event: Event) -> None:
-        if not (isinstance(event, Message) and event.text.startswith("failed: ")):
-            self.reporter.report(event)

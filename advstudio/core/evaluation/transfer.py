@@ -47,7 +47,6 @@ from advstudio.core.evaluation.cells import LocalExecutor
 from advstudio.core.evaluation.model_source import ModelSource, source_model
 from advstudio.core.evaluation.store import IN_MEMORY, ResultStore, canonical_params
 from advstudio.core.evaluation.tasks import (
-    QuietFailures,
     Task,
     TaskExecutor,
     TaskResults,
@@ -372,8 +371,9 @@ def _run_tasks(
         return Task(payload.key(), payload.name(), payload)
 
     def run(tasks: list[Task]) -> TaskResults:
-        quiet = QuietFailures(reporter)  # the caller reports failures, once each
-        done = run_tasks(KIND, attack_and_classify, tasks, store, run_id, executor, quiet, cancel)
+        done = run_tasks(
+            KIND, attack_and_classify, tasks, store, run_id, executor, reporter, cancel
+        )
         reporter.report(JobFinished(KIND, {"tasks": len(tasks), "failed": len(done.failed)}))
         return done
 

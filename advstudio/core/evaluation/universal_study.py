@@ -29,7 +29,7 @@ from advstudio.core.attacks.universal import (
 from advstudio.core.evaluation.model_source import ModelSource, source_model
 from advstudio.core.evaluation.tasks import Task, TaskExecutor, run_tasks, task_key
 from advstudio.core.inference import load_for_model
-from advstudio.core.progress import Reporter
+from advstudio.core.progress import JobFinished, Reporter
 
 KIND = "universal"
 EpochListener = Callable[[UniversalSpec, dict[str, float]], None]
@@ -132,6 +132,7 @@ def run_universal_study(
     ]
     tasks = [Task(plan.key, f"seed {plan.spec.seed}", plan) for plan in plans]
     done = run_tasks(KIND, fit_task, tasks, store, run_id, executor, reporter)
+    reporter.report(JobFinished(KIND, {"tasks": len(tasks), "failed": len(done.failed)}))
     study = UniversalStudy({}, {})
     for plan in plans:
         if plan.key in done.results:
