@@ -17,7 +17,7 @@ from advstudio.cli_audit import add_audit_command
 from advstudio.cli_defend import add_defend_commands
 from advstudio.cli_detect import add_detect_commands
 from advstudio.cli_output import ProgressBarReporter, report_error
-from advstudio.cli_tasks import add_task_store_option, task_store
+from advstudio.cli_tasks import add_task_store_option, task_model_device, task_store
 from advstudio.cli_universal import add_universal_commands
 from advstudio.core.device import configure_threads
 from advstudio.core.errors import AdvStudioError, ParameterError
@@ -451,7 +451,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_transfer(args: argparse.Namespace) -> int:
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.every_label import EVERY_LABEL
-    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
+    from advstudio.core.evaluation.cluster import make_executor
     from advstudio.core.evaluation.model_source import ModelSource
     from advstudio.core.evaluation.transfer import run_transfer
     from advstudio.core.models import load_model
@@ -487,7 +487,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         print(f"advstudio: {selection.note}", file=sys.stderr)
     executor = make_executor(args.executor, args.resources)
     # a cluster's tasks load each model from its path (as loaded, before --label-map)
-    remote_device = args.device or task_device(parse_resources(args.resources))
+    remote_device = task_model_device(args)
     sources = {
         name: ModelSource.of(
             model, path, None, str(model.device) if args.executor == "local" else remote_device

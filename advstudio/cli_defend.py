@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from advstudio.cli_tasks import add_task_store_option, task_store
+from advstudio.cli_tasks import add_task_store_option, task_model_device, task_store
 from advstudio.core.errors import ParameterError
 
 
@@ -29,7 +29,7 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
         evaluate_defenses,
         open_defense,
     )
-    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
+    from advstudio.core.evaluation.cluster import make_executor
     from advstudio.core.evaluation.model_source import ModelSource
     from advstudio.core.models import load_model
     from advstudio.core.progress import Message
@@ -46,7 +46,7 @@ def _cmd_defend_evaluate(args: argparse.Namespace) -> int:
         make_attack(name, **params)  # bad names and parameters: one line before any work
     executor = make_executor(args.executor, args.resources)
     base = load_model(args.model, labels=args.labels, device=args.device)
-    device = args.device or task_device(parse_resources(args.resources))
+    device = task_model_device(args)
     base_source = ModelSource.of(base, args.model, args.labels, device)
     defenses = []
     for text in args.defense:

@@ -30,3 +30,10 @@ def task_store(path: str | None) -> Iterator[ResultStore]:
     with ResultStore(path or IN_MEMORY) as store:
         yield store
 
+
+def task_model_device(args: argparse.Namespace) -> str:
+    """The device a task runs its models on: --device, else CUDA when --resources asks for a
+    GPU, else the CPU."""
+    from advstudio.core.evaluation.cluster import parse_resources, task_device
+
+    return args.device or task_device(parse_resources(args.resources))

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from advstudio.cli_tasks import add_task_store_option, task_store
+from advstudio.cli_tasks import add_task_store_option, task_model_device, task_store
 from advstudio.core.errors import ExportExistsError, ParameterError
 
 # Float: a perturbation 30 dB under a quiet reference spans a few 16-bit steps; the file
@@ -156,7 +156,7 @@ def _cmd_universal(args: argparse.Namespace) -> int:
     from advstudio.cli import check_outputs_free, open_data
     from advstudio.cli_output import ProgressBarReporter
     from advstudio.core.attacks.universal import UniversalSpec, fit_and_held_out
-    from advstudio.core.evaluation.cluster import make_executor, parse_resources, task_device
+    from advstudio.core.evaluation.cluster import make_executor
     from advstudio.core.evaluation.model_source import ModelSource
     from advstudio.core.evaluation.universal_study import (
         run_universal_study,
@@ -191,7 +191,7 @@ def _cmd_universal(args: argparse.Namespace) -> int:
     dataset = open_data(args.data, args).with_classes(model.labels)
     fit, held, note = fit_and_held_out(list(dataset.examples), args.split, args.seed)
     print(f"advstudio: {note}", file=sys.stderr)
-    device = args.device or task_device(parse_resources(args.resources))
+    device = task_model_device(args)
     source = ModelSource.of(model, args.model, args.labels, device)
     several = len(seeds) > 1
 
