@@ -90,7 +90,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.arch,
         hidden=args.hidden,
         dropout=args.dropout or None,
+        init=args.init,
         epochs=args.epochs,
+        validate_every=args.validate_every,
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -828,7 +830,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hidden", type=int, help="dnn: units per hidden layer (50 or 500)")
     p.add_argument("--dropout", action="store_true", help="dnn: dropout after hidden layers")
+    p.add_argument(
+        "--init",
+        choices=["paper", "torch"],
+        help="weights from the paper's U(-r, r) or PyTorch's default per layer (preset's choice)",
+    )
     p.add_argument("--epochs", type=int)
+    p.add_argument(
+        "--validate-every", type=int, metavar="N", help="validate after every N-th epoch"
+    )
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)

@@ -1,11 +1,20 @@
-"""Rebuild resources/demo: two clips per class from FluidR3_GM, as PROVENANCE.md describes.
+"""Rebuild the shipped demo clips, as their PROVENANCE.md files describe.
 
-Renders `advstudio data render-demo` with --per-class 24 --seed 11 into a scratch folder and
-keeps, per class, the first two clips rendered from FluidR3_GM (a training font of the shipped
-model, other notes than its training clips). No clip is chosen by how a model classifies it.
+Instrument notes (resources/demo): renders `advstudio data render-demo` with --per-class 24
+--seed 11 into a scratch folder and keeps, per class, the first two clips rendered from
+FluidR3_GM (a training font of the shipped model, other notes than its training clips).
 
-Usage: python scripts/make_demo_clips.py [OUT]   (OUT defaults to resources/demo; it must not
-hold clips yet, so that a rebuild never overwrites the shipped clips silently)
+Music excerpts (resources/demo-music, with --music): renders `advstudio data render-music`
+with its defaults (the set the shipped music models were trained on: four classes, 250
+excerpts each, seed 0) and keeps, per class, the first two validation excerpts (pieces and
+SoundFont the models never trained on).
+
+No clip is chosen by how a model classifies it.
+
+Usage: python scripts/make_demo_clips.py [--music] [--from RENDERED] [OUT]
+OUT defaults to the shipped folder; it must not hold clips yet, so that a rebuild never
+overwrites the shipped clips silently. --from RENDERED takes the clips from a set already
+rendered with the same command (rendering is byte-identical for a seed) instead of rendering.
 """
 
 from __future__ import annotations
@@ -14,28 +23,45 @@ import csv
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from advstudio.core.data.music import DEFAULT_CLASSES, render_music_set
 from advstudio.core.data.render import DEMO_CLASSES, METADATA_NAME, render_demo_set
-from advstudio.core.resources import demo_clips_dir
+from advstudio.core.resources import demo_clips_dir, music_demo_clips_dir
 
-FONT = "FluidR3_GM"
 PER_CLASS = 2
 
 
-def main(out_dir: Path) -> None:
+def _instrument_set(rendered: Path) -> tuple[tuple[str, ...], Callable[[dict], bool]]:
+    if not (rendered / METADATA_NAME).exists():
+        render_demo_set(rendered, per_class=24, seed=11)
+    return DEMO_CLASSES, lambda row: row["font"] == "FluidR3_GM"
+
+
+def _music_set(rendered: Path) -> tuple[tuple[str, ...], Callable[[dict], bool]]:
+    if not (rendered / METADATA_NAME).exists():
+        render_music_set(rendered, per_class=250)
+    return DEFAULT_CLASSES, lambda row: row["split"] == "validation"
+
+
+def main(
+    out_dir: Path,
+    render: Callable[[Path], tuple[tuple[str, ...], Callable]],
+    source: Path | None = None,
+) -> None:
     if any(out_dir.glob("*/*.flac")):
         sys.exit(f"{out_dir} already holds clips; move them away first")
     with tempfile.TemporaryDirectory() as scratch:
-        rendered = Path(scratch) / "set"
-        render_demo_set(rendered, per_class=24, seed=11)
+        rendered = source or Path(scratch) / "set"
+        classes, wanted = render(rendered)
         with open(rendered / METADATA_NAME, newline="") as fh:
             rows = list(csv.DictReader(fh))
         kept = []
-        for label in DEMO_CLASSES:
-            chosen = [r for r in rows if r["label"] == label and r["font"] == FONT][:PER_CLASS]
+        for label in classes:
+            chosen = [r for r in rows if r["label"] == label and wanted(r)][:PER_CLASS]
             if len(chosen) < PER_CLASS:
-                sys.exit(f"{label}: fewer than {PER_CLASS} clips from {FONT}")
+                sys.exit(f"{label}: fewer than {PER_CLASS} clips to choose from")
             kept.extend(chosen)
         for row in kept:
             (out_dir / row["label"]).mkdir(parents=True, exist_ok=True)
@@ -49,4 +75,13 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else demo_clips_dir())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Rebuild the shipped demo clips.")
+    parser.add_argument("out", nargs="?", type=Path, help="folder to fill (default: shipped)")
+    parser.add_argument("--music", action="store_true", help="the music excerpts")
+    parser.add_argument("--from", dest="source", type=Path, help="a set already rendered")
+    args = parser.parse_args()
+    default = music_demo_clips_dir() if args.music else demo_clips_dir()
+    render = _music_set if args.music else _instrument_set
+    main(args.out or default, render, args.source)

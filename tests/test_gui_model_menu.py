@@ -48,6 +48,7 @@ def resources(tmp_path, monkeypatch) -> Path:
     shipped = resources_dir()
     root = tmp_path / "resources"
     shutil.copytree(shipped / "demo", root / "demo")
+    shutil.copytree(shipped / "demo-music", root / "demo-music")
     shutil.copytree(shipped / "models" / "instrument-cnn", root / "models" / "instrument-cnn")
     music = save_model_dir(
         root / "models" / "music-cnn", make_random_model(MUSIC), "average_pool_cnn", {}
@@ -77,11 +78,16 @@ def window(qtbot, resources, tmp_path, monkeypatch):
 
 
 def shipped_menu(win: MainWindow) -> QMenu:
-    """File > Shipped models, found as a person finds it: by its title."""
+    """File > Shipped models."""
+    return file_submenu(win, "Shipped models")
+
+
+def file_submenu(win: MainWindow, title: str) -> QMenu:
+    """A submenu of File, found as a person finds it: by its title."""
     for action in win.menuBar().actions()[0].menu().actions():
-        if action.menu() is not None and action.text().replace("&", "") == "Shipped models":
+        if action.menu() is not None and action.text().replace("&", "") == title:
             return action.menu()
-    raise AssertionError("no File > Shipped models")
+    raise AssertionError(f"no File > {title}")
 
 
 def choose_shipped(qtbot, win: MainWindow, title: str) -> None:
@@ -219,3 +225,21 @@ def test_the_checkouts_instrument_models_are_offered_and_usable(qtbot, tmp_path,
     assert win.statusBar().currentMessage().startswith(win.audio.path.name)
     for worker in (win.worker, win.loader, win.clip.painter):
         worker.wait()
+
+
+def test_file_menu_adds_the_music_excerpts_beside_the_instrument_notes(qtbot, window):
+    """The music models' demo excerpts are one click away; the instrument notes stay listed
+    at start and a second click adds nothing twice."""
+    instrument = list(window.file_list.paths())
+    assert len(instrument) == 24
+    demos = {a.text(): a for a in file_submenu(window, "Add demo clips").actions()}
+    assert list(demos) == ["Instrument notes (24 clips)", "Music excerpts (8 clips)"]
+    demos["Music excerpts (8 clips)"].trigger()
+    listed = list(window.file_list.paths())
+    music = [p for p in listed if p not in instrument]
+    assert len(listed) == 32 and len(music) == 8
+    assert {p.parent.name for p in music} == {
+        "bach_chorales", "fiddle_tunes", "folk_songs", "trecento"
+    }  # fmt: skip
+    demos["Music excerpts (8 clips)"].trigger()
+    assert len(list(window.file_list.paths())) == 32

@@ -90,3 +90,29 @@ def test_a_file_given_as_the_model_folder_is_refused_in_one_line(tiny_set, tmp_p
     with pytest.raises(ParameterError, match="not a folder"):
         train(tiny_set, taken, small_config())
     assert taken.read_text() == "not a folder"
+
+
+def test_validate_every_skips_the_validation_of_other_epochs_but_never_the_last(tiny_set, tmp_path):
+    config = config_from_preset("demo", epochs=3, batch_size=8, seed=3, validate_every=2)
+    card = train(tiny_set, tmp_path / "m", config)
+    validated = [h["epoch"] for h in card["history"] if "val_accuracy" in h]
+    assert validated == [2, 3] and [h["epoch"] for h in card["history"]] == [1, 2, 3]
+    with pytest.raises(ParameterError, match="--validate-every must be at least 1"):
+        small_config(validate_every=0)
+
+
+def test_torch_initialisation_replaces_the_papers_uniform_weights(tiny_set, tmp_path):
+    """Paper 004's U(-r, r) zeroes every bias; PyTorch's default draws them, so the first
+    dense layer of a DNN trained from `init="torch"` starts from other weights."""
+    from advstudio.core.models.dnn import DnnClassifier
+    from advstudio.core.training import _torch_default_init
+
+    paper = DnnClassifier(["a", "b"], hidden=8)
+    torch.manual_seed(0)
+    _torch_default_init(paper)
+    first = paper.mlp[0]
+    assert first.bias.abs().sum() > 0 and first.weight.abs().max() <= 1 / 513**0.5
+    assert config_from_preset("modern", "dnn").init == "torch"
+    assert config_from_preset("paper", "dnn").init == "paper"
+    with pytest.raises(ParameterError, match="unknown initialisation"):
+        config_from_preset("paper", "dnn", init="xavier")

@@ -67,3 +67,16 @@ def demo_clips_dir() -> Path:
 
 def demo_clips() -> list[Path]:
     return sorted(demo_clips_dir().glob("*/*.flac"))
+
+
+def music_demo_clips_dir() -> Path:
+    return resources_dir() / "demo-music"
+
+
+def demo_sets() -> dict[str, list[Path]]:
+    """The shipped demo clips by kind, for the File menu: the instrument notes the default
+    model hears and the 30-second music excerpts for paper 004's music models."""
+    return {
+        "Instrument notes": demo_clips(),
+        "Music excerpts": sorted(music_demo_clips_dir().glob("*/*.flac")),
+    }

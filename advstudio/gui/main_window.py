@@ -49,6 +49,7 @@ from advstudio.core.reports.provenance import model_name
 from advstudio.core.reports.study import result_notes
 from advstudio.core.resources import (
     demo_clips,
+    demo_sets,
     model_title,
     shipped_model_in_use,
     shipped_models,
@@ -158,6 +159,7 @@ class MainWindow(QMainWindow):
             export_audio=self.exports.choose_audio_export,
             export_report=self.exports.choose_report_folder,
         )
+        self.menu.show_demos(demo_sets(), self.add_files)
         self.menuBar().addMenu("&View").addMenu(self.clip.listen.menu)
         attack_menu = self.menuBar().addMenu("&Attack")
         self.apply_universal_action = attack_menu.addAction("Apply &universal perturbation…")

@@ -21,6 +21,7 @@ class FileMenu:
     open_files: QAction
     open_folder: QAction
     recent: QMenu
+    demos: QMenu
     open_model: QAction
     models: QMenu
     export_audio: QAction
@@ -33,6 +34,16 @@ class FileMenu:
             action = self.recent.addAction(path)
             action.triggered.connect(lambda _checked=False, p=path: open_paths([Path(p)]))
         self.recent.setEnabled(bool(paths))
+
+    def show_demos(
+        self, sets: dict[str, list[Path]], add: Callable[[list[Path]], object]
+    ) -> None:
+        """One entry per shipped demo set (title: its clips); a click adds its clips."""
+        self.demos.clear()
+        for title, paths in sets.items():
+            action = self.demos.addAction(f"{title} ({len(paths)} clips)")
+            action.setEnabled(bool(paths))
+            action.triggered.connect(lambda _checked=False, p=paths: add(p))
 
     def show_models(
         self, models: list[tuple[str, Path]], in_use: Path | None, use: Callable[[str], object]
@@ -72,6 +83,7 @@ def build_file_menu(
     files = _action(window, menu, "&Open files…", open_files, "Ctrl+O")
     folder = _action(window, menu, "Open &folder…", open_folder, "Ctrl+Shift+O")
     recent = menu.addMenu("Open &recent")
+    demos = menu.addMenu("Add &demo clips")
     model = _action(window, menu, "Open &model…", open_model, "Ctrl+M")
     models = menu.addMenu("S&hipped models")
     menu.addSeparator()
@@ -79,4 +91,4 @@ def build_file_menu(
     report = _action(window, menu, "Export &report…", export_report, "Ctrl+R")
     menu.addSeparator()
     quit_action = _action(window, menu, "&Quit", window.close, "Ctrl+Q")
-    return FileMenu(files, folder, recent, model, models, audio, report, quit_action)
+    return FileMenu(files, folder, recent, demos, model, models, audio, report, quit_action)
