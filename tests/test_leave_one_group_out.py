@@ -146,6 +146,7 @@ def test_loso_trains_one_fold_per_group_and_keeps_finished_folds(grouped_set, tm
         assert card["dataset"]["validation_files"] == len(CLASSES) * len(CLIPS)
         assert fold["trained_now"] and fold["training_seconds"] == card["training_seconds"] > 0
         assert fold["clips"]["clips"] == fold["one_second"]["clips"] == 6
+        assert fold["classes_not_trained"] == []
         assert fold["long_phrases"]["clips"] == 3  # the 6-s walks, not the 0.6-s notes
         for condition in CONDITIONS:
             scores = fold[condition]
@@ -211,3 +212,19 @@ def test_an_interrupted_fold_resumes_from_its_checkpoint(grouped_set, tmp_path):
     card = json.loads((second / "card.json").read_text())
     assert [h["epoch"] for h in card["history"]] == [1, 2]
     assert card["training_seconds"] >= checkpoint["seconds"]
+
+
+def test_a_class_only_one_group_has_is_named_as_not_trained(tmp_path):
+    """Holding out the only group with Harmonica leaves its fold no Harmonica to learn: the
+    report says so beside its figures."""
+    root = write_grouped_set(tmp_path / "set")
+    (root / "Harmonica").mkdir()
+    sf.write(root / "Harmonica" / "x.flac", tone(1.5, 1200.0), RATE)
+    with open(root / "metadata.csv", "a") as fh:
+        fh.write("Harmonica/x.flac,Harmonica,train,gmbank,note,1.5\n")
+    results = leave_one_group_out(open_dataset(root), tmp_path / "loso", tiny_config())
+    assert results["folds"]["gmbank"]["classes_not_trained"] == ["Harmonica"]
+    assert results["folds"]["fluid"]["classes_not_trained"] == []
+    assert results["folds"]["gmbank"]["clips"]["per_class"]["Harmonica"]["clips"] == 1
+    report = (tmp_path / "loso" / "LOSO.md").read_text()
+    assert "Holding out gmbank leaves no training clip of: Harmonica." in report

@@ -161,6 +161,12 @@ def _evaluate_fold(
     }
 
 
+def _classes_not_trained(dataset: Dataset, group: str) -> list[str]:
+    """The held-out group's classes that no other group has: its fold cannot know them."""
+    held = {e.label for e in dataset.examples if e.group == group}
+    return sorted(held - {e.label for e in dataset.examples if e.group != group})
+
+
 def _summary(folds: dict[str, dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
     """Per condition: the mean over groups (of those with clips in it), the worst group, and
     every held-out prediction pooled (each clip is held out exactly once)."""
@@ -221,6 +227,7 @@ def leave_one_group_out(
             "trained_now": trained_now,
             "training_seconds": card.get("training_seconds"),
             "train_files": card["dataset"]["train_files"],
+            "classes_not_trained": _classes_not_trained(dataset, group),
             **_evaluate_fold(model, dataset, group, seed, long_phrase_s),
         }
     results = {
@@ -302,6 +309,10 @@ def loso_report(results: dict[str, Any]) -> str:
             f"| {group} | {fold['train_files']} | {'–' if seconds is None else f'{seconds:.1f}'} "
             f"| " + " | ".join(cells) + " |"
         )
+    for group in groups:
+        if folds[group]["classes_not_trained"]:
+            unseen = ", ".join(folds[group]["classes_not_trained"])
+            lines += ["", f"Holding out {group} leaves no training clip of: {unseen}."]
     for condition in CONDITIONS:
         lines += [
             "",
