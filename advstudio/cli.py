@@ -82,9 +82,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group
     from advstudio.core.training import config_from_preset, train, write_model_card
 
     dataset = open_data(args.data, args)
+    if args.hold_out_group is not None:
+        dataset = held_out_group(dataset, args.hold_out_group)
+    validate = args.hold_out_group != NO_HOLD_OUT
     config = config_from_preset(
         args.preset,
         args.arch,
@@ -106,13 +110,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
         distill=args.distill,
         temperature=args.temperature,
     )
-    card = train(dataset, Path(args.out), config, ProgressBarReporter(), resume=args.resume)
-    write_model_card(Path(args.out), card, dataset.description)
+    out = Path(args.out)
+    card = train(dataset, out, config, ProgressBarReporter(), resume=args.resume, validate=validate)
+    write_model_card(out, card, dataset.description)
     val = card["validation"]
+    if val is None:
+        print(f"trained on all {len(dataset.examples)} clips (no validation); model in {out}")
+        return 0
     print(
         f"validation accuracy {val['accuracy']:.3f} (normalised {val['normalised_accuracy']:.3f}); "
         f"model written to {args.out}"
     )
+    return 0
+
+
+def _cmd_loso(args: argparse.Namespace) -> int:
+    from advstudio.core.evaluation.leave_one_group_out import REPORT_NAME, leave_one_group_out
+    from advstudio.core.training import config_from_preset
+
+    dataset = open_data(args.data, args)
+    config = config_from_preset(
+        args.preset,
+        args.arch,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        select_best=False,  # no choice on the held-out group: each fold keeps its last epoch
+    )
+    out = Path(args.out)
+    results = leave_one_group_out(dataset, out, config, ProgressBarReporter())
+    for condition, s in results["summary"].items():
+        if s["groups"]:
+            print(
+                f"{condition}: mean accuracy over {s['groups']} groups {s['mean_accuracy']:.3f}, "
+                f"worst {s['min_group']} {s['min_accuracy']:.3f}"
+            )
+    print(f"leave-one-group-out written to {out / REPORT_NAME}")
     return 0
 
 
@@ -845,6 +880,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument(
+        "--hold-out-group",
+        metavar="G",
+        help="validate on the clips of source group G (the CSV's group column) and train on "
+        "every other clip, ignoring the split column; none: train on every clip, no validation",
+    )
+    p.add_argument(
         "--adversarial",
         choices=["none", "paper004", "pgd"],
         help="adversarial training: paper004 (every batch a signed step of --sign-step towards "
@@ -1110,6 +1151,27 @@ def build_parser() -> argparse.ArgumentParser:
         "monteverdi_madrigals and palestrina are also available)",
     )
     p.set_defaults(func=_cmd_render_music)
+
+    p = data_sub.add_parser(
+        "loso",
+        help="leave-one-group-out: one model per source group held out, judged on it",
+        description="Train one model per source group (the CSV's group column) on every other "
+        "group, in OUT/holdout-GROUP (a finished fold is kept, an interrupted one resumes), and "
+        "judge it on its held-out group: the clips as they are, one 1-s excerpt of each, and "
+        "the phrases of at least 5 s. Writes OUT/loso.json and OUT/LOSO.md. Each fold keeps "
+        "its last epoch (no model selection on the held-out group).",
+    )
+    p.add_argument("data", help="rendered set (folder with metadata.csv, or the CSV)")
+    p.add_argument("--out", required=True, help="folder for the fold models and the report")
+    dataset_options(p)
+    p.add_argument("--arch", choices=["cnn", "dnn", "cdnn"], default="cnn")
+    p.add_argument("--preset", default="paper", help="training preset, as train's (default paper)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, help="training seed, also of the excerpt positions")
+    p.add_argument("--device")
+    p.set_defaults(func=_cmd_loso)
     return parser
 
 

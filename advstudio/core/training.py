@@ -26,6 +26,7 @@ import json
 import math
 import platform
 import threading
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -543,16 +544,23 @@ def train(
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
     resume: bool = False,
+    validate: bool = True,
 ) -> dict[str, Any]:
     """Train on the dataset's "train" split, validate on "validation", write a model directory.
 
     Returns the model card's data. With `resume`, continues from `out_dir/checkpoint.pt`.
     With `select_best`, the written model is the epoch with the best validation normalised
-    accuracy (the first of equals); otherwise the last epoch.
+    accuracy (the first of equals); otherwise the last epoch. Without `validate` (a model
+    trained on every group, `held_out_group(dataset, NO_HOLD_OUT)`) only "train" is used and
+    the card's validation is None. The card's `training_seconds` add up over resumed runs.
     """
     reporter = reporter or NullReporter()
-    if not {"train", "validation"} <= dataset.splits:
+    if validate and not {"train", "validation"} <= dataset.splits:
         raise DatasetError(f"{dataset.name}: needs both a train and a validation split")
+    if "train" not in dataset.splits:
+        raise DatasetError(f"{dataset.name}: needs a train split")
+    if config.select_best and not validate:
+        raise ParameterError("model selection (select_best) needs a validation split")
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir}: not a folder; give a folder for the model")
     checkpoint_path = out_dir / CHECKPOINT
@@ -580,18 +588,18 @@ def train(
         )
     )
     train_clips = _load_split(dataset, "train", model)
-    val_clips = _load_split(dataset, "validation", model)
+    val_clips = _load_split(dataset, "validation", model) if validate else []
     train_truth = [dataset.class_index(e.label) for e in train_set.examples]
     soft = None
     if teacher is not None:
         soft = soft_labels(teacher, train_clips, config.temperature).to(model.device)
-    val_truth = [dataset.class_index(e.label) for e in val_set.examples]
+    val_truth = [dataset.class_index(e.label) for e in val_set.examples] if validate else []
     # One seeded set of wrong labels for the perturbed validation, the same every epoch.
     val_wrong = random_wrong_labels(
         torch.tensor(val_truth), model.num_classes, torch.Generator().manual_seed(config.seed)
     ).tolist()
     optimizer = _optimizer(model, config)
-    start_epoch, history = 0, []
+    start_epoch, history, seconds_before = 0, [], 0.0
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "state": None}
     if resume and checkpoint_path.exists():
         state = load_weights(checkpoint_path)  # weights_only, one line when refused
@@ -601,12 +609,13 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
         best = state.get("best", best)
+        seconds_before = state.get("seconds", 0.0)
         reporter.report(Message("train", f"resuming after epoch {start_epoch}"))
     else:
         _band_statistics(model, train_clips)
     batches = math.ceil(len(train_clips) / config.batch_size)
     reporter.report(JobStarted("train", (config.epochs - start_epoch) * batches))
-    done = 0
+    done, started = 0, time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, epoch)
@@ -644,8 +653,9 @@ def train(
                 )
             )
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
-        line = f"epoch {epoch + 1}/{config.epochs}: loss {history[-1]['loss']:.4f}"
-        if (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs:
+        said = f"epoch {epoch + 1}/{config.epochs}: loss {history[-1]['loss']:.4f}"
+        due = (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs
+        if validate and due:
             val = evaluate_clips(model, val_clips, val_truth)
             perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
             history[-1] |= {
@@ -665,8 +675,9 @@ def train(
                     "epoch": epoch + 1,
                     "state": _detached(model.state_dict()),
                 }
-            line += f", validation accuracy {val['accuracy']:.3f}"
-        reporter.report(Message("train", line))
+            said += f", validation accuracy {val['accuracy']:.3f}"
+        reporter.report(Message("train", said))
+        seconds = seconds_before + time.perf_counter() - started
         state = {
             "format": "advstudio-checkpoint",
             "model": model_spec(model, architecture, architecture_config),
@@ -677,12 +688,16 @@ def train(
             "epoch": epoch,
             "history": json.dumps(history),
             "best": best,
+            "seconds": seconds,
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
+    seconds = seconds_before + time.perf_counter() - started
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
-    final = evaluate_clips(model, val_clips, val_truth)
-    final_perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
+    final = final_perturbed = None
+    if validate:
+        final = evaluate_clips(model, val_clips, val_truth)
+        final_perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
     card = {
         "architecture": architecture,
         "architecture_summary": model.summary,
@@ -696,15 +711,16 @@ def train(
         "training": asdict(config),
         "train_frames": model.train_frames,
         "selected_epoch": best["epoch"] if config.select_best else len(history),
-        "validation": final,
+        "validation": final,  # None: trained on every clip, no validation split
         "adversarial_training": None if perturbation is None else perturbation.card(),
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         "history": history,
+        "training_seconds": round(seconds, 1),
         "versions": versions(),
     }
     save_model_dir(out_dir, model, architecture, architecture_config)
     (out_dir / "card.json").write_text(json.dumps(card, indent=2))
-    reporter.report(JobFinished("train", {"accuracy": final["accuracy"]}))
+    reporter.report(JobFinished("train", {} if final is None else {"accuracy": final["accuracy"]}))
     return card
 
 
@@ -735,10 +751,15 @@ def _adversarial_section(card: dict[str, Any]) -> str:
     return f"## Adversarial training\n{how}.{result}\n\n"
 
 
-def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: str = "") -> Path:
-    """MODEL_CARD.md: what the model was trained on, how it was validated, how well it does."""
-    val, data, cfg = card["validation"], card["dataset"], card["training"]
-    labels = card["labels"]
+def _validation_section(card: dict[str, Any]) -> str:
+    """The model card's figures on its validation split, or why there are none."""
+    val, labels = card["validation"], card["labels"]
+    if val is None:
+        return (
+            "## Validation\nNone: the model was trained on every clip, with no validation "
+            "split (`--hold-out-group none`). Its expected accuracy on unseen sources is what "
+            "leave-one-group-out validation (`advstudio data loso`) measures.\n"
+        )
     recall = "\n".join(f"| {k} | {v:.3f} |" for k, v in val["per_class_recall"].items())
     header = "| pred \\ truth | " + " | ".join(labels) + " |"
     rule = "|---" * (len(labels) + 1) + "|"
@@ -746,6 +767,26 @@ def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: s
         f"| {labels[i]} | " + " | ".join(f"{x:.2f}" for x in row) + " |"
         for i, row in enumerate(val["confusion"])
     )
+    return f"""## Validation
+Accuracy **{val["accuracy"]:.3f}**, normalised accuracy (mean per-class recall)
+{val["normalised_accuracy"]:.3f}, mean confidence {val["confidence_mean"]:.3f}, on whole files.
+
+| class | recall |
+|---|---|
+{recall}
+
+Confusion matrix (columns ground truth, rows prediction, each column sums to 1):
+
+{header}
+{rule}
+{rows}
+"""
+
+
+def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: str = "") -> Path:
+    """MODEL_CARD.md: what the model was trained on, how it was validated, how well it does."""
+    data, cfg = card["dataset"], card["training"]
+    labels = card["labels"]
     versions_line = ", ".join(f"{k} {v}" for k, v in card["versions"].items())
     selection = (
         f"The model is epoch {card['selected_epoch']}, the best on the "
@@ -754,7 +795,11 @@ def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: s
         if cfg["select_best"]
         else "The reported figures are those of the final epoch on the validation split (no "
         "model selection on it)."
+        if card["validation"] is not None
+        else "The model is the final epoch."
     )
+    took = card.get("training_seconds")
+    took = "" if took is None else f" The epochs took {took:.0f} s."
     text = f"""# Model card: {out_dir.name}
 
 Architecture: `{card["architecture"]}` ({card["architecture_summary"]}).
@@ -768,22 +813,9 @@ validation files.
 
 ## Training
 {", ".join(f"{k}={v}" for k, v in cfg.items())}; {len(card["history"])} epochs of one random
-{card["train_frames"]}-frame window per file. {selection}
+{card["train_frames"]}-frame window per file. {selection}{took}
 
-{_adversarial_section(card)}## Validation
-Accuracy **{val["accuracy"]:.3f}**, normalised accuracy (mean per-class recall)
-{val["normalised_accuracy"]:.3f}, mean confidence {val["confidence_mean"]:.3f}, on whole files.
-
-| class | recall |
-|---|---|
-{recall}
-
-Confusion matrix (columns ground truth, rows prediction, each column sums to 1):
-
-{header}
-{rule}
-{rows}
-
+{_adversarial_section(card)}{_validation_section(card)}
 ## Reproduce
 Seed {cfg["seed"]}; versions: {versions_line}.
 """

@@ -36,6 +36,8 @@ class Example:
     path: Path
     label: str | None  # None: unlabelled (attacked, but in no accuracy)
     split: str = ""
+    group: str = ""  # the independent source group (a CSV's group column), for leave-one-out
+    kind: str = ""  # what the clip plays (a CSV's kind column: note, walk, ..., stroke)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,13 @@ def csv_listing(csv_path: Path) -> Dataset:
         path = Path(row["path"])
         path = path if path.is_absolute() else csv_path.parent / path
         examples.append(
-            Example(path, row["label"], row["split"] if has_split else split[row["path"]])
+            Example(
+                path,
+                row["label"],
+                row["split"] if has_split else split[row["path"]],
+                row.get("group") or "",
+                row.get("kind") or "",
+            )
         )
     spelling = _one_spelling([e.label for e in examples])
     readme = csv_path.parent / "DATASET.md"
@@ -147,6 +155,37 @@ def csv_listing(csv_path: Path) -> Dataset:
         description,
         defined_split=has_split,
     )
+
+
+NO_HOLD_OUT = "none"  # `--hold-out-group none`: train on every clip, validate on none
+
+
+def held_out_group(dataset: Dataset, group: str) -> Dataset:
+    """Leave one source group out: the clips of `group` are the validation split and every
+    other clip trains (the layout's own split is ignored). With NO_HOLD_OUT every clip trains
+    and there is no validation split. A dataset without groups, or a group it does not hold,
+    is one error naming the groups present."""
+    groups = dataset_groups(dataset)
+    if group != NO_HOLD_OUT and group not in groups:
+        raise DatasetError(
+            f"{dataset.name}: no clips of group {group!r}; groups present: {', '.join(groups)}"
+        )
+    examples = tuple(
+        replace(e, split="validation" if e.group == group else "train") for e in dataset.examples
+    )
+    return replace(dataset, examples=examples, defined_split=True)
+
+
+def dataset_groups(dataset: Dataset) -> list[str]:
+    """The sorted source groups of the dataset's clips; an error when a clip has none (a CSV
+    without a group column: render-demo --version 2 writes one)."""
+    ungrouped = [e for e in dataset.examples if not e.group]
+    if ungrouped:
+        raise DatasetError(
+            f"{dataset.name}: {len(ungrouped)} of {len(dataset.examples)} clips have no source "
+            "group (a CSV column `group`, as render-demo --version 2 writes)"
+        )
+    return sorted({e.group for e in dataset.examples})
 
 
 def fsdkaggle2019(root: Path) -> Dataset:

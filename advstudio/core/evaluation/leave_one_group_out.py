@@ -1,0 +1,336 @@
+"""Leave-one-group-out validation: how well a training recipe does on sources it never heard.
+
+The clips of a rendered set come from independent source groups (a column `group`: the Fluid
+fonts, sf_GMbank, the drum kits, each synthesis model). One model is trained per group with
+that group held out (`DIR/holdout-GROUP/`, a model directory as `advstudio train` writes), and
+judged on the held-out group only, under three conditions:
+
+- `clips`: the held-out clips as they are;
+- `one_second`: one excerpt of EXCERPT_S seconds per clip at a seeded random position (the
+  note cut off, no release), as people drop short recordings in; shorter clips as they are;
+- `long_phrases`: the clips that play a phrase (metadata `kind` other than a single note or a
+  gong stroke) of at least LONG_PHRASE_S seconds.
+
+Nothing is chosen on a held-out group's results: each fold keeps its last epoch (no model
+selection), and the recipe is the one given. A fold whose directory holds its card is not
+trained again; an interrupted fold resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advstudio.core.atomic import write_atomically
+from advstudio.core.data.datasets import Dataset, dataset_groups, held_out_group
+from advstudio.core.data.phrases import KINDS
+from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.inference import clip_for_model
+from advstudio.core.metrics import confusion_counts, normalised_accuracy, per_class_recall
+from advstudio.core.models import load_model
+from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.progress import Message, NullReporter, Reporter
+from advstudio.core.training import TrainConfig, train, write_model_card
+
+EXCERPT_S = 1.0
+LONG_PHRASE_S = 5.0  # FSDKaggle2019's recordings are mostly phrases of several seconds
+PHRASE_KINDS = tuple(kind for kind in KINDS if kind != "note")  # not a single note or stroke
+CONDITIONS = {
+    "clips": "the held-out clips as they are",
+    "one_second": f"one {EXCERPT_S:g}-s excerpt per clip at a seeded random position (the note "
+    "cut off, no release); clips shorter than that as they are",
+    "long_phrases": f"the held-out phrases ({', '.join(PHRASE_KINDS)}) of at least "
+    f"{LONG_PHRASE_S:g} s",
+}
+RESULTS_NAME, REPORT_NAME = "loso.json", "LOSO.md"
+
+
+def fold_dir(out_dir: Path, group: str) -> Path:
+    return out_dir / f"holdout-{group}"
+
+
+def one_second_excerpts(
+    clips: Sequence[np.ndarray], rate: int, rng: np.random.Generator, seconds: float = EXCERPT_S
+) -> list[np.ndarray]:
+    """One `seconds`-long excerpt of each clip, its start drawn uniformly from `rng` (clips no
+    longer than that as they are; they draw nothing)."""
+    length = round(seconds * rate)
+    excerpts = []
+    for clip in clips:
+        if len(clip) <= length:
+            excerpts.append(clip)
+            continue
+        start = int(rng.integers(0, len(clip) - length + 1))
+        excerpts.append(clip[start : start + length])
+    return excerpts
+
+
+def excerpt_generator(seed: int, group: str) -> np.random.Generator:
+    """The generator of a fold's excerpt positions: from the seed and the group's name, so a
+    group's excerpts do not depend on which other groups the data holds."""
+    return np.random.default_rng([seed, *group.encode()])
+
+
+def condition_scores(
+    probabilities: np.ndarray, truth: Sequence[int], labels: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, normalised accuracy (mean recall over the classes present) and each present
+    class's accuracy; None figures when the condition holds no clip."""
+    predicted = probabilities.argmax(axis=1) if len(truth) else np.zeros(0, dtype=int)
+    counts = confusion_counts(truth, predicted, len(labels))
+    return scores_of_counts(counts, labels)
+
+
+def scores_of_counts(counts: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    total = int(counts.sum())
+    present = counts.sum(axis=0)
+    recall = per_class_recall(counts)
+    return {
+        "clips": total,
+        "accuracy": float(np.trace(counts) / total) if total else None,
+        "normalised_accuracy": normalised_accuracy(counts) if total else None,
+        "per_class": {
+            label: {"clips": int(present[k]), "accuracy": float(recall[k])}
+            for k, label in enumerate(labels)
+            if present[k]
+        },
+        "confusion_counts": counts.tolist(),
+    }
+
+
+def _train_fold(
+    dataset: Dataset,
+    group: str,
+    out_dir: Path,
+    config: TrainConfig,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+) -> tuple[dict[str, Any], bool]:
+    """The fold's card, and whether it was trained now (False: its directory held the card)."""
+    folder = fold_dir(out_dir, group)
+    card_path = folder / "card.json"
+    if card_path.is_file():
+        card = json.loads(card_path.read_text())
+        if _comparable(card["training"]) != _comparable(asdict(config)):
+            raise ParameterError(
+                f"{folder}: trained with other settings than these; give a new --out folder"
+            )
+        reporter.report(Message("loso", f"{group}: trained already ({folder})"))
+        return card, False
+    reporter.report(Message("loso", f"{group}: training with {group} held out"))
+    card = train(held_out_group(dataset, group), folder, config, reporter, cancel, resume=True)
+    write_model_card(folder, card, dataset.description)
+    return card, True
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Training settings as JSON keeps them, less the device (a fold may resume elsewhere)."""
+    return {k: v for k, v in json.loads(json.dumps(settings)).items() if k != "device"}
+
+
+def _evaluate_fold(
+    model: AudioClassifier,
+    dataset: Dataset,
+    group: str,
+    excerpt_seed: int,
+    long_phrase_s: float,
+) -> dict[str, dict[str, Any]]:
+    """The fold's scores on its held-out group under each condition."""
+    examples = held_out_group(dataset, group).subset("validation").examples
+    clips = [clip_for_model(e.path, model) for e in examples]
+    truth = [dataset.class_index(e.label) for e in examples]
+    rng = excerpt_generator(excerpt_seed, group)
+    long = [
+        i
+        for i, (e, clip) in enumerate(zip(examples, clips, strict=True))
+        if e.kind in PHRASE_KINDS and len(clip) >= long_phrase_s * model.sample_rate
+    ]
+    whole = predict_proba(model, clips)
+    excerpts = predict_proba(model, one_second_excerpts(clips, model.sample_rate, rng))
+    labels = dataset.classes
+    return {
+        "clips": condition_scores(whole, truth, labels),
+        "one_second": condition_scores(excerpts, truth, labels),
+        "long_phrases": condition_scores(whole[long], [truth[i] for i in long], labels),
+    }
+
+
+def _classes_not_trained(dataset: Dataset, group: str) -> list[str]:
+    """The held-out group's classes that no other group has: its fold cannot know them."""
+    held = {e.label for e in dataset.examples if e.group == group}
+    return sorted(held - {e.label for e in dataset.examples if e.group != group})
+
+
+def _summary(folds: dict[str, dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """Per condition: the mean over groups (of those with clips in it), the worst group, and
+    every held-out prediction pooled (each clip is held out exactly once)."""
+    summary = {}
+    for condition in CONDITIONS:
+        scored = {g: f[condition] for g, f in folds.items() if f[condition]["clips"]}
+        pooled = sum(
+            (np.asarray(s["confusion_counts"]) for s in scored.values()),
+            np.zeros((len(labels), len(labels)), dtype=np.int64),
+        )
+        worst = min(scored, key=lambda g: scored[g]["accuracy"]) if scored else None
+        summary[condition] = {
+            "groups": len(scored),
+            "mean_accuracy": _mean([s["accuracy"] for s in scored.values()]),
+            "mean_normalised_accuracy": _mean([s["normalised_accuracy"] for s in scored.values()]),
+            "min_group": worst,
+            "min_accuracy": None if worst is None else scored[worst]["accuracy"],
+            "pooled": scores_of_counts(pooled, labels),
+        }
+    return summary
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def leave_one_group_out(
+    dataset: Dataset,
+    out_dir: Path,
+    config: TrainConfig,
+    reporter: Reporter | None = None,
+    cancel: threading.Event | None = None,
+    excerpt_seed: int | None = None,
+    long_phrase_s: float = LONG_PHRASE_S,
+) -> dict[str, Any]:
+    """Train and judge one model per source group held out; write loso.json and LOSO.md in
+    `out_dir` and return what loso.json holds. The excerpt positions are seeded by
+    `excerpt_seed` (default: the training seed)."""
+    reporter = reporter or NullReporter()
+    if config.select_best:
+        raise ParameterError(
+            "leave-one-group-out keeps each fold's last epoch: model selection would choose "
+            "on the held-out group"
+        )
+    groups = dataset_groups(dataset)
+    if len(groups) < 2:
+        raise DatasetError(f"{dataset.name}: leave-one-group-out needs two groups; has {groups}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"{out_dir}: not a folder")
+    seed = config.seed if excerpt_seed is None else excerpt_seed
+    folds: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        card, trained_now = _train_fold(dataset, group, out_dir, config, reporter, cancel)
+        reporter.report(Message("loso", f"{group}: judging the held-out clips"))
+        model = load_model(fold_dir(out_dir, group), device=config.device)
+        folds[group] = {
+            "model": fold_dir(out_dir, group).name,
+            "trained_now": trained_now,
+            "training_seconds": card.get("training_seconds"),
+            "train_files": card["dataset"]["train_files"],
+            "classes_not_trained": _classes_not_trained(dataset, group),
+            **_evaluate_fold(model, dataset, group, seed, long_phrase_s),
+        }
+    results = {
+        "dataset": dataset.name,
+        "labels": list(dataset.classes),
+        "groups": groups,
+        "training": asdict(config),
+        "model_selection": "none: each fold keeps its last epoch",
+        "excerpt_seconds": EXCERPT_S,
+        "excerpt_seed": seed,
+        "long_phrase_seconds": long_phrase_s,
+        "phrase_kinds": list(PHRASE_KINDS),
+        "conditions": CONDITIONS,
+        "training_seconds": sum(f["training_seconds"] or 0.0 for f in folds.values()),
+        "folds": folds,
+        "summary": _summary(folds, dataset.classes),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2)
+    write_atomically(out_dir / RESULTS_NAME, lambda tmp: Path(tmp).write_text(text))
+    (out_dir / REPORT_NAME).write_text(loso_report(results))
+    return results
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def loso_report(results: dict[str, Any]) -> str:
+    """LOSO.md: the figures of loso.json as tables."""
+    folds, summary = results["folds"], results["summary"]
+    groups, labels = results["groups"], results["labels"]
+    cfg = results["training"]
+    lines = [
+        f"# Leave-one-group-out validation: {results['dataset']}",
+        "",
+        f"One model per source group ({', '.join(groups)}), trained on every other group with "
+        f"`--arch {cfg['arch']}` (epochs {cfg['epochs']}, seed {cfg['seed']}), and judged on "
+        "the held-out group only. No choice was made on held-out results: each fold keeps "
+        "its last epoch (no model selection) and the recipe was fixed before. Training took "
+        f"{results['training_seconds']:.1f} s in all (the epochs' time, summed over folds).",
+        "",
+        "Conditions:",
+        *(f"- `{name}`: {what}." for name, what in results["conditions"].items()),
+        "",
+        f"Excerpt positions seeded {results['excerpt_seed']}.",
+        "",
+        "## Summary",
+        "",
+        "| condition | groups | mean accuracy | mean normalised | worst group | its accuracy "
+        "| all held-out clips pooled |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for condition, s in summary.items():
+        lines.append(
+            f"| {condition} | {s['groups']} | {_figure(s['mean_accuracy'])} "
+            f"| {_figure(s['mean_normalised_accuracy'])} | {s['min_group'] or '–'} "
+            f"| {_figure(s['min_accuracy'])} | {_figure(s['pooled']['accuracy'])} "
+            f"({s['pooled']['clips']} clips) |"
+        )
+    lines += [
+        "",
+        "## Per group",
+        "",
+        "Each cell: accuracy / normalised accuracy (clips).",
+        "",
+        "| group | train files | training s | " + " | ".join(CONDITIONS) + " |",
+        "|---" * (3 + len(CONDITIONS)) + "|",
+    ]
+    for group in groups:
+        fold = folds[group]
+        seconds = fold["training_seconds"]
+        cells = [
+            f"{_figure(fold[c]['accuracy'])} / {_figure(fold[c]['normalised_accuracy'])} "
+            f"({fold[c]['clips']})"
+            for c in CONDITIONS
+        ]
+        lines.append(
+            f"| {group} | {fold['train_files']} | {'–' if seconds is None else f'{seconds:.1f}'} "
+            f"| " + " | ".join(cells) + " |"
+        )
+    for group in groups:
+        if folds[group]["classes_not_trained"]:
+            unseen = ", ".join(folds[group]["classes_not_trained"])
+            lines += ["", f"Holding out {group} leaves no training clip of: {unseen}."]
+    for condition in CONDITIONS:
+        lines += [
+            "",
+            f"## Per class: {condition}",
+            "",
+            "Accuracy of each class on each held-out group (clips in brackets); pooled: every "
+            "group's held-out clips together.",
+            "",
+            "| class | " + " | ".join(groups) + " | pooled |",
+            "|---" * (len(groups) + 2) + "|",
+        ]
+        for label in labels:
+            cells = [_class_cell(folds[g][condition], label) for g in groups]
+            pooled = _class_cell(summary[condition]["pooled"], label)
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {pooled} |")
+    return "\n".join(lines) + "\n"
+
+
+def _class_cell(scores: dict[str, Any], label: str) -> str:
+    entry = scores["per_class"].get(label)
+    return "–" if entry is None else f"{entry['accuracy']:.3f} ({entry['clips']})"

@@ -1,0 +1,230 @@
+"""Leave-one-group-out validation on a tiny grouped set: the hold-out split of `advstudio
+train`, training on every group without validation, and `advstudio data loso` (one fold per
+group, finished folds kept, interrupted ones resumed, seeded one-second excerpts)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from advstudio.cli import main
+from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group, open_dataset
+from advstudio.core.errors import DatasetError
+from advstudio.core.evaluation.leave_one_group_out import (
+    CONDITIONS,
+    excerpt_generator,
+    fold_dir,
+    leave_one_group_out,
+    one_second_excerpts,
+)
+from advstudio.core.progress import Cancelled, ItemFinished, JobStarted, RecordingReporter
+from advstudio.core.training import config_from_preset
+from tests.conftest import tone
+
+RATE = 16000
+GROUPS = ("fluid", "gmbank", "synth-gong")
+# Per class: its tone's frequency; per clip in a group: (kind, seconds). The 6-s walk is a long
+# phrase, the 0.6-s note is shorter than the one-second excerpt.
+CLASSES = {"Gong": 220.0, "Hi-hat": 3000.0, "Marimba_and_xylophone": 880.0}
+CLIPS = (("note", 0.6), ("walk", 6.0))
+
+
+def write_grouped_set(root: Path, with_group: bool = True) -> Path:
+    """A metadata.csv as render-demo --version 2 writes it (path, label, split, group, kind,
+    duration_s) over real FLAC files, split column set to train everywhere."""
+    rows = ["path,label,split,group,kind,duration_s" if with_group else "path,label,split"]
+    for g, group in enumerate(GROUPS):
+        for label, freq in CLASSES.items():
+            for k, (kind, seconds) in enumerate(CLIPS):
+                relative = f"{label}/{group}_{k}.flac"
+                (root / label).mkdir(parents=True, exist_ok=True)
+                audio = tone(seconds, freq * (1 + 0.03 * g), RATE, seed=10 * g + k)
+                sf.write(root / relative, audio, RATE)
+                extra = f",{group},{kind},{seconds}" if with_group else ""
+                rows.append(f"{relative},{label},train{extra}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def grouped_set(tmp_path_factory) -> Path:
+    return write_grouped_set(tmp_path_factory.mktemp("grouped"))
+
+
+def tiny_config(epochs: int = 1):
+    return config_from_preset("paper", "cnn", epochs=epochs, batch_size=6, seed=4)
+
+
+def test_held_out_group_puts_exactly_that_group_in_validation(grouped_set):
+    dataset = open_dataset(grouped_set)
+    assert {e.group for e in dataset.examples} == set(GROUPS)
+    assert {e.kind for e in dataset.examples} == {"note", "walk"}
+    fold = held_out_group(dataset, "gmbank")
+    validation = fold.subset("validation").examples
+    assert {e.group for e in validation} == {"gmbank"}
+    assert len(validation) == len(CLASSES) * len(CLIPS)
+    assert "gmbank" not in {e.group for e in fold.subset("train").examples}
+    assert len(fold.examples) == len(dataset.examples)  # the CSV's split column is ignored
+    everything = held_out_group(dataset, NO_HOLD_OUT)
+    assert everything.splits == {"train"}
+
+
+def test_unknown_group_and_missing_group_column_are_one_line_each(
+    grouped_set, tmp_path, capsys
+):
+    with pytest.raises(DatasetError, match="groups present: fluid, gmbank, synth-gong"):
+        held_out_group(open_dataset(grouped_set), "kits")
+    status = main(["train", str(grouped_set), "--out", str(tmp_path / "m"),
+                   "--hold-out-group", "kits"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert "'kits'" in err and "fluid, gmbank, synth-gong" in err
+    plain = write_grouped_set(tmp_path / "plain", with_group=False)
+    status = main(["data", "loso", str(plain), "--out", str(tmp_path / "l"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "no source group" in err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "l").exists()
+
+
+def test_train_holding_out_a_group_or_none(grouped_set, tmp_path, capsys):
+    """`--hold-out-group gmbank` validates on gmbank's clips; `none` trains on every clip and
+    its card says there was no validation split."""
+    common = ["--epochs", "1", "--batch-size", "6", "--seed", "4"]
+    assert main(["train", str(grouped_set), "--out", str(tmp_path / "g"),
+                 "--hold-out-group", "gmbank", *common]) == 0  # fmt: skip
+    card = json.loads((tmp_path / "g" / "card.json").read_text())
+    assert card["dataset"]["validation_files"] == len(CLASSES) * len(CLIPS)
+    assert card["dataset"]["train_files"] == 2 * len(CLASSES) * len(CLIPS)
+    assert main(["train", str(grouped_set), "--out", str(tmp_path / "all"),
+                 "--hold-out-group", "none", *common]) == 0  # fmt: skip
+    assert "trained on all 18 clips (no validation)" in capsys.readouterr().out
+    card = json.loads((tmp_path / "all" / "card.json").read_text())
+    assert card["validation"] is None and card["dataset"]["train_files"] == 18
+    assert card["training_seconds"] > 0 and list(card["history"][0]) == ["epoch", "loss"]
+    text = (tmp_path / "all" / "MODEL_CARD.md").read_text()
+    assert "None: the model was trained on every clip, with no validation split" in text
+
+
+def test_one_second_excerpts_are_one_second_seeded_and_cut_from_the_clip():
+    clips = [tone(s, seed=i) for i, s in enumerate((0.6, 1.0, 2.5, 6.0, 6.0))]
+    first = one_second_excerpts(clips, RATE, excerpt_generator(3, "fluid"))
+    again = one_second_excerpts(clips, RATE, excerpt_generator(3, "fluid"))
+    other = one_second_excerpts(clips, RATE, excerpt_generator(4, "fluid"))
+    assert [len(x) for x in first] == [int(0.6 * RATE), RATE, RATE, RATE, RATE]
+    assert first[0] is clips[0] and first[1] is clips[1]  # no longer than 1 s: as they are
+    starts = []
+    for clip, excerpt, same in zip(clips[2:], first[2:], again[2:], strict=True):
+        np.testing.assert_array_equal(excerpt, same)
+        (start,) = np.flatnonzero(clip == excerpt[0])  # the noisy tone repeats no sample
+        np.testing.assert_array_equal(clip[start : start + RATE], excerpt)
+        starts.append(start)
+    assert len(set(starts[1:])) == 2  # the two 6-s clips: excerpts drawn, not fixed
+    starts = {int(np.flatnonzero(clips[3] == e[0])[0]) for e in (first[3], other[3])}
+    assert len(starts) == 2  # another seed, another position
+
+
+def test_loso_trains_one_fold_per_group_and_keeps_finished_folds(grouped_set, tmp_path, capsys):
+    out = tmp_path / "loso"
+    args = ["data", "loso", str(grouped_set), "--out", str(out), "--preset", "paper",
+            "--epochs", "1", "--batch-size", "6", "--seed", "4"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "clips: mean accuracy over 3 groups" in printed and "LOSO.md" in printed
+    results = json.loads((out / "loso.json").read_text())
+    assert results["groups"] == list(GROUPS)
+    assert results["model_selection"] == "none: each fold keeps its last epoch"
+    assert results["long_phrase_seconds"] == 5.0 and results["training"]["select_best"] is False
+    for group in GROUPS:
+        fold = results["folds"][group]
+        card = json.loads((fold_dir(out, group) / "card.json").read_text())
+        assert card["dataset"]["validation_files"] == len(CLASSES) * len(CLIPS)
+        assert fold["trained_now"] and fold["training_seconds"] == card["training_seconds"] > 0
+        assert fold["clips"]["clips"] == fold["one_second"]["clips"] == 6
+        assert fold["classes_not_trained"] == []
+        assert fold["long_phrases"]["clips"] == 3  # the 6-s walks, not the 0.6-s notes
+        for condition in CONDITIONS:
+            scores = fold[condition]
+            assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["normalised_accuracy"] <= 1
+            assert set(scores["per_class"]) == set(CLASSES)
+            counts = np.asarray(scores["confusion_counts"])
+            assert scores["accuracy"] == pytest.approx(np.trace(counts) / counts.sum())
+    for condition in CONDITIONS:
+        summary = results["summary"][condition]
+        accuracies = {g: results["folds"][g][condition]["accuracy"] for g in GROUPS}
+        assert summary["mean_accuracy"] == pytest.approx(np.mean(list(accuracies.values())))
+        assert summary["min_accuracy"] == min(accuracies.values())
+        assert accuracies[summary["min_group"]] == summary["min_accuracy"]
+        assert summary["pooled"]["clips"] == sum(
+            results["folds"][g][condition]["clips"] for g in GROUPS
+        )
+    report = (out / "LOSO.md").read_text()
+    assert "no model selection" in report and "## Per class: one_second" in report
+    assert all(f"| {group} |" in report for group in GROUPS)
+    written = {g: (fold_dir(out, g) / "card.json").stat().st_mtime_ns for g in GROUPS}
+    assert main(args) == 0  # the rerun trains nothing and judges the same excerpts
+    again = json.loads((out / "loso.json").read_text())
+    assert not any(again["folds"][g]["trained_now"] for g in GROUPS)
+    assert {g: (fold_dir(out, g) / "card.json").stat().st_mtime_ns for g in GROUPS} == written
+    for group in GROUPS:
+        assert again["folds"][group]["one_second"] == results["folds"][group]["one_second"]
+    changed = [*args[:-1], "5"]  # another seed: the finished folds do not fit
+    assert main(changed) == 2
+    assert "trained with other settings" in capsys.readouterr().err
+
+
+def test_an_interrupted_fold_resumes_from_its_checkpoint(grouped_set, tmp_path):
+    """Cancel during the second fold's second epoch; the rerun keeps the first fold and
+    continues the second after its first epoch, its training time added up."""
+    dataset = open_dataset(grouped_set)
+    out = tmp_path / "loso"
+
+    class CancelInSecondFold(RecordingReporter):
+        def __init__(self, cancel):
+            super().__init__()
+            self.cancel = cancel
+
+        def report(self, event):
+            super().report(event)
+            folds_started = sum(isinstance(e, JobStarted) for e in self.events)
+            if folds_started == 2 and isinstance(event, ItemFinished) and event.name == "epoch 2":
+                self.cancel.set()
+
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        leave_one_group_out(dataset, out, tiny_config(2), CancelInSecondFold(cancel), cancel)
+    assert (fold_dir(out, "fluid") / "card.json").is_file()
+    second = fold_dir(out, "gmbank")
+    assert not (second / "card.json").exists()
+    checkpoint = torch.load(second / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 0 and checkpoint["seconds"] > 0
+    reporter = RecordingReporter()
+    results = leave_one_group_out(dataset, out, tiny_config(2), reporter)
+    said = [getattr(e, "text", "") for e in reporter.events]
+    assert "resuming after epoch 1" in said
+    folds = results["folds"]
+    assert [folds[g]["trained_now"] for g in GROUPS] == [False, True, True]
+    card = json.loads((second / "card.json").read_text())
+    assert [h["epoch"] for h in card["history"]] == [1, 2]
+    assert card["training_seconds"] >= checkpoint["seconds"]
+
+
+def test_a_class_only_one_group_has_is_named_as_not_trained(tmp_path):
+    """Holding out the only group with Harmonica leaves its fold no Harmonica to learn: the
+    report says so beside its figures."""
+    root = write_grouped_set(tmp_path / "set")
+    (root / "Harmonica").mkdir()
+    sf.write(root / "Harmonica" / "x.flac", tone(1.5, 1200.0), RATE)
+    with open(root / "metadata.csv", "a") as fh:
+        fh.write("Harmonica/x.flac,Harmonica,train,gmbank,note,1.5\n")
+    results = leave_one_group_out(open_dataset(root), tmp_path / "loso", tiny_config())
+    assert results["folds"]["gmbank"]["classes_not_trained"] == ["Harmonica"]
+    assert results["folds"]["fluid"]["classes_not_trained"] == []
+    assert results["folds"]["gmbank"]["clips"]["per_class"]["Harmonica"]["clips"] == 1
+    report = (tmp_path / "loso" / "LOSO.md").read_text()
+    assert "Holding out gmbank leaves no training clip of: Harmonica." in report
