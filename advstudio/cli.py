@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,7 +113,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     card = train(dataset, out, config, ProgressBarReporter(), resume=args.resume, validate=validate)
-    write_model_card(out, card, dataset.description)
+    # The run, however often it was resumed.
+    command = shlex.join(["advstudio", *(a for a in args.argv if a != "--resume")])
+    write_model_card(out, card, dataset.description, command)
     val = card["validation"]
     if val is None:
         print(f"trained on all {len(dataset.examples)} clips (no validation); model in {out}")
@@ -1215,7 +1218,9 @@ def attack_params(args: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what a written result records of the command that made it
     try:
         configure_threads(getattr(args, "threads", None))
         return args.func(args)

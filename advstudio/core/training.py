@@ -718,6 +718,7 @@ def train(
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         "history": history,
         "training_seconds": round(seconds, 1),
+        "device": str(model.device),
         "versions": versions(),
     }
     save_model_dir(out_dir, model, architecture, architecture_config)
@@ -785,8 +786,11 @@ Confusion matrix (columns ground truth, rows prediction, each column sums to 1):
 """
 
 
-def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: str = "") -> Path:
-    """MODEL_CARD.md: what the model was trained on, how it was validated, how well it does."""
+def write_model_card(
+    out_dir: Path, card: dict[str, Any], dataset_description: str = "", command: str = ""
+) -> Path:
+    """MODEL_CARD.md: what the model was trained on, how it was validated, how well it does,
+    and how to train it again (`command`: the command line that trained it)."""
     data, cfg = card["dataset"], card["training"]
     labels = card["labels"]
     versions_line = ", ".join(f"{k} {v}" for k, v in card["versions"].items())
@@ -801,7 +805,10 @@ def write_model_card(out_dir: Path, card: dict[str, Any], dataset_description: s
         else "The model is the final epoch."
     )
     took = card.get("training_seconds")
-    took = "" if took is None else f" The epochs took {took:.0f} s."
+    where = f" on {card['device']}" if "device" in card else ""
+    took = "" if took is None else f" The epochs took {took:.0f} s{where}."
+    windows = cfg.get("windows_per_clip", 1)
+    windows = "one random" if windows == 1 else f"{windows} random"
     text = f"""# Model card: {out_dir.name}
 
 Architecture: `{card["architecture"]}` ({card["architecture_summary"]}).
@@ -814,12 +821,13 @@ validation files.
 {dataset_description.strip()}
 
 ## Training
-{", ".join(f"{k}={v}" for k, v in cfg.items())}; {len(card["history"])} epochs of one random
-{card["train_frames"]}-frame window per file. {selection}{took}
+{", ".join(f"{k}={v}" for k, v in cfg.items())}; {len(card["history"])} epochs of {windows}
+{card["train_frames"]}-frame windows per file. {selection}{took}
 
 {_adversarial_section(card)}{_validation_section(card)}
 ## Reproduce
-Seed {cfg["seed"]}; versions: {versions_line}.
+{f"Trained with `{command}`. " if command else ""}Seed {cfg["seed"]}; versions: {versions_line}.
+The same command, seed, versions and device give the same weights.
 """
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text)
