@@ -103,6 +103,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pgd_step=args.pgd_step,
         distill=args.distill,
         temperature=args.temperature,
+        trim_db=args.trim_db,
+        level_db=args.level_db,
     )
     card = train(dataset, Path(args.out), config, ProgressBarReporter(), resume=args.resume)
     write_model_card(Path(args.out), card, dataset.description)
@@ -828,6 +830,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hidden", type=int, help="dnn: units per hidden layer (50 or 500)")
     p.add_argument("--dropout", action="store_true", help="dnn: dropout after hidden layers")
+    p.add_argument(
+        "--trim-db",
+        type=float,
+        metavar="DB",
+        help="leave out each clip's leading and trailing frames more than DB below its loudest "
+        "(in training and in the model's inference: silence before or after does not count)",
+    )
+    p.add_argument(
+        "--level-db",
+        type=float,
+        metavar="DBFS",
+        help="scale each clip so its loudest frame sits at DBFS (training and inference: the "
+        "clip's level does not count)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
