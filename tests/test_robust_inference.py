@@ -18,14 +18,15 @@ import torch
 from conftest import make_random_model
 
 from advstudio.cli import main
-from advstudio.core.inference import classify_files
 from advstudio.core.data.datasets import PAPER_002_CLASSES
+from advstudio.core.inference import classify_files
 from advstudio.core.models import load_model, pad_batch, predict_proba
 from advstudio.core.models.cdnn import CdnnClassifier
 from advstudio.core.models.cnn import InstrumentClassifier
 from advstudio.core.models.dnn import DnnClassifier
 from advstudio.core.models.frontend import loud_span, normalise_level, trim_silence
 from advstudio.core.resources import default_model_dir
+from advstudio.core.training import _batch_features, _prepared
 
 DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
 PREPARED = {"trim_db": 60.0, "level_db": -20.0}
@@ -245,10 +246,44 @@ def tiny_folder(tmp_path_factory) -> Path:
     return root
 
 
-def test_train_trim_db_and_level_db_are_recorded_and_read_back(tiny_folder, tmp_path, capsys):
+@pytest.mark.parametrize("arch", ["cnn", "dnn"])
+def test_training_windows_come_from_the_prepared_clip(arch):
+    """Training sees what inference sees: a note and the same note 20 dB quieter between
+    silences give the same training windows (loaded clips are prepared as `train` does)."""
+    model = random_model(arch, **PREPARED)
+    rate = model.sample_rate
+    note = clip_with_silence(4.0, 5)
+    padded = clip_with_silence(4.0, 5, before=rate, after=rate // 3) * 0.1
+    target = torch.tensor([0])
+    windows = [
+        _batch_features(
+            model, _prepared(model, [clip]), False, torch.Generator().manual_seed(0), target
+        )
+        for clip in (note, padded)
+    ]
+    torch.testing.assert_close(windows[0], windows[1], atol=1e-3, rtol=1e-4)
+    plain = random_model(arch)
+    unprepared = [
+        _batch_features(
+            plain, _prepared(plain, [clip]), False, torch.Generator().manual_seed(0), target
+        )
+        for clip in (note, padded)
+    ]
+    assert (unprepared[0] - unprepared[1]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--arch", "cnn"],
+        ["--arch", "cdnn"],  # the magnitude front end: excerpts cut from the prepared clips
+        ["--arch", "dnn", "--adversarial", "pgd", "--pgd-steps", "1"],  # perturbs prepared clips
+    ],
+)
+def test_train_trim_db_and_level_db_are_recorded_and_read_back(tiny_folder, tmp_path, extra):
     out = tmp_path / "m"
     args = ["train", str(tiny_folder), "--out", str(out), "--epochs", "1", "--batch-size", "4"]
-    assert main([*args, "--trim-db", "50", "--level-db", "-18"]) == 0
+    assert main([*args, *extra, "--trim-db", "50", "--level-db", "-18"]) == 0
     spec = json.loads((out / "model.json").read_text())
     assert spec["config"]["trim_db"] == 50.0 and spec["config"]["level_db"] == -18.0
     card = json.loads((out / "card.json").read_text())
