@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from advstudio import __version__
 from advstudio.cli_audit import add_audit_command
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the subcommands import the engine only when they run (a qui
     from advstudio.core.audio import Audio
     from advstudio.core.data.datasets import Dataset, Example
     from advstudio.core.models.base import AudioClassifier
+    from advstudio.core.training import TrainConfig
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
@@ -82,26 +83,38 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group
-    from advstudio.core.training import config_from_preset, train, write_model_card
+def recipe_config(args: argparse.Namespace, **more: Any) -> TrainConfig:
+    """The training settings of `recipe_options` (and `more`) over the preset's."""
+    from advstudio.core.training import config_from_preset
 
-    dataset = open_data(args.data, args)
-    if args.hold_out_group is not None:
-        dataset = held_out_group(dataset, args.hold_out_group)
-    validate = args.hold_out_group != NO_HOLD_OUT
-    config = config_from_preset(
+    return config_from_preset(
         args.preset,
         args.arch,
         hidden=args.hidden,
         dropout=args.dropout or None,
         init=args.init,
+        trim_db=args.trim_db,
+        level_db=args.level_db,
         epochs=args.epochs,
         validate_every=args.validate_every,
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
+        **more,
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group
+    from advstudio.core.training import train, write_model_card
+
+    dataset = open_data(args.data, args)
+    if args.hold_out_group is not None:
+        dataset = held_out_group(dataset, args.hold_out_group)
+    validate = args.hold_out_group != NO_HOLD_OUT
+    config = recipe_config(
+        args,
         adversarial=args.adversarial,
         adversary_model=args.adversary_model,
         sign_step=args.sign_step,
@@ -129,19 +142,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_loso(args: argparse.Namespace) -> int:
     from advstudio.core.evaluation.leave_one_group_out import REPORT_NAME, leave_one_group_out
-    from advstudio.core.training import config_from_preset
 
     dataset = open_data(args.data, args)
-    config = config_from_preset(
-        args.preset,
-        args.arch,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        select_best=False,  # no choice on the held-out group: each fold keeps its last epoch
-    )
+    # No choice on the held-out group: each fold keeps its last epoch.
+    config = recipe_config(args, select_best=False)
     out = Path(args.out)
     results = leave_one_group_out(dataset, out, config, ProgressBarReporter())
     for condition, s in results["summary"].items():
@@ -854,33 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="model directory to write (holds checkpoints)")
     dataset_options(p)
-    p.add_argument(
-        "--arch",
-        choices=["cnn", "dnn", "cdnn"],
-        default="cnn",
-        help="cnn: paper 002's instrument CNN (default); dnn, cdnn: paper 004's music models",
-    )
-    p.add_argument(
-        "--preset",
-        default="paper",
-        help="paper (the architecture's paper's recipe, default) or modern (Adam, cosine, "
-        "augmentation; for cnn also called demo)",
-    )
-    p.add_argument("--hidden", type=int, help="dnn: units per hidden layer (50 or 500)")
-    p.add_argument("--dropout", action="store_true", help="dnn: dropout after hidden layers")
-    p.add_argument(
-        "--init",
-        choices=["paper", "torch"],
-        help="weights from the paper's U(-r, r) or PyTorch's default per layer (preset's choice)",
-    )
-    p.add_argument("--epochs", type=int)
-    p.add_argument(
-        "--validate-every", type=int, metavar="N", help="validate after every N-th epoch"
-    )
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
+    recipe_options(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument(
         "--hold-out-group",
@@ -1167,16 +1145,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="rendered set (folder with metadata.csv, or the CSV)")
     p.add_argument("--out", required=True, help="folder for the fold models and the report")
     dataset_options(p)
-    p.add_argument("--arch", choices=["cnn", "dnn", "cdnn"], default="cnn")
-    p.add_argument("--preset", default="paper", help="training preset, as train's (default paper)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int, help="training seed, also of the excerpt positions")
-    p.add_argument("--device")
+    recipe_options(p)
     p.set_defaults(func=_cmd_loso)
     return parser
 
+
+def recipe_options(p: argparse.ArgumentParser) -> None:
+    """What a model is and how it trains, shared by train and data loso."""
+    p.add_argument(
+        "--arch",
+        choices=["cnn", "dnn", "cdnn"],
+        default="cnn",
+        help="cnn: paper 002's instrument CNN (default); dnn, cdnn: paper 004's music models",
+    )
+    p.add_argument(
+        "--preset",
+        default="paper",
+        help="paper (the architecture's paper's recipe, default) or modern (Adam, cosine, "
+        "augmentation; for cnn also called demo)",
+    )
+    p.add_argument("--hidden", type=int, help="dnn: units per hidden layer (50 or 500)")
+    p.add_argument("--dropout", action="store_true", help="dnn: dropout after hidden layers")
+    p.add_argument(
+        "--init",
+        choices=["paper", "torch"],
+        help="weights from the paper's U(-r, r) or PyTorch's default per layer (preset's choice)",
+    )
+    p.add_argument(
+        "--trim-db",
+        type=float,
+        metavar="DB",
+        help="leave out each clip's leading and trailing frames more than DB below its loudest "
+        "(in training and in the model's inference: silence before or after does not count)",
+    )
+    p.add_argument(
+        "--level-db",
+        type=float,
+        metavar="DBFS",
+        help="scale each clip so its loudest frame sits at DBFS (training and inference: the "
+        "clip's level does not count)",
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument(
+        "--validate-every", type=int, metavar="N", help="validate after every N-th epoch"
+    )
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, help="training seed (loso: also of the excerpts)")
+    p.add_argument("--device")
 
 def eot_options(p: argparse.ArgumentParser) -> None:
     """Expectation over transformation: the transforms and how many draws per iteration."""

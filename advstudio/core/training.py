@@ -115,6 +115,11 @@ class TrainConfig:
     min_frames: int = 35  # cnn: inference pads shorter clips circularly to this many frames
     hidden: int = 500  # dnn: units per hidden layer (the paper: 50 or 500)
     dropout: bool = False  # dnn: dropout 0.25 after each hidden layer
+    # Robust inference (the front end's prepare): leave out leading and trailing frames more
+    # than trim_db dB below a clip's loudest frame; scale each clip's loudest frame to level_db
+    # dBFS. None: off. Training sees clips prepared the same way.
+    trim_db: float | None = None
+    level_db: float | None = None
     # Adversarial training (adversarial_training.py): "none", "paper004" or "pgd"; each mode's
     # settings stay None outside it and get their defaults inside it.
     adversarial: str = "none"
@@ -162,6 +167,12 @@ class TrainConfig:
             self.pgd_step,
         )
         check_temperature(self.temperature)
+        if self.trim_db is not None and not self.trim_db > 0:
+            raise ParameterError(
+                f"--trim-db must be positive (dB below the loudest frame): {self.trim_db}"
+            )
+        if self.level_db is not None and not self.level_db <= 0:
+            raise ParameterError(f"--level-db must be at most 0 (dB full scale): {self.level_db}")
         if self.temperature != 1.0 and self.distill is None:
             raise ParameterError("--temperature needs --distill TEACHER (the soft labels)")
         if self.adversarial == "paper004" and self.sign_step is None:
@@ -173,12 +184,18 @@ class TrainConfig:
                 self.pgd_step = default_pgd_step(self.pgd_eps, self.pgd_steps)
 
     def architecture_config(self) -> dict[str, Any]:
-        """The hyper-parameters the model directory's config records for this architecture."""
+        """The hyper-parameters the model directory's config records for this architecture
+        (the front end's preparation only when set, so older configs read as before)."""
+        preparation = {
+            name: value
+            for name, value in (("trim_db", self.trim_db), ("level_db", self.level_db))
+            if value is not None
+        }
         if self.arch == "cnn":
-            return {"min_frames": self.min_frames}
+            return {"min_frames": self.min_frames} | preparation
         if self.arch == "dnn":
-            return {"hidden": self.hidden, "dropout": self.dropout}
-        return {}
+            return {"hidden": self.hidden, "dropout": self.dropout} | preparation
+        return preparation
 
 
 # Adam, cosine, augmentation: what the rendered offline sets need to generalise to an unheard
@@ -261,6 +278,19 @@ def _load_split(
     """The split's clips at the model's rate; at most what the front end analyses (30 s for
     paper 004's models), and at least its minimum (shorter clips repeated)."""
     return [clip_for_model(e.path, model) for e in dataset.subset(split).examples]
+
+
+@torch.no_grad()
+def _prepared(model: AudioClassifier, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """The clips as the model's front end prepares them (silence trimmed, level set), so that
+    training windows and excerpts come from the sounding part; unchanged without preparation."""
+    if model.frontend.trim_db is None and model.frontend.level_db is None:
+        return clips
+    out = []
+    for clip in clips:
+        wave, lengths = model.frontend.prepare(*pad_batch([clip]))
+        out.append(wave[0, : int(lengths[0])].numpy())
+    return out
 
 
 @torch.no_grad()
@@ -366,12 +396,15 @@ def _batch_features(
     if augment:
         tensors = [_augment_wave(t, generator, model.sample_rate) for t in tensors]
     wave, lengths = pad_batch(tensors, model.device)
+    # Prepared once, as inference prepares a clip: a perturbation then acts on the prepared
+    # samples, and its windows stay where the clean clip's are.
+    wave, lengths = model.frontend.prepare(wave, lengths)
     bands = model.frontend.band_mean.shape[0]
     curve = _random_equaliser(len(clips), bands, generator).to(wave.device) if augment else None
     frames = _window_frames(model.frontend.n_frames(lengths), generator, augment, size)
 
     def windows_of(wave: torch.Tensor) -> torch.Tensor:
-        raw = model.frontend.unstandardised(wave, lengths)[0]
+        raw = model.frontend.analyse(wave, lengths)[0]
         if curve is not None:
             raw = model.frontend.equalise(raw, curve)
         return raw.gather(-1, frames[:, None, :].expand(-1, raw.shape[1], -1))
@@ -589,7 +622,7 @@ def train(
             f"{len(val_set.examples)} validation files",
         )
     )
-    train_clips = _load_split(dataset, "train", model)
+    train_clips = _prepared(model, _load_split(dataset, "train", model))
     val_clips = _load_split(dataset, "validation", model) if validate else []
     train_truth = [dataset.class_index(e.label) for e in train_set.examples]
     soft = None

@@ -54,8 +54,15 @@ class CdnnClassifier(SummedPosteriorClassifier):
         "softmax; the clip's label is the argmax of the summed block posteriors"
     )
 
-    def __init__(self, labels: Sequence[str], sample_rate: int = SAMPLE_RATE) -> None:
-        super().__init__(labels, sample_rate)
+    def __init__(
+        self,
+        labels: Sequence[str],
+        sample_rate: int = SAMPLE_RATE,
+        trim_db: float | None = None,
+        level_db: float | None = None,
+    ) -> None:
+        super().__init__(labels, sample_rate, trim_db, level_db)
+        self.summary = CdnnClassifier.summary + self.frontend.preparation
         self.network = nn.Sequential(
             nn.Conv2d(1, MAPS, (4, 400)),
             nn.ReLU(),

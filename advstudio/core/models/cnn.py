@@ -95,7 +95,7 @@ class InstrumentClassifier(AudioClassifier):
         labels: Sequence[str],
         sample_rate: int = 16000,
         min_frames: int = MIN_FRAMES,
-        **frontend: float,
+        **frontend: float | None,
     ) -> None:
         """`min_frames`: clips with fewer frames are repeated circularly up to it. The paper
         pads to 35, the least the CNN accepts; padding to the 116-frame training window keeps
@@ -114,6 +114,7 @@ class InstrumentClassifier(AudioClassifier):
             "hop 512, 100 mel bands 40-8000 Hz, 80 dB floor per clip, per-band "
             "standardisation with training statistics, clips shorter than "
             f"{min_frames} frames repeated circularly (the paper pads to 35)"
+            + self.frontend.preparation
         )
 
     def classify_features(self, features: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:

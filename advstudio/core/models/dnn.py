@@ -26,8 +26,10 @@ class DnnClassifier(SummedPosteriorClassifier):
         sample_rate: int = SAMPLE_RATE,
         hidden: int = 500,
         dropout: bool = False,
+        trim_db: float | None = None,
+        level_db: float | None = None,
     ) -> None:
-        super().__init__(labels, sample_rate)
+        super().__init__(labels, sample_rate, trim_db, level_db)
         if hidden < 1:
             raise ValueError("hidden must be at least 1")
         self.hidden, self.dropout = hidden, bool(dropout)
@@ -46,7 +48,7 @@ class DnnClassifier(SummedPosteriorClassifier):
             f"ReLU{', dropout 0.25 after each hidden layer' if dropout else ''}, on standardised "
             "linear STFT magnitudes (22050 Hz, symmetric Hann 1024, hop 512, first 30 s); "
             "the clip's label is the argmax of the summed frame posteriors"
-        )
+        ) + self.frontend.preparation
 
     def unit_hidden(
         self, features: torch.Tensor, n_frames: torch.Tensor

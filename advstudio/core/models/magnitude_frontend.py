@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advstudio.core.models.frontend import frame_mask
+from advstudio.core.models.frontend import FrontEnd, frame_mask
 
 SAMPLE_RATE = 22050
 N_FFT = 1024
@@ -22,7 +22,7 @@ MAX_SECONDS = 30
 STD_FLOOR = 1e-6  # a bin that never varied in training (e.g. digital silence) divides by this
 
 
-class MagnitudeFrontEnd(nn.Module):
+class MagnitudeFrontEnd(FrontEnd):
     """Waveform [B, T] -> standardised magnitudes [B, 513, N] and valid frame counts [B]."""
 
     def __init__(
@@ -31,8 +31,10 @@ class MagnitudeFrontEnd(nn.Module):
         n_fft: int = N_FFT,
         hop_length: int = HOP,
         max_seconds: float = MAX_SECONDS,
+        trim_db: float | None = None,
+        level_db: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(trim_db, level_db)
         self.n_fft, self.hop_length = n_fft, hop_length
         self.max_samples = int(max_seconds * sample_rate)
         # Symmetric (periodic=False) as in the paper; not a parameter, and derived, so not saved.
@@ -51,7 +53,7 @@ class MagnitudeFrontEnd(nn.Module):
         usable = lengths.clamp(max=self.max_samples)
         return ((usable - self.n_fft) // self.hop_length + 1).clamp(min=0)
 
-    def unstandardised(
+    def analyse(
         self, wave: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Linear magnitudes [B, 513, N] of the first 30 s, zero past each clip's frames."""
@@ -77,9 +79,3 @@ class MagnitudeFrontEnd(nn.Module):
     def equalise(self, magnitude: torch.Tensor, curve_db: torch.Tensor) -> torch.Tensor:
         """Apply per-clip gain curves [B, 513, 1] in dB (training augmentation)."""
         return magnitude * 10 ** (curve_db / 20)
-
-    def forward(
-        self, wave: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        magnitude, n_frames = self.unstandardised(wave, lengths)
-        return self.standardise(magnitude, n_frames), n_frames

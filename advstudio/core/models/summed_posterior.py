@@ -29,11 +29,17 @@ class SummedPosteriorClassifier(AudioClassifier):
     train_frames: int  # frames in one training window (one per excerpt per epoch)
     summary: str  # one paragraph for the model card
 
-    def __init__(self, labels: Sequence[str], sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        sample_rate: int = SAMPLE_RATE,
+        trim_db: float | None = None,
+        level_db: float | None = None,
+    ) -> None:
         super().__init__()
         self.labels = list(labels)
         self.sample_rate = sample_rate
-        self.frontend = MagnitudeFrontEnd(sample_rate)
+        self.frontend = MagnitudeFrontEnd(sample_rate, trim_db=trim_db, level_db=level_db)
         self.min_samples = self.frontend.min_samples
 
     def unit_hidden(
