@@ -1,8 +1,8 @@
 """The shipped models. The instrument zoo, which transfer studies (issue 14) use out of the
-box. Every one loads, speaks the default model's twelve classes, carries its card and is small
+box: every one loads, speaks the default model's twelve classes, carries its card and is small
 enough to ship; together they cover a second seed of the CNN and a second architecture at
-another sample rate, so a transfer matrix has same-architecture and cross-architecture cells. And the music models
-of paper 004's setting (issue 11), with their demo excerpts."""
+another sample rate, so a transfer matrix has same-architecture and cross-architecture cells.
+And the music models of paper 004's setting (issue 11), with their demo excerpts."""
 
 from __future__ import annotations
 
