@@ -395,10 +395,11 @@ def _batch_features(
     tensors = [torch.from_numpy(c) for c in clips]
     if augment:
         tensors = [_augment_wave(t, generator, model.sample_rate) for t in tensors]
+    # The clips come prepared as whole clips (`_prepared`), as inference prepares them: not
+    # again here, where an excerpt would be levelled by its own loudest frame and a trimmed
+    # clip trimmed further. A perturbation acts on the prepared samples; augmentation's gain
+    # varies the level around level_db.
     wave, lengths = pad_batch(tensors, model.device)
-    # Prepared once, as inference prepares a clip: a perturbation then acts on the prepared
-    # samples, and its windows stay where the clean clip's are.
-    wave, lengths = model.frontend.prepare(wave, lengths)
     bands = model.frontend.band_mean.shape[0]
     curve = _random_equaliser(len(clips), bands, generator).to(wave.device) if augment else None
     frames = _window_frames(model.frontend.n_frames(lengths), generator, augment, size)
