@@ -228,3 +228,13 @@ def test_a_class_only_one_group_has_is_named_as_not_trained(tmp_path):
     assert results["folds"]["gmbank"]["clips"]["per_class"]["Harmonica"]["clips"] == 1
     report = (tmp_path / "loso" / "LOSO.md").read_text()
     assert "Holding out gmbank leaves no training clip of: Harmonica." in report
+
+
+def test_hold_out_none_trains_a_set_without_groups(tmp_path, capsys):
+    """`none` holds no group out, so it needs none: a set without a group column (a folder,
+    FSDKaggle2019) trains on every clip."""
+    plain = write_grouped_set(tmp_path / "plain", with_group=False)
+    args = ["train", str(plain), "--out", str(tmp_path / "m"), "--hold-out-group", "none",
+            "--epochs", "1", "--batch-size", "6"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    assert "trained on all 18 clips (no validation)" in capsys.readouterr().out
