@@ -238,3 +238,18 @@ def test_hold_out_none_trains_a_set_without_groups(tmp_path, capsys):
             "--epochs", "1", "--batch-size", "6"]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
     assert "trained on all 18 clips (no validation)" in capsys.readouterr().out
+
+
+def test_hold_out_none_with_a_recipe_that_selects_on_validation_keeps_the_last_epoch(
+    grouped_set, tmp_path, capsys
+):
+    """The DNN's and CDNN's paper recipes choose the best validation epoch; with no validation
+    split the model is the last epoch (as loso's folds), not an error about a setting the
+    command has no option for."""
+    out = tmp_path / "m"
+    args = ["train", str(grouped_set), "--out", str(out), "--hold-out-group", "none",
+            "--arch", "dnn", "--hidden", "8", "--epochs", "2", "--batch-size", "6"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["select_best"] is False and card["selected_epoch"] == 2
+    assert "The model is the final epoch." in (out / "MODEL_CARD.md").read_text()
