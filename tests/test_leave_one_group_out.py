@@ -253,3 +253,15 @@ def test_hold_out_none_with_a_recipe_that_selects_on_validation_keeps_the_last_e
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["select_best"] is False and card["selected_epoch"] == 2
     assert "The model is the final epoch." in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_negative_seed_is_one_line_before_any_fold_trains(grouped_set, tmp_path, capsys):
+    """The seed also seeds the excerpt positions (numpy takes no negative seed): refused before
+    training, not a traceback after the first fold's training."""
+    out = tmp_path / "loso"
+    args = ["data", "loso", str(grouped_set), "--out", str(out), "--epochs", "1",
+            "--batch-size", "6", "--seed", "-1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("advstudio: error:") and err.count("\n") == 1 and "seed" in err
+    assert not fold_dir(out, GROUPS[0]).exists()

@@ -217,6 +217,8 @@ def leave_one_group_out(
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir}: not a folder")
     seed = config.seed if excerpt_seed is None else excerpt_seed
+    if seed < 0:
+        raise ParameterError(f"the seed must be at least 0 (it seeds the excerpts): {seed}")
     folds: dict[str, dict[str, Any]] = {}
     for group in groups:
         card, trained_now = _train_fold(dataset, group, out_dir, config, reporter, cancel)
