@@ -265,3 +265,20 @@ def test_a_negative_seed_is_one_line_before_any_fold_trains(grouped_set, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("advstudio: error:") and err.count("\n") == 1 and "seed" in err
     assert not fold_dir(out, GROUPS[0]).exists()
+
+
+def test_a_fold_of_unknown_training_time_leaves_the_total_unknown(grouped_set, tmp_path):
+    """A fold whose card gives no training time (trained before cards kept it, or resumed from
+    such a checkpoint) counted as 0 s in the total LOSO.md gave 'in all'."""
+    dataset = open_dataset(grouped_set)
+    out = tmp_path / "loso"
+    leave_one_group_out(dataset, out, tiny_config())
+    card_path = fold_dir(out, "gmbank") / "card.json"
+    card = json.loads(card_path.read_text())
+    card["training_seconds"] = None
+    card_path.write_text(json.dumps(card))
+    results = leave_one_group_out(dataset, out, tiny_config())
+    assert results["folds"]["gmbank"]["training_seconds"] is None
+    assert results["training_seconds"] is None
+    report = (out / "LOSO.md").read_text()
+    assert "s in all" not in report and "not known" in report

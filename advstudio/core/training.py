@@ -501,6 +501,11 @@ def _momentum(config: TrainConfig, epoch: int) -> float:
     return config.momentum + (config.final_momentum - config.momentum) * _ramp(config, epoch)
 
 
+def _seconds(before: float | None, started: float) -> float | None:
+    """The epochs' seconds over every run: those before (None: unknown) and this run's."""
+    return None if before is None else before + time.perf_counter() - started
+
+
 def _torch_default_init(model: AudioClassifier) -> None:
     """Every convolution and dense layer back to PyTorch's own initialisation."""
     for layer in model.modules():
@@ -588,7 +593,8 @@ def train(
     With `select_best`, the written model is the epoch with the best validation normalised
     accuracy (the first of equals); otherwise the last epoch. Without `validate` (a model
     trained on every group, `held_out_group(dataset, NO_HOLD_OUT)`) only "train" is used and
-    the card's validation is None. The card's `training_seconds` add up over resumed runs.
+    the card's validation is None. The card's `training_seconds` add up over resumed runs (None
+    after resuming a checkpoint that did not keep its seconds: the time is not known).
     """
     reporter = reporter or NullReporter()
     if validate and not {"train", "validation"} <= dataset.splits:
@@ -635,7 +641,8 @@ def train(
         torch.tensor(val_truth), model.num_classes, torch.Generator().manual_seed(config.seed)
     ).tolist()
     optimizer = _optimizer(model, config)
-    start_epoch, history, seconds_before = 0, [], 0.0
+    start_epoch, history = 0, []
+    seconds_before: float | None = 0.0
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "state": None}
     if resume and checkpoint_path.exists():
         state = load_weights(checkpoint_path)  # weights_only, one line when refused
@@ -645,7 +652,7 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
         best = state.get("best", best)
-        seconds_before = state.get("seconds", 0.0)
+        seconds_before = state.get("seconds")  # None: written before checkpoints kept it
         reporter.report(Message("train", f"resuming after epoch {start_epoch}"))
     else:
         _band_statistics(model, train_clips)
@@ -713,7 +720,7 @@ def train(
                 }
             said += f", validation accuracy {val['accuracy']:.3f}"
         reporter.report(Message("train", said))
-        seconds = seconds_before + time.perf_counter() - started
+        seconds = _seconds(seconds_before, started)
         state = {
             "format": "advstudio-checkpoint",
             "model": model_spec(model, architecture, architecture_config),
@@ -727,7 +734,7 @@ def train(
             "seconds": seconds,
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
-    seconds = seconds_before + time.perf_counter() - started
+    seconds = _seconds(seconds_before, started)
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
     final = final_perturbed = None
@@ -751,7 +758,7 @@ def train(
         "adversarial_training": None if perturbation is None else perturbation.card(),
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         "history": history,
-        "training_seconds": round(seconds, 1),
+        "training_seconds": None if seconds is None else round(seconds, 1),
         "device": str(model.device),
         "versions": versions(),
     }

@@ -189,6 +189,18 @@ def _summary(folds: dict[str, dict[str, Any]], labels: Sequence[str]) -> dict[st
     return summary
 
 
+def _total_seconds(seconds: list[float | None]) -> float | None:
+    """The folds' training seconds summed; None when a fold's are not known."""
+    return None if None in seconds else float(sum(seconds))
+
+
+def _took(results: dict[str, Any]) -> str:
+    total = results["training_seconds"]
+    if total is None:
+        return "The training time is not known for every fold."
+    return f"Training took {total:.1f} s in all (the epochs' time, summed over folds)."
+
+
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
@@ -243,7 +255,7 @@ def leave_one_group_out(
         "long_phrase_seconds": long_phrase_s,
         "phrase_kinds": list(PHRASE_KINDS),
         "conditions": CONDITIONS,
-        "training_seconds": sum(f["training_seconds"] or 0.0 for f in folds.values()),
+        "training_seconds": _total_seconds([f["training_seconds"] for f in folds.values()]),
         "folds": folds,
         "summary": _summary(folds, dataset.classes),
     }
@@ -269,8 +281,7 @@ def loso_report(results: dict[str, Any]) -> str:
         f"One model per source group ({', '.join(groups)}), trained on every other group with "
         f"`--arch {cfg['arch']}` (epochs {cfg['epochs']}, seed {cfg['seed']}), and judged on "
         "the held-out group only. No choice was made on held-out results: each fold keeps "
-        "its last epoch (no model selection) and the recipe was fixed before. Training took "
-        f"{results['training_seconds']:.1f} s in all (the epochs' time, summed over folds).",
+        f"its last epoch (no model selection) and the recipe was fixed before. {_took(results)}",
         "",
         "Conditions:",
         *(f"- `{name}`: {what}." for name, what in results["conditions"].items()),
