@@ -732,6 +732,7 @@ def train(
             "history": json.dumps(history),
             "best": best,
             "seconds": seconds,
+            "training": json.dumps(asdict(config)),  # the settings it was trained with
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
     seconds = _seconds(seconds_before, started)

@@ -35,8 +35,9 @@ from advstudio.core.inference import clip_for_model
 from advstudio.core.metrics import confusion_counts, normalised_accuracy, per_class_recall
 from advstudio.core.models import load_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.models.store import load_weights
 from advstudio.core.progress import Message, NullReporter, Reporter
-from advstudio.core.training import TrainConfig, train, write_model_card
+from advstudio.core.training import CHECKPOINT, TrainConfig, train, write_model_card
 
 EXCERPT_S = 1.0
 LONG_PHRASE_S = 5.0  # FSDKaggle2019's recordings are mostly phrases of several seconds
@@ -114,19 +115,28 @@ def _train_fold(
 ) -> tuple[dict[str, Any], bool]:
     """The fold's card, and whether it was trained now (False: its directory held the card)."""
     folder = fold_dir(out_dir, group)
-    card_path = folder / "card.json"
+    card_path, checkpoint = folder / "card.json", folder / CHECKPOINT
     if card_path.is_file():
         card = json.loads(card_path.read_text())
-        if _comparable(card["training"]) != _comparable(asdict(config)):
-            raise ParameterError(
-                f"{folder}: trained with other settings than these; give a new --out folder"
-            )
+        _check_settings(folder, card["training"], config)
         reporter.report(Message("loso", f"{group}: trained already ({folder})"))
         return card, False
+    if checkpoint.is_file():  # interrupted: resumed only with the settings it was trained with
+        recorded = load_weights(checkpoint).get("training")  # None: written before it was kept
+        if recorded is not None:
+            _check_settings(folder, json.loads(recorded), config)
     reporter.report(Message("loso", f"{group}: training with {group} held out"))
     card = train(held_out_group(dataset, group), folder, config, reporter, cancel, resume=True)
     write_model_card(folder, card, dataset.description)
     return card, True
+
+
+def _check_settings(folder: Path, recorded: dict[str, Any], config: TrainConfig) -> None:
+    """One line when a fold's folder was trained with other settings than `config`."""
+    if _comparable(recorded) != _comparable(asdict(config)):
+        raise ParameterError(
+            f"{folder}: trained with other settings than these; give a new --out folder"
+        )
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
