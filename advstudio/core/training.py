@@ -501,6 +501,17 @@ def _momentum(config: TrainConfig, epoch: int) -> float:
     return config.momentum + (config.final_momentum - config.momentum) * _ramp(config, epoch)
 
 
+def _same_settings(checkpoint: dict[str, Any], config: TrainConfig) -> bool | None:
+    """Whether every run that wrote `checkpoint` and this one have `config`'s settings: a run
+    resumed with others (say more epochs of a cosine schedule) is what no one command gives.
+    None: the checkpoint was written before checkpoints kept their settings."""
+    if "training" not in checkpoint:
+        return None
+    before = checkpoint.get("same_settings", True)
+    same = json.loads(checkpoint["training"]) == json.loads(json.dumps(asdict(config)))
+    return None if before is None else before and same
+
+
 def _seconds(before: float | None, started: float) -> float | None:
     """The epochs' seconds over every run: those before (None: unknown) and this run's."""
     return None if before is None else before + time.perf_counter() - started
@@ -643,6 +654,7 @@ def train(
     optimizer = _optimizer(model, config)
     start_epoch, history = 0, []
     seconds_before: float | None = 0.0
+    same_settings: bool | None = True  # every run so far with these settings (None: unknown)
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "state": None}
     if resume and checkpoint_path.exists():
         state = load_weights(checkpoint_path)  # weights_only, one line when refused
@@ -653,6 +665,7 @@ def train(
         start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
         best = state.get("best", best)
         seconds_before = state.get("seconds")  # None: written before checkpoints kept it
+        same_settings = _same_settings(state, config)
         reporter.report(Message("train", f"resuming after epoch {start_epoch}"))
     else:
         _band_statistics(model, train_clips)
@@ -733,6 +746,7 @@ def train(
             "best": best,
             "seconds": seconds,
             "training": json.dumps(asdict(config)),  # the settings it was trained with
+            "same_settings": same_settings,
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
     seconds = _seconds(seconds_before, started)
@@ -760,6 +774,7 @@ def train(
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         "history": history,
         "training_seconds": None if seconds is None else round(seconds, 1),
+        "same_settings": same_settings,
         "device": str(model.device),
         "versions": versions(),
     }
@@ -828,6 +843,21 @@ Confusion matrix (columns ground truth, rows prediction, each column sums to 1):
 """
 
 
+def _reproduction(same_settings: bool | None) -> str:
+    """Whether the command on the card gives the model again."""
+    if same_settings:
+        return "The same command, seed, versions and device give the same weights."
+    if same_settings is None:
+        return (
+            "It was resumed from a checkpoint that did not record its settings: whether the "
+            "command alone gives these weights is not known."
+        )
+    return (
+        "It was resumed with other settings than it started with, so the command alone does "
+        "not give these weights."
+    )
+
+
 def write_model_card(
     out_dir: Path, card: dict[str, Any], dataset_description: str = "", command: str = ""
 ) -> Path:
@@ -869,7 +899,7 @@ validation files.
 {_adversarial_section(card)}{_validation_section(card)}
 ## Reproduce
 {f"Trained with `{command}`. " if command else ""}Seed {cfg["seed"]}; versions: {versions_line}.
-The same command, seed, versions and device give the same weights.
+{_reproduction(card.get("same_settings", True))}
 """
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text)
