@@ -115,6 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     validate = args.hold_out_group != NO_HOLD_OUT
     config = recipe_config(
         args,
+        select_best=None if validate else False,  # nothing to choose on: the last epoch
         adversarial=args.adversarial,
         adversary_model=args.adversary_model,
         sign_step=args.sign_step,

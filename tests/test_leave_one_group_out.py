@@ -15,7 +15,7 @@ import torch
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group, open_dataset
-from advstudio.core.errors import DatasetError
+from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.leave_one_group_out import (
     CONDITIONS,
     excerpt_generator,
@@ -228,3 +228,83 @@ def test_a_class_only_one_group_has_is_named_as_not_trained(tmp_path):
     assert results["folds"]["gmbank"]["clips"]["per_class"]["Harmonica"]["clips"] == 1
     report = (tmp_path / "loso" / "LOSO.md").read_text()
     assert "Holding out gmbank leaves no training clip of: Harmonica." in report
+
+
+def test_hold_out_none_trains_a_set_without_groups(tmp_path, capsys):
+    """`none` holds no group out, so it needs none: a set without a group column (a folder,
+    FSDKaggle2019) trains on every clip."""
+    plain = write_grouped_set(tmp_path / "plain", with_group=False)
+    args = ["train", str(plain), "--out", str(tmp_path / "m"), "--hold-out-group", "none",
+            "--epochs", "1", "--batch-size", "6"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    assert "trained on all 18 clips (no validation)" in capsys.readouterr().out
+
+
+def test_hold_out_none_with_a_recipe_that_selects_on_validation_keeps_the_last_epoch(
+    grouped_set, tmp_path, capsys
+):
+    """The DNN's and CDNN's paper recipes choose the best validation epoch; with no validation
+    split the model is the last epoch (as loso's folds), not an error about a setting the
+    command has no option for."""
+    out = tmp_path / "m"
+    args = ["train", str(grouped_set), "--out", str(out), "--hold-out-group", "none",
+            "--arch", "dnn", "--hidden", "8", "--epochs", "2", "--batch-size", "6"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["select_best"] is False and card["selected_epoch"] == 2
+    assert "The model is the final epoch." in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_negative_seed_is_one_line_before_any_fold_trains(grouped_set, tmp_path, capsys):
+    """The seed also seeds the excerpt positions (numpy takes no negative seed): refused before
+    training, not a traceback after the first fold's training."""
+    out = tmp_path / "loso"
+    args = ["data", "loso", str(grouped_set), "--out", str(out), "--epochs", "1",
+            "--batch-size", "6", "--seed", "-1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("advstudio: error:") and err.count("\n") == 1 and "seed" in err
+    assert not fold_dir(out, GROUPS[0]).exists()
+
+
+def test_a_fold_of_unknown_training_time_leaves_the_total_unknown(grouped_set, tmp_path):
+    """A fold whose card gives no training time (trained before cards kept it, or resumed from
+    such a checkpoint) counted as 0 s in the total LOSO.md gave 'in all'."""
+    dataset = open_dataset(grouped_set)
+    out = tmp_path / "loso"
+    leave_one_group_out(dataset, out, tiny_config())
+    card_path = fold_dir(out, "gmbank") / "card.json"
+    card = json.loads(card_path.read_text())
+    card["training_seconds"] = None
+    card_path.write_text(json.dumps(card))
+    results = leave_one_group_out(dataset, out, tiny_config())
+    assert results["folds"]["gmbank"]["training_seconds"] is None
+    assert results["training_seconds"] is None
+    report = (out / "LOSO.md").read_text()
+    assert "s in all" not in report and "not known" in report
+
+
+def test_an_interrupted_fold_is_not_resumed_with_other_settings(grouped_set, tmp_path):
+    """A fold interrupted before its card exists, rerun with other settings: its checkpoint is
+    of the first settings, so resuming it would give a model trained half one way, reported as
+    the other (or a traceback for another architecture). Refused in one line, left as it is."""
+    dataset = open_dataset(grouped_set)
+    out = tmp_path / "loso"
+
+    class CancelInEpochTwo(RecordingReporter):
+        def report(self, event):
+            super().report(event)
+            if isinstance(event, ItemFinished) and event.name == "epoch 2":
+                cancel.set()
+
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        leave_one_group_out(dataset, out, tiny_config(2), CancelInEpochTwo(), cancel)
+    checkpoint = fold_dir(out, GROUPS[0]) / "checkpoint.pt"
+    written = checkpoint.read_bytes()
+    other = config_from_preset("paper", "cnn", epochs=3, batch_size=6, seed=4)
+    with pytest.raises(ParameterError, match="other settings"):
+        leave_one_group_out(dataset, out, other)
+    assert checkpoint.read_bytes() == written
+    results = leave_one_group_out(dataset, out, tiny_config(2))  # the same settings resume
+    assert results["folds"][GROUPS[0]]["trained_now"]

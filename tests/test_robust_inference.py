@@ -309,3 +309,31 @@ def test_bad_preparation_values_are_one_line(tiny_folder, tmp_path, capsys, opti
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("advstudio: error:") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("arch", ["cnn", "dnn", "cdnn"])
+def test_every_training_window_is_a_window_of_what_inference_analyses(arch):
+    """A training window (no augmentation) is a stretch of the features inference computes of
+    the whole clip: the clip is prepared once, as a whole. Preparing again each excerpt the
+    summed-posterior models cut levels the excerpt by its own loudest frame and trims its
+    decay; preparing the CNN's clip twice trims its tail a second time."""
+    model = random_model(arch, **PREPARED)
+    rate = model.sample_rate
+    clip = clip_with_silence(6.0, 5, before=rate // 2, after=rate // 4)
+    with torch.no_grad():
+        features, n_frames = model.frontend(*pad_batch([clip]))
+    features = features[0, :, : int(n_frames[0])]
+    scale = float(features.abs().max())
+    frames = features.shape[-1]
+    features = torch.cat([features, features], -1)  # the CNN's last window wraps circularly
+    for seed in range(4):
+        window = _batch_features(
+            model, _prepared(model, [clip]), False, torch.Generator().manual_seed(seed),
+            torch.tensor([0]),
+        )[0]  # fmt: skip
+        size = window.shape[-1]
+        nearest = min(
+            float((features[:, start : start + size] - window).abs().max())
+            for start in range(frames)
+        )
+        assert nearest <= 1e-4 * scale, (seed, nearest / scale)

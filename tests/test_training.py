@@ -116,3 +116,35 @@ def test_torch_initialisation_replaces_the_papers_uniform_weights(tiny_set, tmp_
     assert config_from_preset("paper", "dnn").init == "paper"
     with pytest.raises(ParameterError, match="unknown initialisation"):
         config_from_preset("paper", "dnn", init="xavier")
+
+
+def test_a_checkpoint_without_its_seconds_leaves_the_training_time_unknown(tiny_set, tmp_path):
+    """A checkpoint written before checkpoints kept their seconds: resumed, the card must not
+    give the resumed epochs' time as the training's; it gives none."""
+    out = tmp_path / "m"
+    train(tiny_set, out, config_from_preset("demo", epochs=1, batch_size=8, seed=3))
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    del checkpoint["seconds"]
+    torch.save(checkpoint, out / "checkpoint.pt")
+    card = train(tiny_set, out, small_config(), resume=True)
+    assert [h["epoch"] for h in card["history"]] == [1, 2]
+    assert card["training_seconds"] is None
+    write_model_card(out, card)
+    assert "The epochs took" not in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_run_resumed_with_other_settings_does_not_claim_its_command_reproduces_it(
+    tiny_set, tmp_path
+):
+    """One epoch of a 1-epoch cosine schedule, resumed to 2 epochs: no single command gives
+    these weights (a 2-epoch run's first epoch has another learning rate), so the card must
+    not say the command does."""
+    out = tmp_path / "m"
+    card = train(tiny_set, out, config_from_preset("demo", epochs=1, batch_size=8, seed=3))
+    write_model_card(out, card, command="advstudio train set --epochs 1")
+    assert "give the same weights" in (out / "MODEL_CARD.md").read_text()
+    card = train(tiny_set, out, small_config(), resume=True)
+    assert card["same_settings"] is False
+    write_model_card(out, card, command="advstudio train set --epochs 2")
+    text = (out / "MODEL_CARD.md").read_text()
+    assert "give the same weights" not in text and "resumed with other settings" in text

@@ -395,10 +395,11 @@ def _batch_features(
     tensors = [torch.from_numpy(c) for c in clips]
     if augment:
         tensors = [_augment_wave(t, generator, model.sample_rate) for t in tensors]
+    # The clips come prepared as whole clips (`_prepared`), as inference prepares them: not
+    # again here, where an excerpt would be levelled by its own loudest frame and a trimmed
+    # clip trimmed further. A perturbation acts on the prepared samples; augmentation's gain
+    # varies the level around level_db.
     wave, lengths = pad_batch(tensors, model.device)
-    # Prepared once, as inference prepares a clip: a perturbation then acts on the prepared
-    # samples, and its windows stay where the clean clip's are.
-    wave, lengths = model.frontend.prepare(wave, lengths)
     bands = model.frontend.band_mean.shape[0]
     curve = _random_equaliser(len(clips), bands, generator).to(wave.device) if augment else None
     frames = _window_frames(model.frontend.n_frames(lengths), generator, augment, size)
@@ -500,6 +501,22 @@ def _momentum(config: TrainConfig, epoch: int) -> float:
     return config.momentum + (config.final_momentum - config.momentum) * _ramp(config, epoch)
 
 
+def _same_settings(checkpoint: dict[str, Any], config: TrainConfig) -> bool | None:
+    """Whether every run that wrote `checkpoint` and this one have `config`'s settings: a run
+    resumed with others (say more epochs of a cosine schedule) is what no one command gives.
+    None: the checkpoint was written before checkpoints kept their settings."""
+    if "training" not in checkpoint:
+        return None
+    before = checkpoint.get("same_settings", True)
+    same = json.loads(checkpoint["training"]) == json.loads(json.dumps(asdict(config)))
+    return None if before is None else before and same
+
+
+def _seconds(before: float | None, started: float) -> float | None:
+    """The epochs' seconds over every run: those before (None: unknown) and this run's."""
+    return None if before is None else before + time.perf_counter() - started
+
+
 def _torch_default_init(model: AudioClassifier) -> None:
     """Every convolution and dense layer back to PyTorch's own initialisation."""
     for layer in model.modules():
@@ -587,7 +604,8 @@ def train(
     With `select_best`, the written model is the epoch with the best validation normalised
     accuracy (the first of equals); otherwise the last epoch. Without `validate` (a model
     trained on every group, `held_out_group(dataset, NO_HOLD_OUT)`) only "train" is used and
-    the card's validation is None. The card's `training_seconds` add up over resumed runs.
+    the card's validation is None. The card's `training_seconds` add up over resumed runs (None
+    after resuming a checkpoint that did not keep its seconds: the time is not known).
     """
     reporter = reporter or NullReporter()
     if validate and not {"train", "validation"} <= dataset.splits:
@@ -634,7 +652,9 @@ def train(
         torch.tensor(val_truth), model.num_classes, torch.Generator().manual_seed(config.seed)
     ).tolist()
     optimizer = _optimizer(model, config)
-    start_epoch, history, seconds_before = 0, [], 0.0
+    start_epoch, history = 0, []
+    seconds_before: float | None = 0.0
+    same_settings: bool | None = True  # every run so far with these settings (None: unknown)
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "state": None}
     if resume and checkpoint_path.exists():
         state = load_weights(checkpoint_path)  # weights_only, one line when refused
@@ -644,7 +664,8 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
         best = state.get("best", best)
-        seconds_before = state.get("seconds", 0.0)
+        seconds_before = state.get("seconds")  # None: written before checkpoints kept it
+        same_settings = _same_settings(state, config)
         reporter.report(Message("train", f"resuming after epoch {start_epoch}"))
     else:
         _band_statistics(model, train_clips)
@@ -712,7 +733,7 @@ def train(
                 }
             said += f", validation accuracy {val['accuracy']:.3f}"
         reporter.report(Message("train", said))
-        seconds = seconds_before + time.perf_counter() - started
+        seconds = _seconds(seconds_before, started)
         state = {
             "format": "advstudio-checkpoint",
             "model": model_spec(model, architecture, architecture_config),
@@ -724,9 +745,11 @@ def train(
             "history": json.dumps(history),
             "best": best,
             "seconds": seconds,
+            "training": json.dumps(asdict(config)),  # the settings it was trained with
+            "same_settings": same_settings,
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
-    seconds = seconds_before + time.perf_counter() - started
+    seconds = _seconds(seconds_before, started)
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
     final = final_perturbed = None
@@ -750,7 +773,8 @@ def train(
         "adversarial_training": None if perturbation is None else perturbation.card(),
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         "history": history,
-        "training_seconds": round(seconds, 1),
+        "training_seconds": None if seconds is None else round(seconds, 1),
+        "same_settings": same_settings,
         "device": str(model.device),
         "versions": versions(),
     }
@@ -819,6 +843,21 @@ Confusion matrix (columns ground truth, rows prediction, each column sums to 1):
 """
 
 
+def _reproduction(same_settings: bool | None) -> str:
+    """Whether the command on the card gives the model again."""
+    if same_settings:
+        return "The same command, seed, versions and device give the same weights."
+    if same_settings is None:
+        return (
+            "It was resumed from a checkpoint that did not record its settings: whether the "
+            "command alone gives these weights is not known."
+        )
+    return (
+        "It was resumed with other settings than it started with, so the command alone does "
+        "not give these weights."
+    )
+
+
 def write_model_card(
     out_dir: Path, card: dict[str, Any], dataset_description: str = "", command: str = ""
 ) -> Path:
@@ -860,7 +899,7 @@ validation files.
 {_adversarial_section(card)}{_validation_section(card)}
 ## Reproduce
 {f"Trained with `{command}`. " if command else ""}Seed {cfg["seed"]}; versions: {versions_line}.
-The same command, seed, versions and device give the same weights.
+{_reproduction(card.get("same_settings", True))}
 """
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text)

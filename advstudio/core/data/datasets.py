@@ -163,13 +163,15 @@ NO_HOLD_OUT = "none"  # `--hold-out-group none`: train on every clip, validate o
 def held_out_group(dataset: Dataset, group: str) -> Dataset:
     """Leave one source group out: the clips of `group` are the validation split and every
     other clip trains (the layout's own split is ignored). With NO_HOLD_OUT every clip trains
-    and there is no validation split. A dataset without groups, or a group it does not hold,
-    is one error naming the groups present."""
-    groups = dataset_groups(dataset)
-    if group != NO_HOLD_OUT and group not in groups:
-        raise DatasetError(
-            f"{dataset.name}: no clips of group {group!r}; groups present: {', '.join(groups)}"
-        )
+    and there is no validation split, whether or not the clips have groups. A dataset without
+    groups, or a group it does not hold, is one error naming the groups present."""
+    if group != NO_HOLD_OUT:
+        groups = dataset_groups(dataset)
+        if group not in groups:
+            raise DatasetError(
+                f"{dataset.name}: no clips of group {group!r}; groups present: "
+                f"{', '.join(groups)}"
+            )
     examples = tuple(
         replace(e, split="validation" if e.group == group else "train") for e in dataset.examples
     )

@@ -35,8 +35,9 @@ from advstudio.core.inference import clip_for_model
 from advstudio.core.metrics import confusion_counts, normalised_accuracy, per_class_recall
 from advstudio.core.models import load_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.models.store import load_weights
 from advstudio.core.progress import Message, NullReporter, Reporter
-from advstudio.core.training import TrainConfig, train, write_model_card
+from advstudio.core.training import CHECKPOINT, TrainConfig, train, write_model_card
 
 EXCERPT_S = 1.0
 LONG_PHRASE_S = 5.0  # FSDKaggle2019's recordings are mostly phrases of several seconds
@@ -114,19 +115,28 @@ def _train_fold(
 ) -> tuple[dict[str, Any], bool]:
     """The fold's card, and whether it was trained now (False: its directory held the card)."""
     folder = fold_dir(out_dir, group)
-    card_path = folder / "card.json"
+    card_path, checkpoint = folder / "card.json", folder / CHECKPOINT
     if card_path.is_file():
         card = json.loads(card_path.read_text())
-        if _comparable(card["training"]) != _comparable(asdict(config)):
-            raise ParameterError(
-                f"{folder}: trained with other settings than these; give a new --out folder"
-            )
+        _check_settings(folder, card["training"], config)
         reporter.report(Message("loso", f"{group}: trained already ({folder})"))
         return card, False
+    if checkpoint.is_file():  # interrupted: resumed only with the settings it was trained with
+        recorded = load_weights(checkpoint).get("training")  # None: written before it was kept
+        if recorded is not None:
+            _check_settings(folder, json.loads(recorded), config)
     reporter.report(Message("loso", f"{group}: training with {group} held out"))
     card = train(held_out_group(dataset, group), folder, config, reporter, cancel, resume=True)
     write_model_card(folder, card, dataset.description)
     return card, True
+
+
+def _check_settings(folder: Path, recorded: dict[str, Any], config: TrainConfig) -> None:
+    """One line when a fold's folder was trained with other settings than `config`."""
+    if _comparable(recorded) != _comparable(asdict(config)):
+        raise ParameterError(
+            f"{folder}: trained with other settings than these; give a new --out folder"
+        )
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +199,18 @@ def _summary(folds: dict[str, dict[str, Any]], labels: Sequence[str]) -> dict[st
     return summary
 
 
+def _total_seconds(seconds: list[float | None]) -> float | None:
+    """The folds' training seconds summed; None when a fold's are not known."""
+    return None if None in seconds else float(sum(seconds))
+
+
+def _took(results: dict[str, Any]) -> str:
+    total = results["training_seconds"]
+    if total is None:
+        return "The training time is not known for every fold."
+    return f"Training took {total:.1f} s in all (the epochs' time, summed over folds)."
+
+
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
@@ -217,6 +239,8 @@ def leave_one_group_out(
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir}: not a folder")
     seed = config.seed if excerpt_seed is None else excerpt_seed
+    if seed < 0:
+        raise ParameterError(f"the seed must be at least 0 (it seeds the excerpts): {seed}")
     folds: dict[str, dict[str, Any]] = {}
     for group in groups:
         card, trained_now = _train_fold(dataset, group, out_dir, config, reporter, cancel)
@@ -241,7 +265,7 @@ def leave_one_group_out(
         "long_phrase_seconds": long_phrase_s,
         "phrase_kinds": list(PHRASE_KINDS),
         "conditions": CONDITIONS,
-        "training_seconds": sum(f["training_seconds"] or 0.0 for f in folds.values()),
+        "training_seconds": _total_seconds([f["training_seconds"] for f in folds.values()]),
         "folds": folds,
         "summary": _summary(folds, dataset.classes),
     }
@@ -267,8 +291,7 @@ def loso_report(results: dict[str, Any]) -> str:
         f"One model per source group ({', '.join(groups)}), trained on every other group with "
         f"`--arch {cfg['arch']}` (epochs {cfg['epochs']}, seed {cfg['seed']}), and judged on "
         "the held-out group only. No choice was made on held-out results: each fold keeps "
-        "its last epoch (no model selection) and the recipe was fixed before. Training took "
-        f"{results['training_seconds']:.1f} s in all (the epochs' time, summed over folds).",
+        f"its last epoch (no model selection) and the recipe was fixed before. {_took(results)}",
         "",
         "Conditions:",
         *(f"- `{name}`: {what}." for name, what in results["conditions"].items()),
