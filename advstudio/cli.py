@@ -1162,8 +1162,8 @@ def recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         default="paper",
-        help="paper (the architecture's paper's recipe, default) or modern (Adam, cosine, "
-        "augmentation; for cnn also called demo)",
+        help="paper (the architecture's paper's recipe, default) or modern (Adam, cosine; "
+        "for cnn with augmentation and also called demo; see the README)",
     )
     p.add_argument("--hidden", type=int, help="dnn: units per hidden layer (50 or 500)")
     p.add_argument("--dropout", action="store_true", help="dnn: dropout after hidden layers")

@@ -302,10 +302,15 @@ def test_a_model_trained_without_it_records_nothing_new(tiny_folder, tmp_path):
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--trim-db", "0", "--trim-db must be positive"), ("--level-db", "3", "at most 0")],
+    [
+        ("--trim-db", "0", "--trim-db must be positive"),
+        ("--level-db", "3", "must lie in [-120, 0]"),
+        ("--level-db=-inf", None, "must lie in [-120, 0]"),  # would train on all-zero input
+    ],
 )
 def test_bad_preparation_values_are_one_line(tiny_folder, tmp_path, capsys, option, value, message):
-    args = ["train", str(tiny_folder), "--out", str(tmp_path / "m"), option, value]
+    given = [option] if value is None else [option, value]
+    args = ["train", str(tiny_folder), "--out", str(tmp_path / "m"), *given]
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("advstudio: error:") and message in err and "\n" not in err

@@ -171,8 +171,10 @@ class TrainConfig:
             raise ParameterError(
                 f"--trim-db must be positive (dB below the loudest frame): {self.trim_db}"
             )
-        if self.level_db is not None and not self.level_db <= 0:
-            raise ParameterError(f"--level-db must be at most 0 (dB full scale): {self.level_db}")
+        if self.level_db is not None and not -120 <= self.level_db <= 0:
+            raise ParameterError(
+                f"--level-db must lie in [-120, 0] (dB full scale): {self.level_db}"
+            )
         if self.temperature != 1.0 and self.distill is None:
             raise ParameterError("--temperature needs --distill TEACHER (the soft labels)")
         if self.adversarial == "paper004" and self.sign_step is None:

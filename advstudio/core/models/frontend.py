@@ -139,8 +139,8 @@ class FrontEnd(nn.Module):
         super().__init__()
         if trim_db is not None and not trim_db > 0:
             raise ValueError(f"trim_db must be positive, got {trim_db}")
-        if level_db is not None and not level_db <= 0:
-            raise ValueError(f"level_db must be at most 0 (dB full scale), got {level_db}")
+        if level_db is not None and not -120 <= level_db <= 0:  # below -120: all zeros
+            raise ValueError(f"level_db must lie in [-120, 0] (dB full scale), got {level_db}")
         self.trim_db = None if trim_db is None else float(trim_db)
         self.level_db = None if level_db is None else float(level_db)
 
