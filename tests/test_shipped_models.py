@@ -33,6 +33,19 @@ def instrument_dir(name: str):
     return resources_dir() / "models" / name
 
 
+def shipped_card(directory) -> dict:
+    """The card of a model directory that ships its card, weights and nothing else (no
+    checkpoint), the weights small enough to ship."""
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "MODEL_CARD.md",
+        CARD_FILE,
+        MODEL_FILE,
+        "weights.pt",
+    ]
+    assert (directory / "weights.pt").stat().st_size < MAX_WEIGHTS_BYTES
+    return json.loads((directory / CARD_FILE).read_text())
+
+
 def test_the_instrument_zoo_is_shipped_with_a_second_seed_and_a_second_architecture():
     names = [d.name for d in shipped_models()]
     assert set(INSTRUMENT_MODELS) <= set(names)
@@ -53,14 +66,7 @@ def test_the_instrument_zoo_is_shipped_with_a_second_seed_and_a_second_architect
 @pytest.mark.parametrize("name", INSTRUMENT_MODELS)
 def test_each_instrument_model_ships_its_card_and_small_weights_only(name):
     directory = instrument_dir(name)
-    assert sorted(p.name for p in directory.iterdir()) == [
-        "MODEL_CARD.md",
-        CARD_FILE,
-        MODEL_FILE,
-        "weights.pt",
-    ]
-    assert (directory / "weights.pt").stat().st_size < MAX_WEIGHTS_BYTES
-    card = json.loads((directory / CARD_FILE).read_text())
+    card = shipped_card(directory)
     default_labels = list(load_model(default_model_dir()).labels)
     assert card["labels"] == list(load_model(directory).labels) == default_labels
     assert card["dataset"] == {"name": "demo200", "train_files": 1674, "validation_files": 726}
@@ -90,14 +96,7 @@ def test_each_music_model_ships_a_card_that_says_how_well_and_how_it_was_made(na
     split of the rendered music set, and a card that says how long training took and how to
     repeat it."""
     directory = instrument_dir(name)
-    assert sorted(p.name for p in directory.iterdir()) == [
-        "MODEL_CARD.md",
-        CARD_FILE,
-        MODEL_FILE,
-        "weights.pt",
-    ]
-    assert (directory / "weights.pt").stat().st_size < MAX_WEIGHTS_BYTES
-    card = json.loads((directory / CARD_FILE).read_text())
+    card = shipped_card(directory)
     assert card["labels"] == list(load_model(directory).labels) == MUSIC_CLASSES
     assert card["dataset"] == {"name": "music4-250", "train_files": 748, "validation_files": 252}
     validation = card["validation"]
