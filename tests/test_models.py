@@ -17,7 +17,7 @@ from advstudio.core.models import load_model, pad_batch, predict_proba
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.models.cnn import MIN_FRAMES, InstrumentClassifier
 from advstudio.core.models.contract import check_contract
-from advstudio.core.models.frontend import circular_pad_frames, reflect_pad
+from advstudio.core.models.framing import circular_pad_frames, reflect_pad
 from advstudio.core.models.store import save_model_dir
 
 LENGTHS = (1025, 4000, 16000, 16000 * 3 + 77, 16000 * 8)

@@ -22,9 +22,9 @@ from advstudio.core.data.datasets import PAPER_002_CLASSES
 from advstudio.core.inference import classify_files
 from advstudio.core.models import load_model, pad_batch, predict_proba
 from advstudio.core.models.cdnn import CdnnClassifier
+from advstudio.core.models.clip_preparation import loud_span, normalise_level, trim_silence
 from advstudio.core.models.cnn import InstrumentClassifier
 from advstudio.core.models.dnn import DnnClassifier
-from advstudio.core.models.frontend import loud_span, normalise_level, trim_silence
 from advstudio.core.resources import default_model_dir
 from advstudio.core.training import _batch_features, _prepared
 

@@ -11,7 +11,7 @@ import torch
 
 from advstudio.core.attacks.rows import SAMPLES, Rows
 from advstudio.core.attacks.spectral import MultiResolutionSpectral
-from advstudio.core.models.frontend import frame_mask, reflect_pad
+from advstudio.core.models.framing import frame_mask, reflect_pad
 
 PAPER_SIZES = (2048, 1024, 512, 256, 128, 64)
 # Odd sizes, and sizes whose hop does not divide them, take the general paths.

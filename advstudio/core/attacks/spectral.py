@@ -22,7 +22,7 @@ import torch
 
 from advstudio.core.attacks.parts import Part
 from advstudio.core.attacks.rows import Frames, Rows
-from advstudio.core.models.frontend import frame_mask, reflect_pad
+from advstudio.core.models.framing import frame_mask, reflect_pad
 
 LOG_OFFSET = 1e-7
 # Added under the square root so that the gradient of the magnitude stays finite in silence.

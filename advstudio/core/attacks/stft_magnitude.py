@@ -20,7 +20,7 @@ import operator
 import torch
 
 from advstudio.core.errors import ParameterError
-from advstudio.core.models.frontend import frame_mask as leading_mask
+from advstudio.core.models.framing import frame_mask as leading_mask
 
 
 def _window(n_fft: int, like: torch.Tensor) -> torch.Tensor:

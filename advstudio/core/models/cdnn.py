@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from advstudio.core.models.frontend import circular_pad_frames
+from advstudio.core.models.framing import circular_pad_frames
 from advstudio.core.models.magnitude_frontend import N_FFT, SAMPLE_RATE
 from advstudio.core.models.summed_posterior import SummedPosteriorClassifier, uniform_init
 

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from advstudio.core.models.base import AudioClassifier
-from advstudio.core.models.frontend import MelFrontEnd, circular_pad_frames, frame_mask
+from advstudio.core.models.framing import circular_pad_frames, frame_mask
+from advstudio.core.models.frontend import MelFrontEnd
 
 MIN_FRAMES = 35  # the CNN's pooling needs this many frames to leave one time step
 TRAIN_FRAMES = 116  # training window length of the paper

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from advstudio.core.models.frontend import FrontEnd, frame_mask
+from advstudio.core.models.clip_preparation import FrontEnd
+from advstudio.core.models.framing import frame_mask
 
 SAMPLE_RATE = 22050
 N_FFT = 1024

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from advstudio.core.models.base import AudioClassifier
-from advstudio.core.models.frontend import frame_mask
+from advstudio.core.models.framing import frame_mask
 from advstudio.core.models.magnitude_frontend import SAMPLE_RATE, MagnitudeFrontEnd
 
 
