@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from advstudio.core.data.music import DEFAULT_CLASSES, render_music_set
@@ -33,33 +34,43 @@ from advstudio.core.resources import demo_clips_dir, music_demo_clips_dir
 PER_CLASS = 2
 
 
-def _instrument_set(rendered: Path) -> tuple[tuple[str, ...], Callable[[dict], bool]]:
-    if not (rendered / METADATA_NAME).exists():
-        render_demo_set(rendered, per_class=24, seed=11)
-    return DEMO_CLASSES, lambda row: row["font"] == "FluidR3_GM"
+@dataclass(frozen=True)
+class DemoSet:
+    """How a demo set is rendered, its classes, and which rendered clips may be chosen."""
+
+    render: Callable[[Path], object]
+    classes: tuple[str, ...]
+    choosable: Callable[[dict], bool]
 
 
-def _music_set(rendered: Path) -> tuple[tuple[str, ...], Callable[[dict], bool]]:
-    if not (rendered / METADATA_NAME).exists():
-        render_music_set(rendered, per_class=250)
-    return DEFAULT_CLASSES, lambda row: row["split"] == "validation"
+INSTRUMENTS = DemoSet(
+    lambda out: render_demo_set(out, per_class=24, seed=11),
+    DEMO_CLASSES,
+    lambda row: row["font"] == "FluidR3_GM",
+)
+MUSIC = DemoSet(
+    lambda out: render_music_set(out, per_class=250),
+    DEFAULT_CLASSES,
+    lambda row: row["split"] == "validation",
+)
 
 
-def main(
-    out_dir: Path,
-    render: Callable[[Path], tuple[tuple[str, ...], Callable]],
-    source: Path | None = None,
-) -> None:
+def main(out_dir: Path, demo: DemoSet, source: Path | None = None) -> None:
+    """Fill `out_dir` from a fresh render, or from `source` (a set rendered the same way)."""
     if any(out_dir.glob("*/*.flac")):
         sys.exit(f"{out_dir} already holds clips; move them away first")
     with tempfile.TemporaryDirectory() as scratch:
-        rendered = source or Path(scratch) / "set"
-        classes, wanted = render(rendered)
+        rendered = source
+        if rendered is None:
+            rendered = Path(scratch) / "set"
+            demo.render(rendered)
+        elif not (rendered / METADATA_NAME).is_file():
+            sys.exit(f"{rendered} holds no rendered set ({METADATA_NAME})")
         with open(rendered / METADATA_NAME, newline="") as fh:
             rows = list(csv.DictReader(fh))
         kept = []
-        for label in classes:
-            chosen = [r for r in rows if r["label"] == label and wanted(r)][:PER_CLASS]
+        for label in demo.classes:
+            chosen = [r for r in rows if r["label"] == label and demo.choosable(r)][:PER_CLASS]
             if len(chosen) < PER_CLASS:
                 sys.exit(f"{label}: fewer than {PER_CLASS} clips to choose from")
             kept.extend(chosen)
@@ -83,5 +94,4 @@ if __name__ == "__main__":
     parser.add_argument("--from", dest="source", type=Path, help="a set already rendered")
     args = parser.parse_args()
     default = music_demo_clips_dir() if args.music else demo_clips_dir()
-    render = _music_set if args.music else _instrument_set
-    main(args.out or default, render, args.source)
+    main(args.out or default, MUSIC if args.music else INSTRUMENTS, args.source)
