@@ -26,7 +26,7 @@ from advstudio.core.models.clip_preparation import loud_span, normalise_level, t
 from advstudio.core.models.cnn import InstrumentClassifier
 from advstudio.core.models.dnn import DnnClassifier
 from advstudio.core.resources import default_model_dir
-from advstudio.core.training import _batch_features, _prepared
+from advstudio.core.training import _band_statistics, _batch_features, _prepared
 
 DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
 PREPARED = {"trim_db": 60.0, "level_db": -20.0}
@@ -342,3 +342,23 @@ def test_every_training_window_is_a_window_of_what_inference_analyses(arch):
             for start in range(frames)
         )
         assert nearest <= 1e-4 * scale, (seed, nearest / scale)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "dnn"])
+def test_the_standardisation_statistics_are_those_of_what_inference_analyses(arch):
+    """The per-band mean is taken over the features inference computes of each whole clip:
+    the prepared clips are analysed as given, not prepared a second time."""
+    model = random_model(arch, **PREPARED)
+    rate = model.sample_rate
+    clips = [
+        clip_with_silence(s, seed, before=rate // 3, after=rate // 5)
+        for seed, s in enumerate((2.5, 4.0, 6.0))
+    ]
+    features = [
+        model.frontend.unstandardised(*pad_batch([clip]))[0][0].double() for clip in clips
+    ]
+    frames = torch.cat(features, -1)
+    _band_statistics(model, _prepared(model, clips))
+    torch.testing.assert_close(
+        model.frontend.band_mean.double(), frames.mean(-1), rtol=1e-4, atol=1e-6
+    )

@@ -298,13 +298,14 @@ def _prepared(model: AudioClassifier, clips: list[np.ndarray]) -> list[np.ndarra
 @torch.no_grad()
 def _band_statistics(model: AudioClassifier, clips: list[np.ndarray]) -> None:
     """Per-band (mel band or STFT bin) mean and population std of the unstandardised features
-    over all training frames, the std floored at 1 % of the median band's."""
+    over all training frames, the std floored at 1 % of the median band's. The clips come
+    prepared (`_prepared`), so they are analysed as given, as the training windows are."""
     total = torch.zeros(model.frontend.band_mean.shape, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     count = 0
     for start in range(0, len(clips), 32):
         wave, lengths = pad_batch(clips[start : start + 32], model.device)
-        db, n_frames = model.frontend.unstandardised(wave, lengths)
+        db, n_frames = model.frontend.analyse(wave, lengths)
         total += db.sum(dim=(0, 2)).double().cpu()
         total_sq += db.double().pow(2).sum(dim=(0, 2)).cpu()
         count += int(n_frames.sum())
