@@ -1195,6 +1195,7 @@ def recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="training seed (loso: also of the excerpts)")
     p.add_argument("--device")
 
+
 def eot_options(p: argparse.ArgumentParser) -> None:
     """Expectation over transformation: the transforms and how many draws per iteration."""
     p.add_argument(

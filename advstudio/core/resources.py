@@ -66,7 +66,7 @@ def demo_clips_dir() -> Path:
 
 
 def demo_clips() -> list[Path]:
-    return sorted(demo_clips_dir().glob("*/*.flac"))
+    return _clips_in(demo_clips_dir())
 
 
 def music_demo_clips_dir() -> Path:
@@ -78,5 +78,10 @@ def demo_sets() -> dict[str, list[Path]]:
     model hears and the 30-second music excerpts for paper 004's music models."""
     return {
         "Instrument notes": demo_clips(),
-        "Music excerpts": sorted(music_demo_clips_dir().glob("*/*.flac")),
+        "Music excerpts": _clips_in(music_demo_clips_dir()),
     }
+
+
+def _clips_in(folder: Path) -> list[Path]:
+    """A demo folder's clips: one folder per class, by name."""
+    return sorted(folder.glob("*/*.flac"))
