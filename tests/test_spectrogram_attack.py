@@ -13,7 +13,8 @@ import torch
 
 from advstudio.cli import EXIT_NOT_FOUND, main
 from advstudio.core.attacks import ATTACKS, make_attack
-from advstudio.core.attacks.rows import SAMPLES, Rows
+from advstudio.core.attacks.objectives import FrameSummedCrossEntropy
+from advstudio.core.attacks.rows import ROW, SAMPLES, Frames, Rows
 from advstudio.core.attacks.stft_magnitude import analyse, frame_mask, spectral_snr_db
 from advstudio.core.audio import load_audio
 from advstudio.core.errors import ParameterError
@@ -23,8 +24,8 @@ from advstudio.core.models.base import pad_batch
 from advstudio.core.progress import AttackStep, RecordingReporter
 from advstudio.core.resources import demo_clips
 
-# A large step so that the attack succeeds within a few iterations on these clips.
-FAST = {"mu": 1.0, "max_iter": 30, "threshold": 0.6}
+# The paper's step; a low threshold and cap so that the attack succeeds within a few iterations.
+FAST = {"mu": 0.1, "max_iter": 30, "threshold": 0.6}
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +209,24 @@ def test_attack_json_of_a_silent_file_is_strict_json(tmp_path, capsys):
 
     report = json.loads(out, parse_constant=refuse)
     assert report["snr_db"] is None and report["spectral_snr_db"] is None
+
+
+def test_the_objective_counts_the_clip_cross_entropy_once_per_frame():
+    """The paper sums the cross-entropy over the magnitude frames; a clip-level model's loss
+    is counted once per frame of each row (padding frames excluded)."""
+    logits = torch.log_softmax(torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), dim=-1)
+    rows = Rows(torch.tensor([9000, 2000]))
+    rows.add("valid", frame_mask(rows["lengths"], 19, 1024, 512), Frames(512, 512))
+    rows.add("target", torch.tensor([1, 2]), ROW)
+    clip = torch.nn.functional.cross_entropy(logits, rows["target"], reduction="none")
+    summed = FrameSummedCrossEntropy()(logits, rows, targeted=True)
+    torch.testing.assert_close(summed, clip * torch.tensor([19.0, 5.0]))
+
+
+def test_the_papers_step_spends_the_budget(model, clips):
+    """With the paper's mu = 0.1 the adversary reaches a confident target within the
+    bound (a loss counted once per clip made the step about a frame count too small)."""
+    attack = make_attack("spectrogram", preset="paper", max_iter=30, threshold=0.6)
+    results = attack.run(model, clips, target="Gong")
+    attacked = [r for r in results if not r.already]
+    assert attacked and all(r.success for r in attacked)

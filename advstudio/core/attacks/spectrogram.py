@@ -2,11 +2,12 @@
 
 The variable is the STFT magnitude Y of the clip; the audio is its inverse STFT with the
 carried phase, so the gradient of any AudioClassifier reaches Y through the resynthesis. Each
-iteration: a gradient step of size mu, Y >= 0, an optional Griffin-Lim consistency step, the
-projection onto the SNR ball around the original magnitude X0, and FISTA momentum (projected
-again after extrapolating). It stops when the goal's probability reaches the threshold (the
-prediction must be the goal with at least that confidence) or at the iteration cap. Success
-is judged, as for every attack, on the 16-bit waveform a file will hold.
+iteration: a gradient step of size mu on the cross-entropy summed over frames, Y >= 0, an
+optional Griffin-Lim consistency step, the projection onto the SNR ball around the original
+magnitude X0, and FISTA momentum (projected again after extrapolating). It stops when the
+goal's probability reaches the threshold (the prediction must be the goal with at least that
+confidence) or at the iteration cap. Success is judged, as for every attack, on the 16-bit
+waveform a file will hold.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from advstudio.core.attacks.base import COMMON_PARAMS, Attack
 from advstudio.core.attacks.composition import Composition
 from advstudio.core.attacks.eot import EOT_PARAMS
 from advstudio.core.attacks.goals import Goal
+from advstudio.core.attacks.objectives import FrameSummedCrossEntropy
 from advstudio.core.attacks.optimisers import Fista
 from advstudio.core.attacks.parametrisations import StftMagnitude
 from advstudio.core.attacks.params import MAX_ITERATIONS, Param
@@ -91,6 +93,7 @@ class SpectrogramAdversary(Attack):
             optimiser=Fista(p["mu"]),
             max_iter=p["max_iter"],
             projections=projections,
+            objective=FrameSummedCrossEntropy(),
             quantise=p["quantise"],
             eot=self.eot(),
         )
