@@ -12,16 +12,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from conftest import demo_listing, rounded
 
 from advstudio.cli import main
 from advstudio.core.attacks.universal import UniversalSpec, fit_and_held_out, universal_perturbation
 from advstudio.core.data.datasets import open_dataset
+from advstudio.core.device import THREADS_ENV
 from advstudio.core.inference import load_for_model
 from advstudio.core.models import load_model
 
 SEED = 5
 FIT = ["--linf", "0.004", "--seconds", "0.25", "--epochs", "2", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_count():
+    """Bit-for-bit comparisons need one thread count: without it the command takes the cores
+    not busy at its start, which other load on the machine changes (and so the float sums)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(THREADS_ENV, str(torch.get_num_threads()))
+        yield
 
 
 @pytest.fixture(scope="module")
