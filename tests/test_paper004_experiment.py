@@ -71,9 +71,10 @@ def test_random_any_draws_over_every_class_the_clean_prediction_included(random_
 
 def made(name, architecture, training, clean, curve, n_classes=10):
     """A model's results as the experiment gives them: `curve` maps an SNR bound to the
-    normalised accuracy on the attacked audio and the mean confidence (random directive)."""
+    normalised accuracy on the attacked audio and the mean confidence of every attacked output
+    (random directive)."""
     rows = [
-        {"value": snr, "normalised_accuracy_attacked": acc, "confidence_mean": conf}
+        {"value": snr, "normalised_accuracy_attacked": acc, "confidence_attacked_mean": conf}
         for snr, (acc, conf) in curve.items()
     ]
     return {

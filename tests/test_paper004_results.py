@@ -150,6 +150,10 @@ def test_the_sweep_prints_and_plots_accuracy_on_the_attacked_audio(folder, tmp_p
     for row in rows:
         assert 0 <= row["accuracy_attacked"] <= 1 and 0 <= row["normalised_accuracy_attacked"] <= 1
         assert "confidence_mean" in row and "spectral_snr_db_mean" in row
+        assert "confidence_attacked_mean" in row
+    for entry in study["attacks"]:  # paper 004's confidence: of every output, successful or not
+        every_output = [f["confidence"] for f in entry["files"]]
+        assert entry["confidence_attacked_mean"] == pytest.approx(np.mean(every_output))
     lines = {line.get_label(): line for line in sweep_figure(study["sweep"]).axes[0].get_lines()}
     plotted = lines[f"{TITLE}: accuracy on the attacked audio"].get_ydata()
     assert list(plotted) == [r["accuracy_attacked"] for r in rows]
@@ -157,6 +161,7 @@ def test_the_sweep_prints_and_plots_accuracy_on_the_attacked_audio(folder, tmp_p
         lines
     )
     assert 'id="sweep"' in page and "<th>normalised accuracy on the attacked audio</th>" in page
+    assert "<th>mean confidence, every output</th>" in page
 
 
 def test_attack_prints_the_spectral_snr_of_the_written_file(model, tmp_path, capsys):

@@ -10,6 +10,9 @@ and the success held on the re-loaded export, the clean prediction elsewhere);
 `accuracy_attacked` is paper 004's, the system measured on every adversarial output (each
 file's export re-loaded, successful or not: an attack that stopped short of its threshold
 still changed the audio). Each comes with its normalised accuracy (mean per-class recall).
+Two mean confidences: `confidence_mean` over the adversarial examples (at least the threshold
+where an attack stops at one), and `confidence_attacked_mean`, paper 004's, the confidence of
+the label the system gives every output (re-loaded, successful or not).
 Attacks bounded in the magnitude domain add the realised spectral SNR (`spectral_snr_db_*`)
 beside the waveform SNR; waveform attacks have no such keys."""
 
@@ -93,6 +96,7 @@ def summarise(
     by_file = {r.file: r for r in rows}
     spectral = any(r.spectral_snr_db is not None for r in rows)
     final, attacked, files, adversarial, already = [], [], [], [], []
+    outputs_confidence = []
     for i, path in enumerate(data.files):
         row = by_file.get(path)
         met = row is not None and row_already_met(row, attack)
@@ -117,6 +121,7 @@ def summarise(
         attacked.append(int(clean_pred[i]) if row is None or met else row.new_pred)
         if row is None:
             continue
+        outputs_confidence.append(row.confidence)
         if is_adv:
             adversarial.append(row)
         if met:
@@ -173,6 +178,7 @@ def summarise(
             if adversarial
             else float("nan"),
             "confidence_mean": _mean([r.confidence for r in adversarial]),
+            "confidence_attacked_mean": _mean(outputs_confidence),
             "confusion": normalise_columns(counts).tolist(),
             "files": files,
         }
@@ -271,6 +277,7 @@ def summarise_cells(per_class: list[dict[str, Any]]) -> dict[str, Any]:
             if reached
             else float("nan"),
             "confidence_mean": _mean([f["confidence"] for f in reached]),
+            "confidence_attacked_mean": _mean([f["confidence"] for f in files]),
             "confusion": np.mean([entry["confusion"] for entry in per_class], axis=0).tolist(),
             "files": files,
         }
@@ -303,6 +310,7 @@ def summarise_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "snr_db_mean",
         "iterations_median",
         "confidence_mean",
+        "confidence_attacked_mean",
         "snr_db_std",
         *spectral,
     ):
@@ -422,6 +430,7 @@ def single_result_summary(
         "snr_db_std": 0.0 if result.success else float("nan"),
         "iterations_median": float(result.iterations) if result.success else float("nan"),
         "confidence_mean": result.confidence if result.success else float("nan"),
+        "confidence_attacked_mean": result.confidence,  # the output's, whatever it is
         "confusion": confusion(final),
         "files": [
             {
@@ -464,7 +473,7 @@ def single_result_summary(
 def sweep_rows(settings: list[dict[str, Any]], parameter: str) -> list[dict[str, Any]]:
     """One row per attack and value of the swept `parameter` (as Foolbox's epsilon sweeps):
     the success count, both accuracies (paper 002's and on the attacked audio), each with its
-    normalised accuracy, and the mean confidence at that value, from the study's per-setting
+    normalised accuracy, and both mean confidences at that value, from the study's per-setting
     rows, in the order the values were given; the realised spectral SNR where the attack has
     one."""
     return [
@@ -479,6 +488,7 @@ def sweep_rows(settings: list[dict[str, Any]], parameter: str) -> list[dict[str,
             "accuracy_attacked": row["accuracy_attacked"],
             "normalised_accuracy_attacked": row["normalised_accuracy_attacked"],
             "confidence_mean": row["confidence_mean"],
+            "confidence_attacked_mean": row["confidence_attacked_mean"],
             "snr_db_mean": row["snr_db_mean"],
         }
         | {k: row[k] for k in SPECTRAL_KEYS if k in row}

@@ -183,7 +183,8 @@ def confusion_figure(
 
 def sweep_figure(sweep: dict[str, Any]) -> Figure:
     """Both accuracies (paper 002's, and paper 004's on the attacked audio) with their
-    normalised accuracies, and the mean confidence of the adversarial examples, against the
+    normalised accuracies, and the mean confidence (of the adversarial examples, and of every
+    attacked output), against the
     swept parameter, one colour per attack (paper 004's curve when the parameter is an SNR
     bound)."""
     figure = Figure(figsize=(7.5, 3.6), layout="constrained")
@@ -198,6 +199,7 @@ def sweep_figure(sweep: dict[str, Any]) -> Figure:
             ("accuracy", "-.x", "accuracy (paper 002)"),
             ("normalised_accuracy", ":+", "normalised accuracy (paper 002)"),
             ("confidence_mean", ":^", "mean confidence"),
+            ("confidence_attacked_mean", ":v", "mean confidence, every output"),
         ):
             points = [row.get(key, math.nan) for row in rows]  # older summaries lack some
             axes.plot(values, points, style, color=colour, label=f"{title}: {name}")
@@ -394,6 +396,7 @@ def sweep_view(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
             "normalised_accuracy": format_number(row["normalised_accuracy"], 3),
             **_attacked_accuracies(row),
             "confidence": format_number(row["confidence_mean"], 3),
+            "confidence_attacked": format_number(row.get("confidence_attacked_mean"), 3),
             "snr": format_number(row["snr_db_mean"]),
             "spectral_snr": format_number(row.get("spectral_snr_db_mean")),
         }
