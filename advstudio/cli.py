@@ -1122,7 +1122,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="render 30-second music excerpts from the music21 corpus (needs advstudio[render])",
     )
     p.add_argument("out", help="folder to write (must not hold a rendered set already)")
-    p.add_argument("--per-class", type=int, default=250)
+    p.add_argument(
+        "--per-class",
+        type=int,
+        default=500,
+        help="excerpts per class (default 500: the set the shipped music models learnt from)",
+    )
     p.add_argument("--seconds", type=float, default=30.0, help="length of each excerpt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -5,7 +5,7 @@ Instrument notes (resources/demo): renders `advstudio data render-demo` with --p
 FluidR3_GM (a training font of the shipped model, other notes than its training clips).
 
 Music excerpts (resources/demo-music, with --music): renders `advstudio data render-music`
-with its defaults (the set the shipped music models were trained on: four classes, 250
+with its defaults (the set the shipped music models were trained on: four classes, 500
 excerpts each, seed 0) and keeps, per class, the first two validation excerpts (pieces and
 SoundFont the models never trained on).
 
@@ -49,7 +49,7 @@ INSTRUMENTS = DemoSet(
     lambda row: row["font"] == "FluidR3_GM",
 )
 MUSIC = DemoSet(
-    lambda out: render_music_set(out, per_class=250),
+    lambda out: render_music_set(out, per_class=500),
     DEFAULT_CLASSES,
     lambda row: row["split"] == "validation",
 )

@@ -24,7 +24,7 @@ from advstudio.core.resources import (
 )
 
 INSTRUMENT_MODELS = ["instrument-cnn", "instrument-cnn-seed1", "instrument-dnn"]
-MUSIC_MODELS = ["music-cnn"]
+MUSIC_MODELS = ["music-cnn", "music-dnn"]
 MUSIC_CLASSES = ["bach_chorales", "fiddle_tunes", "folk_songs", "trecento"]
 MAX_WEIGHTS_BYTES = 8 * 1024 * 1024
 
@@ -98,7 +98,7 @@ def test_each_music_model_ships_a_card_that_says_how_well_and_how_it_was_made(na
     directory = instrument_dir(name)
     card = shipped_card(directory)
     assert card["labels"] == list(load_model(directory).labels) == MUSIC_CLASSES
-    assert card["dataset"] == {"name": "music4-250", "train_files": 748, "validation_files": 252}
+    assert card["dataset"] == {"name": "music4-500", "train_files": 1500, "validation_files": 500}
     validation = card["validation"]
     assert validation["normalised_accuracy"] >= 0.75
     assert set(validation["per_class_recall"]) == set(MUSIC_CLASSES)
@@ -110,7 +110,7 @@ def test_each_music_model_ships_a_card_that_says_how_well_and_how_it_was_made(na
 
 def test_the_music_demo_excerpts_are_two_per_class_and_the_music_models_hear_most():
     """The music models' classes, two validation excerpts each (music never trained on):
-    music-cnn gets 7 of the 8 right; chance is 2."""
+    each music model gets at least 6 of the 8 right (measured: 6 each); chance is 2."""
     clips = demo_sets()["Music excerpts"]
     assert sorted(clip.parent.name for clip in clips) == sorted(MUSIC_CLASSES * 2)
     for name in MUSIC_MODELS:
