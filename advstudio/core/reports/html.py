@@ -184,9 +184,8 @@ def confusion_figure(
 def sweep_figure(sweep: dict[str, Any]) -> Figure:
     """Both accuracies (paper 002's, and paper 004's on the attacked audio) with their
     normalised accuracies, and the mean confidence (of the adversarial examples, and of every
-    attacked output), against the
-    swept parameter, one colour per attack (paper 004's curve when the parameter is an SNR
-    bound)."""
+    attacked output), against the swept parameter, one colour per attack (paper 004's curve
+    when the parameter is an SNR bound)."""
     figure = Figure(figsize=(7.5, 3.6), layout="constrained")
     axes = figure.add_subplot()
     titles = list(dict.fromkeys(row["title"] for row in sweep["rows"]))
