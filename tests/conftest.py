@@ -18,9 +18,11 @@ from advstudio.core.models.cnn import InstrumentClassifier
 @pytest.fixture(scope="module")
 def ray_address():
     """One local Ray cluster with two worker CPUs per test module that asks (each start costs
-    several processes); its address for the CLI."""
+    several processes); its address for the CLI. Its workers run torch on one thread, as Ray
+    gives one-CPU tasks where OMP_NUM_THREADS is unset, whatever the test run's environment."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    one_thread = {"env_vars": {"OMP_NUM_THREADS": "1"}}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=one_thread)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
