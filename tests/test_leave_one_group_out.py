@@ -92,6 +92,18 @@ def test_unknown_group_and_missing_group_column_are_one_line_each(
     assert not (tmp_path / "m").exists() and not (tmp_path / "l").exists()
 
 
+def test_a_group_named_none_is_refused_not_taken_for_no_hold_out(tmp_path, capsys):
+    root = write_grouped_set(tmp_path / "set")
+    csv = root / "metadata.csv"
+    csv.write_text(csv.read_text().replace(",synth-gong,", f",{NO_HOLD_OUT},"))
+    for args in (["train", str(root), "--out", str(tmp_path / "m"), "--hold-out-group", "none"],
+                 ["data", "loso", str(root), "--out", str(tmp_path / "l"), "--epochs", "1"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "6 clips are in a source group named 'none'" in err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "l").exists()
+
+
 def test_train_holding_out_a_group_or_none(grouped_set, tmp_path, capsys):
     """`--hold-out-group gmbank` validates on gmbank's clips; `none` trains on every clip and
     its card says there was no validation split."""

@@ -165,6 +165,7 @@ def held_out_group(dataset: Dataset, group: str) -> Dataset:
     other clip trains (the layout's own split is ignored). With NO_HOLD_OUT every clip trains
     and there is no validation split, whether or not the clips have groups. A dataset without
     groups, or a group it does not hold, is one error naming the groups present."""
+    _refuse_the_reserved_group(dataset)
     if group != NO_HOLD_OUT:
         groups = dataset_groups(dataset)
         if group not in groups:
@@ -187,7 +188,19 @@ def dataset_groups(dataset: Dataset) -> list[str]:
             f"{dataset.name}: {len(ungrouped)} of {len(dataset.examples)} clips have no source "
             "group (a CSV column `group`, as render-demo --version 2 writes)"
         )
+    _refuse_the_reserved_group(dataset)
     return sorted({e.group for e in dataset.examples})
+
+
+def _refuse_the_reserved_group(dataset: Dataset) -> None:
+    """A group named NO_HOLD_OUT could be neither held out nor told from "hold out nothing"."""
+    clashing = sum(e.group == NO_HOLD_OUT for e in dataset.examples)
+    if clashing:
+        raise DatasetError(
+            f"{dataset.name}: {clashing} clips are in a source group named {NO_HOLD_OUT!r}, "
+            f"which `--hold-out-group {NO_HOLD_OUT}` reserves for training on every clip; "
+            "rename that group in the CSV's group column"
+        )
 
 
 def fsdkaggle2019(root: Path) -> Dataset:
