@@ -241,5 +241,10 @@ def test_file_menu_adds_the_music_excerpts_beside_the_instrument_notes(qtbot, wi
     assert {p.parent.name for p in music} == {
         "bach_chorales", "fiddle_tunes", "folk_songs", "trecento"
     }  # fmt: skip
+    assert window.files.currentRow() == 24  # the first excerpt opens
+    opened = lambda: window.audio is not None and window.audio.path == music[0]  # noqa: E731
+    qtbot.waitUntil(opened, timeout=JOB_TIMEOUT_MS)
     demos["Music excerpts (8 clips)"].trigger()
-    assert len(list(window.file_list.paths())) == 32
+    assert len(list(window.file_list.paths())) == 32 and window.files.currentRow() == 24
+    for worker in (window.worker, window.loader, window.clip.painter):
+        worker.wait()

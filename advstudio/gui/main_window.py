@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
             export_audio=self.exports.choose_audio_export,
             export_report=self.exports.choose_report_folder,
         )
-        self.menu.show_demos(demo_sets(), self.add_files)
+        self.menu.show_demos(demo_sets(), self.add_demo_clips)
         self.menuBar().addMenu("&View").addMenu(self.clip.listen.menu)
         attack_menu = self.menuBar().addMenu("&Attack")
         self.apply_universal_action = attack_menu.addAction("Apply &universal perturbation…")
@@ -285,6 +285,13 @@ class MainWindow(QMainWindow):
     def add_files(self, paths: list[Path]) -> None:
         self.file_list.add(paths)
         self._refresh_plan()
+
+    def add_demo_clips(self, paths: list[Path]) -> None:
+        """File > Add demo clips: the new clips are listed and the first of them opens, as
+        after Open files (start-up lists the instrument notes without opening one)."""
+        first_row = self.files.count()
+        if self.file_list.add(paths):
+            self._files_added(first_row)
 
     def _files_removed(self, count: int) -> None:
         self.log(f"{count} files removed from the list")
