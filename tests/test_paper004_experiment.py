@@ -87,11 +87,13 @@ def made(name, architecture, training, clean, curve, n_classes=10):
     }
 
 
-def falls_at(bound, clean=0.8, name="m", architecture="dnn", training="normal"):
-    """At chance (0.1 of 10 classes, confidence 0.95) at bounds up to `bound`, far above it
+def falls_at(
+    bound, clean=0.8, name="m", architecture="dnn", training="normal", confidence=0.95
+):
+    """At chance (0.1 of 10 classes, with `confidence`) at bounds up to `bound`, far above it
     (0.6) at higher ones; `bound` None: at chance nowhere."""
     curve = {
-        snr: (0.1, 0.95) if bound is not None and snr <= bound else (0.6, 0.95)
+        snr: (0.1 if bound is not None and snr <= bound else 0.6, confidence)
         for snr in (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
     }
     return made(name, architecture, training, clean, curve)
@@ -155,6 +157,27 @@ def test_finding_c_matches_by_architecture_and_judges_cost_and_robustness():
     unmatched = finding_c([normal, other_arch])
     assert unmatched["verdict"] == UNKNOWN and "no normal cdnn model" in unmatched["parts"][0]
     assert finding_c([normal])["verdict"] == UNKNOWN
+
+
+def test_b_and_c_are_judged_on_accuracy_alone_only_when_neither_model_is_confident():
+    timid_dnn = falls_at(20.0, name="dnn", confidence=0.85)
+    timid_cnn = falls_at(10.0, name="cnn", architecture="cnn", confidence=0.85)
+    b = finding_b([timid_dnn, timid_cnn])
+    assert b["verdict"] == HOLDS
+    alone = "on accuracy alone (neither with confidence > 0.9): "
+    assert b["parts"][0].startswith(f"{alone}cnn (cnn) at 10 dB, dnn (dnn) at 20 dB")
+    confident_dnn = falls_at(20.0, name="dnn")  # one passes the test: no fallback
+    b = finding_b([confident_dnn, timid_cnn])
+    assert b["verdict"] == HOLDS and "cnn (cnn) at no bound of the sweep" in b["parts"][0]
+    assert "accuracy alone" not in b["parts"][0]
+    adversarial = falls_at(15.0, clean=0.75, name="dnn-adv", training="paper004", confidence=0.8)
+    c = finding_c([timid_dnn, adversarial])
+    assert c["verdict"] == HOLDS and c["parts"][0].startswith(f"{alone}dnn-adv (paper004)")
+    assert "+5 dB of robustness bought" in c["parts"][0]
+    never = falls_at(None, name="dnn", confidence=0.85)
+    never_adversarial = falls_at(None, name="dnn-adv", training="paper004", confidence=0.85)
+    c = finding_c([never, never_adversarial])
+    assert c["verdict"] == UNKNOWN and "neither falls to chance within the sweep" in c["parts"][0]
 
 
 # --- the experiment end to end --------------------------------------------------------------
@@ -236,6 +259,10 @@ def test_every_model_gets_its_sweeps_clean_accuracy_and_every_label_matrix(exper
     assert results["settings"]["params"] == FAST_PARAMS
     (c,) = [f for f in results["findings"] if f["id"] == "c"]
     assert "dnn-adv (paper004) against dnn" in c["parts"][0]
+    for model in results["models"]:
+        for directive in model["directives"].values():
+            strict, alone = directive["chance_bound_db"], directive["chance_bound_accuracy_db"]
+            assert alone in (None, 10.0, 20.0) and (strict is None or strict <= alone)
 
 
 @pytest.mark.slow  # the cdnn's gradients: about 15 s for the experiment

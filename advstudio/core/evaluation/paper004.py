@@ -185,6 +185,7 @@ def _model_results(
         result["every_label"] = {"row": row, "matrix": matrix}
     for name in directives:
         directives[name]["chance_bound_db"] = chance_bound(result, name)
+        directives[name]["chance_bound_accuracy_db"] = chance_bound(result, name, confident=False)
     return result
 
 

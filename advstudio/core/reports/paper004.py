@@ -12,7 +12,7 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from advstudio.core.evaluation.paper004_findings import chance_level
+from advstudio.core.evaluation.paper004_findings import CHANCE_MARGIN, CONFIDENCE, chance_level
 from advstudio.core.reports.html import (
     data_uri,
     every_label_view,
@@ -91,6 +91,10 @@ def _model_view(model: dict[str, Any], data_root: str | None) -> dict[str, Any]:
             directive: format_number(entry.get("chance_bound_db"), 1)
             for directive, entry in model["directives"].items()
         },
+        "accuracy_bounds": {
+            directive: format_number(entry.get("chance_bound_accuracy_db"), 1)
+            for directive, entry in model["directives"].items()
+        },
         "sweep": sweep_view({"parameter": BOUND, "rows": rows}),
         "every_label": every_label_view(every["matrix"], names) if every else None,
     }
@@ -109,6 +113,8 @@ def render_paper004_report(results: dict[str, Any], config: dict[str, Any]) -> s
         "comparison": data_uri("image/png", figure_png(comparison_figure(models))),
         "models": [_model_view(m, config.get("data_root")) for m in models],
         "attacked_accuracy_note": ATTACKED_ACCURACY_NOTE,
+        "chance_margin": f"{CHANCE_MARGIN:g}",
+        "confidence": f"{CONFIDENCE:g}",
         "spectral_snr_note": SPECTRAL_SNR_NOTE,
     }
     return template_environment().get_template(TEMPLATE).render(context)
