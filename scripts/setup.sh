@@ -7,12 +7,12 @@ extras="${1:-}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # PortAudio for playback, libsndfile for audio files, the libraries Qt's xcb plugin loads
-# (gui/app.py names the same ones when they are missing), FluidSynth and SoundFonts for
-# rendering the demo set.
+# (gui/app.py names the same ones when they are missing), FluidSynth and SoundFonts (and
+# TiMidity++ with FreePats) for rendering the demo set.
 apt_packages=(libportaudio2 libsndfile1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4
               libxcb-keysyms1 libxcb-shape0 libegl1 libgl1 libxkbcommon0 libfontconfig1
               libdbus-1-3 libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small
-              csound-soundfont avldrums.lv2-soundfont)
+              csound-soundfont avldrums.lv2-soundfont timidity freepats)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from advstudio.cli import main
-from advstudio.core.data import render, render_v2
+from advstudio.core.data import render, render_v2, timidity
 from advstudio.core.data.conditions import COLUMNS as CONDITION_COLUMNS
 from advstudio.core.data.conditions import RecordingConditions
 from advstudio.core.data.phrases import KINDS
@@ -18,7 +18,7 @@ from advstudio.core.data.render import DEMO_CLASSES, FONTS, render_demo_set
 from advstudio.core.errors import ParameterError
 from advstudio.core.progress import JobFinished, NullReporter, RecordingReporter
 
-SEED = 3  # per_class=2 draws every source group, synthesised and font clips of Gong and singing
+SEED = 7  # per_class=2 draws every source group, synthesised and font clips of Gong and singing
 
 
 def read_rows(out_dir: Path) -> list[dict[str, str]]:
@@ -30,6 +30,8 @@ def read_rows(out_dir: Path) -> list[dict[str, str]]:
 def fluidsynth():
     module = pytest.importorskip("fluidsynth")
     missing = [f.name for f in FONTS if render.find_font(f) is None]
+    if timidity.find_player() is None:
+        missing.append("FreePats with TiMidity++")
     if missing:
         pytest.skip(f"SoundFonts not installed: {', '.join(missing)}")
     return module
@@ -65,7 +67,7 @@ def test_metadata_columns_are_present_and_valid(rendered):
         str(p.relative_to(out_dir)) for p in out_dir.rglob("*.flac")
     )
     assert {r["label"] for r in rows} == set(DEMO_CLASSES)
-    licences = {f.name: f.licence for f in FONTS}
+    licences = {f.name: f.licence for f in render_v2.FONTS}
     for row in rows:
         conditions = RecordingConditions.from_columns(row)
         assert conditions.columns() == {c: row[c] for c in CONDITION_COLUMNS}
@@ -100,7 +102,8 @@ def test_synthesised_gongs_and_voices_stand_beside_the_fonts(rendered):
     assert any(r["label"] == "Gong" and r["pitch_down"] for r in rows)  # a cymbal, lowered
     assert {g for label, g in groups if label.endswith("_singing")} >= {"synth-voice"}
     assert any(r["label"].endswith("_singing") and r["font"] for r in rows)
-    assert {r["group"] for r in rows} == {"fluid", "gmbank", "kits", "synth-gong", "synth-voice"}
+    groups = {"fluid", "gmbank", "kits", "freepats", "synth-gong", "synth-voice"}
+    assert {r["group"] for r in rows} == groups
     for row in rows:
         synthesised = row["group"].startswith("synth-")
         assert synthesised == (row["label"] in render_v2.SYNTH_SHARE and row["font"] == "")
@@ -112,14 +115,14 @@ def test_synthesised_gongs_and_voices_stand_beside_the_fonts(rendered):
             assert f"register={register};" in row["synthesis"]
     description = (out_dir / "DATASET.md").read_text()
     for text in ("modal synthesis", "source-filter", "small 40 %", "0-40 dB", "synth-gong",
-                 "gmbank", "kits", "leave-one-group-out"):
+                 "gmbank", "kits", "freepats", "FreePats (GPL-2+", "leave-one-group-out"):
         assert text in description
 
 
 def test_synthesis_shares_over_many_clips(fluidsynth):
     synth = render.Synth(fluidsynth)
     try:
-        loaded = render.load_fonts(synth, NullReporter(), "sf_GMbank")
+        loaded, _ = render_v2.load_sources(synth, NullReporter(), "sf_GMbank")
         plan = render_v2._plan(0, 300, loaded)
     finally:
         synth.close()

@@ -14,9 +14,10 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -371,15 +372,18 @@ def find_font(font: Font) -> str | None:
     return next((p for p in font.paths if os.path.isfile(p)), None)
 
 
-def _options(synth: Synth, font: Font, sfid: int) -> dict[str, tuple[_Option, ...]]:
-    """The presets this font has for each class it is listed for (missing presets are left out)."""
+def font_options(
+    font: Font, has_preset: Callable[[int, int], bool]
+) -> dict[str, tuple[_Option, ...]]:
+    """The presets this font has, `has_preset(bank, program)`, for each class it is listed for
+    (missing presets are left out)."""
     options = {}
     for label in sorted(font.classes):
         found = []
         for source in _SOURCES[label]:
             bank = font.drum_bank if source.drums else 0
             programs = (font.drum_kits or source.programs) if source.drums else source.programs
-            presets = tuple((bank, p) for p in programs if synth.has_preset(sfid, bank, p))
+            presets = tuple((bank, p) for p in programs if has_preset(bank, p))
             if presets:
                 keys = font.drum_keys.get(label, source.keys) if source.drums else source.keys
                 found.append(_Option(presets, keys, source.pitch_down))
@@ -429,7 +433,8 @@ def load_fonts(synth: Synth, reporter: Reporter, validation_font: str) -> dict[s
         if sfid < 0:
             missing.append(f"{font.name} ({' or '.join(font.paths)})")
             continue
-        loaded[font.name] = _LoadedFont(font, sfid, _options(synth, font, sfid))
+        has_preset = partial(synth.has_preset, sfid)
+        loaded[font.name] = _LoadedFont(font, sfid, font_options(font, has_preset))
     if not loaded:
         raise RendererUnavailableError(
             f"no SoundFonts found or loadable: {'; '.join(missing)}; run `{INSTALL_COMMAND}`"
