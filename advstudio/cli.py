@@ -83,6 +83,28 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from advstudio.core.evaluation.scoring import score_examples
+    from advstudio.core.models import load_model
+    from advstudio.core.reports.scores import format_scores
+
+    model = load_model(args.model, labels=args.labels, device=args.device)
+    dataset = open_data(args.data, args)
+    selection = select_examples(dataset, args.split, model.labels, "scoring")
+    if selection.note:
+        print(f"advstudio: {selection.note}", file=sys.stderr)
+    scored = score_examples(model, selection.examples, ProgressBarReporter())
+    for failure in scored.failed:
+        print(f"advstudio: {failure['error']}", file=sys.stderr)
+    if args.json:
+        results = {"model": args.model or "shipped instrument model", "data": args.data}
+        results |= {**scored.scores, "answers": scored.answers, "failed": scored.failed}
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_scores(scored.scores, model.labels))
+    return EXIT_SOME_FAILED if scored.failed else 0
+
+
 def recipe_config(args: argparse.Namespace, **more: Any) -> TrainConfig:
     """The training settings of `recipe_options` (and `more`) over the preset's."""
     from advstudio.core.training import config_from_preset
@@ -667,7 +689,9 @@ class Selection(NamedTuple):
     note: str  # what was chosen, when it is not every file
 
 
-def select_examples(dataset: Dataset, split: str | None, labels: Sequence[str]) -> Selection:
+def select_examples(
+    dataset: Dataset, split: str | None, labels: Sequence[str], doing: str = "attacking"
+) -> Selection:
     """The files of a study, their classes spelled as the model's `labels`: the named split;
     by default the validation split of a layout that defines one, else every file (a plain
     folder's training split is only a rule for training, not a reason to leave files out)."""
@@ -683,7 +707,7 @@ def select_examples(dataset: Dataset, split: str | None, labels: Sequence[str]) 
         )
     chosen = list(dataset.subset(split).examples)
     note = (
-        f"attacking the {split} split: {len(chosen)} of {len(dataset.examples)} files; "
+        f"{doing} the {split} split: {len(chosen)} of {len(dataset.examples)} files; "
         "--split all for every file"
     )
     return Selection(chosen, note)
@@ -850,6 +874,26 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser(
+        "score",
+        help="how well a model labels a data set as it is: accuracy, normalised accuracy, "
+        "each class's accuracy and the confusion counts",
+    )
+    p.add_argument(
+        "data", help="dataset folder, CSV (path,label[,split]), FSDKaggle2019 or GTZAN root"
+    )
+    dataset_options(p)
+    p.add_argument(
+        "--split",
+        help="split to score (default: validation where the layout defines a split, else every "
+        "file; all for every file)",
+    )
+    model_options(p)
+    p.add_argument(
+        "--json", action="store_true", help="print JSON (scores and each file's answer) instead"
+    )
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser(
         "train", help="train a classifier (paper 002's CNN, paper 004's DNN or CDNN) on a dataset"

@@ -20,7 +20,7 @@ from advstudio.core.progress import (
     Message,
 )
 
-_UNITS = {"evaluate": "file", "render": "clip", "universal": "fit"}
+_UNITS = {"evaluate": "file", "render": "clip", "score": "file", "universal": "fit"}
 
 
 class ProgressBarReporter:

@@ -31,8 +31,8 @@ from advstudio.core.atomic import write_atomically
 from advstudio.core.data.datasets import Dataset, dataset_groups, held_out_group
 from advstudio.core.data.phrases import KINDS
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.evaluation.scoring import condition_scores, scores_of_counts
 from advstudio.core.inference import clip_for_model
-from advstudio.core.metrics import confusion_counts, normalised_accuracy, per_class_recall
 from advstudio.core.models import load_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
 from advstudio.core.models.store import load_weights
@@ -76,33 +76,6 @@ def excerpt_generator(seed: int, group: str) -> np.random.Generator:
     """The generator of a fold's excerpt positions: from the seed and the group's name, so a
     group's excerpts do not depend on which other groups the data holds."""
     return np.random.default_rng([seed, *group.encode()])
-
-
-def condition_scores(
-    probabilities: np.ndarray, truth: Sequence[int], labels: Sequence[str]
-) -> dict[str, Any]:
-    """Accuracy, normalised accuracy (mean recall over the classes present) and each present
-    class's accuracy; None figures when the condition holds no clip."""
-    predicted = probabilities.argmax(axis=1) if len(truth) else np.zeros(0, dtype=int)
-    counts = confusion_counts(truth, predicted, len(labels))
-    return scores_of_counts(counts, labels)
-
-
-def scores_of_counts(counts: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    total = int(counts.sum())
-    present = counts.sum(axis=0)
-    recall = per_class_recall(counts)
-    return {
-        "clips": total,
-        "accuracy": float(np.trace(counts) / total) if total else None,
-        "normalised_accuracy": normalised_accuracy(counts) if total else None,
-        "per_class": {
-            label: {"clips": int(present[k]), "accuracy": float(recall[k])}
-            for k, label in enumerate(labels)
-            if present[k]
-        },
-        "confusion_counts": counts.tolist(),
-    }
 
 
 def _train_fold(
