@@ -155,7 +155,8 @@ def load_sources(
         )
         return loaded, None
     patches = timidity.PatchSetPlayer(*found)
-    loaded[FREEPATS.name] = _LoadedFont(FREEPATS, -1, font_options(FREEPATS, patches.has_preset))
+    options = font_options(FREEPATS, patches.has_preset)
+    loaded[FREEPATS.name] = _LoadedFont(FREEPATS, -1, options)  # -1: not in FluidSynth
     return loaded, patches
 
 
