@@ -102,6 +102,10 @@ def test_a_failing_player_is_one_message(player, tmp_path):
     broken.config = str(tmp_path / "missing.cfg")
     with pytest.raises(RendererUnavailableError, match="TiMidity\\+\\+ could not render"):
         broken.render_phrase(note_phrase(60, 0.1, 0.5), 0, 0)
+    gone = timidity.PatchSetPlayer(player.executable, player.config)
+    gone.executable = str(tmp_path / "timidity")  # uninstalled since it was found
+    with pytest.raises(RendererUnavailableError, match="could not render a phrase: .*timidity"):
+        gone.render_phrase(note_phrase(60, 0.1, 0.5), 0, 0)
 
 
 def rows(metadata: str) -> dict[str, dict[str, str]]:

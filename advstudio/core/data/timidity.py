@@ -86,7 +86,12 @@ class PatchSetPlayer:
                 "--preserve-silence", "-s", str(SYNTH_RATE), "-EFreverb=0", "-EFchorus=0",
                 "-o", str(audio_path), str(score),
             ]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, timeout=_TIMEOUT_S)
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=_TIMEOUT_S)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise RendererUnavailableError(
+                    f"TiMidity++ could not render a phrase: {exc}"
+                ) from None
             if done.returncode != 0 or not audio_path.is_file():
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise RendererUnavailableError(f"TiMidity++ could not render a phrase: {last}")
