@@ -16,6 +16,7 @@ XCB_LIBRARIES = ("xcb-cursor", "xkbcommon-x11", "xcb-icccm", "xcb-keysyms", "xcb
 XCB_PACKAGES = "libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0"
 CLI_COMMANDS = (
     "classify",
+    "score",
     "attack",
     "evaluate",
     "experiment",
