@@ -141,6 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         adversarial=args.adversarial,
         adversary_model=args.adversary_model,
         sign_step=args.sign_step,
+        sign_snr_db=args.sign_snr,
         pgd_eps=args.pgd_eps,
         pgd_steps=args.pgd_steps,
         pgd_step=args.pgd_step,
@@ -915,8 +916,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--adversarial",
         choices=["none", "paper004", "pgd"],
         help="adversarial training: paper004 (every batch a signed step of --sign-step towards "
-        "a random wrong label from the fixed --adversary-model, in the input domain before "
-        "standardisation) or pgd (Madry's PGD on the waveform against the model being trained)",
+        "a random label from the fixed --adversary-model, in the input domain before "
+        "standardisation, within an SNR ball of --sign-snr) or pgd (Madry's PGD on the "
+        "waveform against the model being trained)",
     )
     p.add_argument(
         "--adversary-model",
@@ -929,6 +931,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="paper004: step in the input domain (default 0.25: linear magnitude for dnn and "
         "cdnn, dB for cnn)",
+    )
+    p.add_argument(
+        "--sign-snr",
+        type=float,
+        metavar="DB",
+        help="paper004: the step is projected onto ||X' - X|| <= ||X|| 10^(-DB/20) of each "
+        "clip's magnitudes (default 15, the reference code's; not for the cnn's dB features)",
     )
     p.add_argument(
         "--pgd-eps", type=float, metavar="E", help="pgd: L-inf bound, full scale (default 0.002)"
@@ -1062,8 +1071,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--snr-db",
-        default="5,10,15,20,25,30",
-        help="SNR bounds of the sweep in dB (default 5,10,15,20,25,30)",
+        default="0,5,10,15,20,25,30",
+        help="SNR bounds of the sweep in dB (default 0,5,10,15,20,25,30; the all-wrong "
+        "directive at the lowest judges adversarial training, the paper at 0 dB)",
     )
     p.add_argument(
         "--every-label-files",

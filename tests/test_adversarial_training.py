@@ -12,8 +12,12 @@ import soundfile as sf
 import torch
 
 from advstudio.cli import main
-from advstudio.core import training
-from advstudio.core.adversarial_training import PgdOnWaveform, unit_cross_entropy
+from advstudio.core import adversarial_training, training
+from advstudio.core.adversarial_training import (
+    PgdOnWaveform,
+    SignStepFromFixedModel,
+    unit_cross_entropy,
+)
 from advstudio.core.models import load_model, pad_batch
 from advstudio.core.models.cdnn import CdnnClassifier
 from advstudio.core.models.cnn import InstrumentClassifier
@@ -77,23 +81,29 @@ def train_args(data, out, arch, *extra):
     return [*base, "--batch-size", "4", "--seed", "1", *extra]
 
 
-def test_paper004_trains_on_the_sign_step_towards_the_wrong_label(
+def test_paper004_trains_on_the_sign_step_within_the_snr_ball(
     tiny_set, fixed_dnn, spy, tmp_path, monkeypatch
 ):
     """Same seed, clean and paper004: the first batch trained on is the clean one stepped by
-    -0.25 sign(grad CE(fixed, wrong label)) in linear magnitude, clipped at 0; the fixed model
-    is frozen and unchanged; the card records the setting."""
+    -0.25 sign(grad CE(fixed, random label)) in linear magnitude, clipped at 0 and projected onto
+    each window's 15 dB SNR ball (the reference code's); the fixed model is frozen and
+    unchanged; the card records the setting."""
     dnn = ["--hidden", "50"]
     assert main(train_args(tiny_set, tmp_path / "clean", "dnn", *dnn)) == 0
     clean, target, _ = spy[0]
-    adversaries = []
-    real_make = training.make_perturbation
+    adversaries, drawn = [], []
+    real_make, real_labels = training.make_perturbation, adversarial_training.random_labels
 
     def make(config, model):
         adversaries.append(real_make(config, model))
         return adversaries[-1]
 
+    def labels(count, n_classes, generator):
+        drawn.append(real_labels(count, n_classes, generator))
+        return drawn[-1]
+
     monkeypatch.setattr(training, "make_perturbation", make)
+    monkeypatch.setattr(adversarial_training, "random_labels", labels)
     spy.clear()
     extra = ["--adversarial", "paper004", "--adversary-model", str(fixed_dnn)]
     assert main(train_args(tiny_set, tmp_path / "adv", "dnn", *dnn, *extra)) == 0
@@ -106,9 +116,13 @@ def test_paper004_trains_on_the_sign_step_towards_the_wrong_label(
     fixed = adversaries[0].adversary
     x = raw_clean.clone().requires_grad_(True)
     features = fixed.frontend.standardise(x, torch.full((len(x),), x.shape[-1]))
-    wrong = 1 - target  # two classes: the wrong label is the other one
-    (grad,) = torch.autograd.grad(unit_cross_entropy(fixed.train_logits(features), wrong), x)
-    expected = (raw_clean - 0.25 * grad.sign()).clamp(min=0)
+    towards = drawn[0]  # the first batch's draw (the validation's comes from its own generator)
+    assert len(towards) == len(target)
+    (grad,) = torch.autograd.grad(unit_cross_entropy(fixed.train_logits(features), towards), x)
+    stepped = (raw_clean - 0.25 * grad.sign()).clamp(min=0)
+    radius = 10 ** (-15 / 20) * raw_clean.flatten(1).norm(dim=1)
+    scale = (radius / (stepped - raw_clean).flatten(1).norm(dim=1)).clamp(max=1)
+    expected = raw_clean + scale[:, None, None] * (stepped - raw_clean)
     torch.testing.assert_close(raw_adv, expected, atol=2e-4, rtol=0)
     assert (raw_adv - raw_clean).abs().max() > 0.2  # a real step, not the clean batch
 
@@ -120,16 +134,51 @@ def test_paper004_trains_on_the_sign_step_towards_the_wrong_label(
 
     card = json.loads((tmp_path / "adv" / "card.json").read_text())
     setting = card["adversarial_training"]
-    assert setting["mode"] == "paper004" and setting["step"] == 0.25
+    assert setting["mode"] == "paper004" and setting["step"] == 0.25 and setting["snr_db"] == 15
     assert setting["domain"] == "linear STFT magnitudes" and setting["floor"] == 0.0
     assert setting["adversary_model"] == str(fixed_dnn)
     assert "val_perturbed_normalised_accuracy" in card["history"][0]
     assert 0 <= card["validation_perturbed"]["accuracy"] <= 1
     clean_card = json.loads((tmp_path / "clean" / "card.json").read_text())
     assert clean_card["adversarial_training"] is None
-    assert "## Adversarial training\nPaper 004's recipe" in (
-        tmp_path / "adv" / "MODEL_CARD.md"
-    ).read_text()
+    text = (tmp_path / "adv" / "MODEL_CARD.md").read_text()
+    assert "## Adversarial training\nPaper 004's recipe" in text
+    assert "projected onto each clip's 15 dB SNR ball" in text
+
+
+def test_paper004_whole_clips_keep_their_own_ball_and_padding(fixed_dnn):
+    """Validation perturbs whole clips of different lengths: each clip's step is projected onto
+    the ball of its own frames (SNR 15 dB over them, quiet clips that the step alone would take
+    outside it), and the padding past its end stays zero."""
+    model = load_model(fixed_dnn)
+    adversary = SignStepFromFixedModel.load(str(fixed_dnn), model, 0.25, 15.0)
+    quiet = [0.01 * tone("bass", 5, 0.6), 0.01 * tone("treble", 5, 1.5)]  # the step leaves it
+    wave, lengths = pad_batch(quiet)
+    with torch.no_grad():
+        raw, n_frames = model.frontend.unstandardised(wave, lengths)
+    out = adversary.perturb(raw, n_frames, torch.tensor([1, 0]), per_unit=False)
+    valid = torch.arange(raw.shape[-1])[None, :] < n_frames[:, None]
+    assert n_frames[0] < n_frames[1] and (out[0][:, ~valid[0]] == 0).all()
+    for row in range(2):
+        frames = valid[row]
+        x, y = raw[row][:, frames], out[row][:, frames]
+        snr = 20 * torch.log10(x.norm() / (y - x).norm())
+        assert abs(snr.item() - 15.0) < 0.01 and (y >= 0).all()
+
+
+def test_paper004_has_no_ball_in_the_cnns_db_features(tmp_path):
+    """dB features have no zero to clip at or measure an SNR from: the step stays as it is."""
+    torch.manual_seed(4)
+    path = save_fixed(tmp_path / "cnn", InstrumentClassifier(LABELS), "average_pool_cnn", {})
+    model = load_model(path)
+    adversary = SignStepFromFixedModel.load(str(path), model, 0.25, 15.0)
+    assert adversary.snr_db is None and adversary.card()["snr_db"] is None
+    wave, lengths = pad_batch([tone("bass", 6, 1.0)])
+    with torch.no_grad():
+        raw, n_frames = model.frontend.unstandardised(wave, lengths)
+    out = adversary.perturb(raw, n_frames, torch.tensor([1]), per_unit=False)
+    moved = (out - raw).abs()
+    assert torch.allclose(moved[moved > 0], torch.tensor(0.25), atol=1e-4)
 
 
 def test_paper004_trains_the_cdnn(tiny_set, tmp_path, spy):
@@ -237,7 +286,12 @@ def test_the_attack_runs_in_eval_mode(monkeypatch):
             ["--adversarial", "paper004", "--adversary-model", "DNN", "--sign-step", "-1"],
             "--sign-step must be positive",
         ),
+        (
+            ["--adversarial", "paper004", "--adversary-model", "DNN", "--sign-snr", "nan"],
+            "--sign-snr must be a number of dB",
+        ),
         (["--pgd-eps", "0.01"], "belong to --adversarial pgd"),
+        (["--sign-snr", "15"], "belong to --adversarial paper004"),
         (["--adversarial", "pgd", "--adversary-model", "DNN"], "belong to --adversarial paper004"),
     ],
 )

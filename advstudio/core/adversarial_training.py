@@ -1,16 +1,23 @@
 """Adversarial training: the minibatch a model trains on, replaced whole by a perturbed one
 (true labels kept). Two recipes, for every architecture:
 
-`paper004` (paper 004's): X' = X - step * sign(grad_X CE(f_fixed(X), t)), clipped at 0, where X
-is the batch in the model's input domain, t a random wrong label per clip (uniform over the
-labels other than the true one, from the training generator) and f_fixed a fixed, already
-trained model (its weights frozen, never updated). The input domain is what the front end
-computes before its standardisation: linear STFT magnitudes for dnn and cdnn (the paper's), and
-for the paper-002 CNN its log-mel dB. There the step is in dB (0.25 dB by default, far milder
-than 0.25 in linear magnitude) and nothing is clipped: dB has no floor at 0. The fixed model
-must compute the same features (same front end, rate and analysis; its standardisation may
-differ, it applies its own) and know the same labels. Validation monitoring is perturbed the
-same way, on whole clips, with one seeded set of wrong labels for every epoch.
+`paper004` (paper 004's): Z = X - step * sign(grad_X CE(f_fixed(X), t)), clipped at 0, then
+projected onto the SNR ball ||X' - X|| <= ||X|| 10^(-snr/20) (15 dB), where X is the batch in
+the model's input domain, t a random label per clip (uniform over every label, the true one
+included, from the training generator) and f_fixed a fixed, already trained model (its weights
+frozen, never updated). The projection is the reference code's (`create_adversary_from_batch`
+in dnn-mgr, mu=0.25, snr=15), which the paper's text leaves out: without it a step of 0.25 in
+the linear magnitude of full-scale audio dwarfs most bins (the median bin of the music set is
+0.003-0.05), and a DNN trained on such batches learnt the perturbation, not the music (clean
+validation accuracy 0.28, chance 0.25). The reference projects each minibatch as a whole; here
+each clip or window has its own ball, so that a loud clip does not spend a quiet one's budget.
+The input domain is what the front end computes before its standardisation: linear STFT
+magnitudes for dnn and cdnn (the paper's), and for the paper-002 CNN its log-mel dB. There the
+step is in dB (0.25 dB by default) and there is neither a floor nor an SNR ball: dB has no zero
+to clip at or to measure a signal-to-noise ratio from. The fixed model must compute the same
+features (same front end, rate and analysis; its standardisation may differ, it applies its
+own) and know the same labels. Validation monitoring is perturbed the same way, on whole clips,
+with one seeded set of random labels for every epoch.
 
 `pgd` (Madry et al.): each batch's waveforms x are replaced by x + delta, |delta| <= eps
 (full scale), found by K signed steps of size S from a uniform random start, ascending the
@@ -24,15 +31,17 @@ while training needs the loss of the exact windows it trains on. It shares the e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from advstudio.core.attacks.engine import gradients_to_input_only
+from advstudio.core.attacks.stft_magnitude import project_snr_ball
 from advstudio.core.errors import ParameterError
 from advstudio.core.models.base import AudioClassifier, fingerprint, pad_batch
 from advstudio.core.models.frontend import MelFrontEnd
@@ -43,12 +52,22 @@ if TYPE_CHECKING:
 
 MODES = ("none", "paper004", "pgd")
 PAPER004_STEP = 0.25
+PAPER004_SNR_DB = 15.0
 PGD_EPS = 0.002  # about -54 dBFS: audible on quiet passages, well below the music's level
 PGD_STEPS = 7  # Madry et al.'s training setting
-# The domain of each front end's unstandardised features: a description and the lower bound.
-FEATURE_DOMAINS: dict[type, tuple[str, float | None]] = {
-    MagnitudeFrontEnd: ("linear STFT magnitudes", 0.0),
-    MelFrontEnd: ("log-mel dB (before standardisation)", None),
+
+
+class FeatureDomain(NamedTuple):
+    """Where a front end's unstandardised features live, for paper004's step."""
+
+    description: str
+    floor: float | None  # the clip after the step (None: no lower bound)
+    snr_ball: bool  # whether a signal-to-noise ratio of the features means anything
+
+
+FEATURE_DOMAINS: dict[type, FeatureDomain] = {
+    MagnitudeFrontEnd: FeatureDomain("linear STFT magnitudes", 0.0, snr_ball=True),
+    MelFrontEnd: FeatureDomain("log-mel dB (before standardisation)", None, snr_ball=False),
 }
 
 # A waveform batch [B, T] -> the unstandardised features [B, F, N] of the windows it trains on.
@@ -59,6 +78,7 @@ def check_setting(
     mode: str,
     adversary_model: str | None,
     sign_step: float | None,
+    sign_snr_db: float | None,
     pgd_eps: float | None,
     pgd_steps: int | None,
     pgd_step: float | None,
@@ -71,12 +91,18 @@ def check_setting(
             "--adversarial paper004 needs --adversary-model DIR: a trained model of the same "
             "features and labels, fixed during training"
         )
-    if mode != "paper004" and (adversary_model or sign_step is not None):
-        raise ParameterError("--adversary-model and --sign-step belong to --adversarial paper004")
+    if mode != "paper004" and (
+        adversary_model or sign_step is not None or sign_snr_db is not None
+    ):
+        raise ParameterError(
+            "--adversary-model, --sign-step and --sign-snr belong to --adversarial paper004"
+        )
     if mode != "pgd" and any(v is not None for v in (pgd_eps, pgd_steps, pgd_step)):
         raise ParameterError("--pgd-eps, --pgd-steps and --pgd-step belong to --adversarial pgd")
     if sign_step is not None and not sign_step > 0:
         raise ParameterError(f"--sign-step must be positive (got {sign_step})")
+    if sign_snr_db is not None and not math.isfinite(sign_snr_db):
+        raise ParameterError(f"--sign-snr must be a number of dB (got {sign_snr_db})")
     if pgd_eps is not None and not 0 < pgd_eps <= 1:
         raise ParameterError(f"--pgd-eps must lie in (0, 1] of full scale (got {pgd_eps})")
     if pgd_steps is not None and pgd_steps < 1:
@@ -100,12 +126,10 @@ def unit_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return F.cross_entropy(logits.flatten(0, 1), target.repeat_interleave(units), reduction="sum")
 
 
-def random_wrong_labels(
-    truth: torch.Tensor, n_classes: int, generator: torch.Generator
-) -> torch.Tensor:
-    """One label per clip, uniform over the labels other than its true one."""
-    shift = torch.randint(1, n_classes, (len(truth),), generator=generator)
-    return (truth.cpu() + shift) % n_classes
+def random_labels(count: int, n_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """One label per clip, uniform over every label (the reference's np.random.randint): a
+    quarter of a four-class set's steps go towards the true label."""
+    return torch.randint(0, n_classes, (count,), generator=generator)
 
 
 def _feature_space(model: AudioClassifier) -> tuple[Any, ...]:
@@ -124,16 +148,19 @@ def _feature_space(model: AudioClassifier) -> tuple[Any, ...]:
 
 
 class SignStepFromFixedModel:
-    """Paper 004's perturbation: one signed step towards a random wrong label, from a fixed
-    model, in the input domain before standardisation."""
+    """Paper 004's perturbation: one signed step towards a random label, from a fixed model, in
+    the input domain before standardisation, kept within an SNR ball where the domain has one."""
 
-    def __init__(self, adversary: AudioClassifier, step: float, source: str) -> None:
+    def __init__(
+        self, adversary: AudioClassifier, step: float, snr_db: float, source: str
+    ) -> None:
         self.adversary, self.step, self.source = adversary, step, source
-        self.domain, self.floor = FEATURE_DOMAINS[type(adversary.frontend)]
+        self.domain = FEATURE_DOMAINS[type(adversary.frontend)]
+        self.snr_db = snr_db if self.domain.snr_ball else None
 
     @classmethod
     def load(
-        cls, path: str, model: AudioClassifier, step: float
+        cls, path: str, model: AudioClassifier, step: float, snr_db: float
     ) -> SignStepFromFixedModel:
         """Load the fixed model (weights frozen, eval mode) and check it fits `model`."""
         from advstudio.core.models import load_model
@@ -155,12 +182,13 @@ class SignStepFromFixedModel:
                 f"{path}: the adversary model's labels ({', '.join(adversary.labels)}) are not "
                 f"the training data's ({', '.join(model.labels)})"
             )
-        return cls(adversary, step, path)
+        return cls(adversary, step, snr_db, path)
 
     def perturb(
-        self, raw: torch.Tensor, n_frames: torch.Tensor, wrong: torch.Tensor, per_unit: bool
+        self, raw: torch.Tensor, n_frames: torch.Tensor, target: torch.Tensor, per_unit: bool
     ) -> torch.Tensor:
-        """raw - step * sign(grad CE(f_fixed(raw), wrong)), clipped at the domain's floor.
+        """raw - step * sign(grad CE(f_fixed(raw), target)), clipped at the domain's floor and
+        projected onto each row's SNR ball over its own frames.
 
         `per_unit`: the loss of every frame or block of training windows, as the paper trains;
         otherwise the clip's summed-posterior decision (whole clips in validation). Frames past
@@ -168,15 +196,20 @@ class SignStepFromFixedModel:
         fixed = self.adversary
         x = raw.detach().requires_grad_(True)
         features = fixed.frontend.standardise(x, n_frames)
-        wrong = wrong.to(raw.device)
+        target = target.to(raw.device)
         if per_unit:
-            loss = unit_cross_entropy(fixed.train_logits(features), wrong)
+            loss = unit_cross_entropy(fixed.train_logits(features), target)
         else:
             logits = fixed.classify_features(features, n_frames)
-            loss = F.cross_entropy(logits, wrong, reduction="sum")
+            loss = F.cross_entropy(logits, target, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
         out = raw.detach() - self.step * grad.sign()
-        return out if self.floor is None else out.clamp(min=self.floor)
+        if self.domain.floor is not None:
+            out = out.clamp(min=self.domain.floor)
+        if self.snr_db is None:
+            return out
+        valid = torch.arange(raw.shape[-1], device=raw.device)[None, :] < n_frames[:, None]
+        return project_snr_ball(out, raw.detach(), self.snr_db, valid)
 
     def windows(
         self,
@@ -189,20 +222,20 @@ class SignStepFromFixedModel:
     ) -> torch.Tensor:
         with torch.no_grad():
             raw = windows_of(wave)
-        wrong = random_wrong_labels(truth, model.num_classes, generator)
-        return self.perturb(raw, _full_counts(raw), wrong, per_unit=True)
+        targets = random_labels(len(truth), model.num_classes, generator)
+        return self.perturb(raw, _full_counts(raw), targets, per_unit=True)
 
     def probabilities(
-        self, model: AudioClassifier, clips: Sequence[np.ndarray], wrong: Sequence[int]
+        self, model: AudioClassifier, clips: Sequence[np.ndarray], targets: Sequence[int]
     ) -> np.ndarray:
-        """The model's class probabilities [N, C] on whole clips perturbed towards `wrong`."""
+        """The model's class probabilities [N, C] on whole clips perturbed towards `targets`."""
         out = np.zeros((len(clips), model.num_classes), dtype=np.float32)
         for start in range(0, len(clips), 16):
             idx = list(range(start, min(start + 16, len(clips))))
             wave, lengths = pad_batch([clips[i] for i in idx], model.device)
             with torch.no_grad():
                 raw, n_frames = model.frontend.unstandardised(wave, lengths)
-            raw = self.perturb(raw, n_frames, torch.tensor([wrong[i] for i in idx]), False)
+            raw = self.perturb(raw, n_frames, torch.tensor([targets[i] for i in idx]), False)
             with torch.no_grad():
                 features = model.frontend.standardise(raw, n_frames)
                 logits = model.classify_features(features, n_frames)
@@ -213,10 +246,13 @@ class SignStepFromFixedModel:
         return {
             "mode": "paper004",
             "recipe": "every training and validation batch replaced by X - step * sign(grad_X "
-            "CE(f_fixed(X), random wrong label)), clipped at the domain's floor; true labels kept",
+            "CE(f_fixed(X), random label)), clipped at the domain's floor and projected onto "
+            "each clip's SNR ball (where the domain has one); true labels kept",
             "step": self.step,
-            "domain": self.domain,
-            "floor": self.floor,
+            "snr_db": self.snr_db,
+            "target": "uniform over every label",
+            "domain": self.domain.description,
+            "floor": self.domain.floor,
             "adversary_model": self.source,
             "adversary_architecture": type(self.adversary).__name__,
             "adversary_fingerprint": fingerprint(self.adversary),
@@ -282,8 +318,10 @@ def make_perturbation(config: TrainConfig, model: AudioClassifier) -> Perturbati
     """The perturbation `config.adversarial` names for training `model` (None for "none");
     TrainConfig has checked the settings and filled in each mode's defaults."""
     if config.adversarial == "paper004":
-        assert config.adversary_model is not None and config.sign_step is not None
-        return SignStepFromFixedModel.load(config.adversary_model, model, config.sign_step)
+        assert None not in (config.adversary_model, config.sign_step, config.sign_snr_db)
+        return SignStepFromFixedModel.load(
+            config.adversary_model, model, config.sign_step, config.sign_snr_db
+        )
     if config.adversarial == "pgd":
         assert None not in (config.pgd_eps, config.pgd_steps, config.pgd_step)
         return PgdOnWaveform(config.pgd_eps, config.pgd_steps, config.pgd_step)

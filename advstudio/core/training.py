@@ -38,6 +38,7 @@ import torchaudio.functional as taf
 
 import advstudio
 from advstudio.core.adversarial_training import (
+    PAPER004_SNR_DB,
     PAPER004_STEP,
     PGD_EPS,
     PGD_STEPS,
@@ -46,7 +47,7 @@ from advstudio.core.adversarial_training import (
     check_setting,
     default_pgd_step,
     make_perturbation,
-    random_wrong_labels,
+    random_labels,
 )
 from advstudio.core.atomic import write_atomically
 from advstudio.core.data.datasets import Dataset
@@ -125,6 +126,7 @@ class TrainConfig:
     adversarial: str = "none"
     adversary_model: str | None = None  # paper004: the fixed, already trained model
     sign_step: float | None = None  # paper004: the signed step in the input domain (0.25)
+    sign_snr_db: float | None = None  # paper004: the SNR ball the step is projected onto (15)
     pgd_eps: float | None = None  # pgd: L-inf bound on the waveform, full scale
     pgd_steps: int | None = None  # pgd: K
     pgd_step: float | None = None  # pgd: step size S (default 2.5 eps / K)
@@ -162,6 +164,7 @@ class TrainConfig:
             self.adversarial,
             self.adversary_model,
             self.sign_step,
+            self.sign_snr_db,
             self.pgd_eps,
             self.pgd_steps,
             self.pgd_step,
@@ -177,8 +180,9 @@ class TrainConfig:
             )
         if self.temperature != 1.0 and self.distill is None:
             raise ParameterError("--temperature needs --distill TEACHER (the soft labels)")
-        if self.adversarial == "paper004" and self.sign_step is None:
-            self.sign_step = PAPER004_STEP
+        if self.adversarial == "paper004":
+            self.sign_step = PAPER004_STEP if self.sign_step is None else self.sign_step
+            self.sign_snr_db = PAPER004_SNR_DB if self.sign_snr_db is None else self.sign_snr_db
         if self.adversarial == "pgd":
             self.pgd_eps = PGD_EPS if self.pgd_eps is None else self.pgd_eps
             self.pgd_steps = PGD_STEPS if self.pgd_steps is None else self.pgd_steps
@@ -583,13 +587,13 @@ def _evaluate_perturbed(
     perturbation: Perturbation | None,
     clips: list[np.ndarray],
     truth: list[int],
-    wrong: list[int],
+    targets: list[int],
 ) -> dict[str, Any] | None:
     """paper004's validation monitoring: the scores on clips perturbed by the fixed model."""
     if not isinstance(perturbation, SignStepFromFixedModel):
         return None
     model.eval()
-    return _scores(model, perturbation.probabilities(model, clips, wrong), truth)
+    return _scores(model, perturbation.probabilities(model, clips, targets), truth)
 
 
 def train(
@@ -650,9 +654,9 @@ def train(
     if teacher is not None:
         soft = soft_labels(teacher, train_clips, config.temperature).to(model.device)
     val_truth = [dataset.class_index(e.label) for e in val_set.examples] if validate else []
-    # One seeded set of wrong labels for the perturbed validation, the same every epoch.
-    val_wrong = random_wrong_labels(
-        torch.tensor(val_truth), model.num_classes, torch.Generator().manual_seed(config.seed)
+    # One seeded set of target labels for the perturbed validation, the same every epoch.
+    val_targets = random_labels(
+        len(val_truth), model.num_classes, torch.Generator().manual_seed(config.seed)
     ).tolist()
     optimizer = _optimizer(model, config)
     start_epoch, history = 0, []
@@ -716,7 +720,7 @@ def train(
         due = (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs
         if validate and due:
             val = evaluate_clips(model, val_clips, val_truth)
-            perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
+            perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_targets)
             history[-1] |= {
                 "val_accuracy": val["accuracy"],
                 "val_normalised_accuracy": val["normalised_accuracy"],
@@ -758,7 +762,9 @@ def train(
     final = final_perturbed = None
     if validate:
         final = evaluate_clips(model, val_clips, val_truth)
-        final_perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_wrong)
+        final_perturbed = _evaluate_perturbed(
+            model, perturbation, val_clips, val_truth, val_targets
+        )
     card = {
         "architecture": architecture,
         "architecture_summary": model.summary,
@@ -793,9 +799,15 @@ def _adversarial_section(card: dict[str, Any]) -> str:
     if not setting:
         return ""
     if setting["mode"] == "paper004":
+        ball = (
+            ""
+            if setting["snr_db"] is None
+            else f", projected onto each clip's {setting['snr_db']:g} dB SNR ball"
+        )
         how = (
             f"Paper 004's recipe: every training and validation batch replaced by a signed step of "
-            f"{setting['step']} in the {setting['domain']} towards a random wrong label, from "
+            f"{setting['step']} in the {setting['domain']} towards "
+            f"a random label (any, the true one included){ball}, from "
             f"the fixed model `{setting['adversary_model']}` ({setting['adversary_architecture']}"
             f", fingerprint {setting['adversary_fingerprint']})"
         )

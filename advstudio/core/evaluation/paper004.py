@@ -43,7 +43,7 @@ from advstudio.core.training import ARCHITECTURES
 EXPERIMENT = "paper004"
 ATTACK = "spectrogram"
 SWEPT = "snr_db"
-DEFAULT_SNR_DB = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+DEFAULT_SNR_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
 DEFAULT_EVERY_LABEL_FILES = 10
 DIRECTIVES = (("random", RANDOM_ANY), ("all wrong", "wrong"))
 CARD_FILE = "card.json"

@@ -8,7 +8,7 @@ accuracy on the attacked audio is at most 1/C + CHANCE_MARGIN and the mean confi
 label it gives every attacked output (successful or not: the mean over the successes alone is at
 least the adversary's stopping threshold by construction) exceeds CONFIDENCE. Its "chance
 bound" is the highest bound of the sweep at which it does (a higher SNR is a quieter
-perturbation); None when it does at none. Where neither system of a comparison in (b) or (c)
+perturbation); None when it does at none. Where neither system of a comparison in (b)
 passes that test anywhere, the comparison is made on accuracy alone (the confidence test
 dropped) and its text says so: the systems still fall, less confidently than the paper's.
 
@@ -17,9 +17,12 @@ dropped) and its text says so: the systems still fall, less confidently than the
 (b) the convolutional systems (cnn, cdnn) need a lower SNR than the frame-level dnn: their
     chance bound is lower (or they reach chance at no bound while the dnn does); compared
     between systems that were not adversarially trained;
-(c) adversarial training costs clean accuracy and buys little robustness: each adversarially
-    trained model against every normal model of its architecture has a lower clean normalised
-    accuracy and a chance bound at most LITTLE_DB lower than the normal model's.
+(c) adversarial training costs clean accuracy and buys little robustness, judged as the paper
+    judges it: against the all-wrong adversary at the sweep's lowest bound (the paper: 0 dB,
+    "to allow arbitrarily large perturbations"), each adversarially trained model against every
+    normal model of its architecture has a lower clean normalised accuracy, a normalised
+    accuracy under attack at most LITTLE_ACCURACY higher, and successful adversarial examples
+    whose mean SNR is at most LITTLE_DB lower (the adversary needs little more perturbation).
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ from typing import Any
 CHANCE_MARGIN = 0.05
 CONFIDENCE = 0.9
 HIGH_SNR_DB = 15.0
-LITTLE_DB = 5.0  # at most this much lower a chance bound is "little robustness"
+# "Little robustness" under the all-wrong adversary: at most this much higher a normalised
+# accuracy, at most this much lower a mean SNR of the successes.
+LITTLE_ACCURACY = 0.10
+LITTLE_DB = 5.0
 CONVOLUTIONAL = ("cnn", "cdnn")
 FRAME_LEVEL = "dnn"
 NORMAL, NOT_RECORDED = "normal", "not recorded"
 HOLDS, FAILS, UNKNOWN = "holds", "does not hold", "cannot tell"
 RANDOM_DIRECTIVE = "random"
+ALL_WRONG_DIRECTIVE = "all wrong"
 
 CLAIMS = {
     "a": "each system falls to chance (normalised accuracy on the attacked audio <= 1/C + "
@@ -44,8 +51,10 @@ CLAIMS = {
     f"at a bound of {HIGH_SNR_DB:g} dB (paper: 15-21 dB) or higher SNR",
     "b": "the convolutional system (cnn, cdnn) needs a lower SNR than the frame-level dnn to "
     "fall to chance",
-    "c": "adversarial training costs clean accuracy and buys little robustness (a chance bound "
-    f"at most {LITTLE_DB:g} dB lower than the normal model of the same architecture)",
+    "c": "adversarial training costs clean accuracy and buys little robustness: against the "
+    "all-wrong adversary at the sweep's lowest bound (paper: 0 dB), a normalised accuracy at "
+    f"most {LITTLE_ACCURACY:g} higher and successes at most {LITTLE_DB:g} dB lower in mean SNR "
+    "than the normal model of the same architecture",
 }
 
 
@@ -191,6 +200,46 @@ def finding_b(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
+def _unbounded_row(model: dict[str, Any]) -> dict[str, Any] | None:
+    """The all-wrong directive's row at the sweep's lowest bound (None without that directive)."""
+    rows = model["directives"].get(ALL_WRONG_DIRECTIVE, {}).get("rows", [])
+    return min(rows, key=lambda r: r["value"]) if rows else None
+
+
+def _robustness_bought(
+    adv: dict[str, Any], normal: dict[str, Any]
+) -> tuple[str, list[str], str]:
+    """(verdict, reasons it fails, text) for the robustness part of (c)."""
+    a, n = _unbounded_row(adv), _unbounded_row(normal)
+    if a is None or n is None:
+        return UNKNOWN, [], "no all-wrong directive measured"
+    if a["value"] != n["value"]:
+        return UNKNOWN, [], f"the lowest bounds differ ({a['value']:g} vs {n['value']:g} dB)"
+    accuracy = [r["normalised_accuracy_attacked"] for r in (a, n)]
+    if not all(_finite(v) for v in accuracy):
+        return UNKNOWN, [], "no accuracy under attack"
+    more_accuracy = accuracy[0] - accuracy[1]
+    text = (
+        f"against the all-wrong adversary at {a['value']:g} dB: normalised accuracy "
+        f"{accuracy[0]:.3f} vs {accuracy[1]:.3f} ({more_accuracy:+.3f})"
+    )
+    reasons = []
+    if more_accuracy > LITTLE_ACCURACY:
+        reasons.append(f"more than {LITTLE_ACCURACY:g} accuracy bought")
+    snr = [r.get("snr_db_mean") for r in (a, n)]
+    if all(_finite(v) for v in snr):
+        more_db = snr[1] - snr[0]
+        text += (
+            f", mean SNR of the successes {snr[0]:.1f} vs {snr[1]:.1f} dB "
+            f"({more_db:+.1f} dB of robustness bought)"
+        )
+        if more_db > LITTLE_DB:
+            reasons.append(f"more than {LITTLE_DB:g} dB bought")
+    else:
+        text += ", no successes to measure an SNR on for one of them"
+    return (FAILS if reasons else HOLDS), reasons, text
+
+
 def finding_c(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     pairs = _pairs(
         models,
@@ -204,36 +253,19 @@ def finding_c(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ]
     for adv, normal in pairs:
         cost = adv["clean"]["normalised_accuracy"] - normal["clean"]["normalised_accuracy"]
-        a, n, measure = compared_bounds(adv, normal)
+        verdict, reasons, robustness = _robustness_bought(adv, normal)
         text = (
-            f"{measure}{adv['name']} ({adv['training']}) against {normal['name']}: clean "
-            f"normalised accuracy {adv['clean']['normalised_accuracy']:.3f} vs "
-            f"{normal['clean']['normalised_accuracy']:.3f} ({cost:+.3f}); falls to chance at "
-            f"{_db(a)} vs {_db(n)}"
+            f"{adv['name']} ({adv['training']}) against {normal['name']}: clean normalised "
+            f"accuracy {adv['clean']['normalised_accuracy']:.3f} vs "
+            f"{normal['clean']['normalised_accuracy']:.3f} ({cost:+.3f}); {robustness}"
         )
-        if a is None and n is None:
-            parts.append((UNKNOWN, f"{text}: neither falls to chance within the sweep"))
-            continue
         if not math.isfinite(cost):
             parts.append((UNKNOWN, f"{text}: no clean accuracy"))
             continue
-        if a is None:
-            lowest = min(r["value"] for r in adv["directives"][RANDOM_DIRECTIVE]["rows"])
-            bought, bought_text = math.inf, f"more than {n - lowest:g} dB of robustness bought"
-        elif n is None:
-            bought, bought_text = -math.inf, "the normal model never falls: no robustness bought"
-        else:
-            bought = n - a
-            bought_text = f"{bought:+g} dB of robustness bought"
-        reasons = []
         if cost >= 0:
-            reasons.append("no clean accuracy lost")
-        if bought > LITTLE_DB:
-            reasons.append(f"more than {LITTLE_DB:g} dB bought")
-        verdict = FAILS if reasons else HOLDS
-        parts.append(
-            (verdict, f"{text}; {bought_text}" + (f": {', '.join(reasons)}" if reasons else ""))
-        )
+            reasons.insert(0, "no clean accuracy lost")
+            verdict = FAILS
+        parts.append((verdict, text + (f": {', '.join(reasons)}" if reasons else "")))
     return _finding("c", parts, "no adversarially trained model given")
 
 
