@@ -166,14 +166,17 @@ def test_finding_c_judges_as_the_paper_at_the_lowest_bound_of_the_all_wrong_adve
     no_cost = under_all_wrong(falls_at(20.0, clean=0.82, name="a", training="paper004"), 0.1, 7.0)
     verdict = finding_c([normal, no_cost])
     assert verdict["verdict"] == FAILS and "no clean accuracy lost" in verdict["parts"][0]
-    accurate = under_all_wrong(falls_at(20.0, clean=0.7, name="p", training="pgd"), 0.40, 7.0)
+    ruined = under_all_wrong(falls_at(20.0, clean=0.3, name="a", training="paper004"), 0.0, 8.0)
+    verdict = finding_c([normal, ruined])
+    assert verdict["verdict"] == FAILS and "more than 0.1 lost" in verdict["parts"][0]
+    accurate = under_all_wrong(falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.40, 7.0)
     verdict = finding_c([normal, accurate])
     assert verdict["verdict"] == FAILS and "more than 0.1 accuracy bought" in verdict["parts"][0]
-    louder = under_all_wrong(falls_at(20.0, clean=0.7, name="p", training="pgd"), 0.05, 1.0)
+    louder = under_all_wrong(falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 1.0)
     verdict = finding_c([normal, louder])
     assert verdict["verdict"] == FAILS and "more than 5 dB bought" in verdict["parts"][0]
     other_bound = under_all_wrong(
-        falls_at(20.0, clean=0.7, name="p", training="pgd"), 0.05, 7.0, lowest=5.0
+        falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 7.0, lowest=5.0
     )
     verdict = finding_c([normal, other_bound])
     assert verdict["verdict"] == UNKNOWN and "lowest bounds differ" in verdict["parts"][0]
