@@ -810,15 +810,19 @@ def build_parser() -> argparse.ArgumentParser:
             "results.sqlite); a rerun resumes from it",
         )
 
-    def study_options(p: argparse.ArgumentParser, json_holds: str, report_holds: str) -> None:
-        """The data, store and output options of a study (evaluate, experiment)."""
-        dataset_options(p)
+    def split_option(p: argparse.ArgumentParser, verb: str) -> None:
+        """Which split a command works on (select_examples reads it)."""
         p.add_argument(
             "--split",
-            help="dataset split to attack (default: validation where the layout defines a "
+            help=f"dataset split to {verb} (default: validation where the layout defines a "
             "split, e.g. a CSV split column, FSDKaggle2019 or GTZAN, else every file; test for "
             "GTZAN's test split; all for every file)",
         )
+
+    def study_options(p: argparse.ArgumentParser, json_holds: str, report_holds: str) -> None:
+        """The data, store and output options of a study (evaluate, experiment)."""
+        dataset_options(p)
+        split_option(p, "attack")
         p.add_argument("--batch-size", type=int, default=16)
         store_option(p)
         p.add_argument("--json", help=f"write {json_holds} as JSON")
@@ -885,11 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data", help="dataset folder, CSV (path,label[,split]), FSDKaggle2019 or GTZAN root"
     )
     dataset_options(p)
-    p.add_argument(
-        "--split",
-        help="split to score (default: validation where the layout defines a split, else every "
-        "file; all for every file)",
-    )
+    split_option(p, "score")
     model_options(p)
     p.add_argument(
         "--json", action="store_true", help="print JSON (scores and each file's answer) instead"
@@ -1137,9 +1137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=21)
     dataset_options(p)
-    p.add_argument(
-        "--split", help="dataset split to attack (default: validation where defined; all)"
-    )
+    split_option(p, "attack")
     p.add_argument("--batch-size", type=int, default=16)
     add_task_store_option(p)
     p.add_argument("--json", help="write every number as JSON")
