@@ -295,6 +295,16 @@ def test_one_html_report_holds_findings_comparison_and_a_section_per_model(exper
         assert f"<h2>{model['name']}: {model['architecture']}, {model['training']}</h2>" in page
     for finding in results["findings"]:
         assert f"<strong>{finding['verdict']}</strong>" in page
+    # The paper's table of adversarial training: all wrong at the lowest bound (10 dB here).
+    table = page.split('id="adversarial-training"')[1].split("</section>")[0]
+    for model in results["models"]:
+        (row,) = [r for r in model["directives"]["all wrong"]["rows"] if r["value"] == 10.0]
+        cells = (
+            f'<td class="num">10.0</td><td class="num">'
+            f"{row['normalised_accuracy_attacked']:.3f}</td>"
+            f'<td class="num">{row["n_adversarial"]:.0f}</td>'
+        )
+        assert cells in table
     assert page.count('src="data:image/png;base64,') == 1 + len(results["models"])
     assert page.count('<table class="every-label">') == len(results["models"])
     assert "folk/folk0.wav" in page  # paths relative to the data set

@@ -203,7 +203,7 @@ def finding_b(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def _unbounded_row(model: dict[str, Any]) -> dict[str, Any] | None:
+def all_wrong_at_lowest_bound(model: dict[str, Any]) -> dict[str, Any] | None:
     """The all-wrong directive's row at the sweep's lowest bound (None without that directive)."""
     rows = model["directives"].get(ALL_WRONG_DIRECTIVE, {}).get("rows", [])
     return min(rows, key=lambda r: r["value"]) if rows else None
@@ -213,7 +213,7 @@ def _robustness_bought(
     adv: dict[str, Any], normal: dict[str, Any]
 ) -> tuple[str, list[str], str]:
     """(verdict, reasons it fails, text) for the robustness part of (c)."""
-    a, n = _unbounded_row(adv), _unbounded_row(normal)
+    a, n = all_wrong_at_lowest_bound(adv), all_wrong_at_lowest_bound(normal)
     if a is None or n is None:
         return UNKNOWN, [], "no all-wrong directive measured"
     if a["value"] != n["value"]:

@@ -12,7 +12,12 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from advstudio.core.evaluation.paper004_findings import CHANCE_MARGIN, CONFIDENCE, chance_level
+from advstudio.core.evaluation.paper004_findings import (
+    CHANCE_MARGIN,
+    CONFIDENCE,
+    all_wrong_at_lowest_bound,
+    chance_level,
+)
 from advstudio.core.reports.html import (
     data_uri,
     every_label_view,
@@ -75,6 +80,7 @@ def _model_view(model: dict[str, Any], data_root: str | None) -> dict[str, Any]:
     every = model.get("every_label")
     names = relative_names(every["matrix"]["files"], data_root) if every else {}
     validation = model.get("card_validation") or {}
+    lowest = all_wrong_at_lowest_bound(model) or {}
     return {
         "name": model["name"],
         "architecture": model["architecture"],
@@ -94,6 +100,12 @@ def _model_view(model: dict[str, Any], data_root: str | None) -> dict[str, Any]:
         "accuracy_bounds": {
             directive: format_number(entry.get("chance_bound_accuracy_db"), 1)
             for directive, entry in model["directives"].items()
+        },
+        "all_wrong_lowest": {
+            "bound": format_number(lowest.get("value"), 1),
+            "accuracy": format_number(lowest.get("normalised_accuracy_attacked"), 3),
+            "snr": format_number(lowest.get("snr_db_mean"), 1),
+            "found": format_number(lowest.get("n_adversarial"), 0),
         },
         "sweep": sweep_view({"parameter": BOUND, "rows": rows}),
         "every_label": every_label_view(every["matrix"], names) if every else None,
