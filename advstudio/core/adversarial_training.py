@@ -6,11 +6,11 @@ projected onto the SNR ball ||X' - X|| <= ||X|| 10^(-snr/20) (15 dB), where X is
 the model's input domain, t a random label per clip (uniform over every label, the true one
 included, from the training generator) and f_fixed a fixed, already trained model (its weights
 frozen, never updated). The projection is the reference code's (`create_adversary_from_batch`
-in dnn-mgr, mu=0.25, snr=15), which the paper's text leaves out: without it a step of 0.25 in
-the linear magnitude of full-scale audio dwarfs most bins (the median bin of the music set is
-0.003-0.05), and a DNN trained on such batches learnt the perturbation, not the music (clean
-validation accuracy 0.28, chance 0.25). The reference projects each minibatch as a whole; here
-each clip or window has its own ball, so that a loud clip does not spend a quiet one's budget.
+in dnn-mgr, mu=0.25, snr=15), which the paper's text leaves out. It bounds the step's energy,
+not its size in each bin: a step of 0.25 in the linear magnitude of full-scale audio is large
+next to most bins (the median bin of the rendered music set is 0.003-0.05) inside the ball as
+well. The reference projects each minibatch as a whole; here each clip or window has its own
+ball, so that a loud clip does not spend a quiet one's budget.
 The input domain is what the front end computes before its standardisation: linear STFT
 magnitudes for dnn and cdnn (the paper's), and for the paper-002 CNN its log-mel dB. There the
 step is in dB (0.25 dB by default) and there is neither a floor nor an SNR ball: dB has no zero
@@ -61,7 +61,7 @@ class FeatureDomain(NamedTuple):
     """Where a front end's unstandardised features live, for paper004's step."""
 
     description: str
-    floor: float | None  # the clip after the step (None: no lower bound)
+    floor: float | None  # where the step is clipped from below (None: nowhere)
     snr_ball: bool  # whether a signal-to-noise ratio of the features means anything
 
 
