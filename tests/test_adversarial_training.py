@@ -181,6 +181,32 @@ def test_paper004_has_no_ball_in_the_cnns_db_features(tmp_path):
     assert torch.allclose(moved[moved > 0], torch.tensor(0.25), atol=1e-4)
 
 
+def test_paper004_without_validation_and_the_card_on_label_leaking(
+    tiny_set, fixed_dnn, tmp_path
+):
+    """Trained on every clip (no validation split) the card has no perturbed figures and says
+    so without failing; with validation, a model more accurate on the perturbed clips than on
+    clean ones is called out as reading the perturbation."""
+    rows = ["path,label,split,group"] + [
+        f"{label}/{k}.wav,{label},train,g{k % 2}" for label in LABELS for k in range(4)
+    ]
+    (tiny_set / "grouped.csv").write_text("\n".join(rows) + "\n")
+    extra = ["--adversarial", "paper004", "--adversary-model", str(fixed_dnn)]
+    args = train_args(tiny_set / "grouped.csv", tmp_path / "all", "dnn", "--hidden", "50")
+    assert main([*args, *extra, "--hold-out-group", "none"]) == 0
+    card = json.loads((tmp_path / "all" / "card.json").read_text())
+    assert card["validation"] is None and "validation_perturbed" not in card
+    assert "## Adversarial training\nPaper 004's recipe" in (
+        tmp_path / "all" / "MODEL_CARD.md"
+    ).read_text()
+
+    clean = {"accuracy": 0.3, "normalised_accuracy": 0.28}
+    leaking = training._perturbed_validation({"accuracy": 0.8, "normalised_accuracy": 0.83}, clean)
+    assert "0.550 above its clean normalised accuracy" in leaking and "label leaking" in leaking
+    honest = training._perturbed_validation({"accuracy": 0.3, "normalised_accuracy": 0.3}, clean)
+    assert "normalised accuracy 0.300." in honest and "leaking" not in honest
+
+
 def test_paper004_trains_the_cdnn(tiny_set, tmp_path, spy):
     torch.manual_seed(1)
     fixed = save_fixed(tmp_path / "fixed", CdnnClassifier(LABELS), "cdnn", {})
