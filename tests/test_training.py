@@ -133,6 +133,36 @@ def test_a_checkpoint_without_its_seconds_leaves_the_training_time_unknown(tiny_
     assert "The epochs took" not in (out / "MODEL_CARD.md").read_text()
 
 
+def test_how_often_validation_runs_changes_no_weight_and_a_resume_may_change_it(
+    tiny_set, tmp_path
+):
+    """Validated after every epoch or only after the last, the same weights; so a run stopped
+    after epoch 1 and resumed with another --validate-every still says its command reproduces
+    it (the last epoch is kept, nothing is chosen on validation)."""
+    import threading
+
+    assert not small_config().select_best
+    every = train(tiny_set, tmp_path / "every", small_config())
+    last = train(tiny_set, tmp_path / "last", small_config(validate_every=2))
+    assert "val_accuracy" in every["history"][0] and "val_accuracy" not in last["history"][0]
+    cancel = threading.Event()
+
+    class CancelInEpochTwo(RecordingReporter):
+        def report(self, event):
+            super().report(event)
+            if isinstance(event, ItemFinished) and event.name == "epoch 2":
+                cancel.set()
+
+    with pytest.raises(Cancelled):
+        train(tiny_set, tmp_path / "resumed", small_config(), CancelInEpochTwo(), cancel)
+    resumed = train(tiny_set, tmp_path / "resumed", small_config(validate_every=2), resume=True)
+    assert resumed["same_settings"] is True
+    weights = [load_model(tmp_path / name).state_dict() for name in ("every", "last", "resumed")]
+    for name, value in weights[0].items():
+        for other in weights[1:]:
+            torch.testing.assert_close(other[name], value, rtol=0, atol=0, msg=name)
+
+
 def test_a_run_resumed_with_other_settings_does_not_claim_its_command_reproduces_it(
     tiny_set, tmp_path
 ):

@@ -515,8 +515,17 @@ def _same_settings(checkpoint: dict[str, Any], config: TrainConfig) -> bool | No
     if "training" not in checkpoint:
         return None
     before = checkpoint.get("same_settings", True)
-    same = json.loads(checkpoint["training"]) == json.loads(json.dumps(asdict(config)))
+    same = weight_settings(json.loads(checkpoint["training"])) == weight_settings(asdict(config))
     return None if before is None else before and same
+
+
+def weight_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Training settings as JSON keeps them, less how often validation runs: that does not
+    change the weights unless the best validated epoch is kept."""
+    plain = json.loads(json.dumps(settings))
+    if plain.get("select_best"):
+        return plain
+    return {k: v for k, v in plain.items() if k != "validate_every"}
 
 
 def _seconds(before: float | None, started: float) -> float | None:

@@ -37,7 +37,13 @@ from advstudio.core.models import load_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
 from advstudio.core.models.store import load_weights
 from advstudio.core.progress import Message, NullReporter, Reporter
-from advstudio.core.training import CHECKPOINT, TrainConfig, train, write_model_card
+from advstudio.core.training import (
+    CHECKPOINT,
+    TrainConfig,
+    train,
+    weight_settings,
+    write_model_card,
+)
 
 EXCERPT_S = 1.0
 LONG_PHRASE_S = 5.0  # FSDKaggle2019's recordings are mostly phrases of several seconds
@@ -113,8 +119,9 @@ def _check_settings(folder: Path, recorded: dict[str, Any], config: TrainConfig)
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Training settings as JSON keeps them, less the device (a fold may resume elsewhere)."""
-    return {k: v for k, v in json.loads(json.dumps(settings)).items() if k != "device"}
+    """The settings that decide a fold's weights, less the device (a fold may resume
+    elsewhere)."""
+    return {k: v for k, v in weight_settings(settings).items() if k != "device"}
 
 
 def _evaluate_fold(
