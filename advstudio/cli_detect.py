@@ -209,9 +209,11 @@ def add_detect_commands(
     dataset_options: Callable[[argparse.ArgumentParser], None],
     model_options: Callable[[argparse.ArgumentParser], None],
 ) -> None:
-    from advstudio.core.detectors import DETECTORS
-    from advstudio.core.detectors.evaluation import DEFAULT_WEIGHT
-    from advstudio.core.detectors.transform_change import DEFAULT_TRANSFORM
+    from advstudio.core.detector_defaults import (
+        DEFAULT_TRANSFORM,
+        DEFAULT_WEIGHT,
+        DETECTOR_NAMES,
+    )
 
     detect = sub.add_parser("detect", help="detectors of adversarial examples: fit, evaluate")
     detect_sub = detect.add_subparsers(title="detect commands", metavar="COMMAND", required=True)
@@ -243,7 +245,7 @@ def add_detect_commands(
     p.add_argument(
         "--detectors",
         metavar="A,B",
-        help=f"which detectors (default all: {', '.join(DETECTORS)})",
+        help=f"which detectors (default all: {', '.join(DETECTOR_NAMES)})",
     )
     p.add_argument(
         "--transform",

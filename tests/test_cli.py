@@ -322,3 +322,19 @@ def test_shrink_reports_first_success_and_steps_run(capsys, tmp_path):
     assert report["steps"] == 20  # shrink goes on to max_iter
     assert 0 < report["first_success_iteration"] < 20
     assert report["first_success_iteration"] == report["iterations"]
+
+
+def test_the_parser_is_built_without_torch_or_scikit_learn():
+    """`advstudio --help` and every subcommand's parsing start at once: building the parser
+    imports neither torch nor scikit-learn (they cost seconds), and the detector names it
+    shows are the registry's."""
+    code = (
+        "import sys, advstudio.cli as c; c.build_parser(); "
+        "print(sorted({'torch', 'sklearn'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from advstudio.core.detector_defaults import DETECTOR_NAMES
+    from advstudio.core.detectors import DETECTORS
+
+    assert DETECTOR_NAMES == tuple(DETECTORS)

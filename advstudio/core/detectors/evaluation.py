@@ -30,13 +30,13 @@ from advstudio.core.attacks.engine import run_engine
 from advstudio.core.attacks.parts import Part
 from advstudio.core.attacks.results import AttackResult
 from advstudio.core.attacks.rows import Rows
+from advstudio.core.detector_defaults import DEFAULT_WEIGHT
 from advstudio.core.detectors.base import Detector
 from advstudio.core.detectors.mmd import MMDWitness
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.progress import NullReporter, Reporter
 
 FALSE_POSITIVE_RATE = 0.05
-DEFAULT_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)

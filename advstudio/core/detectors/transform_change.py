@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import torch
 
+from advstudio.core.detector_defaults import DEFAULT_TRANSFORM
 from advstudio.core.detectors.base import Detector
 from advstudio.core.errors import ParameterError
 from advstudio.core.transforms.base import Transform
 from advstudio.core.transforms.spec import parse_conditions
 
-DEFAULT_TRANSFORM = "mp3@64k"
 SEED = 0
 
 
