@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 from advstudio.core.data.datasets import PAPER_002_CLASSES
 from advstudio.core.models.cnn import InstrumentClassifier
+from advstudio.core.progress import ItemFinished, RecordingReporter
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,17 @@ def rounded(value):
     if isinstance(value, list):
         return [rounded(v) for v in value]
     return value
+
+
+class CancelInEpoch(RecordingReporter):
+    """A reporter that sets its `cancel` event when training reports epoch `epoch` under way:
+    the run stops inside that epoch, after the checkpoint of the one before."""
+
+    def __init__(self, epoch: int = 2) -> None:
+        super().__init__()
+        self.epoch, self.cancel = epoch, threading.Event()
+
+    def report(self, event) -> None:
+        super().report(event)
+        if isinstance(event, ItemFinished) and event.name == f"epoch {self.epoch}":
+            self.cancel.set()

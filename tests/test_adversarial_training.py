@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import CancelInEpoch
 
 from advstudio.cli import main
 from advstudio.core import adversarial_training, training
@@ -346,10 +347,8 @@ def test_resumed_adversarial_training_equals_an_uninterrupted_run(
 ):
     """The perturbation's draws (wrong labels, random starts) come from the checkpointed
     generator, so a run cancelled after epoch 1 and resumed ends as the uninterrupted one."""
-    import threading
-
     from advstudio.core.data.datasets import open_dataset
-    from advstudio.core.progress import Cancelled, ItemFinished, RecordingReporter
+    from advstudio.core.progress import Cancelled
 
     extra = {"adversary_model": str(fixed_dnn)} if mode == "paper004" else {"pgd_steps": 2}
 
@@ -360,16 +359,9 @@ def test_resumed_adversarial_training_equals_an_uninterrupted_run(
 
     data = open_dataset(tiny_set)
     whole = training.train(data, tmp_path / "whole", config())
-    cancel = threading.Event()
-
-    class CancelInEpochTwo(RecordingReporter):
-        def report(self, event):
-            super().report(event)
-            if isinstance(event, ItemFinished) and event.name == "epoch 2":
-                cancel.set()
-
+    stop = CancelInEpoch(2)
     with pytest.raises(Cancelled):
-        training.train(data, tmp_path / "parts", config(), CancelInEpochTwo(), cancel)
+        training.train(data, tmp_path / "parts", config(), stop, stop.cancel)
     parts = training.train(data, tmp_path / "parts", config(), resume=True)
     assert parts["history"] == whole["history"] and parts["validation"] == whole["validation"]
 

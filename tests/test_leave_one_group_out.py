@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import CancelInEpoch
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group, open_dataset
@@ -303,15 +304,9 @@ def test_an_interrupted_fold_is_not_resumed_with_other_settings(grouped_set, tmp
     dataset = open_dataset(grouped_set)
     out = tmp_path / "loso"
 
-    class CancelInEpochTwo(RecordingReporter):
-        def report(self, event):
-            super().report(event)
-            if isinstance(event, ItemFinished) and event.name == "epoch 2":
-                cancel.set()
-
-    cancel = threading.Event()
+    stop = CancelInEpoch(2)
     with pytest.raises(Cancelled):
-        leave_one_group_out(dataset, out, tiny_config(2), CancelInEpochTwo(), cancel)
+        leave_one_group_out(dataset, out, tiny_config(2), stop, stop.cancel)
     checkpoint = fold_dir(out, GROUPS[0]) / "checkpoint.pt"
     written = checkpoint.read_bytes()
     other = config_from_preset("paper", "cnn", epochs=3, batch_size=6, seed=4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import CancelInEpoch
 
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.data.render import render_demo_set
@@ -44,21 +45,9 @@ def test_resumed_training_equals_an_uninterrupted_run(tiny_set, tmp_path):
     """Stop after epoch 1 (cancel mid-epoch 2), resume, and get the uninterrupted weights."""
     train(tiny_set, tmp_path / "whole", small_config())
 
-    class CancelDuringEpochTwo(RecordingReporter):
-        def __init__(self, cancel):
-            super().__init__()
-            self.cancel = cancel
-
-        def report(self, event):
-            super().report(event)
-            if isinstance(event, ItemFinished) and event.name == "epoch 2":
-                self.cancel.set()
-
-    import threading
-
-    cancel = threading.Event()
+    stop = CancelInEpoch(2)
     with pytest.raises(Cancelled):
-        train(tiny_set, tmp_path / "parts", small_config(), CancelDuringEpochTwo(cancel), cancel)
+        train(tiny_set, tmp_path / "parts", small_config(), stop, stop.cancel)
     checkpoint = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 0
     with pytest.raises(ParameterError, match="holds a checkpoint"):
@@ -139,22 +128,13 @@ def test_how_often_validation_runs_changes_no_weight_and_a_resume_may_change_it(
     """Validated after every epoch or only after the last, the same weights; so a run stopped
     after epoch 1 and resumed with another --validate-every still says its command reproduces
     it (the last epoch is kept, nothing is chosen on validation)."""
-    import threading
-
     assert not small_config().select_best
     every = train(tiny_set, tmp_path / "every", small_config())
     last = train(tiny_set, tmp_path / "last", small_config(validate_every=2))
     assert "val_accuracy" in every["history"][0] and "val_accuracy" not in last["history"][0]
-    cancel = threading.Event()
-
-    class CancelInEpochTwo(RecordingReporter):
-        def report(self, event):
-            super().report(event)
-            if isinstance(event, ItemFinished) and event.name == "epoch 2":
-                cancel.set()
-
+    stop = CancelInEpoch(2)
     with pytest.raises(Cancelled):
-        train(tiny_set, tmp_path / "resumed", small_config(), CancelInEpochTwo(), cancel)
+        train(tiny_set, tmp_path / "resumed", small_config(), stop, stop.cancel)
     resumed = train(tiny_set, tmp_path / "resumed", small_config(validate_every=2), resume=True)
     assert resumed["same_settings"] is True
     weights = [load_model(tmp_path / name).state_dict() for name in ("every", "last", "resumed")]
