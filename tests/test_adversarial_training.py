@@ -140,6 +140,7 @@ def test_paper004_trains_on_the_sign_step_within_the_snr_ball(
     assert setting["adversary_model"] == str(fixed_dnn)
     assert "val_perturbed_normalised_accuracy" in card["history"][0]
     assert 0 <= card["validation_perturbed"]["accuracy"] <= 1
+    assert 0 <= card["validation_random_signs"]["normalised_accuracy"] <= 1
     clean_card = json.loads((tmp_path / "clean" / "card.json").read_text())
     assert clean_card["adversarial_training"] is None
     text = (tmp_path / "adv" / "MODEL_CARD.md").read_text()
@@ -165,6 +166,28 @@ def test_paper004_whole_clips_keep_their_own_ball_and_padding(fixed_dnn):
         x, y = raw[row][:, frames], out[row][:, frames]
         snr = 20 * torch.log10(x.norm() / (y - x).norm())
         assert abs(snr.item() - 15.0) < 0.01 and (y >= 0).all()
+
+
+def test_the_random_sign_control_is_the_same_step_knowing_nothing_of_the_clip(fixed_dnn):
+    """The control moves every bin of a clip's own frames by the step (before clip and ball)
+    with signs that do not follow the fixed model's gradient, ends in the same SNR ball, leaves
+    the padding alone, and is the same for the same seed."""
+    model = load_model(fixed_dnn)
+    adversary = SignStepFromFixedModel.load(str(fixed_dnn), model, 0.25, 15.0)
+    wave, lengths = pad_batch([0.01 * tone("bass", 7, 0.6), 0.01 * tone("treble", 7, 1.5)])
+    with torch.no_grad():
+        raw, n_frames = model.frontend.unstandardised(wave, lengths)
+    control = adversary.random_signs(raw, n_frames, torch.Generator().manual_seed(3))
+    again = adversary.random_signs(raw, n_frames, torch.Generator().manual_seed(3))
+    assert torch.equal(control, again)
+    gradient = adversary.perturb(raw, n_frames, torch.tensor([1, 0]), per_unit=False)
+    valid = torch.arange(raw.shape[-1])[None, :] < n_frames[:, None]
+    assert (control[0][:, ~valid[0]] == raw[0][:, ~valid[0]]).all()
+    for row in range(2):
+        x, y, g = (t[row][:, valid[row]] for t in (raw, control, gradient))
+        assert abs(20 * torch.log10(x.norm() / (y - x).norm()).item() - 15.0) < 0.01
+        agree = (torch.sign(y - x) == torch.sign(g - x)).float().mean().item()
+        assert 0.3 < agree < 0.7  # about half: the control's signs are not the gradient's
 
 
 def test_paper004_has_no_ball_in_the_cnns_db_features(tmp_path):
@@ -202,9 +225,17 @@ def test_paper004_without_validation_and_the_card_on_label_leaking(
     ).read_text()
 
     clean = {"accuracy": 0.3, "normalised_accuracy": 0.28}
-    leaking = training._perturbed_validation({"accuracy": 0.8, "normalised_accuracy": 0.83}, clean)
-    assert "0.550 above its clean normalised accuracy" in leaking and "label leaking" in leaking
-    honest = training._perturbed_validation({"accuracy": 0.3, "normalised_accuracy": 0.3}, clean)
+    perturbed = {"accuracy": 0.8, "normalised_accuracy": 0.83}
+    control = {"accuracy": 0.3, "normalised_accuracy": 0.30}
+    leaking = training._perturbed_validation(perturbed, clean, control)
+    assert "random signs of the same size instead" in leaking and "0.300." in leaking
+    assert "0.530 above its clean normalised accuracy and the control" in leaking
+    assert "label leaking" in leaking
+    # As good with random signs: the model needs noise of that size, it reads no gradient.
+    shifted = training._perturbed_validation(perturbed, clean, {"normalised_accuracy": 0.82})
+    assert "leaking" not in shifted
+    quiet = {"accuracy": 0.3, "normalised_accuracy": 0.3}
+    honest = training._perturbed_validation(quiet, clean, None)
     assert "normalised accuracy 0.300." in honest and "leaking" not in honest
 
 

@@ -44,6 +44,7 @@ from advstudio.core.attacks.engine import gradients_to_input_only
 from advstudio.core.attacks.stft_magnitude import project_snr_ball
 from advstudio.core.errors import ParameterError
 from advstudio.core.models.base import AudioClassifier, fingerprint, pad_batch
+from advstudio.core.models.framing import frame_mask
 from advstudio.core.models.frontend import MelFrontEnd
 from advstudio.core.models.magnitude_frontend import MagnitudeFrontEnd
 
@@ -203,13 +204,25 @@ class SignStepFromFixedModel:
             logits = fixed.classify_features(features, n_frames)
             loss = F.cross_entropy(logits, target, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
-        out = raw.detach() - self.step * grad.sign()
+        return self._stepped(raw.detach(), grad.sign(), n_frames)
+
+    def random_signs(
+        self, raw: torch.Tensor, n_frames: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The control: a step of the same size with random signs (no knowledge of the clip),
+        clipped and projected as `perturb`; frames past a clip's end stay as they are."""
+        signs = torch.randint(0, 2, raw.shape, generator=generator).to(raw) * 2 - 1
+        return self._stepped(raw, signs * frame_mask(n_frames, raw.shape[-1])[:, None, :], n_frames)
+
+    def _stepped(
+        self, raw: torch.Tensor, signs: torch.Tensor, n_frames: torch.Tensor
+    ) -> torch.Tensor:
+        out = raw - self.step * signs
         if self.domain.floor is not None:
             out = out.clamp(min=self.domain.floor)
         if self.snr_db is None:
             return out
-        valid = torch.arange(raw.shape[-1], device=raw.device)[None, :] < n_frames[:, None]
-        return project_snr_ball(out, raw.detach(), self.snr_db, valid)
+        return project_snr_ball(out, raw, self.snr_db, frame_mask(n_frames, raw.shape[-1]))
 
     def windows(
         self,
@@ -226,16 +239,24 @@ class SignStepFromFixedModel:
         return self.perturb(raw, _full_counts(raw), targets, per_unit=True)
 
     def probabilities(
-        self, model: AudioClassifier, clips: Sequence[np.ndarray], targets: Sequence[int]
+        self,
+        model: AudioClassifier,
+        clips: Sequence[np.ndarray],
+        targets: Sequence[int],
+        control: torch.Generator | None = None,
     ) -> np.ndarray:
-        """The model's class probabilities [N, C] on whole clips perturbed towards `targets`."""
+        """The model's class probabilities [N, C] on whole clips perturbed towards `targets`,
+        or, given a `control` generator, by random signs of the same size instead."""
         out = np.zeros((len(clips), model.num_classes), dtype=np.float32)
         for start in range(0, len(clips), 16):
             idx = list(range(start, min(start + 16, len(clips))))
             wave, lengths = pad_batch([clips[i] for i in idx], model.device)
             with torch.no_grad():
                 raw, n_frames = model.frontend.unstandardised(wave, lengths)
-            raw = self.perturb(raw, n_frames, torch.tensor([targets[i] for i in idx]), False)
+            if control is None:
+                raw = self.perturb(raw, n_frames, torch.tensor([targets[i] for i in idx]), False)
+            else:
+                raw = self.random_signs(raw, n_frames, control)
             with torch.no_grad():
                 features = model.frontend.standardise(raw, n_frames)
                 logits = model.classify_features(features, n_frames)

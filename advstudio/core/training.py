@@ -597,12 +597,14 @@ def _evaluate_perturbed(
     clips: list[np.ndarray],
     truth: list[int],
     targets: list[int],
+    control: torch.Generator | None = None,
 ) -> dict[str, Any] | None:
-    """paper004's validation monitoring: the scores on clips perturbed by the fixed model."""
+    """paper004's validation monitoring: the scores on clips perturbed by the fixed model (with
+    a `control` generator: by random signs of the same size, which know nothing of the clip)."""
     if not isinstance(perturbation, SignStepFromFixedModel):
         return None
     model.eval()
-    return _scores(model, perturbation.probabilities(model, clips, targets), truth)
+    return _scores(model, perturbation.probabilities(model, clips, targets, control), truth)
 
 
 def train(
@@ -768,11 +770,15 @@ def train(
     seconds = _seconds(seconds_before, started)
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
-    final = final_perturbed = None
+    final = final_perturbed = final_control = None
     if validate:
         final = evaluate_clips(model, val_clips, val_truth)
         final_perturbed = _evaluate_perturbed(
             model, perturbation, val_clips, val_truth, val_targets
+        )
+        control = torch.Generator().manual_seed(config.seed)
+        final_control = _evaluate_perturbed(
+            model, perturbation, val_clips, val_truth, val_targets, control
         )
     card = {
         "architecture": architecture,
@@ -790,6 +796,7 @@ def train(
         "validation": final,  # None: trained on every clip, no validation split
         "adversarial_training": None if perturbation is None else perturbation.card(),
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
+        **({} if final_control is None else {"validation_random_signs": final_control}),
         "history": history,
         "training_seconds": None if seconds is None else round(seconds, 1),
         "same_settings": same_settings,
@@ -824,7 +831,11 @@ def _adversarial_section(card: dict[str, Any]) -> str:
             f"the fixed model `{setting['adversary_model']}` ({setting['adversary_architecture']}"
             f", fingerprint {setting['adversary_fingerprint']})"
         )
-        result = _perturbed_validation(card.get("validation_perturbed"), card["validation"])
+        result = _perturbed_validation(
+            card.get("validation_perturbed"),
+            card["validation"],
+            card.get("validation_random_signs"),
+        )
     else:
         how = (
             f"Madry's PGD on the waveform: L-inf eps {setting['eps']} (full scale), "
@@ -836,19 +847,32 @@ def _adversarial_section(card: dict[str, Any]) -> str:
 
 
 def _perturbed_validation(
-    perturbed: dict[str, Any] | None, clean: dict[str, Any] | None
+    perturbed: dict[str, Any] | None,
+    clean: dict[str, Any] | None,
+    random_signs: dict[str, Any] | None,
 ) -> str:
-    """paper004's figures on the perturbed validation clips, and whether they leak labels."""
+    """paper004's figures on the perturbed validation clips, the control (random signs of the
+    same size) beside them, and whether the model reads the perturbation (label leaking)."""
     if perturbed is None or clean is None:
         return ""
     result = (
         f" On the perturbed validation batches: accuracy {perturbed['accuracy']:.3f}, "
         f"normalised accuracy {perturbed['normalised_accuracy']:.3f}."
     )
-    gap = perturbed["normalised_accuracy"] - clean["normalised_accuracy"]
+    if random_signs is not None:
+        result += (
+            " With random signs of the same size instead (a control that knows nothing of the "
+            f"clip): normalised accuracy {random_signs['normalised_accuracy']:.3f}."
+        )
+    baseline = max(
+        clean["normalised_accuracy"],
+        -1.0 if random_signs is None else random_signs["normalised_accuracy"],
+    )
+    gap = perturbed["normalised_accuracy"] - baseline
     if gap > LEAK_MARGIN:
         result += (
-            f" That is {gap:.3f} above its clean normalised accuracy: the model reads the "
+            f" That is {gap:.3f} above its clean normalised accuracy"
+            f"{'' if random_signs is None else ' and the control'}: the model reads the "
             "perturbation (the fixed model's gradient signs carry what that model knows about "
             "the clip), not only the music; the label leaking of one-step adversarial training "
             "(Kurakin et al. 2017)."
