@@ -690,6 +690,9 @@ def train(
     batches = math.ceil(len(train_clips) / config.batch_size)
     reporter.report(JobStarted("train", (config.epochs - start_epoch) * batches))
     done, started = 0, time.perf_counter()
+    # The epochs' seconds as the last checkpoint recorded them, so that a resumed run's total
+    # is never below its first part's (the card would otherwise count the last write too).
+    seconds = seconds_before
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, epoch)
@@ -767,7 +770,6 @@ def train(
             "same_settings": same_settings,
         }
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
-    seconds = _seconds(seconds_before, started)
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
     final = final_perturbed = final_control = None
