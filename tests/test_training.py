@@ -122,6 +122,29 @@ def test_a_checkpoint_without_its_seconds_leaves_the_training_time_unknown(tiny_
     assert "The epochs took" not in (out / "MODEL_CARD.md").read_text()
 
 
+def test_the_last_epochs_validation_is_the_cards_and_is_not_run_twice(
+    tiny_set, tmp_path, monkeypatch
+):
+    """The last epoch is always validated; the card takes those scores rather than classifying
+    the validation clips again. With the best epoch's weights loaded they are scored anew."""
+    from advstudio.core import training
+
+    calls = []
+    real = training.evaluate_clips
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_clips", counted)
+    card = train(tiny_set, tmp_path / "last", small_config())
+    assert len(calls) == 2  # epochs 1 and 2, none after
+    assert card["validation"]["accuracy"] == card["history"][-1]["val_accuracy"]
+    calls.clear()
+    train(tiny_set, tmp_path / "best", small_config(select_best=True))
+    assert len(calls) == 3
+
+
 def test_how_often_validation_runs_changes_no_weight_and_a_resume_may_change_it(
     tiny_set, tmp_path
 ):

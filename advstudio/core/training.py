@@ -693,6 +693,8 @@ def train(
     # The epochs' seconds as the last checkpoint recorded them, so that a resumed run's total
     # is never below its first part's (the card would otherwise count the last write too).
     seconds = seconds_before
+    # The scores of the weights in hand, when the last epoch validated them (it always does).
+    in_hand: tuple[dict[str, Any], dict[str, Any] | None] | None = None
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, epoch)
@@ -735,6 +737,7 @@ def train(
         if validate and due:
             val = evaluate_clips(model, val_clips, val_truth)
             perturbed = _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_targets)
+            in_hand = (val, perturbed)
             history[-1] |= {
                 "val_accuracy": val["accuracy"],
                 "val_normalised_accuracy": val["normalised_accuracy"],
@@ -772,12 +775,15 @@ def train(
         write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
+        in_hand = None
     final = final_perturbed = final_control = None
     if validate:
-        final = evaluate_clips(model, val_clips, val_truth)
-        final_perturbed = _evaluate_perturbed(
-            model, perturbation, val_clips, val_truth, val_targets
-        )
+        if in_hand is None:  # resumed after the last epoch, or the best epoch's weights loaded
+            in_hand = (
+                evaluate_clips(model, val_clips, val_truth),
+                _evaluate_perturbed(model, perturbation, val_clips, val_truth, val_targets),
+            )
+        final, final_perturbed = in_hand
         control = torch.Generator().manual_seed(config.seed)
         final_control = _evaluate_perturbed(
             model, perturbation, val_clips, val_truth, val_targets, control
@@ -866,11 +872,8 @@ def _perturbed_validation(
             " With random signs of the same size instead (a control that knows nothing of the "
             f"clip): normalised accuracy {random_signs['normalised_accuracy']:.3f}."
         )
-    baseline = max(
-        clean["normalised_accuracy"],
-        -1.0 if random_signs is None else random_signs["normalised_accuracy"],
-    )
-    gap = perturbed["normalised_accuracy"] - baseline
+    baselines = [clean] + ([] if random_signs is None else [random_signs])
+    gap = perturbed["normalised_accuracy"] - max(b["normalised_accuracy"] for b in baselines)
     if gap > LEAK_MARGIN:
         result += (
             f" That is {gap:.3f} above its clean normalised accuracy"
