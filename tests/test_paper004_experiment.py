@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -399,6 +400,23 @@ def test_bad_experiment_options_are_one_line(setup, tmp_path, capsys):
     assert main([*base, "--param", "snr_db=5"]) == 2
     assert main([*base, "--every-label-files", "-1"]) == 2
     assert main(["experiment", "paper004", str(data), "--models", str(tmp_path / "none")]) == 2
+    assert main([*base, "--limit", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("advstudio: error: ") for line in err)
+    assert len(err) == 5 and all(line.startswith("advstudio: error: ") for line in err)
     assert "--snr-db" in err[0] and "--snr-db" in err[1] and "every-label-files" in err[2]
+    assert "--limit must be at least 1" in err[4]
+
+
+def test_a_limit_attacks_that_many_files_spread_over_the_classes(setup, tmp_path):
+    _, data, models = setup
+    report = tmp_path / "report"
+    args = ["experiment", "paper004", str(data), "--models", str(models[0]), "--limit", "3"]
+    args += ["--snr-db", "20", "--every-label-files", "0", *FAST]
+    args += ["--db", str(tmp_path / "r.sqlite"), "--report", str(report)]
+    assert main(args) == 0
+    (model,) = json.loads((report / "results.json").read_text())["models"]
+    assert model["n_files"] == 3
+    for directive in model["directives"].values():
+        assert [row["n_files"] for row in directive["rows"]] == [3]
+    # one file of each class (the first three would be two folk and one jazz)
+    assert np.asarray(model["clean"]["confusion"]).sum(axis=0).tolist() == [1.0, 1.0, 1.0]
