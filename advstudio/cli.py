@@ -1208,7 +1208,8 @@ def build_parser() -> argparse.ArgumentParser:
         "group, in OUT/holdout-GROUP (a finished fold is kept, an interrupted one resumes), and "
         "judge it on its held-out group: the clips as they are, one 1-s excerpt of each, and "
         "the phrases of at least 5 s. Writes OUT/loso.json and OUT/LOSO.md. Each fold keeps "
-        "its last epoch (no model selection on the held-out group).",
+        "its last epoch (no model selection on the held-out group). Runs of the same command "
+        "share the folds: each trains those no other run holds, then waits for the rest.",
     )
     p.add_argument("data", help="rendered set (folder with metadata.csv, or the CSV)")
     p.add_argument("--out", required=True, help="folder for the fold models and the report")

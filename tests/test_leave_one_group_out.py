@@ -24,6 +24,7 @@ from advstudio.core.evaluation.leave_one_group_out import (
     leave_one_group_out,
     one_second_excerpts,
 )
+from advstudio.core.folder_lock import exclusive_folder
 from advstudio.core.progress import Cancelled, ItemFinished, JobStarted, RecordingReporter
 from advstudio.core.training import config_from_preset
 from tests.conftest import tone
@@ -315,3 +316,53 @@ def test_an_interrupted_fold_is_not_resumed_with_other_settings(grouped_set, tmp
     assert checkpoint.read_bytes() == written
     results = leave_one_group_out(dataset, out, tiny_config(2))  # the same settings resume
     assert results["folds"][GROUPS[0]]["trained_now"]
+
+
+def test_a_fold_another_run_holds_is_left_for_later_then_trained_when_that_run_stops(
+    grouped_set, tmp_path, monkeypatch
+):
+    """Two runs of one command share the folds: while another run holds the first fold's
+    folder, this run trains the others, then waits; when the other run stops without
+    finishing it (a crash, Ctrl+C), this run trains that fold itself."""
+    import advstudio.core.evaluation.leave_one_group_out as loso
+
+    monkeypatch.setattr(loso, "BUSY_POLL_S", 0.05)
+    out = tmp_path / "loso"
+    held = fold_dir(out, "fluid")
+    held.mkdir(parents=True)
+    other_run = exclusive_folder(held, "training into")
+    other_run.__enter__()
+    said: list[str] = []
+
+    class ReleaseWhenWaiting(RecordingReporter):
+        def report(self, event):
+            said.append(getattr(event, "text", ""))
+            if said[-1] == "fluid: waiting for the other run":
+                other_run.__exit__(None, None, None)
+
+    dataset = open_dataset(grouped_set)
+    results = leave_one_group_out(dataset, out, tiny_config(), ReleaseWhenWaiting())
+    order = [text.split(":")[0] for text in said if text.endswith("held out")]
+    assert order == ["gmbank", "synth-gong", "fluid"]  # the busy fold last, not skipped
+    assert "fluid: another run is training it; next fold" in said
+    assert list(results["folds"]) == list(GROUPS)  # reported in the groups' order
+    assert all(results["folds"][g]["trained_now"] for g in GROUPS)
+    assert (held / "card.json").is_file()
+
+
+def test_training_into_a_folder_another_run_is_training_into_is_one_line(
+    grouped_set, tmp_path, capsys
+):
+    out = tmp_path / "model"
+    out.mkdir()
+    args = ["train", str(grouped_set), "--out", str(out), "--hold-out-group", "fluid"]
+    args += ["--epochs", "1", "--batch-size", "6"]
+    with exclusive_folder(out, "training into"):
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"advstudio: error: {out}: another run is training into this folder; wait for it to "
+        "finish or choose another folder"
+    ]
+    assert not (out / "checkpoint.pt").exists() and not (out / "card.json").exists()
+    assert main(args) == 0  # released: the folder is free again

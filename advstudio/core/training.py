@@ -59,6 +59,7 @@ from advstudio.core.defenses.distillation import (
 )
 from advstudio.core.device import select_device
 from advstudio.core.errors import DatasetError, ParameterError
+from advstudio.core.folder_lock import exclusive_folder
 from advstudio.core.inference import clip_for_model
 from advstudio.core.metrics import (
     confusion_counts,
@@ -650,6 +651,40 @@ def train(
     if config.distill is not None:  # defensive distillation: a teacher that fits, or one line
         teacher = load_teacher(config.distill, dataset.classes, model.sample_rate, model.device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_folder(out_dir, "training into"):
+        return _train_in_folder(
+            dataset,
+            out_dir,
+            config,
+            model,
+            generator,
+            perturbation=perturbation,
+            teacher=teacher,
+            reporter=reporter,
+            cancel=cancel,
+            resume=resume,
+            validate=validate,
+        )
+
+
+def _train_in_folder(
+    dataset: Dataset,
+    out_dir: Path,
+    config: TrainConfig,
+    model: AudioClassifier,
+    generator: torch.Generator,
+    *,
+    perturbation: Perturbation | None,
+    teacher: AudioClassifier | None,
+    reporter: Reporter,
+    cancel: threading.Event | None,
+    resume: bool,
+    validate: bool,
+) -> dict[str, Any]:
+    """train()'s epochs, checkpoints and card, run while this process holds `out_dir`."""
+    architecture = ARCHITECTURES[config.arch]
+    architecture_config = config.architecture_config()
+    checkpoint_path = out_dir / CHECKPOINT
     train_set, val_set = dataset.subset("train"), dataset.subset("validation")
     reporter.report(
         Message(
@@ -812,7 +847,8 @@ def train(
         "versions": versions(),
     }
     save_model_dir(out_dir, model, architecture, architecture_config)
-    (out_dir / "card.json").write_text(json.dumps(card, indent=2))
+    text = json.dumps(card, indent=2)
+    write_atomically(out_dir / "card.json", lambda tmp: Path(tmp).write_text(text))
     reporter.report(JobFinished("train", {} if final is None else {"accuracy": final["accuracy"]}))
     return card
 

@@ -13,13 +13,16 @@ judged on the held-out group only, under three conditions:
 
 Nothing is chosen on a held-out group's results: each fold keeps its last epoch (no model
 selection), and the recipe is the one given. A fold whose directory holds its card is not
-trained again; an interrupted fold resumes from its checkpoint.
+trained again; an interrupted fold resumes from its checkpoint. Runs of the same command share
+the folds: a fold another run is training (its folder's lock, `folder_lock`) is left for later,
+and taken up again when that run has finished it, or resumed when that run stopped.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -32,11 +35,12 @@ from advstudio.core.data.datasets import Dataset, dataset_groups, held_out_group
 from advstudio.core.data.phrases import KINDS
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.scoring import condition_scores, scores_of_counts
+from advstudio.core.folder_lock import FolderBusyError, exclusive_folder
 from advstudio.core.inference import clip_for_model
 from advstudio.core.models import load_model
 from advstudio.core.models.base import AudioClassifier, predict_proba
 from advstudio.core.models.store import load_weights
-from advstudio.core.progress import Message, NullReporter, Reporter
+from advstudio.core.progress import Message, NullReporter, Reporter, check_cancelled
 from advstudio.core.training import (
     CHECKPOINT,
     TrainConfig,
@@ -56,6 +60,7 @@ CONDITIONS = {
     f"{LONG_PHRASE_S:g} s",
 }
 RESULTS_NAME, REPORT_NAME = "loso.json", "LOSO.md"
+BUSY_POLL_S = 2.0  # how often a fold that another run is training is looked at again
 
 
 def fold_dir(out_dir: Path, group: str) -> Path:
@@ -104,6 +109,9 @@ def _train_fold(
         recorded = load_weights(checkpoint).get("training")  # None: written before it was kept
         if recorded is not None:
             _check_settings(folder, json.loads(recorded), config)
+    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive_folder(folder, "training"):  # busy: said before a word on training it
+        pass
     reporter.report(Message("loso", f"{group}: training with {group} held out"))
     card = train(held_out_group(dataset, group), folder, config, reporter, cancel, resume=True)
     write_model_card(folder, card, dataset.description)
@@ -148,6 +156,29 @@ def _evaluate_fold(
         "clips": condition_scores(whole, truth, labels),
         "one_second": condition_scores(excerpts, truth, labels),
         "long_phrases": condition_scores(whole[long], [truth[i] for i in long], labels),
+    }
+
+
+def _judged_fold(
+    dataset: Dataset,
+    group: str,
+    out_dir: Path,
+    trained: tuple[dict[str, Any], bool],
+    judging: tuple[int, float, str | None],
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """A trained fold's entry in loso.json: how it was trained (its card, and whether this run
+    trained it) and its held-out scores (`judging`: excerpt seed, long-phrase seconds, device)."""
+    (card, trained_now), (excerpt_seed, long_phrase_s, device) = trained, judging
+    reporter.report(Message("loso", f"{group}: judging the held-out clips"))
+    model = load_model(fold_dir(out_dir, group), device=device)
+    return {
+        "model": fold_dir(out_dir, group).name,
+        "trained_now": trained_now,
+        "training_seconds": card.get("training_seconds"),
+        "train_files": card["dataset"]["train_files"],
+        "classes_not_trained": _classes_not_trained(dataset, group),
+        **_evaluate_fold(model, dataset, group, excerpt_seed, long_phrase_s),
     }
 
 
@@ -221,19 +252,32 @@ def leave_one_group_out(
     seed = config.seed if excerpt_seed is None else excerpt_seed
     if seed < 0:
         raise ParameterError(f"the seed must be at least 0 (it seeds the excerpts): {seed}")
+    judging = (seed, long_phrase_s, config.device)
     folds: dict[str, dict[str, Any]] = {}
+    busy = []  # folds another run of the same command is training: judged once it is done
     for group in groups:
-        card, trained_now = _train_fold(dataset, group, out_dir, config, reporter, cancel)
-        reporter.report(Message("loso", f"{group}: judging the held-out clips"))
-        model = load_model(fold_dir(out_dir, group), device=config.device)
-        folds[group] = {
-            "model": fold_dir(out_dir, group).name,
-            "trained_now": trained_now,
-            "training_seconds": card.get("training_seconds"),
-            "train_files": card["dataset"]["train_files"],
-            "classes_not_trained": _classes_not_trained(dataset, group),
-            **_evaluate_fold(model, dataset, group, seed, long_phrase_s),
-        }
+        try:
+            trained = _train_fold(dataset, group, out_dir, config, reporter, cancel)
+        except FolderBusyError:
+            reporter.report(Message("loso", f"{group}: another run is training it; next fold"))
+            busy.append(group)
+            continue
+        folds[group] = _judged_fold(dataset, group, out_dir, trained, judging, reporter)
+    waiting: set[str] = set()
+    while busy:  # in turn, until each is finished or this run may resume it
+        check_cancelled(cancel)
+        group = busy.pop(0)
+        try:
+            trained = _train_fold(dataset, group, out_dir, config, reporter, cancel)
+        except FolderBusyError:
+            if group not in waiting:
+                reporter.report(Message("loso", f"{group}: waiting for the other run"))
+                waiting.add(group)
+            busy.append(group)
+            time.sleep(BUSY_POLL_S)
+            continue
+        folds[group] = _judged_fold(dataset, group, out_dir, trained, judging, reporter)
+    folds = {group: folds[group] for group in groups}
     results = {
         "dataset": dataset.name,
         "labels": list(dataset.classes),
