@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
-from conftest import CancelInEpoch
+from conftest import CancelInEpoch, tone
 
 from advstudio.core.data.datasets import open_dataset
 from advstudio.core.data.render import render_demo_set
@@ -181,3 +185,49 @@ def test_a_run_resumed_with_other_settings_does_not_claim_its_command_reproduces
     write_model_card(out, card, command="advstudio train set --epochs 2")
     text = (out / "MODEL_CARD.md").read_text()
     assert "give the same weights" not in text and "resumed with other settings" in text
+
+
+
+@pytest.fixture(scope="module")
+def long_set(tmp_path_factory):
+    """Two classes of 12-s tones, three for training and one for validation each."""
+    root = tmp_path_factory.mktemp("long")
+    rows = ["path,label,split"]
+    for k, label in enumerate(("low", "high")):
+        for i in range(4):
+            path = root / label / f"{i}.flac"
+            path.parent.mkdir(exist_ok=True)
+            sf.write(path, tone(12.0, 220.0 * (k + 1) * (1 + 0.05 * i), 16000, seed=i), 16000)
+            rows.append(f"{label}/{i}.flac,{label},{'validation' if i == 3 else 'train'}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return open_dataset(root / "metadata.csv")
+
+
+def test_with_excerpts_the_cnn_analyses_a_stretch_for_its_window_not_the_whole_clip(
+    long_set, tmp_path, monkeypatch
+):
+    """On 12-s clips, each training step analyses every clip whole without `excerpts`, and
+    with it only a stretch spanning 1.3 windows (augmentation's pitch shift needs the extra),
+    so a step's cost no longer grows with the clips' length. The card records the setting."""
+    from advstudio.core.models.frontend import MelFrontEnd
+
+    analysed = []
+    real = MelFrontEnd.log_mel
+
+    def spied(self, wave, lengths):
+        if self.training:  # the band statistics and training batches, not validation
+            analysed.append(int(lengths.max()))
+        return real(self, wave, lengths)
+
+    monkeypatch.setattr(MelFrontEnd, "analyse", spied)
+    config = config_from_preset("demo", epochs=1, batch_size=2, seed=3)
+    whole = train(long_set, tmp_path / "whole", config)
+    assert whole["training"]["excerpts"] is False
+    assert min(analysed) >= 12 * 16000 * 14 // 16  # whole clips, pitched down at most 14/16
+    analysed.clear()
+    cut = train(long_set, tmp_path / "cut", replace(config, excerpts=True))
+    assert cut["training"]["excerpts"] is True
+    frontend = load_model(tmp_path / "cut").frontend
+    span = (math.ceil(cut["train_frames"] * 1.3) - 1) * frontend.hop_length + frontend.n_fft
+    steps = analysed[-3:]  # three batches of two (before them: the band statistics)
+    assert max(steps) <= span * 18 // 16 < 6 * 16000  # pitched up at most 18/16

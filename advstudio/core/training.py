@@ -69,6 +69,7 @@ from advstudio.core.metrics import (
 )
 from advstudio.core.models.base import AudioClassifier, pad_batch, predict_proba
 from advstudio.core.models.cnn import TRAIN_FRAMES as CNN_TRAIN_FRAMES
+from advstudio.core.models.frontend import MelFrontEnd
 from advstudio.core.models.magnitude_frontend import MagnitudeFrontEnd
 from advstudio.core.models.registry import build_model
 from advstudio.core.models.store import load_weights, model_spec, save_model_dir
@@ -114,6 +115,12 @@ class TrainConfig:
     # PyTorch's default for each layer (Kaiming uniform), which Adam trains from more readily.
     init: str = "paper"
     augment: bool = False
+    # cnn: analyse (and augment) a random excerpt of each clip just long enough for its
+    # training window instead of the whole clip: on clips of up to 30 s most of a step's time
+    # went to analysing audio no window used. The excerpt's dB floor is then its own peak's, not
+    # the whole clip's. (The dnn and cdnn always cut: their front end has no floor, so there
+    # it changes nothing.)
+    excerpts: bool = False
     min_frames: int = 35  # cnn: inference pads shorter clips circularly to this many frames
     hidden: int = 500  # dnn: units per hidden layer (the paper: 50 or 500)
     dropout: bool = False  # dnn: dropout 0.25 after each hidden layer
@@ -370,12 +377,16 @@ def _window_frames(
 
 
 def _cut_excerpt(
-    clip: np.ndarray, frontend: MagnitudeFrontEnd, frames: int, generator: torch.Generator
+    clip: np.ndarray,
+    frontend: MagnitudeFrontEnd | MelFrontEnd,
+    frames: int,
+    generator: torch.Generator,
 ) -> np.ndarray:
-    """A random stretch of `frames` analysis frames of a 30-s excerpt. Without centring, frame
-    t is samples [t*hop, t*hop + n_fft) and nothing else, so the stretch's STFT is exactly those
-    frames of the whole clip's: cutting first spares analysing (and augmenting) 30 s for one
-    window of 100 frames."""
+    """A random stretch of the clip that `frames` analysis frames span, so that one window is
+    not paid for by analysing (and augmenting) 30 s. For the magnitude front end, which does not
+    centre, frame t is samples [t*hop, t*hop + n_fft) and nothing else: the stretch's STFT is
+    exactly those frames of the whole clip's. The mel front end centres, so the stretch gives a
+    few frames more, and its frames near the cut and its dB floor are the stretch's own."""
     span = (frames - 1) * frontend.hop_length + frontend.n_fft
     if len(clip) <= span:
         return clip
@@ -391,12 +402,14 @@ def _batch_features(
     generator: torch.Generator,
     target: torch.Tensor,
     perturbation: Perturbation | None = None,
+    excerpts: bool = False,
 ) -> torch.Tensor:
     """The standardised training windows [B, F, train_frames] of a batch of clips; with a
     perturbation, the windows of its adversarial batch (in the input domain before
-    standardisation, or the waveform's)."""
+    standardisation, or the waveform's). With `excerpts` (always for the magnitude front end)
+    only a stretch of each clip long enough for its window is analysed (`_cut_excerpt`)."""
     size = model.train_frames
-    if isinstance(model.frontend, MagnitudeFrontEnd):
+    if excerpts or isinstance(model.frontend, MagnitudeFrontEnd):
         # Pitch shifting by resampling shortens a cut by up to 18/14: cut enough for a window.
         frames = math.ceil(size * 1.3) if augment else size
         clips = [_cut_excerpt(c, model.frontend, frames, generator) for c in clips]
@@ -745,7 +758,7 @@ def _train_in_folder(
             target = torch.tensor([train_truth[i] for i in idx], device=model.device)
             clips = [train_clips[i] for i in idx]
             windows = _batch_features(
-                model, clips, config.augment, generator, target, perturbation
+                model, clips, config.augment, generator, target, perturbation, config.excerpts
             )
             if soft is None:
                 loss = _loss(model, windows, target, config.augment, generator)
@@ -991,6 +1004,7 @@ def write_model_card(
     took = "" if took is None else f" The epochs took {took:.0f} s{where}."
     windows = cfg.get("windows_per_clip", 1)
     windows = "one random" if windows == 1 else f"{windows} random"
+    cut = " (each analysed from an excerpt just long enough for it)" if cfg.get("excerpts") else ""
     text = f"""# Model card: {out_dir.name}
 
 Architecture: `{card["architecture"]}` ({card["architecture_summary"]}).
@@ -1004,7 +1018,7 @@ validation files.
 
 ## Training
 {", ".join(f"{k}={v}" for k, v in cfg.items())}; {len(card["history"])} epochs of {windows}
-{card["train_frames"]}-frame windows per file. {selection}{took}
+{card["train_frames"]}-frame windows per file{cut}. {selection}{took}
 
 {_adversarial_section(card)}{_validation_section(card)}
 ## Reproduce
