@@ -366,3 +366,37 @@ def test_training_into_a_folder_another_run_is_training_into_is_one_line(
     ]
     assert not (out / "checkpoint.pt").exists() and not (out / "card.json").exists()
     assert main(args) == 0  # released: the folder is free again
+
+
+def test_a_rerun_takes_each_folds_kept_scores_and_judges_anew_only_what_changed(
+    grouped_set, tmp_path, monkeypatch
+):
+    """Each fold keeps its held-out scores beside its weights (held_out.json), with what they
+    were judged on: a rerun (or the second of two runs sharing the folds) does not classify
+    the held-out clips again; other excerpts, or other weights, are judged anew."""
+    import advstudio.core.evaluation.leave_one_group_out as loso
+
+    judged = []
+    real = loso._evaluate_fold
+
+    def counted(model, dataset, group, *rest):
+        judged.append(group)
+        return real(model, dataset, group, *rest)
+
+    monkeypatch.setattr(loso, "_evaluate_fold", counted)
+    dataset, out = open_dataset(grouped_set), tmp_path / "loso"
+    first = leave_one_group_out(dataset, out, tiny_config())
+    assert judged == list(GROUPS)
+    judged.clear()
+    again = leave_one_group_out(dataset, out, tiny_config())
+    assert judged == [] and again["folds"] == {
+        g: {**first["folds"][g], "trained_now": False} for g in GROUPS
+    }
+    other_excerpts = leave_one_group_out(dataset, out, tiny_config(), excerpt_seed=9)
+    assert judged == list(GROUPS) and other_excerpts["excerpt_seed"] == 9
+    judged.clear()
+    kept = fold_dir(out, "gmbank") / "held_out.json"  # as if kept from other weights
+    text = json.loads(kept.read_text())
+    kept.write_text(json.dumps(text | {"judged_on": text["judged_on"] | {"model": "0" * 16}}))
+    leave_one_group_out(dataset, out, tiny_config(), excerpt_seed=9)
+    assert judged == ["gmbank"]

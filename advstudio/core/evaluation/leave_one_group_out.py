@@ -38,7 +38,7 @@ from advstudio.core.evaluation.scoring import condition_scores, scores_of_counts
 from advstudio.core.folder_lock import FolderBusyError, exclusive_folder
 from advstudio.core.inference import clip_for_model
 from advstudio.core.models import load_model
-from advstudio.core.models.base import AudioClassifier, predict_proba
+from advstudio.core.models.base import AudioClassifier, fingerprint, predict_proba
 from advstudio.core.models.store import load_weights
 from advstudio.core.progress import Message, NullReporter, Reporter, check_cancelled
 from advstudio.core.training import (
@@ -60,6 +60,7 @@ CONDITIONS = {
     f"{LONG_PHRASE_S:g} s",
 }
 RESULTS_NAME, REPORT_NAME = "loso.json", "LOSO.md"
+JUDGED_NAME = "held_out.json"  # in each fold's folder: its scores and what they were judged on
 BUSY_POLL_S = 2.0  # how often a fold that another run is training is looked at again
 
 
@@ -170,16 +171,43 @@ def _judged_fold(
     """A trained fold's entry in loso.json: how it was trained (its card, and whether this run
     trained it) and its held-out scores (`judging`: excerpt seed, long-phrase seconds, device)."""
     (card, trained_now), (excerpt_seed, long_phrase_s, device) = trained, judging
-    reporter.report(Message("loso", f"{group}: judging the held-out clips"))
-    model = load_model(fold_dir(out_dir, group), device=device)
+    folder = fold_dir(out_dir, group)
+    model = load_model(folder, device=device)
+    held_out = held_out_group(dataset, group).subset("validation").examples
+    judged_on = {
+        "model": fingerprint(model),
+        "clips": [str(e.path) for e in held_out],
+        "excerpt_seconds": EXCERPT_S,
+        "excerpt_seed": excerpt_seed,
+        "long_phrase_seconds": long_phrase_s,
+    }
+    scores = _judged_before(folder / JUDGED_NAME, judged_on)
+    if scores is None:
+        reporter.report(Message("loso", f"{group}: judging the held-out clips"))
+        scores = _evaluate_fold(model, dataset, group, excerpt_seed, long_phrase_s)
+        text = json.dumps({"judged_on": judged_on, "scores": scores}, indent=2)
+        write_atomically(folder / JUDGED_NAME, lambda tmp: Path(tmp).write_text(text))
     return {
-        "model": fold_dir(out_dir, group).name,
+        "model": folder.name,
         "trained_now": trained_now,
         "training_seconds": card.get("training_seconds"),
         "train_files": card["dataset"]["train_files"],
         "classes_not_trained": _classes_not_trained(dataset, group),
-        **_evaluate_fold(model, dataset, group, excerpt_seed, long_phrase_s),
+        **scores,
     }
+
+
+def _judged_before(path: Path, judged_on: dict[str, Any]) -> dict[str, Any] | None:
+    """The scores a fold's folder keeps from judging the same weights on the same clips and
+    excerpts (None when it keeps none, or others): a rerun, or the second of two runs sharing
+    the folds, does not judge it again."""
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("judged_on") != judged_on:
+        return None
+    return kept.get("scores")
 
 
 def _classes_not_trained(dataset: Dataset, group: str) -> list[str]:
