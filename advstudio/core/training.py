@@ -637,7 +637,9 @@ def train(
     accuracy (the first of equals); otherwise the last epoch. Without `validate` (a model
     trained on every group, `held_out_group(dataset, NO_HOLD_OUT)`) only "train" is used and
     the card's validation is None. The card's `training_seconds` add up over resumed runs (None
-    after resuming a checkpoint that did not keep its seconds: the time is not known).
+    after resuming a checkpoint that did not keep its seconds: the time is not known). While it
+    writes into `out_dir` this run holds the folder's lock (`folder_lock`): another run training
+    into it raises FolderBusyError.
     """
     reporter = reporter or NullReporter()
     if validate and not {"train", "validation"} <= dataset.splits:
