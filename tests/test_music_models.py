@@ -314,9 +314,9 @@ def test_the_modern_dnn_sees_several_windows_of_each_file(
     seen = []
     original = training._batch_features
 
-    def spy(model, clips, augment, generator, target, perturbation=None):
+    def spy(model, clips, augment, generator, target, *rest):
         seen.append((len(clips), target.tolist()))
-        return original(model, clips, augment, generator, target, perturbation)
+        return original(model, clips, augment, generator, target, *rest)
 
     monkeypatch.setattr(training, "_batch_features", spy)
     dataset = open_dataset(tiny_music_folder)
