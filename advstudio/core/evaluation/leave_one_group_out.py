@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from advstudio.core.atomic import write_atomically
-from advstudio.core.data.datasets import Dataset, dataset_groups, held_out_group
+from advstudio.core.data.datasets import Dataset, Example, dataset_groups, held_out_group
 from advstudio.core.data.phrases import KINDS
 from advstudio.core.errors import DatasetError, ParameterError
 from advstudio.core.evaluation.scoring import condition_scores, scores_of_counts
@@ -137,11 +137,11 @@ def _evaluate_fold(
     model: AudioClassifier,
     dataset: Dataset,
     group: str,
+    examples: Sequence[Example],
     excerpt_seed: int,
     long_phrase_s: float,
 ) -> dict[str, dict[str, Any]]:
-    """The fold's scores on its held-out group under each condition."""
-    examples = held_out_group(dataset, group).subset("validation").examples
+    """The fold's scores on its held-out group's `examples` under each condition."""
     clips = [clip_for_model(e.path, model) for e in examples]
     truth = [dataset.class_index(e.label) for e in examples]
     rng = excerpt_generator(excerpt_seed, group)
@@ -184,7 +184,7 @@ def _judged_fold(
     scores = _judged_before(folder / JUDGED_NAME, judged_on)
     if scores is None:
         reporter.report(Message("loso", f"{group}: judging the held-out clips"))
-        scores = _evaluate_fold(model, dataset, group, excerpt_seed, long_phrase_s)
+        scores = _evaluate_fold(model, dataset, group, held_out, excerpt_seed, long_phrase_s)
         text = json.dumps({"judged_on": judged_on, "scores": scores}, indent=2)
         write_atomically(folder / JUDGED_NAME, lambda tmp: Path(tmp).write_text(text))
     return {
