@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,21 +97,40 @@ def demo_folder(root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS) -> Path:
 
 
 def assert_close_results(got, want, rel: float = 1e-3, where: str = "results") -> None:
-    """`got` equals `want` in structure, strings, integers and None, and in floats to `rel`:
-    an iterative attack (Griffin-Lim, sign steps) carries the last digits that CPU thread
-    counts change in floating-point sums further than 5 significant digits."""
+    """`got` equals `want` in structure, integers and None, in floats to `rel`, and in strings
+    but for the decimals printed in them (one unit of their last place, or `rel`): an iterative
+    attack (Griffin-Lim, sign steps) carries the last digits that CPU thread counts and vector
+    kernels change in floating-point sums further than 5 significant digits, and a printed
+    0.515 may round either way."""
     if isinstance(want, float) and isinstance(got, float):
         assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-6), f"{where}: {got} != {want}"
     elif isinstance(want, dict):
         assert isinstance(got, dict) and got.keys() == want.keys(), f"{where}: keys differ"
         for key in want:
             assert_close_results(got[key], want[key], rel, f"{where}.{key}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{where}: lengths differ"
+    elif isinstance(want, list | tuple):
+        assert type(got) is type(want) and len(got) == len(want), f"{where}: lengths differ"
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             assert_close_results(g, w, rel, f"{where}[{i}]")
+    elif isinstance(want, str) and isinstance(got, str):
+        _assert_close_text(got, want, rel, where)
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"
+
+
+DECIMAL = re.compile(r"(-?\d+\.\d+)")
+
+
+def _assert_close_text(got: str, want: str, rel: float, where: str) -> None:
+    """The words of `got` and `want` equal, their decimals within a unit of the last printed
+    place (or `rel`); integers (file names, counts) exactly."""
+    got_parts, want_parts = DECIMAL.split(got), DECIMAL.split(want)
+    same_words = got_parts[::2] == want_parts[::2]
+    assert same_words and len(got_parts) == len(want_parts), f"{where}: {got!r} != {want!r}"
+    for g, w in zip(map(float, got_parts[1::2]), want_parts[1::2], strict=True):
+        unit = 10.0 ** -len(w.split(".")[1])
+        near = abs(g - float(w)) <= unit * 1.001 or math.isclose(g, float(w), rel_tol=rel)
+        assert near, f"{where}: {got!r} != {want!r}"
 
 
 def rounded(value):

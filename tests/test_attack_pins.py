@@ -11,24 +11,28 @@ already gets wrong; C&W going on after success with `after_success=shrink`). The
 same script, one pin at a time, in a fresh process: the thread count and the kernels are chosen
 when torch starts.
 
-What must hold, per clip: success, already, target, orig_pred, new_pred, iterations and steps
-exactly; the SNR within 0.1 dB and the confidence within 0.01. The figures may move because a
-rewrite may add the same numbers in another order (STFTs batched, the clean spectra taken
-once, another padded width, rows refilled from the queue), and float32 sums depend on their
-order; sign-Adam turns the sign of a near-zero gradient into a whole step, so such noise
-grows over the iterations. Measured on the engine of ac0cbec:
+What must hold, per clip: success, already, target, orig_pred and new_pred exactly; the
+iteration and step counts within 2, the SNR within 1.5 dB and the confidence within 0.05. The
+figures may move because a rewrite may add the same numbers in another order (STFTs batched,
+the clean spectra taken once, another padded width, rows refilled from the queue), and float32
+sums depend on their order; sign-Adam turns the sign of a near-zero gradient into a whole step,
+so such noise grows over the iterations. Measured on the engine of ac0cbec:
 - one thread, run twice: every field bit-identical;
 - one thread, each clip alone instead of in its batch: every decision and iteration count the
-  same, SNR within 0.044 dB, confidence within 3.3e-3 (what another batch costs: the
-  tolerances are about twice and three times that);
+  same, SNR within 0.044 dB, confidence within 3.3e-3;
 - two threads instead of one: fgsm, pgdn and cw within 2e-4 dB and 2e-4, but mscw's first
   success came a step earlier on one clip and its SNR moved 1.0 dB on another;
-- the AVX-512 kernels of this machine (an AMD EPYC) instead of the AVX2 ones: pgdn's and cw's
-  first success a step apart on three clips, confidence 0.01 apart (oneDNN's convolutions;
-  ATen's own kernels moved nothing beyond 2e-7).
+- the AVX-512 kernels of an AMD EPYC instead of the AVX2 ones: pgdn's and cw's first success a
+  step apart on three clips, confidence 0.01 apart (oneDNN's convolutions; ATen's own kernels
+  moved nothing beyond 2e-7);
+- an Intel Xeon with AMX and AVX512-FP16 (a CI machine), even with ATen and oneDNN held to
+  AVX2 and MKL_CBWR=AVX2: cw's and mscw's first success a step apart on up to four clips,
+  mscw's SNR 0.84 dB and its confidence 0.027 apart (MKL_CBWR moved the figures, so MKL's
+  kernels add in their own order per processor too; no setting tried matched the pins).
 Hence one thread and AVX2 kernels, on any x86 processor that has AVX2 (without it, or off x86,
-the test is skipped). A decision may never move: a rewrite that changes one has changed the
-attack.
+the test is skipped), and tolerances about twice the spread between processors: the counts
+and figures may drift that far, a decision may never move (a rewrite that changes one has
+changed the attack).
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "pin_attacks.py"
 PINNED = json.loads((REPO / "tests" / "data" / "attack_pins.json").read_text())
-EXACT = ("success", "already", "target", "orig_pred", "new_pred", "iterations", "steps")
-TOLERANCE = {"snr_db": 0.1, "confidence": 0.01}
+EXACT = ("success", "already", "target", "orig_pred", "new_pred")
+TOLERANCE = {"iterations": 2, "steps": 2, "snr_db": 1.5, "confidence": 0.05}
 HAS_AVX2 = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
