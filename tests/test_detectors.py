@@ -147,6 +147,21 @@ def test_each_detector_separates_fgsm_examples_from_clean_held_out_clips(
     assert figures.auc > 0.6
 
 
+def test_hidden_pca_on_fewer_clips_than_dimensions_scores_whatever_basis_the_svd_chose(
+    fitted, model, fgsm_split
+):
+    """One hidden vector per clip leaves most directions unused by the clean clips; the SVD
+    returns an arbitrary basis of them (another order of the same clips, or another processor,
+    gives another), so the score reads them as one subspace and must not move."""
+    (clean, adversarial), (held_clean, held_adversarial) = fgsm_split
+    reordered = make_detector("pca-hidden").fit(model, clean[::-1], adversarial[::-1], RATE)
+    held = held_clean + held_adversarial
+    assert fitted["pca-hidden"].used.shape[0] < fitted["pca-hidden"].used.shape[1]
+    np.testing.assert_allclose(
+        reordered.score(model, held, RATE), fitted["pca-hidden"].score(model, held, RATE), rtol=1e-3
+    )
+
+
 def test_input_pca_separates_a_narrowband_perturbation(model, clips):
     """PCA on log-mel frames flags energy in directions clean clips leave alone; broadband
     noise (FGSM, PGD) fills the quiet bands and reads as *more* typical to it (AUC under 0.5:

@@ -1,7 +1,11 @@
 """PCA detectors (Hendrycks & Gimpel; Bhagoji et al.): adversarial perturbations put energy
 into the directions clean data hardly uses. Fitted on clean clips, the score is the energy of
 a clip in the lowest-variance principal components, each in units of its own variance; the
-adversarial fitting examples only choose how many of those components to read.
+adversarial fitting examples only choose how many of those components to read. Directions the
+clean clips never use (all but n - 1 of them when n clips are fewer than the dimensions, as
+for one hidden vector per clip) are read as one subspace, its energy in units of the variance
+floor: any single direction inside it is an arbitrary choice of the linear algebra library,
+which differs between processors, so reading some of them gave scores that did too.
 
 Two spaces: the input (log-mel frames, averaged over each clip's frames) and the model's last
 hidden layer (`embed`)."""
@@ -28,13 +32,15 @@ VARIANCE_FLOOR = 1e-6  # x the largest variance: a direction clean data never us
 
 
 class _PCADetector(Detector):
-    arrays = ("mean", "tail", "tail_variance")
+    arrays = ("mean", "tail", "tail_variance", "used", "unused_variance")
 
     def __init__(self) -> None:
         super().__init__()
         self.mean = torch.zeros(0)
-        self.tail = torch.zeros(0, 0)  # [k, D] the lowest-variance components
+        self.tail = torch.zeros(0, 0)  # [k, D] the lowest-variance components clean data uses
         self.tail_variance = torch.zeros(0)
+        self.used = torch.zeros(0, 0)  # [r, D] every component clean data uses
+        self.unused_variance = torch.zeros(())  # the floor: variance of the directions unused
 
     def _vectors(self, model: AudioClassifier, clips: list[np.ndarray]) -> list[torch.Tensor]:
         """Per clip, the [n, D] vectors whose tail energy is averaged (frames or one)."""
@@ -47,15 +53,17 @@ class _PCADetector(Detector):
         if len(pool) > MAX_FRAMES:
             pool = pool[np.linspace(0, len(pool) - 1, MAX_FRAMES).astype(int)]
         pca = PCA().fit(pool)
-        variance = np.maximum(
-            pca.explained_variance_, VARIANCE_FLOOR * pca.explained_variance_.max()
-        )
+        floor = VARIANCE_FLOOR * pca.explained_variance_.max()
+        used = pca.explained_variance_ > floor
+        variance, components = pca.explained_variance_[used], pca.components_[used]
         self.mean = torch.as_tensor(pca.mean_, dtype=torch.float32)
+        self.used = torch.as_tensor(components, dtype=torch.float32)
+        self.unused_variance = torch.tensor(floor, dtype=torch.float32)
         labels = np.r_[np.zeros(len(clean)), np.ones(len(adversarial))]
         best = -1.0
         for share in TAIL_SHARES:
             k = max(1, round(share * len(variance)))
-            self.tail = torch.as_tensor(pca.components_[-k:], dtype=torch.float32)
+            self.tail = torch.as_tensor(components[-k:], dtype=torch.float32)
             self.tail_variance = torch.as_tensor(variance[-k:], dtype=torch.float32)
             scores = [float(self._energy(v).mean()) for v in clean_vectors + adversarial_vectors]
             auc = roc_auc_score(labels, scores)
@@ -64,10 +72,14 @@ class _PCADetector(Detector):
         self.tail, self.tail_variance = chosen
 
     def _energy(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Whitened energy in the tail components of each vector [..., D] -> [...]."""
+        """Whitened energy in the tail components and the unused subspace of each vector
+        [..., D] -> [...]."""
         centred = vectors - self.mean.to(vectors)
         coordinates = centred @ self.tail.to(vectors).T
-        return (coordinates.pow(2) / self.tail_variance.to(vectors)).sum(-1)
+        tail = (coordinates.pow(2) / self.tail_variance.to(vectors)).sum(-1)
+        used = self.used.to(vectors)
+        unused = centred - (centred @ used.T) @ used
+        return tail + unused.pow(2).sum(-1) / self.unused_variance.to(vectors)
 
 
 class InputPCA(_PCADetector):
