@@ -58,6 +58,7 @@ from advstudio.core.progress import check_cancelled
 
 IN_MEMORY = ":memory:"  # a store that lasts only while it is open: nothing kept
 BUSY_TIMEOUT_S = 60.0  # how long a write waits for another study's write to finish
+WAL_RETRY_S = 0.02  # between tries to switch a store another process is opening to WAL
 HEARTBEAT_S = 5.0  # how often a study renews its claims
 STALE_AFTER_S = 60.0  # a claim not renewed for this long belongs to a study that is gone
 WAIT_POLL_S = 0.5  # how often a study waiting for another's files looks again
@@ -231,10 +232,21 @@ def _store_errors(path: Path) -> Iterator[None]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """Autocommit mode: transactions are explicit `BEGIN IMMEDIATE` blocks."""
+    """Autocommit mode: transactions are explicit `BEGIN IMMEDIATE` blocks. Switching a new
+    store to WAL fails at once, without the busy timeout, while another process opens it too
+    (one of two studies started together on a new --db failed about one time in ten), so the
+    switch is tried again until the timeout."""
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    return connection
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return connection
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                connection.close()
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
