@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -16,7 +16,12 @@ from advstudio.core.data.render import render_demo_set
 from advstudio.core.errors import ParameterError
 from advstudio.core.models import load_model, predict_proba
 from advstudio.core.progress import Cancelled, ItemFinished, RecordingReporter
-from advstudio.core.training import config_from_preset, train, write_model_card
+from advstudio.core.training import (
+    config_from_preset,
+    train,
+    weight_settings,
+    write_model_card,
+)
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +191,18 @@ def test_a_run_resumed_with_other_settings_does_not_claim_its_command_reproduces
     text = (out / "MODEL_CARD.md").read_text()
     assert "give the same weights" not in text and "resumed with other settings" in text
 
+
+
+def test_a_setting_added_after_a_checkpoint_was_written_reads_as_its_default():
+    """A checkpoint or card written before a setting existed (say `excerpts`) had its default:
+    compared with today's settings it is the same recipe, not another one; a setting it does
+    record with another value still differs."""
+    today = asdict(small_config())
+    older = {k: v for k, v in today.items() if k != "excerpts"}
+    assert not today["excerpts"]
+    assert weight_settings(older) == weight_settings(today)
+    assert weight_settings(older | {"epochs": today["epochs"] + 1}) != weight_settings(today)
+    assert weight_settings(older) != weight_settings(today | {"excerpts": True})
 
 
 @pytest.fixture(scope="module")

@@ -535,8 +535,11 @@ def _same_settings(checkpoint: dict[str, Any], config: TrainConfig) -> bool | No
 
 def weight_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Training settings as JSON keeps them, less how often validation runs: that does not
-    change the weights unless the best validated epoch is kept."""
-    plain = json.loads(json.dumps(settings))
+    change the weights unless the best validated epoch is kept. A setting that did not exist
+    when they were written reads as its default, which every run before it had: a checkpoint
+    or card from before `excerpts` was added still has the settings it was trained with."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    plain = json.loads(json.dumps(defaults | settings))
     if plain.get("select_best"):
         return plain
     return {k: v for k, v in plain.items() if k != "validate_every"}
