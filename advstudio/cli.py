@@ -115,6 +115,7 @@ def recipe_config(args: argparse.Namespace, **more: Any) -> TrainConfig:
         hidden=args.hidden,
         dropout=args.dropout or None,
         excerpts=args.excerpts or None,
+        short_excerpts=args.short_excerpts,
         init=args.init,
         trim_db=args.trim_db,
         level_db=args.level_db,
@@ -1242,6 +1243,13 @@ def recipe_options(p: argparse.ArgumentParser) -> None:
         help="cnn: analyse a random excerpt of each clip just long enough for its training "
         "window instead of the whole clip (epochs about twice as fast on clips of 0.3-30 s; the "
         "dB floor is then the excerpt's)",
+    )
+    p.add_argument(
+        "--short-excerpts",
+        type=float,
+        metavar="SHARE",
+        help="cut this share (0-1) of the training files to a random 0.3-1.5 s stretch "
+        "before taking a window, as short recordings come (default 0)",
     )
     p.add_argument(
         "--init",

@@ -17,7 +17,9 @@ from advstudio.core.errors import ParameterError
 from advstudio.core.models import load_model, predict_proba
 from advstudio.core.progress import Cancelled, ItemFinished, RecordingReporter
 from advstudio.core.training import (
+    SHORT_EXCERPT_S,
     config_from_preset,
+    short_excerpts,
     train,
     weight_settings,
     write_model_card,
@@ -97,6 +99,39 @@ def test_validate_every_skips_the_validation_of_other_epochs_but_never_the_last(
     assert validated == [2, 3] and [h["epoch"] for h in card["history"]] == [1, 2, 3]
     with pytest.raises(ParameterError, match="--validate-every must be at least 1"):
         small_config(validate_every=0)
+
+
+def test_short_excerpts_cut_a_share_of_the_clips_to_contiguous_stretches():
+    """--short-excerpts: with share 1 every clip longer than the stretch becomes a contiguous
+    0.3-1.5 s slice of itself, a shorter clip stays as it is; with share 0 nothing is drawn from
+    the generator (recipes without it train as before); a share outside 0-1 is one line."""
+    rate, low, high = 16000, *SHORT_EXCERPT_S
+    clips = [np.arange(rate * 4, dtype=np.float32) + k for k in range(40)] + [np.ones(rate // 5)]
+    generator = torch.Generator().manual_seed(0)
+    cut = short_excerpts(clips, 1.0, rate, generator)
+    for clip, stretch in zip(clips[:-1], cut[:-1], strict=True):
+        assert int(rate * low) <= len(stretch) <= int(rate * high)
+        start = int(stretch[0] - clip[0])
+        np.testing.assert_array_equal(stretch, clip[start : start + len(stretch)])
+    assert cut[-1] is clips[-1]
+    assert len({len(c) for c in cut[:-1]}) > 30  # lengths drawn, not one fixed length
+    state = generator.get_state()
+    unchanged = short_excerpts(clips, 0.0, rate, generator)
+    assert all(a is b for a, b in zip(unchanged, clips, strict=True))
+    assert torch.equal(generator.get_state(), state)
+    half = short_excerpts(clips[:-1], 0.5, rate, torch.Generator().manual_seed(1))
+    assert 10 <= sum(len(c) < len(o) for c, o in zip(half, clips[:-1], strict=True)) <= 30
+    with pytest.raises(ParameterError, match="--short-excerpts is a share of the clips"):
+        small_config(short_excerpts=1.5)
+
+
+def test_a_model_trained_on_short_excerpts_says_so_in_its_card(tiny_set, tmp_path):
+    card = train(tiny_set, tmp_path / "m", small_config(short_excerpts=0.5))
+    write_model_card(tmp_path / "m", card, tiny_set.description)
+    assert card["training"]["short_excerpts"] == 0.5
+    assert "a share of 0.5 of the files first cut to 0.3-1.5 s" in (
+        tmp_path / "m" / "MODEL_CARD.md"
+    ).read_text()
 
 
 def test_torch_initialisation_replaces_the_papers_uniform_weights(tiny_set, tmp_path):

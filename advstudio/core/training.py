@@ -86,6 +86,7 @@ from advstudio.core.progress import (
 CHECKPOINT = "checkpoint.pt"
 # The names `--arch` takes, and the registered architecture each one trains.
 ARCHITECTURES = {"cnn": "average_pool_cnn", "dnn": "dnn", "cdnn": "cdnn"}
+SHORT_EXCERPT_S = (0.3, 1.5)  # --short-excerpts: the stretch's length, uniform, in seconds
 
 
 @dataclass
@@ -121,6 +122,11 @@ class TrainConfig:
     # the whole clip's. (The dnn and cdnn always cut: their front end has no floor, so there
     # it changes nothing.)
     excerpts: bool = False
+    # A share of the training clips cut to a random stretch of SHORT_EXCERPT_S seconds before
+    # windowing, as people drop short recordings in (FSDKaggle2019's are 0.3-30 s): inference
+    # takes a short clip's frames circularly to the window, and training then sees such
+    # windows too. 0: none (no random draw, so recipes without it are unchanged).
+    short_excerpts: float = 0.0
     min_frames: int = 35  # cnn: inference pads shorter clips circularly to this many frames
     hidden: int = 500  # dnn: units per hidden layer (the paper: 50 or 500)
     dropout: bool = False  # dnn: dropout 0.25 after each hidden layer
@@ -154,6 +160,10 @@ class TrainConfig:
             raise ParameterError("epochs and batch size must be at least 1")
         if self.validate_every < 1:
             raise ParameterError(f"--validate-every must be at least 1: {self.validate_every}")
+        if not 0.0 <= self.short_excerpts <= 1.0:
+            raise ParameterError(
+                f"--short-excerpts is a share of the clips, 0 to 1: {self.short_excerpts}"
+            )
         if self.windows_per_clip < 1:
             raise ParameterError(f"windows per file must be at least 1: {self.windows_per_clip}")
         if not self.lr > 0 or self.weight_decay < 0:
@@ -393,6 +403,26 @@ def _cut_excerpt(
     hops = (len(clip) - span) // frontend.hop_length
     start = frontend.hop_length * int(torch.randint(0, hops + 1, (1,), generator=generator))
     return clip[start : start + span]
+
+
+def short_excerpts(
+    clips: list[np.ndarray], share: float, rate: int, generator: torch.Generator
+) -> list[np.ndarray]:
+    """Each clip, or with probability `share` a random stretch of it SHORT_EXCERPT_S long
+    (uniform; a clip shorter than the stretch as it is). Share 0 draws nothing, so that a
+    recipe without short excerpts trains as it did before they existed."""
+    if not share:
+        return list(clips)
+    low, high = SHORT_EXCERPT_S
+    cut = []
+    for clip in clips:
+        if float(torch.rand(1, generator=generator)) < share:
+            length = int(rate * float(torch.empty(1).uniform_(low, high, generator=generator)))
+            if len(clip) > length:
+                start = int(torch.randint(0, len(clip) - length + 1, (1,), generator=generator))
+                clip = clip[start : start + length]
+        cut.append(clip)
+    return cut
 
 
 def _batch_features(
@@ -762,6 +792,7 @@ def _train_in_folder(
             idx = [i for i in files for _ in range(config.windows_per_clip)]
             target = torch.tensor([train_truth[i] for i in idx], device=model.device)
             clips = [train_clips[i] for i in idx]
+            clips = short_excerpts(clips, config.short_excerpts, model.sample_rate, generator)
             windows = _batch_features(
                 model, clips, config.augment, generator, target, perturbation, config.excerpts
             )
@@ -1010,6 +1041,10 @@ def write_model_card(
     windows = cfg.get("windows_per_clip", 1)
     windows = "one random" if windows == 1 else f"{windows} random"
     cut = " (each analysed from an excerpt just long enough for it)" if cfg.get("excerpts") else ""
+    if cfg.get("short_excerpts"):
+        low, high = SHORT_EXCERPT_S
+        share = cfg["short_excerpts"]
+        cut += f"; a share of {share:g} of the files first cut to {low:g}-{high:g} s"
     text = f"""# Model card: {out_dir.name}
 
 Architecture: `{card["architecture"]}` ({card["architecture_summary"]}).
