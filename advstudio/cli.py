@@ -131,6 +131,7 @@ def recipe_config(args: argparse.Namespace, **more: Any) -> TrainConfig:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group
+    from advstudio.core.evaluation.leave_one_group_out import expected_accuracy
     from advstudio.core.training import train, write_model_card
 
     dataset = open_data(args.data, args)
@@ -150,8 +151,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         distill=args.distill,
         temperature=args.temperature,
     )
+    expected = None
+    if args.loso is not None:  # before training: a wrong folder is one line, not a lost hour
+        expected = expected_accuracy(Path(args.loso), config, dataset)
     out = Path(args.out)
-    card = train(dataset, out, config, ProgressBarReporter(), resume=args.resume, validate=validate)
+    card = train(
+        dataset,
+        out,
+        config,
+        ProgressBarReporter(),
+        resume=args.resume,
+        validate=validate,
+        expected_accuracy=expected,
+    )
     # The run, however often it was resumed.
     command = shlex.join(["advstudio", *(a for a in args.argv if a != "--resume")])
     write_model_card(out, card, dataset.description, command)
@@ -915,6 +927,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="G",
         help="validate on the clips of source group G (the CSV's group column) and train on "
         "every other clip, ignoring the split column; none: train on every clip, no validation",
+    )
+    p.add_argument(
+        "--loso",
+        metavar="DIR",
+        help="the folder of a leave-one-group-out run of this same recipe on this set "
+        "(advstudio data loso --out DIR): its figures go in the model card as the expected "
+        "accuracy on unseen sources",
     )
     p.add_argument(
         "--adversarial",

@@ -6,7 +6,8 @@
 #   2. leave-one-group-out over its source groups, WORK/loso: RUNS runs of the same command
 #      side by side (default: one per core, each on one thread), which share the folds;
 #   3. the shipped model's recipe trained on every group, WORK/instrument-cnn (no validation:
-#      the leave-one-group-out figures are its expected accuracy on unseen sounds);
+#      the leave-one-group-out figures are its expected accuracy on unseen sounds, and its card
+#      gives them);
 #   4. the real recordings of scripts/real_recordings.py, WORK/real, and that model scored on
 #      them.
 # Every step resumes: a finished step is kept, an interrupted training continues from its
@@ -41,7 +42,7 @@ for stage in ${STAGES:-render loso train real}; do
     train)
         [ -e "$work/instrument-cnn/card.json" ] \
             || advstudio train "$work/demo-v2" --hold-out-group none --out "$work/instrument-cnn" \
-                "${recipe[@]}" --resume ;;
+                --loso "$work/loso" "${recipe[@]}" --resume ;;
     real)
         [ -e "$work/real/metadata.csv" ] || "$python" "$repo/scripts/real_recordings.py" "$work/real"
         advstudio score "$work/real/metadata.csv" --model "$work/instrument-cnn" ;;

@@ -400,3 +400,55 @@ def test_a_rerun_takes_each_folds_kept_scores_and_judges_anew_only_what_changed(
     kept.write_text(json.dumps(text | {"judged_on": text["judged_on"] | {"model": "0" * 16}}))
     leave_one_group_out(dataset, out, tiny_config(), excerpt_seed=9)
     assert judged == ["gmbank"]
+
+
+def test_the_shipped_models_card_gives_its_recipes_leave_one_group_out_figures(
+    grouped_set, tmp_path, capsys
+):
+    """`train --hold-out-group none --loso DIR` puts the figures of DIR/loso.json in the card as
+    the expected accuracy on unseen sources, the same numbers; a run of another recipe, a
+    folder without loso.json or a broken one is one line before any training."""
+    recipe = ["--preset", "paper", "--epochs", "1", "--batch-size", "6", "--seed", "4"]
+    loso_dir = tmp_path / "loso"
+    assert main(["data", "loso", str(grouped_set), "--out", str(loso_dir), *recipe]) == 0
+    results = json.loads((loso_dir / "loso.json").read_text())
+    out = tmp_path / "shipped"
+    train_args = ["train", str(grouped_set), "--hold-out-group", "none", "--loso", str(loso_dir)]
+    assert main([*train_args, "--out", str(out), *recipe]) == 0, capsys.readouterr().err
+    expected = json.loads((out / "card.json").read_text())["expected_accuracy"]
+    for condition in CONDITIONS:
+        summary = results["summary"][condition]
+        assert expected["summary"][condition]["mean_accuracy"] == summary["mean_accuracy"]
+        assert expected["summary"][condition]["min_group"] == summary["min_group"]
+        assert expected["summary"][condition]["pooled_accuracy"] == summary["pooled"]["accuracy"]
+        for group in GROUPS:
+            assert (
+                expected["per_group"][group][condition]
+                == results["folds"][group][condition]["accuracy"]
+            )
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Expected accuracy on unseen sources" in card
+    clips = results["summary"]["clips"]
+    assert f"| clips | 3 | {clips['mean_accuracy']:.3f} |" in card
+    assert all(f"| {group} | " in card for group in GROUPS)
+    fold = results["folds"]["gmbank"]  # a group with no clip in a condition: a dash, not a crash
+    fold["long_phrases"]["accuracy"] = None
+    (loso_dir / "loso.json").write_text(json.dumps(results))
+    assert main([*train_args, "--out", str(tmp_path / "again"), *recipe]) == 0
+    card = (tmp_path / "again" / "MODEL_CARD.md").read_text()
+    row = f"| gmbank | {fold['clips']['accuracy']:.3f} | {fold['one_second']['accuracy']:.3f} | – |"
+    assert row in card
+    capsys.readouterr()
+    other = tmp_path / "other"
+    assert main([*train_args, "--out", str(other), *recipe[:-1], "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained with other settings (seed 4 there, 5 here)" in err
+    assert not other.exists()  # refused before any training
+    assert main([*train_args[:-1], str(tmp_path), "--out", str(other), *recipe]) == 2
+    assert "loso.json: not found" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "loso.json").write_text('{"training": {}}')
+    assert main([*train_args[:-1], str(tmp_path / "broken"), "--out", str(other), *recipe]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not leave-one-group-out results" in err
+    assert not other.exists()

@@ -662,6 +662,7 @@ def train(
     cancel: threading.Event | None = None,
     resume: bool = False,
     validate: bool = True,
+    expected_accuracy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on the dataset's "train" split, validate on "validation", write a model directory.
 
@@ -669,10 +670,12 @@ def train(
     With `select_best`, the written model is the epoch with the best validation normalised
     accuracy (the first of equals); otherwise the last epoch. Without `validate` (a model
     trained on every group, `held_out_group(dataset, NO_HOLD_OUT)`) only "train" is used and
-    the card's validation is None. The card's `training_seconds` add up over resumed runs (None
-    after resuming a checkpoint that did not keep its seconds: the time is not known). While it
-    writes into `out_dir` this run holds the folder's lock (`folder_lock`): another run training
-    into it raises FolderBusyError.
+    the card's validation is None. `expected_accuracy` (figures of the same recipe's
+    leave-one-group-out run, `expected_accuracy` of leave_one_group_out) goes in the card. The
+    card's `training_seconds` add up over resumed runs (None after resuming a checkpoint that
+    did not keep its seconds: the time is not known). While it writes into `out_dir` this run
+    holds the folder's lock (`folder_lock`): another run training into it raises
+    FolderBusyError.
     """
     reporter = reporter or NullReporter()
     if validate and not {"train", "validation"} <= dataset.splits:
@@ -712,6 +715,7 @@ def train(
             cancel=cancel,
             resume=resume,
             validate=validate,
+            expected_accuracy=expected_accuracy,
         )
 
 
@@ -728,6 +732,7 @@ def _train_in_folder(
     cancel: threading.Event | None,
     resume: bool,
     validate: bool,
+    expected_accuracy: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """train()'s epochs, checkpoints and card, run while this process holds `out_dir`."""
     architecture = ARCHITECTURES[config.arch]
@@ -889,6 +894,7 @@ def _train_in_folder(
         "adversarial_training": None if perturbation is None else perturbation.card(),
         **({} if final_perturbed is None else {"validation_perturbed": final_perturbed}),
         **({} if final_control is None else {"validation_random_signs": final_control}),
+        **({} if expected_accuracy is None else {"expected_accuracy": expected_accuracy}),
         "history": history,
         "training_seconds": None if seconds is None else round(seconds, 1),
         "same_settings": same_settings,
@@ -1002,6 +1008,54 @@ Confusion matrix (columns ground truth, rows prediction, each column sums to 1):
 """
 
 
+def _expected_section(card: dict[str, Any]) -> str:
+    """The model card's expected accuracy on unseen sources: its recipe's leave-one-group-out
+    figures (nothing when it was not given them)."""
+    expected = card.get("expected_accuracy")
+    if expected is None:
+        return ""
+    groups = list(expected["per_group"])
+    conditions = list(expected["conditions"])
+    rows = []
+    for condition, s in expected["summary"].items():
+        worst = "–" if s["min_group"] is None else f"{s['min_group']} {s['min_accuracy']:.3f}"
+        rows.append(
+            f"| {condition} | {s['groups']} | {_share(s['mean_accuracy'])} | {worst} "
+            f"| {_share(s['pooled_accuracy'])} |"
+        )
+    per_group = [
+        f"| {g} | " + " | ".join(_share(expected["per_group"][g][c]) for c in conditions) + " |"
+        for g in groups
+    ]
+    seconds = expected.get("training_seconds")
+    took = "" if seconds is None else f" Its folds took {seconds:.0f} s of training in all."
+    meaning = "\n".join(f"- `{c}`: {what}." for c, what in expected["conditions"].items())
+    return f"""## Expected accuracy on unseen sources
+Leave-one-group-out validation of this recipe (`{expected["loso"]}`, `advstudio data loso`):
+one model per source group of the set, trained with the same settings on every other group
+and judged on the held-out group only, each keeping its last epoch.{took} These are what this
+model, trained on every group, can be expected to do on sounds from sources it never heard.
+
+{meaning}
+
+| condition | groups | mean accuracy | worst group | all held-out clips pooled |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Accuracy per held-out group:
+
+| group | {" | ".join(conditions)} |
+|---{"|---" * len(conditions)}|
+{chr(10).join(per_group)}
+
+"""
+
+
+def _share(value: float | None) -> str:
+    """An accuracy in a card's table; a dash where there were no clips to judge."""
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _reproduction(same_settings: bool | None) -> str:
     """Whether the command on the card gives the model again."""
     if same_settings:
@@ -1061,7 +1115,7 @@ validation files.
 {card["train_frames"]}-frame windows per file{cut}. {selection}{took}
 
 {_adversarial_section(card)}{_validation_section(card)}
-## Reproduce
+{_expected_section(card)}## Reproduce
 {f"Trained with `{command}`. " if command else ""}Seed {cfg["seed"]}; versions: {versions_line}.
 {_reproduction(card.get("same_settings", True))}
 """

@@ -328,6 +328,51 @@ def leave_one_group_out(
     return results
 
 
+def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+    """What a model trained with `config` on every group of `dataset` can expect on sources it
+    never heard: the figures of the leave-one-group-out run in `loso_dir` (its loso.json), for
+    the model card. Refused when that run trained another recipe or judged another set's
+    groups or classes: the card would claim figures that are not its recipe's."""
+    path = loso_dir / RESULTS_NAME
+    if not path.is_file():
+        raise ParameterError(
+            f"{path}: not found; `advstudio data loso ... --out {loso_dir}` writes it once "
+            "every fold is judged"
+        )
+    try:
+        results = json.loads(path.read_text())
+        trained_with, groups = dict(results["training"]), list(results["groups"])
+        labels, summary, folds = list(results["labels"]), results["summary"], results["folds"]
+        per_group = {g: {c: folds[g][c]["accuracy"] for c in CONDITIONS} for g in groups}
+        summaries = {c: _expected_summary(summary[c]) for c in CONDITIONS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParameterError(f"{path}: not leave-one-group-out results ({exc})") from None
+    here, there = _comparable(asdict(config)), _comparable(trained_with)
+    differ = sorted(k for k in here.keys() | there.keys() if here.get(k) != there.get(k))
+    if differ:
+        settings = "; ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in differ)
+        raise ParameterError(f"{path}: its folds were trained with other settings ({settings})")
+    if labels != list(dataset.classes) or groups != dataset_groups(dataset):
+        raise ParameterError(
+            f"{path}: judged another set (groups {', '.join(groups)}; classes "
+            f"{', '.join(labels)}) than {dataset.name}"
+        )
+    return {
+        "loso": str(loso_dir),
+        "dataset": results.get("dataset"),
+        "conditions": {c: CONDITIONS[c] for c in CONDITIONS},
+        "summary": summaries,
+        "per_group": per_group,
+        "training_seconds": results.get("training_seconds"),
+    }
+
+
+def _expected_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """One condition's summary as the model card gives it."""
+    kept = ("groups", "mean_accuracy", "mean_normalised_accuracy", "min_group", "min_accuracy")
+    return {k: summary[k] for k in kept} | {"pooled_accuracy": summary["pooled"]["accuracy"]}
+
+
 def _figure(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
