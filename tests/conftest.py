@@ -78,12 +78,38 @@ def demo_listing(root: Path, every: int) -> Path:
     return root
 
 
-# Three short demo clips of three classes (the Hi-hat is the shortest demo clip, 0.47 s).
-THREE_DEMO_CLIPS = (
-    "Gong/Gong_0007.flac",
-    "Hi-hat/Hi-hat_0002.flac",
-    "Accordion/Accordion_0000.flac",
-)
+def demo_clip(label: str, nth: int = 0) -> str:
+    """The `nth` shipped demo clip of a class in name order, relative to the demo folder: tests
+    name the clips they need by what they are, not by file names a new demo set changes."""
+    from advstudio.core.resources import demo_clips_dir
+
+    folder = demo_clips_dir()
+    return sorted(folder.glob(f"{label}/*.flac"))[nth].relative_to(folder).as_posix()
+
+
+def shortest_demo_clip(besides: tuple[str, ...] = ("Gong", "Accordion")) -> str:
+    """The shortest shipped demo clip of a class not in `besides` (relative to the demo folder),
+    for tests whose cost is the length of the audio they attack."""
+    from advstudio.core.resources import demo_clips_dir
+
+    folder = demo_clips_dir()
+    clips = [p for p in folder.glob("*/*.flac") if p.parent.name not in besides]
+    return min(clips, key=lambda p: (sf.info(p).frames, p.name)).relative_to(folder).as_posix()
+
+
+def quietest_demo_clip() -> str:
+    """The shipped demo clip of the least RMS (relative to the demo folder): a perturbation of a
+    fixed size is loudest against it."""
+    from advstudio.core.resources import demo_clips_dir
+
+    folder = demo_clips_dir()
+    clips = sorted(folder.glob("*/*.flac"))
+    rms = [float(np.sqrt(np.mean(sf.read(p, dtype="float64")[0] ** 2))) for p in clips]
+    return clips[int(np.argmin(rms))].relative_to(folder).as_posix()
+
+
+# Three short demo clips of three classes: a Gong, the shortest other clip, an Accordion.
+THREE_DEMO_CLIPS = (demo_clip("Gong"), shortest_demo_clip(), demo_clip("Accordion"))
 
 
 def demo_folder(root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS) -> Path:

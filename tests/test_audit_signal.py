@@ -3,6 +3,7 @@ note with and without its fault, the shipped demo clips passing, bad files repor
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -117,16 +118,31 @@ def demo_files() -> list[Path]:
     return sorted(demo_clips_dir().rglob("*.flac"))
 
 
-def test_shipped_demo_clips_raise_no_flag():
+# What the renderer may have done to a demo clip on purpose, by its metadata.csv row (columns of
+# render-demo --version 2; a version-1 row has none, so nothing is explained): the clip cut to
+# its drawn length (a note cut off, or a released note still ringing), a band limit (a
+# microphone or loudspeaker, or a lossy codec's low-pass), mains hum as the noise.
+EXPLAINED_BY_RENDERING = {
+    "truncation": lambda row: "ending" in row,
+    "bandwidth": lambda row: bool(row.get("band") or row.get("codec")),
+    "hum": lambda row: row.get("noise") == "hum",
+}
+
+
+def test_shipped_demo_clips_raise_no_flag_but_what_their_rendering_did_on_purpose():
     root = demo_clips_dir()
-    facts, flagged = [], []
+    with open(root / "metadata.csv", newline="") as fh:
+        rows = {row["path"]: row for row in csv.DictReader(fh)}
+    facts, unexplained = [], []
     for path in demo_files():
-        file_facts, findings = inspect_file(path, str(path.relative_to(root)))
+        relative = path.relative_to(root).as_posix()
+        file_facts, findings = inspect_file(path, relative)
         assert {f.check for f in findings} == set(checks.SIGNAL_CHECKS)
         facts.append(file_facts)
-        flagged += [f for f in findings if f.flagged]
-    flagged += [f for f in set_findings(facts) if f.flagged]
-    assert len(facts) == 24 and not flagged, [(f.path, f.check, f.reason) for f in flagged]
+        explained = {c for c, done in EXPLAINED_BY_RENDERING.items() if done(rows[relative])}
+        unexplained += [f for f in findings if f.flagged and f.check not in explained]
+    unexplained += [f for f in set_findings(facts) if f.flagged]
+    assert len(facts) == 24 and not unexplained, [(f.path, f.check, f.reason) for f in unexplained]
 
 
 def test_fingerprint_matches_a_copy_at_minus_6_db_and_100_ms_and_not_another_clip(write_wav):
@@ -221,12 +237,15 @@ def test_new_files_are_judged_against_a_stored_audited_set(write_wav):
 
 def test_a_gentle_resampler_leaving_only_rounding_noise_up_top_is_band_limited(write_wav):
     # torchaudio's resampler slopes over a kilohertz, too gently for the wall test on a bass
-    # guitar's faint treble; in a 16-bit file what it leaves above its cut-off is rounding noise
-    bass = next(p for p in demo_files() if p.name == "Bass_guitar_0002.flac")
-    x, rate = read_audio(bass)
-    dull = resample(resample(x[:, 0], rate, 11025), 11025, rate)
+    # note's faint treble (harmonics of 55 Hz falling as 1/k^2 up to 7.9 kHz); in a 16-bit file
+    # what it leaves above its cut-off is rounding noise
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    note = sum(k**-2.0 * np.sin(2 * np.pi * 55.0 * k * t + k) for k in range(1, 144))
+    bass = (0.5 * np.exp(-1.5 * t) * note / np.abs(note).max()).astype(np.float32)
+    dull = resample(resample(bass, rate, 11025), 11025, rate)
     found = {}
-    for name, samples in (("clean.wav", x[:, 0]), ("dull.wav", np.clip(dull, -1, 1))):
+    for name, samples in (("clean.wav", bass), ("dull.wav", np.clip(dull, -1, 1))):
         findings = inspect_file(write_wav(name, samples, rate), name)[1]
         found[name] = next(f for f in findings if f.check == "bandwidth")
     assert not found["clean.wav"].flagged

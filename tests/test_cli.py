@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import tone
+from conftest import shortest_demo_clip, tone
 
 from advstudio.cli import EXIT_NOT_FOUND, main
 from advstudio.core.models.store import save_model_dir
@@ -311,7 +311,7 @@ def test_a_part_outside_the_file_is_one_line(
 def test_shrink_reports_first_success_and_steps_run(capsys, tmp_path):
     from advstudio.core.resources import demo_clips_dir
 
-    clip = demo_clips_dir() / "Hi-hat" / "Hi-hat_0002.flac"  # the shortest: 0.47 s
+    clip = demo_clips_dir() / shortest_demo_clip()  # the cost is the clip's length
     args = ["attack", str(clip), "--attack", "cw", "--target", "gong"]
     params = ["eta=2e-3", "c=0.02", "max_iter=20", "after_success=shrink"]
     status = main(

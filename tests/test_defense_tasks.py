@@ -9,7 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_close_results, demo_folder, make_random_model
+from conftest import (
+    THREE_DEMO_CLIPS,
+    assert_close_results,
+    demo_clip,
+    demo_folder,
+    make_random_model,
+)
 
 from advstudio.cli import main
 from advstudio.core.data.datasets import open_dataset
@@ -22,12 +28,7 @@ from advstudio.core.models import load_model
 from advstudio.core.models.store import save_model_dir
 from advstudio.core.progress import ItemFinished, JobFinished, Message, RecordingReporter
 
-CLIPS = (
-    "Gong/Gong_0007.flac",
-    "Hi-hat/Hi-hat_0002.flac",
-    "Accordion/Accordion_0000.flac",
-    "Marimba_and_xylophone/Marimba_and_xylophone_0000.flac",
-)
+CLIPS = (*THREE_DEMO_CLIPS, demo_clip("Marimba_and_xylophone"))
 ATTACKS = [("fgsm", {"eps": "0.05"}), ("pgdn", {"max_iter": "3", "eps": "0.02", "eta": "0.005"})]
 DEFENSES = ["quantise@8bit", "noise@30dB"]  # deterministic, and random (seeded per row)
 EOT_SAMPLES = 2

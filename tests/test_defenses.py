@@ -312,7 +312,7 @@ def test_defend_evaluate_end_to_end_gives_clean_plain_and_adaptive_accuracy(
     ],
 )
 def test_defend_evaluate_refuses_bad_names_in_one_line(tmp_path, capsys, args, message):
-    data = demo_folder(tmp_path / "clips", ("Gong/Gong_0007.flac",))
+    data = demo_folder(tmp_path / "clips", THREE_DEMO_CLIPS[:1])
     code = main(["defend", "evaluate", str(data), *args, "--param", "max_iter=1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0

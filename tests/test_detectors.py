@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_random_model
+from conftest import demo_clip, demo_folder, make_random_model, shortest_demo_clip
 from sklearn.metrics import roc_auc_score
 
 from advstudio.cli import main
@@ -287,14 +287,8 @@ def test_detect_evaluate_reads_only_the_detectors_the_last_fit_wrote(
 def test_detect_evaluate_leaves_out_the_clips_the_detectors_were_fitted_on(tmp_path, capsys):
     """Class folders: fit takes the folder's training rule, evaluate every file by default, so
     without the fit's file list the 'held-out' figures included the fitting clips."""
-    import shutil
-
-    from advstudio.core.resources import demo_clips_dir
-
-    data = tmp_path / "clips"
-    for name in ("Gong/Gong_0007.flac", "Hi-hat/Hi-hat_0002.flac", "Harmonica/Harmonica_0005.flac"):
-        (data / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(demo_clips_dir() / name, data / name)
+    short = shortest_demo_clip(besides=("Gong", "Harmonica"))
+    data = demo_folder(tmp_path / "clips", (demo_clip("Gong"), short, demo_clip("Harmonica")))
     out = tmp_path / "detectors"
     fast = ["--attack", "fgsm", "--threads", "1"]
     fit = ["detect", "fit", str(data), *fast, "--detectors", "pca-input", "--out", str(out)]

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import make_random_model, tone
+from conftest import demo_clip, make_random_model, shortest_demo_clip, tone
 
 from advstudio.cli import main
 from advstudio.core.attacks import make_attack
@@ -26,9 +26,11 @@ from advstudio.core.models.store import save_model_dir
 from advstudio.core.progress import Cancelled, ItemFinished, Message, RecordingReporter
 from advstudio.core.resources import demo_clips_dir
 
-# With the shipped model and FGSM's paper preset, Accordion_0000 reaches Gong and Hi-hat_0002
-# reaches Bass_drum; every other cell fails: a matrix with all three kinds of cell, in seconds.
-DEMO = ["Accordion/Accordion_0000.flac", "Hi-hat/Hi-hat_0002.flac"]
+# With the shipped model and FGSM's paper preset, the first Accordion clip reaches Gong and the
+# shortest clip (a Hi-hat) reaches Bass_drum; every other cell fails: a matrix with all three
+# kinds of cell, in seconds.
+DEMO = [demo_clip("Accordion"), shortest_demo_clip()]
+ACCORDION, SHORT = (name.split("/")[1] for name in DEMO)
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +133,14 @@ def test_evaluate_prints_and_writes_the_matrix(two_files, tmp_path, capsys):
     assert main([*args, "--report", str(report)]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if ".flac" in line}
-    assert rows["Accordion_0000.flac"][0] == "=" and rows["Hi-hat_0002.flac"][9] == "="
-    assert rows["Accordion_0000.flac"][7] != "-" and rows["Hi-hat_0002.flac"][2] != "-"
-    assert rows["Accordion_0000.flac"].count("-") == 10
+    assert rows[ACCORDION][0] == "=" and rows[SHORT][9] == "="
+    assert rows[ACCORDION][7] != "-" and rows[SHORT][2] != "-"
+    assert rows[ACCORDION].count("-") == 10
     assert "reached 2 of 22 cells attacked" in out and "2 of 24" not in out
     (matrix,) = json.loads((tmp_path / "s.json").read_text())["every_label"]
     assert (matrix["n_cells"], matrix["n_reached"], matrix["n_already"]) == (24, 2, 2)
     gong = matrix["cells"][matrix["files"].index(str(two_files / DEMO[0]))][7]
-    assert gong["success"] and float(rows["Accordion_0000.flac"][7]) == pytest.approx(
+    assert gong["success"] and float(rows[ACCORDION][7]) == pytest.approx(
         gong["snr_db"], abs=0.05
     )
     csv_lines = (report / "results.csv").read_text().splitlines()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from conftest import demo_clip, quietest_demo_clip
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -629,7 +630,7 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
     for a clip the model already hears as the target, and warn when the perturbation is
     louder than the signal."""
     names = [window.files.item(row).text() for row in range(window.files.count())]
-    select(qtbot, window, names.index("Gong_0007.flac"))
+    select(qtbot, window, names.index(demo_clip("Gong").split("/")[1]))
     outcome = attack(qtbot, window, target="Gong")
     assert outcome.result.already
     assert "already classified as Gong; nothing to attack" in window.log_view.toPlainText()
@@ -640,7 +641,7 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
     assert "already classified as Gong; it was not attacked" in window.last_problem
     assert not (tmp_path / "x.wav").exists()
 
-    select(qtbot, window, names.index("Hi-hat_0002.flac"))  # quiet: FGSM eps 0.1 drowns it
+    select(qtbot, window, names.index(quietest_demo_clip().split("/")[1]))  # FGSM at 0.1 drowns it
     panel = window.attack_panel
     panel.attack.setCurrentText("fgsm")
     panel.target.setCurrentText("untargeted")
@@ -653,10 +654,11 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
 
 
 def test_the_right_directive_aims_a_clip_at_the_class_its_folder_names(qtbot, window):
-    """Male_singing_0000 (heard as Female_singing) under --target right: the attack is aimed
-    at Male_singing, the class its folder names, chosen in the target box as a person would."""
+    """The first Male_singing clip (heard as Female_singing) under --target right: the attack
+    is aimed at Male_singing, the class its folder names, chosen in the target box as a person
+    would."""
     names = [window.files.item(row).text() for row in range(window.files.count())]
-    select(qtbot, window, names.index("Male_singing_0000.flac"))
+    select(qtbot, window, names.index(demo_clip("Male_singing").split("/")[1]))
     outcome = attack(qtbot, window, target="right")
     assert outcome.result.target == window.model.labels.index("Male_singing")
     assert not outcome.result.already
@@ -666,7 +668,7 @@ def test_every_label_grid_fills_and_a_click_plays_that_version(qtbot, window):
     """Target every-label and Run attack on one file: the Every label tab shows a row of
     cells as they finish; clicking a reached cell shows and loads that version in the Clip
     tab (the file attacked towards that class)."""
-    select(qtbot, window, 0)  # Accordion_0000: FGSM's paper preset reaches Gong from it
+    select(qtbot, window, 0)  # the first Accordion clip: FGSM's paper preset reaches Gong
     path = str(window.audio.path)
     panel = window.attack_panel
     panel.attack.setCurrentText("fgsm")

@@ -12,7 +12,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import demo_folder
+from conftest import THREE_DEMO_CLIPS, demo_folder
 
 from advstudio.cli import main
 from advstudio.core.attacks import make_attack
@@ -165,7 +165,8 @@ def test_the_sweep_prints_and_plots_accuracy_on_the_attacked_audio(folder, tmp_p
 
 
 def test_attack_prints_the_spectral_snr_of_the_written_file(model, tmp_path, capsys):
-    clip = demo_folder(tmp_path / "in", ("Hi-hat/Hi-hat_0002.flac",)) / "Hi-hat/Hi-hat_0002.flac"
+    short = THREE_DEMO_CLIPS[1]
+    clip = demo_folder(tmp_path / "in", (short,)) / short
     out = tmp_path / "adv.wav"
     base = ["attack", str(clip), "-o", str(out), "--overwrite"]
     status = main([*base, "--attack", "spectrogram", "--preset", "nogl", *FAST_ARGS, "--json"])
@@ -182,7 +183,8 @@ def test_attack_prints_the_spectral_snr_of_the_written_file(model, tmp_path, cap
 
 
 def test_a_single_clip_report_shows_the_spectral_snr(model, tmp_path):
-    clip = demo_folder(tmp_path, ("Gong/Gong_0007.flac",)) / "Gong/Gong_0007.flac"
+    gong = THREE_DEMO_CLIPS[0]
+    clip = demo_folder(tmp_path, (gong,)) / gong
     samples = load_for_model(clip, model).samples
     attack = make_attack("spectrogram", "paper", **FAST)
     (result,) = attack.run(model, [samples])
@@ -201,14 +203,15 @@ def test_a_single_clip_report_shows_the_spectral_snr(model, tmp_path):
         ("threshold=2", "spectrogram: parameter threshold must be in (0.0, 1.0], got '2'"),
         ("threshold=0", "spectrogram: parameter threshold must be in (0.0, 1.0], got '0'"),
         ("n_fft=1000", "spectrogram: n_fft must be a power of two, got 1000"),
-        ("n_fft=16384", "spectrogram: n_fft 16384 is longer than the shortest clip (7451 samples)"),
+        ("n_fft=16384", "spectrogram: n_fft 16384 is longer than the shortest clip ({} samples)"),
     ],
 )
 def test_bad_spectrogram_parameters_are_one_line_before_any_work(
-    folder, tmp_path, capsys, param, message
+    model, folder, tmp_path, capsys, param, message
 ):
-    """The Hi-hat (7451 samples at the model's rate) is the shortest clip of the set."""
-    clip = folder / "Hi-hat/Hi-hat_0002.flac"
+    """THREE_DEMO_CLIPS[1] is the shortest clip of the set."""
+    clip = folder / THREE_DEMO_CLIPS[1]
+    message = message.format(len(load_for_model(clip, model).samples))
     db = tmp_path / "r.sqlite"
     commands = [
         ["attack", str(clip), "-o", str(tmp_path / "a.wav")],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import demo_folder, make_random_model, rounded
+from conftest import demo_clip, demo_folder, make_random_model, rounded, shortest_demo_clip
 
 from advstudio.cli import main
 from advstudio.core.attacks import make_attack
@@ -28,12 +28,8 @@ from advstudio.core.models.store import save_model_dir
 from advstudio.core.progress import ItemFinished, Message, RecordingReporter
 
 ATTACK = {"max_iter": 5, "eps": 0.02, "eta": 0.004}
-CLIPS = (
-    "Gong/Gong_0007.flac",
-    "Accordion/Accordion_0000.flac",
-    "Bass_drum/Bass_drum_0011.flac",
-    "Hi-hat/Hi-hat_0002.flac",
-)
+SHORT = shortest_demo_clip(besides=("Gong", "Accordion", "Bass_drum"))
+CLIPS = (demo_clip("Gong"), demo_clip("Accordion"), demo_clip("Bass_drum"), SHORT)
 BATCH = 2  # two tasks of files per source
 
 
@@ -129,7 +125,7 @@ def test_an_unreadable_file_is_a_recorded_failure_and_the_rest_is_computed(
     study, data, local, tmp_path
 ):
     folder = shutil.copytree(data, tmp_path / "clips")
-    bad = folder / "Gong" / "Gong_broken.wav"  # in a task with Gong_0007 (files 2 and 3)
+    bad = folder / "Gong" / "Gong_broken.wav"  # in a task with the Gong clip (files 2 and 3)
     bad.write_bytes(b"not audio at all")
     with ResultStore(tmp_path / "t.sqlite") as store:
         results = _transfer(study, folder, store=store)

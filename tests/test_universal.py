@@ -13,7 +13,7 @@ import soundfile as sf
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from conftest import demo_listing  # noqa: E402
+from conftest import THREE_DEMO_CLIPS, demo_listing  # noqa: E402
 
 from advstudio.cli import main  # noqa: E402
 from advstudio.core.attacks.universal import (  # noqa: E402
@@ -123,7 +123,7 @@ def test_cli_fits_writes_and_applies_one_tensor_to_every_file(tmp_path, capsys, 
     assert "<audio" in html and "universal perturbation" in html and "held-out" in html
 
     # apply: each output is its file plus the same perturbation, tiled, in 16 bits
-    files = [demo_clips_dir() / "Gong/Gong_0007.flac", demo_clips_dir() / "Hi-hat/Hi-hat_0002.flac"]
+    files = [demo_clips_dir() / name for name in THREE_DEMO_CLIPS[:2]]
     outdir = tmp_path / "applied"
     code, out, err = run(
         ["apply-universal", str(pert), *map(str, files), "-o", str(outdir)], capsys
@@ -178,7 +178,7 @@ def test_universal_bad_input_is_one_line(tmp_path, capsys, argv, message):
 def test_apply_universal_refuses_a_perturbation_that_is_not_audio(tmp_path, capsys):
     bogus = tmp_path / "pert.wav"
     bogus.write_text("not audio")
-    clip = demo_clips_dir() / "Gong/Gong_0007.flac"
+    clip = demo_clips_dir() / THREE_DEMO_CLIPS[0]
     code, _, err = run(
         ["apply-universal", str(bogus), str(clip), "-o", str(tmp_path / "o")], capsys
     )
