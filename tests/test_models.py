@@ -293,3 +293,14 @@ def test_a_model_without_a_hidden_layer_says_so():
 
     with pytest.raises(ModelError, match="exposes no hidden layer"):
         Linear().embed(torch.zeros(1, 4), torch.tensor([4]))
+
+
+def test_the_same_weights_saved_twice_are_the_same_bytes(random_model, tmp_path):
+    """torch.save named its archive after the temporary file write_atomically wrote through,
+    so a model trained again with the same seed differed from the first in a few bytes."""
+    first = save_model_dir(tmp_path / "a", random_model, "average_pool_cnn", {})
+    second = save_model_dir(tmp_path / "b", random_model, "average_pool_cnn", {})
+    assert (first / "weights.pt").read_bytes() == (second / "weights.pt").read_bytes()
+    again = load_model(second)
+    for name, tensor in random_model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], tensor.cpu())

@@ -72,7 +72,7 @@ from advstudio.core.models.cnn import TRAIN_FRAMES as CNN_TRAIN_FRAMES
 from advstudio.core.models.frontend import MelFrontEnd
 from advstudio.core.models.magnitude_frontend import MagnitudeFrontEnd
 from advstudio.core.models.registry import build_model
-from advstudio.core.models.store import load_weights, model_spec, save_model_dir
+from advstudio.core.models.store import load_weights, model_spec, save_model_dir, save_torch
 from advstudio.core.progress import (
     ItemFinished,
     JobFinished,
@@ -861,7 +861,7 @@ def _train_in_folder(
             "training": json.dumps(asdict(config)),  # the settings it was trained with
             "same_settings": same_settings,
         }
-        write_atomically(checkpoint_path, lambda tmp, s=state: torch.save(s, tmp))
+        write_atomically(checkpoint_path, lambda tmp, s=state: save_torch(s, tmp))
     if config.select_best and best["state"] is not None:
         model.load_state_dict(best["state"])
         in_hand = None

@@ -35,12 +35,20 @@ def model_spec(model: AudioClassifier, architecture: str, config: dict[str, Any]
     }
 
 
+def save_torch(obj: Any, path: str | Path) -> None:
+    """torch.save through an open file: given a path, torch names the archive's folder after
+    the file, here write_atomically's random temporary name, so the same weights saved twice
+    gave different bytes; through a file object the folder is always `archive`."""
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
 def save_model_dir(
     directory: Path, model: AudioClassifier, architecture: str, config: dict[str, Any]
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    write_atomically(directory / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
+    write_atomically(directory / WEIGHTS_FILE, lambda tmp: save_torch(state, tmp))
     spec = model_spec(model, architecture, config) | {"weights": WEIGHTS_FILE}
     write_atomically(
         directory / MODEL_JSON, lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=2))
