@@ -1014,18 +1014,17 @@ def _expected_section(card: dict[str, Any]) -> str:
     expected = card.get("expected_accuracy")
     if expected is None:
         return ""
-    groups = list(expected["per_group"])
     conditions = list(expected["conditions"])
     rows = []
     for condition, s in expected["summary"].items():
         worst = "–" if s["min_group"] is None else f"{s['min_group']} {s['min_accuracy']:.3f}"
         rows.append(
-            f"| {condition} | {s['groups']} | {_share(s['mean_accuracy'])} | {worst} "
-            f"| {_share(s['pooled_accuracy'])} |"
+            f"| {condition} | {s['groups']} | {figure_cell(s['mean_accuracy'])} | {worst} "
+            f"| {figure_cell(s['pooled_accuracy'])} |"
         )
     per_group = [
-        f"| {g} | " + " | ".join(_share(expected["per_group"][g][c]) for c in conditions) + " |"
-        for g in groups
+        f"| {g} | " + " | ".join(figure_cell(accuracy[c]) for c in conditions) + " |"
+        for g, accuracy in expected["per_group"].items()
     ]
     seconds = expected.get("training_seconds")
     took = "" if seconds is None else f" Its folds took {seconds:.0f} s of training in all."
@@ -1051,8 +1050,8 @@ Accuracy per held-out group:
 """
 
 
-def _share(value: float | None) -> str:
-    """An accuracy in a card's table; a dash where there were no clips to judge."""
+def figure_cell(value: float | None) -> str:
+    """An accuracy in a model card's or LOSO.md's table; a dash where no clip was judged."""
     return "–" if value is None else f"{value:.3f}"
 
 

@@ -44,6 +44,7 @@ from advstudio.core.progress import Message, NullReporter, Reporter, check_cance
 from advstudio.core.training import (
     CHECKPOINT,
     TrainConfig,
+    figure_cell,
     train,
     weight_settings,
     write_model_card,
@@ -121,10 +122,21 @@ def _train_fold(
 
 def _check_settings(folder: Path, recorded: dict[str, Any], config: TrainConfig) -> None:
     """One line when a fold's folder was trained with other settings than `config`."""
-    if _comparable(recorded) != _comparable(asdict(config)):
+    if _differing_settings(recorded, config):
         raise ParameterError(
             f"{folder}: trained with other settings than these; give a new --out folder"
         )
+
+
+def _differing_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The settings that decide the weights and differ between `recorded` and `config`, each
+    as "NAME RECORDED there, CONFIG here"."""
+    here, there = _comparable(asdict(config)), _comparable(recorded)
+    return [
+        f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
+        for k in sorted(here.keys() | there.keys())
+        if here.get(k) != there.get(k)
+    ]
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -347,11 +359,11 @@ def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> 
         summaries = {c: _expected_summary(summary[c]) for c in CONDITIONS}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ParameterError(f"{path}: not leave-one-group-out results ({exc})") from None
-    here, there = _comparable(asdict(config)), _comparable(trained_with)
-    differ = sorted(k for k in here.keys() | there.keys() if here.get(k) != there.get(k))
+    differ = _differing_settings(trained_with, config)
     if differ:
-        settings = "; ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in differ)
-        raise ParameterError(f"{path}: its folds were trained with other settings ({settings})")
+        raise ParameterError(
+            f"{path}: its folds were trained with other settings ({'; '.join(differ)})"
+        )
     if labels != list(dataset.classes) or groups != dataset_groups(dataset):
         raise ParameterError(
             f"{path}: judged another set (groups {', '.join(groups)}; classes "
@@ -360,7 +372,7 @@ def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> 
     return {
         "loso": str(loso_dir),
         "dataset": results.get("dataset"),
-        "conditions": {c: CONDITIONS[c] for c in CONDITIONS},
+        "conditions": dict(CONDITIONS),
         "summary": summaries,
         "per_group": per_group,
         "training_seconds": results.get("training_seconds"),
@@ -371,10 +383,6 @@ def _expected_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """One condition's summary as the model card gives it."""
     kept = ("groups", "mean_accuracy", "mean_normalised_accuracy", "min_group", "min_accuracy")
     return {k: summary[k] for k in kept} | {"pooled_accuracy": summary["pooled"]["accuracy"]}
-
-
-def _figure(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
 
 
 def loso_report(results: dict[str, Any]) -> str:
@@ -403,9 +411,9 @@ def loso_report(results: dict[str, Any]) -> str:
     ]
     for condition, s in summary.items():
         lines.append(
-            f"| {condition} | {s['groups']} | {_figure(s['mean_accuracy'])} "
-            f"| {_figure(s['mean_normalised_accuracy'])} | {s['min_group'] or '–'} "
-            f"| {_figure(s['min_accuracy'])} | {_figure(s['pooled']['accuracy'])} "
+            f"| {condition} | {s['groups']} | {figure_cell(s['mean_accuracy'])} "
+            f"| {figure_cell(s['mean_normalised_accuracy'])} | {s['min_group'] or '–'} "
+            f"| {figure_cell(s['min_accuracy'])} | {figure_cell(s['pooled']['accuracy'])} "
             f"({s['pooled']['clips']} clips) |"
         )
     lines += [
@@ -421,7 +429,7 @@ def loso_report(results: dict[str, Any]) -> str:
         fold = folds[group]
         seconds = fold["training_seconds"]
         cells = [
-            f"{_figure(fold[c]['accuracy'])} / {_figure(fold[c]['normalised_accuracy'])} "
+            f"{figure_cell(fold[c]['accuracy'])} / {figure_cell(fold[c]['normalised_accuracy'])} "
             f"({fold[c]['clips']})"
             for c in CONDITIONS
         ]
