@@ -109,12 +109,26 @@ def test_finding_a_holds_at_15_db_or_higher_and_not_below():
         failed["verdict"] == FAILS and "cdnn: falls to chance only at 10 dB" in failed["parts"][1]
     )
     never = finding_a([falls_at(None, name="dnn")])
-    assert never["verdict"] == FAILS and "lowest normalised accuracy 0.600" in never["parts"][0]
+    assert never["verdict"] == FAILS
+    assert "nearest chance: normalised accuracy 0.600" in never["parts"][0]
 
 
 def test_finding_a_needs_confidence_above_09_and_a_sweep_reaching_15_db():
     timid = made("dnn", "dnn", "normal", 0.8, {20.0: (0.1, 0.85)})  # at chance, not confident
+    (text,) = finding_a([timid])["parts"]
     assert finding_a([timid])["verdict"] == FAILS
+    assert "at chance on accuracy at bounds as high as 20 dB" in text
+    assert "mean confidence of 0.850" in text
+    confident_low = made(
+        "dnn", "dnn", "normal", 0.8, {5.0: (0.1, 0.95), 10.0: (0.6, 0.95), 20.0: (0.1, 0.88)}
+    )
+    (text,) = finding_a([confident_low])["parts"]
+    assert text.startswith(
+        "dnn: confidently only at 5 dB; at chance on accuracy at bounds as high as 20 dB"
+    )
+    unsure_low = made("dnn", "dnn", "normal", 0.8, {10.0: (0.1, 0.85), 20.0: (0.6, 0.95)})
+    (text,) = finding_a([unsure_low])["parts"]
+    assert "at bounds as high as 10 dB" in text and "confidence of 0.850" in text
     low_sweep = made("dnn", "dnn", "normal", 0.8, {5.0: (0.1, 0.95), 10.0: (0.1, 0.95)})
     verdict = finding_a([low_sweep])
     assert verdict["verdict"] == UNKNOWN and "no bound of 15 dB or more" in verdict["parts"][0]
@@ -140,13 +154,25 @@ def test_finding_b_compares_convolutional_and_frame_level_chance_bounds():
     assert finding_b([dnn, adversarial_cdnn])["verdict"] == UNKNOWN
 
 
-def under_all_wrong(model, accuracy, snr, lowest=0.0):
-    """`model` with its all-wrong directive measured: at the sweep's lowest bound `lowest` a
-    normalised accuracy under attack of `accuracy` and successes of mean SNR `snr`; above it
-    the model is untouched (accuracy 0.8, no successes)."""
+def under_all_wrong(model, accuracy, snr, lowest=0.0, found=10):
+    """`model` with its all-wrong directive measured on 20 files: at the sweep's lowest bound
+    `lowest` a normalised accuracy under attack of `accuracy` and `found` successes of mean
+    SNR `snr`; above it the model is untouched (accuracy 0.8, no successes)."""
     rows = [
-        {"value": lowest, "normalised_accuracy_attacked": accuracy, "snr_db_mean": snr},
-        {"value": 15.0, "normalised_accuracy_attacked": 0.8, "snr_db_mean": float("nan")},
+        {
+            "value": lowest,
+            "normalised_accuracy_attacked": accuracy,
+            "snr_db_mean": snr,
+            "n_adversarial": found,
+            "n_files": 20,
+        },
+        {
+            "value": 15.0,
+            "normalised_accuracy_attacked": 0.8,
+            "snr_db_mean": float("nan"),
+            "n_adversarial": 0,
+            "n_files": 20,
+        },
     ]
     model["directives"] = {**model["directives"], "all wrong": {"rows": rows}}
     return model
@@ -163,7 +189,8 @@ def test_finding_c_judges_as_the_paper_at_the_lowest_bound_of_the_all_wrong_adve
     assert held["verdict"] == HOLDS
     part = held["parts"][0]
     assert "0.750 vs 0.800 (-0.050)" in part and "at 0 dB: normalised accuracy 0.100" in part
-    assert "mean SNR of the successes 6.0 vs 8.0 dB (+2.0 dB of robustness bought)" in part
+    assert "mean SNR of the successes (10 and 10 of 20 files) 6.0 vs 8.0 dB" in part
+    assert "(+2.0 dB of robustness bought)" in part
     no_cost = under_all_wrong(falls_at(20.0, clean=0.82, name="a", training="paper004"), 0.1, 7.0)
     verdict = finding_c([normal, no_cost])
     assert verdict["verdict"] == FAILS and "no clean accuracy lost" in verdict["parts"][0]
@@ -176,6 +203,12 @@ def test_finding_c_judges_as_the_paper_at_the_lowest_bound_of_the_all_wrong_adve
     louder = under_all_wrong(falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 1.0)
     verdict = finding_c([normal, louder])
     assert verdict["verdict"] == FAILS and "more than 5 dB bought" in verdict["parts"][0]
+    rare = under_all_wrong(
+        falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 30.0, found=2
+    )
+    verdict = finding_c([normal, rare])
+    assert verdict["verdict"] == HOLDS  # 22 dB apart, but over two successes: not compared
+    assert "too few successes (2 and 10 of 20 files) to compare their SNRs" in verdict["parts"][0]
     other_bound = under_all_wrong(
         falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 7.0, lowest=5.0
     )
@@ -323,6 +356,9 @@ def test_a_rerun_resumes_everything_from_the_store(experiment, capsys):
     assert err.count("resuming: 6 of 6 results") == 3
     again = json.loads((report.parent / "again" / "results.json").read_text())
     assert again["models"] == first["models"] and again["findings"] == first["findings"]
+    # Every result counted once, by the device that computed it (90 = 3 x (24 + 6)).
+    assert again["computed_on"] == {"cpu": 90}
+    assert [m["computed_on"] for m in again["models"]] == [{"cpu": 30}] * 3
 
 
 class StopAfter:

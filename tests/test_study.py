@@ -21,6 +21,7 @@ from advstudio.core.evaluation.store import ResultStore
 from advstudio.core.evaluation.study import StudySpec, choose_settings, run_study
 from advstudio.core.models import load_model
 from advstudio.core.progress import RecordingReporter
+from advstudio.core.reports.html import render_html_report
 
 FAST_CW = ["max_iter=30", "eta=2e-3", "c=0.02"]
 
@@ -114,6 +115,27 @@ def test_every_success_is_reverified_on_the_reloaded_16_bit_file(model, small_se
         assert survived == (success and new_pred == target)
     entry = summary["attacks"][0]
     assert entry["n_adversarial"] == sum(r[1] for r in rows)
+
+
+def test_a_report_names_the_devices_that_computed_the_results_it_resumed(
+    model, small_set, tmp_path
+):
+    """A store resumed on another machine: the summary counts results per device as the runs
+    that wrote them recorded it, and the report's device line says so beside this run's."""
+    dataset = open_dataset(small_set)
+    spec = StudySpec(attacks=["fgsm"], preset=None)
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        first = run_study(model, dataset.examples, spec, store, RecordingReporter())
+        assert first["computed_on"] == {"cpu": 6}
+        store.connection.execute("UPDATE runs SET device='cuda:0'")
+        redo = [str(e.path) for e in dataset.examples[:2]]
+        store.connection.executemany("DELETE FROM results WHERE file=?", [(f,) for f in redo])
+        store.connection.commit()
+        resumed = run_study(model, dataset.examples, spec, store, RecordingReporter())
+    assert resumed["computed_on"] == {"cpu": 2, "cuda:0": 4}
+    html = render_html_report(resumed, None, {"device": "cpu"})
+    assert "cpu (this run); the results it reports were computed on cpu (2), cuda:0 (4)" in html
+    assert render_html_report(first, None, {"device": "cpu"}).count("computed on") == 0
 
 
 def test_bad_study_inputs_are_one_line_errors(small_set, tmp_path, capsys):

@@ -33,7 +33,7 @@ from advstudio.core.evaluation.paper004_findings import (
     paper004_findings,
 )
 from advstudio.core.evaluation.store import ResultStore
-from advstudio.core.evaluation.study import StudySpec, run_study
+from advstudio.core.evaluation.study import StudySpec, merged_counts, run_study
 from advstudio.core.evaluation.summary import sweep_rows
 from advstudio.core.models.base import AudioClassifier
 from advstudio.core.models.store import MODEL_JSON, read_json_object, read_model_json
@@ -143,7 +143,7 @@ def _model_results(
     reporter: Reporter,
     cancel: threading.Event | None,
 ) -> dict[str, Any]:
-    directives, clean, failed = {}, None, []
+    directives, clean, failed, computed = {}, None, [], []
     for name, target in DIRECTIVES:
         reporter.report(Message(EXPERIMENT, f"{entry.name}: the {name} directive"))
         summary = run_study(
@@ -156,6 +156,7 @@ def _model_results(
             entry.executor,
         )
         failed += summary["failed"]
+        computed.append(summary["computed_on"])
         clean = summary["clean"]
         directives[name] = {"target": target, "rows": sweep_rows(summary["settings"], SWEPT)}
     result: dict[str, Any] = {
@@ -180,9 +181,11 @@ def _model_results(
             entry.executor,
         )
         failed += summary["failed"]
+        computed.append(summary["computed_on"])
         (row,) = summary["table"]
         (matrix,) = summary["every_label"]
         result["every_label"] = {"row": row, "matrix": matrix}
+    result["computed_on"] = merged_counts(computed)
     for name in directives:
         directives[name]["chance_bound_db"] = chance_bound(result, name)
         directives[name]["chance_bound_accuracy_db"] = chance_bound(result, name, confident=False)
@@ -215,5 +218,6 @@ def run_paper004(
         },
         "models": models,
         "findings": paper004_findings(models),
+        "computed_on": merged_counts(model["computed_on"] for model in models),
         "failed": [failure for model in models for failure in model["failed"]],
     }

@@ -23,7 +23,8 @@ dropped) and its text says so: the systems still fall, less confidently than the
     normal model of its architecture has a lower clean normalised accuracy (by at most
     LITTLE_COST: the paper's "slight deflation"), a normalised accuracy under attack at most
     LITTLE_ACCURACY higher, and successful adversarial examples whose mean SNR is at most
-    LITTLE_DB lower (the adversary needs little more perturbation).
+    LITTLE_DB lower (the adversary needs little more perturbation; compared only where both
+    have at least MIN_SUCCESSES successes).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ HIGH_SNR_DB = 15.0
 LITTLE_ACCURACY = 0.10
 LITTLE_DB = 5.0
 LITTLE_COST = 0.10  # at most this much clean normalised accuracy lost is "a little"
+# Fewer successes than this on either side: their mean SNRs are not compared (one or two
+# successes make a mean that says nothing about the model).
+MIN_SUCCESSES = 5
 CONVOLUTIONAL = ("cnn", "cdnn")
 FRAME_LEVEL = "dnn"
 NORMAL, NOT_RECORDED = "normal", "not recorded"
@@ -125,22 +129,34 @@ def _finding(key: str, parts: list[tuple[str, str]], empty_reason: str) -> dict[
     return {"id": key, "claim": CLAIMS[key], "verdict": verdict, "parts": texts}
 
 
-def _closest_to_chance(model: dict[str, Any]) -> str:
-    """The sweep row nearest chance, for saying how far a model stays from it."""
-    rows = [
-        r
-        for r in model["directives"][RANDOM_DIRECTIVE]["rows"]
-        if _finite(r["normalised_accuracy_attacked"])
-    ]
-    if not rows:
-        return "no accuracy measured"
-    row = min(rows, key=lambda r: r["normalised_accuracy_attacked"])
+def _random_rows(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return model["directives"][RANDOM_DIRECTIVE]["rows"]
+
+
+def _confidence_text(row: dict[str, Any]) -> str:
     confidence = row["confidence_attacked_mean"]
-    confidence_text = f"{confidence:.3f}" if _finite(confidence) else "-"
+    return f"{confidence:.3f}" if _finite(confidence) else "-"
+
+
+def _short_of_chance(model: dict[str, Any]) -> str:
+    """Why a model misses (a): at chance on accuracy but with too little confidence there (the
+    paper's claim needs both) or only at low bounds, or nowhere at chance at all."""
+    bound = chance_bound(model, confident=False)
+    if bound is None:
+        rows = [r for r in _random_rows(model) if _finite(r["normalised_accuracy_attacked"])]
+        if not rows:
+            return "no accuracy measured"
+        row = min(rows, key=lambda r: r["normalised_accuracy_attacked"])
+        return (
+            f"nearest chance: normalised accuracy {row['normalised_accuracy_attacked']:.3f} at "
+            f"{row['value']:g} dB with confidence {_confidence_text(row)}, chance "
+            f"{chance_level(model):.3f}"
+        )
+    (row,) = [r for r in _random_rows(model) if r["value"] == bound]
     return (
-        f"lowest normalised accuracy {row['normalised_accuracy_attacked']:.3f} at "
-        f"{row['value']:g} dB with confidence {confidence_text}, chance "
-        f"{chance_level(model):.3f}"
+        f"at chance on accuracy at bounds as high as {bound:g} dB (normalised accuracy "
+        f"{row['normalised_accuracy_attacked']:.3f}, chance {chance_level(model):.3f}) with a "
+        f"mean confidence of {_confidence_text(row)} there, not above {CONFIDENCE:g}"
     )
 
 
@@ -148,7 +164,7 @@ def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     parts = []
     for model in models:
         name = model["name"]
-        values = [r["value"] for r in model["directives"][RANDOM_DIRECTIVE]["rows"]]
+        values = [r["value"] for r in _random_rows(model)]
         clean = model["clean"]["normalised_accuracy"]
         bound = chance_bound(model)
         if not any(v >= HIGH_SNR_DB for v in values):
@@ -159,12 +175,11 @@ def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
             parts.append((UNKNOWN, f"{name}: already at chance on clean audio ({clean:.3f})"))
         elif bound is not None and bound >= HIGH_SNR_DB:
             parts.append((HOLDS, f"{name}: falls to chance at {bound:g} dB"))
-        elif bound is not None:
+        elif bound is not None and chance_bound(model, confident=False) < HIGH_SNR_DB:
             parts.append((FAILS, f"{name}: falls to chance only at {bound:g} dB"))
         else:
-            parts.append(
-                (FAILS, f"{name}: falls to chance at no bound ({_closest_to_chance(model)})")
-            )
+            confident = "" if bound is None else f"confidently only at {bound:g} dB; "
+            parts.append((FAILS, f"{name}: {confident}{_short_of_chance(model)}"))
     return _finding("a", parts, "no model was evaluated")
 
 
@@ -230,16 +245,18 @@ def _robustness_bought(
     if more_accuracy > LITTLE_ACCURACY:
         reasons.append(f"more than {LITTLE_ACCURACY:g} accuracy bought")
     snr = [r.get("snr_db_mean") for r in (a, n)]
-    if all(_finite(v) for v in snr):
+    found = [int(r.get("n_adversarial") or 0) for r in (a, n)]
+    counts = f"{found[0]} and {found[1]} of {a['n_files']} files"
+    if min(found) >= MIN_SUCCESSES and all(_finite(v) for v in snr):
         more_db = snr[1] - snr[0]
         text += (
-            f", mean SNR of the successes {snr[0]:.1f} vs {snr[1]:.1f} dB "
+            f", mean SNR of the successes ({counts}) {snr[0]:.1f} vs {snr[1]:.1f} dB "
             f"({more_db:+.1f} dB of robustness bought)"
         )
         if more_db > LITTLE_DB:
             reasons.append(f"more than {LITTLE_DB:g} dB bought")
     else:
-        text += ", no successes to measure an SNR on for one of them"
+        text += f", too few successes ({counts}) to compare their SNRs"
     return (FAILS if reasons else HOLDS), reasons, text
 
 

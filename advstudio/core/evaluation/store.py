@@ -343,6 +343,23 @@ class ResultStore:
             ).fetchall()
         return {r[0] for r in rows}
 
+    def computed_on(self, key: SettingKey, files: Iterable[str]) -> dict[str, int]:
+        """How many of a setting's results for `files` each device computed, as the runs that
+        wrote them recorded it: a study resumed on another machine reports results that this
+        run did not compute."""
+        wanted = set(files)
+        with _store_errors(self.path):
+            rows = self.connection.execute(
+                "SELECT file, (SELECT device FROM runs WHERE runs.run_id = results.run_id) "
+                f"FROM results WHERE {_SETTING_MATCH}",
+                tuple(key),
+            ).fetchall()
+        counts: dict[str, int] = {}
+        for file, device in rows:
+            if file in wanted:
+                counts[device] = counts.get(device, 0) + 1
+        return counts
+
     def claim_chunks(
         self,
         key: SettingKey,

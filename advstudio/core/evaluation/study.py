@@ -360,6 +360,7 @@ def run_study(
         "settings": [without_files(summarise_seeds(s)) for s in per_setting],
         "ttests": paired_ttests(chosen),
         "failed": _failures(store, keys, position),
+        "computed_on": merged_counts(store.computed_on(key, data.files) for key in keys),
     }
     if spec.target == EVERY_LABEL:
         summary["every_label"] = [
@@ -495,6 +496,15 @@ def _failures(
         for file, message in sorted(store.failures(key).items())
         if file in wanted
     ]
+
+
+def merged_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Counts per device summed over several settings or studies, devices in name order."""
+    total: dict[str, int] = {}
+    for part in counts:
+        for device, n in part.items():
+            total[device] = total.get(device, 0) + n
+    return dict(sorted(total.items()))
 
 
 def _finished_count(store: ResultStore, keys: Iterable[SettingKey], files: list[str]) -> int:

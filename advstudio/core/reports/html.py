@@ -534,7 +534,7 @@ def _context(
         "one_clip": one_clip,
         "labels": labels,
         "seeds": _seeds(summary, config),
-        "device": config.get("device") or "not recorded",
+        "device": device_text(config.get("device"), summary.get("computed_on")),
         "versions": versions,
         "versions_recorded": recorded,
         "config_items": _config_items(config),
@@ -567,7 +567,19 @@ def _context(
     }
 
 
-def run_header(config: dict[str, Any], default_title: str) -> dict[str, Any]:
+def device_text(device: str | None, computed_on: dict[str, int] | None = None) -> str:
+    """A report's device line: where this run ran and, when the results it reports were
+    computed elsewhere too (a store resumed on another machine), on which devices, how many."""
+    here = device or "not recorded"
+    if not computed_on or set(computed_on) == {device}:
+        return here
+    where = ", ".join(f"{name} ({n})" for name, n in computed_on.items())
+    return f"{here} (this run); the results it reports were computed on {where}"
+
+
+def run_header(
+    config: dict[str, Any], default_title: str, computed_on: dict[str, int] | None = None
+) -> dict[str, Any]:
     """The head of a multi-model run's report (experiment, transfer): title, date, data,
     split and device, from the run's `config` with defaults where it recorded none."""
     return {
@@ -575,7 +587,7 @@ def run_header(config: dict[str, Any], default_title: str) -> dict[str, Any]:
         "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "data": config.get("data", "-"),
         "split": config.get("split", "-"),
-        "device": config.get("device") or "not recorded",
+        "device": device_text(config.get("device"), computed_on),
     }
 
 

@@ -116,7 +116,8 @@ def render_paper004_report(results: dict[str, Any], config: dict[str, Any]) -> s
     """The report as a string; `config` holds data, split, device, versions and date."""
     models = results["models"]
     settings = results["settings"]
-    context = run_header(config, "advstudio: paper 004's experiments") | {
+    header = run_header(config, "advstudio: paper 004's experiments", results.get("computed_on"))
+    context = header | {
         "versions": config.get("versions") or {},
         "settings": settings,
         "params": " ".join(f"{k}={v}" for k, v in settings["params"].items()) or "-",
