@@ -18,7 +18,9 @@ from advstudio.core.data.render import DEMO_CLASSES, FONTS, render_demo_set
 from advstudio.core.errors import ParameterError
 from advstudio.core.progress import JobFinished, NullReporter, RecordingReporter
 
-SEED = 7  # per_class=2 draws every source group, synthesised and font clips of Gong and singing
+# per_class=3 draws every source group: both gong models and a lowered cymbal for Gong,
+# synthesised and font clips of singing
+SEED, PER_CLASS = 23, 3
 
 
 def read_rows(out_dir: Path) -> list[dict[str, str]]:
@@ -41,18 +43,18 @@ def fluidsynth():
 def rendered(fluidsynth, tmp_path_factory) -> tuple[Path, RecordingReporter]:
     out_dir = tmp_path_factory.mktemp("v2") / "set"
     reporter = RecordingReporter()
-    render_demo_set(out_dir, per_class=2, seed=SEED, reporter=reporter, version=2)
+    render_demo_set(out_dir, per_class=PER_CLASS, seed=SEED, reporter=reporter, version=2)
     return out_dir, reporter
 
 
 @pytest.mark.slow
 def test_reruns_are_byte_identical_and_more_clips_leave_the_others_alone(rendered, tmp_path):
     out_dir, _ = rendered
-    render_demo_set(tmp_path / "more", per_class=3, seed=SEED, version=2)
-    first_two = read_rows(out_dir)
+    render_demo_set(tmp_path / "more", per_class=PER_CLASS + 1, seed=SEED, version=2)
+    first = read_rows(out_dir)
     more = {row["path"]: row for row in read_rows(tmp_path / "more")}
-    assert len(more) == 36
-    for row in first_two:
+    assert len(more) == 12 * (PER_CLASS + 1)
+    for row in first:
         assert more[row["path"]] == row
         again = (tmp_path / "more" / row["path"]).read_bytes()
         assert again == (out_dir / row["path"]).read_bytes()
@@ -85,36 +87,40 @@ def test_metadata_columns_are_present_and_valid(rendered):
             assert row["kind"] in KINDS and row["phrase"].startswith(f"kind={row['kind']};")
             assert int(row["notes"]) >= 1
         else:
-            assert row["group"] in (render_v2.SYNTH_GONG, render_v2.SYNTH_VOICE)
+            assert row["group"] in render_v2.SYNTHESISED
             assert row["licence"] == render_v2.SYNTH_LICENCE and row["bank"] == ""
         if row["pitch_down"]:
             assert row["label"] == "Gong" and 12.0 <= float(row["pitch_down"]) <= 24.0
     finished = reporter.events[-1]
-    assert isinstance(finished, JobFinished) and finished.summary["clips"] == len(rows) == 24
+    assert isinstance(finished, JobFinished)
+    assert finished.summary["clips"] == len(rows) == 12 * PER_CLASS
 
 
 def test_synthesised_gongs_and_voices_stand_beside_the_fonts(rendered):
     out_dir, _ = rendered
     rows = read_rows(out_dir)
     groups = {(r["label"], r["group"]) for r in rows}
-    assert ("Gong", "synth-gong") in groups
+    assert {("Gong", "synth-gong"), ("Gong", "synth-gong-fm")} <= groups
     assert any(r["label"] == "Gong" and r["font"] for r in rows)
     assert any(r["label"] == "Gong" and r["pitch_down"] for r in rows)  # a cymbal, lowered
     assert {g for label, g in groups if label.endswith("_singing")} >= {"synth-voice"}
     assert any(r["label"].endswith("_singing") and r["font"] for r in rows)
-    groups = {"fluid", "gmbank", "kits", "freepats", "synth-gong", "synth-voice"}
+    groups = {"fluid", "gmbank", "kits", "freepats", "synth-gong", "synth-gong-fm", "synth-voice"}
     assert {r["group"] for r in rows} == groups
     for row in rows:
         synthesised = row["group"].startswith("synth-")
         assert synthesised == (row["label"] in render_v2.SYNTH_SHARE and row["font"] == "")
         if row["group"] == "synth-gong":
             assert row["synthesis"].startswith("synthesis=modal gong;") and row["kind"] == "stroke"
+        if row["group"] == "synth-gong-fm":
+            assert row["synthesis"].startswith("synthesis=FM gong;") and row["kind"] == "stroke"
         if row["group"] == "synth-voice":
             assert row["synthesis"].startswith("synthesis=source-filter voice;")
             register = "female" if row["label"] == "Female_singing" else "male"
             assert f"register={register};" in row["synthesis"]
     description = (out_dir / "DATASET.md").read_text()
-    for text in ("modal synthesis", "source-filter", "small 40 %", "0-40 dB", "synth-gong",
+    for text in ("modal synthesis", "frequency modulation", "source-filter", "small 40 %",
+                 "0-40 dB", "synth-gong (the modal gong)", "synth-gong-fm (the FM gong)",
                  "gmbank", "kits", "freepats", "FreePats (GPL-2+", "leave-one-group-out"):
         assert text in description
 
@@ -133,6 +139,8 @@ def test_synthesis_shares_over_many_clips(fluidsynth):
             assert 0.4 < share < 0.6, label
         else:
             assert share == 0.0 and len(sources) == 300, label
+    gongs = [c.source for c in plan if c.source in (render_v2.SYNTH_GONG, render_v2.SYNTH_GONG_FM)]
+    assert 0.4 < np.mean([s == render_v2.SYNTH_GONG_FM for s in gongs]) < 0.6
 
 
 def test_version_1_draws_what_it_always_drew(fluidsynth, tmp_path):

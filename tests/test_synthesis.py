@@ -21,6 +21,7 @@ from scipy.signal import (
 from advstudio.core.data.synthesis import (
     PEAK,
     SynthesisParameterError,
+    synthesise_fm_gong,
     synthesise_gong,
     synthesise_voice,
 )
@@ -29,8 +30,14 @@ from advstudio.core.errors import AdvStudioError
 RATE = 48000
 
 
-def gong(seed: int, seconds: float = 3.0, **kwargs):
-    return synthesise_gong(np.random.default_rng(seed), RATE, seconds, **kwargs)
+def gong(seed: int, seconds: float = 3.0, synthesise=synthesise_gong, **kwargs):
+    return synthesise(np.random.default_rng(seed), RATE, seconds, **kwargs)
+
+
+# The properties both gong models share; beats and the opera gong's glide are the modal one's.
+BOTH_GONGS = pytest.mark.parametrize(
+    "synthesise", [synthesise_gong, synthesise_fm_gong], ids=["modal", "fm"]
+)
 
 
 def voice(seed: int, notes, register: str, **kwargs):
@@ -103,27 +110,34 @@ def drawn_formants(params: dict[str, str], vowel: str) -> list[float]:
 # ---- the gong -------------------------------------------------------------------------------
 
 
-def test_the_same_seed_gives_the_same_gong_byte_for_byte_and_another_seed_another():
-    first, params = gong(7)
-    again, params_again = gong(7)
+@BOTH_GONGS
+def test_the_same_seed_gives_the_same_gong_byte_for_byte_and_another_seed_another(synthesise):
+    first, params = gong(7, synthesise=synthesise)
+    again, params_again = gong(7, synthesise=synthesise)
     assert first.tobytes() == again.tobytes() and params == params_again
-    assert first.tobytes() != gong(8)[0].tobytes()
+    assert first.tobytes() != gong(8, synthesise=synthesise)[0].tobytes()
 
 
-def test_the_gong_has_inharmonic_partials_where_a_harmonic_tone_has_integer_ones():
+@BOTH_GONGS
+def test_the_gong_has_inharmonic_partials_where_a_harmonic_tone_has_integer_ones(synthesise):
     harmonic = sum(np.sin(2 * np.pi * 110 * k * np.arange(RATE) / RATE) / k for k in range(1, 9))
     assert near_integer(partial_ratios(harmonic)).all()  # the measure sees a harmonic tone
     for seed in range(6):
-        ratios = partial_ratios(gong(seed)[0])
+        ratios = partial_ratios(gong(seed, synthesise=synthesise)[0])
         assert near_integer(ratios[1:]).sum() <= 3, (seed, ratios)
 
 
-def test_the_gong_decays():
+@pytest.mark.parametrize(
+    "synthesise, seconds, least_drop_db",
+    [(synthesise_gong, 3.0, 12.0), (synthesise_fm_gong, 8.0, 12.0)],
+    ids=["modal", "fm"],
+)
+def test_the_gong_decays(synthesise, seconds, least_drop_db):
     for seed in range(6):
-        signal, params = gong(seed)
+        signal, params = gong(seed, seconds, synthesise)
         quarter = signal.size // 4
         drop_db = 10 * np.log10(np.sum(signal[-quarter:] ** 2) / np.sum(signal[:quarter] ** 2))
-        assert drop_db < -12, (seed, params["kind"], drop_db)
+        assert drop_db < -least_drop_db, (seed, params, drop_db)
 
 
 def beat_swing_db(signal: np.ndarray) -> float:
@@ -150,12 +164,24 @@ def test_the_gongs_close_mode_pairs_beat():
     assert min(swings) > 1.5, swings
 
 
-def test_a_harder_stroke_is_brighter_for_the_same_gong():
+@BOTH_GONGS
+def test_a_harder_stroke_is_brighter_for_the_same_gong(synthesise):
     for seed in range(6):
-        soft, hard = (centroid_hz(gong(seed, velocity=v)[0]) for v in (30, 127))
-        medium = centroid_hz(gong(seed, velocity=70)[0])
+        soft, medium, hard = (
+            centroid_hz(gong(seed, synthesise=synthesise, velocity=v)[0]) for v in (30, 70, 127)
+        )
         assert soft < medium < hard, (seed, soft, medium, hard)
-        assert gong(seed, velocity=30)[1]["velocity"] == "30"
+        assert gong(seed, synthesise=synthesise, velocity=30)[1]["velocity"] == "30"
+
+
+def test_the_fm_gongs_sidebands_stay_below_the_band_edge_at_16_khz():
+    """A large modulation index spreads sidebands far up; they are kept from folding over."""
+    for seed in range(12):
+        signal, params = synthesise_fm_gong(np.random.default_rng(seed), 16000, 1.0, velocity=127)
+        power = np.abs(np.fft.rfft(signal)) ** 2
+        freqs = np.fft.rfftfreq(signal.size, 1 / 16000)
+        share = power[freqs > 7600].sum() / power.sum()
+        assert share < 1e-4, (seed, params, share)
 
 
 def test_an_opera_gong_glides_in_pitch_the_way_its_parameters_say():
@@ -189,9 +215,10 @@ def spectrum_shift_cents(early: np.ndarray, late: np.ndarray) -> float:
     return float(lags[near][np.argmax(scores[near])])
 
 
-def test_gong_length_peak_and_type():
+@BOTH_GONGS
+def test_gong_length_peak_and_type(synthesise):
     for seconds in (0.3, 1.25, 3.0):
-        signal, params = gong(1, seconds=seconds)
+        signal, params = gong(1, seconds, synthesise)
         assert signal.dtype == np.float32 and signal.ndim == 1
         assert signal.size == round(seconds * RATE)
         assert np.max(np.abs(signal)) == pytest.approx(PEAK, abs=1e-6)
@@ -289,6 +316,9 @@ def test_voice_length_peak_and_silence_between_separate_notes():
         (lambda: gong(0, velocity=0), "velocity"),
         (lambda: synthesise_gong(np.random.default_rng(0), 100, 1.0), "sample rate"),
         (lambda: synthesise_gong(np.random.default_rng(0), 48000.5, 1.0), "sample rate"),
+        (lambda: gong(0, seconds=0.0, synthesise=synthesise_fm_gong), "gong length"),
+        (lambda: gong(0, synthesise=synthesise_fm_gong, velocity=128), "velocity"),
+        (lambda: synthesise_fm_gong(np.random.default_rng(0), 100, 1.0), "sample rate"),
         (lambda: voice(0, MALE_LINE, "tenor"), "unknown register 'tenor'"),
         (lambda: voice(0, [], "male"), "no notes"),
         (lambda: voice(0, [(0.0, 0.0, 50)], "male"), "bad note"),

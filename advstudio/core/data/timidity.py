@@ -6,11 +6,17 @@ FreePats is a General MIDI set of GUS patches, which FluidSynth cannot read. A p
 TiMidity++ as a standard MIDI file (written with music21's MIDI module) with the same controls
 FluidSynth gets, and comes back as a mono 24-bit WAV at SYNTH_RATE; reverb and chorus are off, as
 for FluidSynth, and the silence before the first note is kept (TiMidity++ drops it unless told).
-Rendering is deterministic: the same phrase gives the same samples.
+
+Rendering is deterministic: the same phrase gives the same samples. TiMidity++ itself is not:
+on dense phrases (a strum of 60 notes) its output depends on where the system loads it in
+memory, so two runs differ by up to -25 dB. It runs with address-space randomisation off
+(util-linux's `setarch -R`), which makes it repeat itself exactly.
 """
 
 from __future__ import annotations
 
+import functools
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +43,23 @@ DRUM_CHANNEL = 9  # General MIDI's channel 10: TiMidity++ plays its drum set the
 _TICKS_PER_QUARTER = 960  # at MIDI's default tempo (120 bpm), 1920 ticks a second
 _TICKS_PER_SECOND = 2 * _TICKS_PER_QUARTER
 _TIMEOUT_S = 120  # a 30-s phrase renders in well under a second
+
+
+@functools.cache
+def fixed_layout_prefix() -> tuple[str, ...]:
+    """The command prefix that runs a program without address-space randomisation (see the
+    module docstring): util-linux's setarch, part of every Debian system with TiMidity++; none
+    where it is missing or the system refuses it (a container may), and then a dense phrase
+    may render differently from run to run."""
+    setarch = shutil.which("setarch")
+    if setarch is None:
+        return ()
+    prefix = (setarch, platform.machine(), "-R")
+    try:
+        works = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    return prefix if works else ()
 
 
 def listed_patches(config: str) -> tuple[frozenset[int], frozenset[int]]:
@@ -82,9 +105,9 @@ class PatchSetPlayer:
             score, audio_path = Path(folder) / "phrase.mid", Path(folder) / "phrase.wav"
             score.write_bytes(midi_file(phrase, channel, program))
             command = [
-                self.executable, "-c", self.config, "-Ow", "--output-24bit", "--output-mono",
-                "--preserve-silence", "-s", str(SYNTH_RATE), "-EFreverb=0", "-EFchorus=0",
-                "-o", str(audio_path), str(score),
+                *fixed_layout_prefix(), self.executable, "-c", self.config, "-Ow", "--output-24bit",
+                "--output-mono", "--preserve-silence", "-s", str(SYNTH_RATE), "-EFreverb=0",
+                "-EFchorus=0", "-o", str(audio_path), str(score),
             ]  # fmt: skip
             try:
                 done = subprocess.run(command, capture_output=True, text=True, timeout=_TIMEOUT_S)
