@@ -48,6 +48,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -354,11 +355,7 @@ class ResultStore:
                 f"FROM results WHERE {_SETTING_MATCH}",
                 tuple(key),
             ).fetchall()
-        counts: dict[str, int] = {}
-        for file, device in rows:
-            if file in wanted:
-                counts[device] = counts.get(device, 0) + 1
-        return counts
+        return dict(Counter(device for file, device in rows if file in wanted))
 
     def claim_chunks(
         self,

@@ -10,6 +10,7 @@ import functools
 import itertools
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -500,10 +501,9 @@ def _failures(
 
 def merged_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     """Counts per device summed over several settings or studies, devices in name order."""
-    total: dict[str, int] = {}
+    total: Counter[str] = Counter()
     for part in counts:
-        for device, n in part.items():
-            total[device] = total.get(device, 0) + n
+        total.update(part)
     return dict(sorted(total.items()))
 
 
