@@ -11,8 +11,9 @@
 #   4. the real recordings of scripts/real_recordings.py, WORK/real, and that model scored on
 #      them.
 # Every step resumes: a finished step is kept, an interrupted training continues from its
-# checkpoint. The recipe: the demo preset, EPOCHS epochs (default 40), silence trimmed at 60 dB
-# and levelled to -20 dBFS, windows cut from excerpts, and half the clips cut to a 0.3-1.5 s
+# checkpoint (so a changed recipe or renderer needs a fresh WORK, or the old outputs are kept).
+# The recipe: the demo preset, EPOCHS epochs (default 40), silence trimmed at 60 dB and
+# levelled to -20 dBFS, windows cut from excerpts, and half the clips cut to a 0.3-1.5 s
 # stretch each epoch. Recipe 1 (without the short stretches, on a set whose gongs all came from
 # the modal model) was fixed before any held-out result was seen; this one, recipe 2, was chosen
 # after seeing recipe 1's: the one-second condition was its weakest, and holding out its only

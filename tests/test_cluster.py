@@ -107,6 +107,8 @@ def test_a_ray_study_stores_what_the_local_executor_stores(
     assert len(local_rows) == CELLS
     assert_same_rows(_rows(tmp_path / "ray.sqlite"), local_rows)
     assert summary["failed"] == []
+    # Credited to the device the tasks ran the model on, not to this driver's.
+    assert summary["computed_on"] == {"cpu (Ray tasks)": CELLS}
     finished = [e for e in reporter.events if type(e).__name__ == "ItemFinished"]
     assert [e.done for e in finished] == list(range(1, CELLS + 1))  # the same progress events
     assert max(e.metrics["running"] for e in finished) >= 1  # batches under way on the cluster
@@ -387,4 +389,9 @@ def test_the_paper004_experiment_on_ray_equals_the_local_one(
         assert main(args) == 0
         results[executor[:3]] = json.loads(out.read_text())
     assert results["ray"]["failed"] == []
+    # The same results, each credited to where it was computed.
+    (ray_counts,), (local_counts,) = (
+        [m.pop("computed_on") for m in results[k]["models"]] for k in ("ray", "loc")
+    )
+    assert ray_counts == {"cpu (Ray tasks)": local_counts["cpu"]}
     assert_close_results(results["ray"]["models"], results["loc"]["models"])

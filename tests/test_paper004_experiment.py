@@ -128,13 +128,24 @@ def test_finding_a_needs_confidence_above_09_and_a_sweep_reaching_15_db():
     )
     unsure_low = made("dnn", "dnn", "normal", 0.8, {10.0: (0.1, 0.85), 20.0: (0.6, 0.95)})
     (text,) = finding_a([unsure_low])["parts"]
-    assert "at bounds as high as 10 dB" in text and "confidence of 0.850" in text
+    assert "only at bounds up to 10 dB, below 15 dB," in text and "confidence of 0.850" in text
     low_sweep = made("dnn", "dnn", "normal", 0.8, {5.0: (0.1, 0.95), 10.0: (0.1, 0.95)})
     verdict = finding_a([low_sweep])
     assert verdict["verdict"] == UNKNOWN and "no bound of 15 dB or more" in verdict["parts"][0]
     at_chance_clean = falls_at(30.0, clean=0.12)
     assert finding_a([at_chance_clean])["verdict"] == UNKNOWN
     assert finding_a([])["verdict"] == UNKNOWN
+
+
+def test_chance_plus_the_margin_is_at_chance_whatever_its_last_bit():
+    """Four classes, five files each: recalls 0.2, 0.2, 0.4, 0.4 average to 0.3 plus one ulp,
+    which must count as 0.3, at chance (1/4 + 0.05), as the report prints it."""
+    recall_mean = float(np.mean([0.2, 0.2, 0.4, 0.4]))
+    assert recall_mean > 0.25 + 0.05  # the last bit this is about
+    attacked = made("cdnn", "cdnn", "normal", 0.8, {20.0: (recall_mean, 0.95)}, n_classes=4)
+    assert finding_a([attacked])["verdict"] == HOLDS
+    clean = made("cdnn", "cdnn", "normal", recall_mean, {20.0: (0.25, 0.95)}, n_classes=4)
+    assert finding_a([clean])["verdict"] == UNKNOWN  # already at chance on clean audio
 
 
 def test_finding_b_compares_convolutional_and_frame_level_chance_bounds():
@@ -189,7 +200,7 @@ def test_finding_c_judges_as_the_paper_at_the_lowest_bound_of_the_all_wrong_adve
     assert held["verdict"] == HOLDS
     part = held["parts"][0]
     assert "0.750 vs 0.800 (-0.050)" in part and "at 0 dB: normalised accuracy 0.100" in part
-    assert "mean SNR of the successes (10 and 10 of 20 files) 6.0 vs 8.0 dB" in part
+    assert "mean SNR of the successes (10 of 20 and 10 of 20 files) 6.0 vs 8.0 dB" in part
     assert "(+2.0 dB of robustness bought)" in part
     no_cost = under_all_wrong(falls_at(20.0, clean=0.82, name="a", training="paper004"), 0.1, 7.0)
     verdict = finding_c([normal, no_cost])
@@ -207,8 +218,10 @@ def test_finding_c_judges_as_the_paper_at_the_lowest_bound_of_the_all_wrong_adve
         falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 30.0, found=2
     )
     verdict = finding_c([normal, rare])
-    assert verdict["verdict"] == HOLDS  # 22 dB apart, but over two successes: not compared
-    assert "too few successes (2 and 10 of 20 files) to compare their SNRs" in verdict["parts"][0]
+    # 22 dB apart, but over two successes: the SNR half of the claim cannot be judged.
+    assert verdict["verdict"] == UNKNOWN
+    part = verdict["parts"][0]
+    assert "too few successes (2 of 20 and 10 of 20 files) to compare their SNRs" in part
     other_bound = under_all_wrong(
         falls_at(20.0, clean=0.75, name="p", training="pgd"), 0.05, 7.0, lowest=5.0
     )

@@ -13,8 +13,8 @@ tubular bells or a choir pitched up and down; they are still models, not recordi
   noise, the room, a gong's radiation pattern.
 - `synthesise_fm_gong`: frequency modulation (Chowning 1973), a second gong model that shares
   nothing with the first but the class: two to four carrier-modulator pairs at non-integer
-  frequency ratios, so that the sidebands fall inharmonically, each pair doubled a fraction of
-  a hertz apart to beat; a modulation index that swells after the stroke and then decays (the
+  frequency ratios, so that the sidebands fall inharmonically, each pair doubled 0.2-1.5 Hz
+  apart to beat; a modulation index that swells after the stroke and then decays (the
   brightening of a struck gong, larger when hit harder), and exponential amplitude decays of
   several seconds. Not modelled: any physics of the plate; the spectrum is FM's, not a gong's
   modes.

@@ -69,6 +69,10 @@ class Executor(Protocol):
 
     running: int
 
+    def device_of(self, model: AudioClassifier) -> str:
+        """The device the batches run `model` on, as the result store records it."""
+        ...
+
     def run(
         self,
         model: AudioClassifier,
@@ -83,6 +87,9 @@ class LocalExecutor:
     """Every batch in this process, one after the other (the one-machine default)."""
 
     running = 0
+
+    def device_of(self, model: AudioClassifier) -> str:
+        return str(model.device)
 
     def run(
         self,

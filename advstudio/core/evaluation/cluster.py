@@ -167,6 +167,11 @@ class RayExecutor:
         asked = ", ".join(f"{k[4:]}={v:g}" for k, v in self.resources.items())
         return f"Ray: {self.capacity()} tasks at a time ({asked} each)"
 
+    def device_of(self, model: AudioClassifier) -> str:
+        """The device the Ray tasks load the model on, not this driver's."""
+        device = self.source.device if self.source is not None else str(model.device)
+        return f"{device} (Ray tasks)"
+
     def run(
         self,
         model: AudioClassifier,

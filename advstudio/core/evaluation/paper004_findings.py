@@ -34,6 +34,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 CHANCE_MARGIN = 0.05
+# Accuracies are means of per-class recalls: 0.25 + 0.05 and the mean of (0.2, 0.2, 0.4, 0.4)
+# differ in the last bit, so a comparison with the chance level allows for rounding.
+_ROUNDING = 1e-9
 CONFIDENCE = 0.9
 HIGH_SNR_DB = 15.0
 # "Little robustness" under the all-wrong adversary: at most this much higher a normalised
@@ -81,7 +84,8 @@ def at_chance(
     accuracy, confidence = row["normalised_accuracy_attacked"], row["confidence_attacked_mean"]
     if not _finite(accuracy) or (confident and not _finite(confidence)):
         return False
-    return accuracy <= 1.0 / n_classes + margin and (not confident or confidence > CONFIDENCE)
+    near_chance = accuracy <= 1.0 / n_classes + margin + _ROUNDING
+    return near_chance and (not confident or confidence > CONFIDENCE)
 
 
 def chance_bound(
@@ -153,8 +157,13 @@ def _short_of_chance(model: dict[str, Any]) -> str:
             f"{chance_level(model):.3f}"
         )
     (row,) = [r for r in _random_rows(model) if r["value"] == bound]
+    where = (
+        f"at bounds as high as {bound:g} dB"
+        if bound >= HIGH_SNR_DB
+        else f"only at bounds up to {bound:g} dB, below {HIGH_SNR_DB:g} dB,"
+    )
     return (
-        f"at chance on accuracy at bounds as high as {bound:g} dB (normalised accuracy "
+        f"at chance on accuracy {where} (normalised accuracy "
         f"{row['normalised_accuracy_attacked']:.3f}, chance {chance_level(model):.3f}) with a "
         f"mean confidence of {_confidence_text(row)} there, not above {CONFIDENCE:g}"
     )
@@ -171,7 +180,7 @@ def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
             parts.append(
                 (UNKNOWN, f"{name}: the sweep holds no bound of {HIGH_SNR_DB:g} dB or more")
             )
-        elif _finite(clean) and clean <= chance_level(model) + CHANCE_MARGIN:
+        elif _finite(clean) and clean <= chance_level(model) + CHANCE_MARGIN + _ROUNDING:
             parts.append((UNKNOWN, f"{name}: already at chance on clean audio ({clean:.3f})"))
         elif bound is not None and bound >= HIGH_SNR_DB:
             parts.append((HOLDS, f"{name}: falls to chance at {bound:g} dB"))
@@ -245,18 +254,22 @@ def _robustness_bought(
     if more_accuracy > LITTLE_ACCURACY:
         reasons.append(f"more than {LITTLE_ACCURACY:g} accuracy bought")
     snr = [r.get("snr_db_mean") for r in (a, n)]
-    found = [int(r.get("n_adversarial") or 0) for r in (a, n)]
-    counts = f"{found[0]} and {found[1]} of {a['n_files']} files"
-    if min(found) >= MIN_SUCCESSES and all(_finite(v) for v in snr):
-        more_db = snr[1] - snr[0]
-        text += (
-            f", mean SNR of the successes ({counts}) {snr[0]:.1f} vs {snr[1]:.1f} dB "
-            f"({more_db:+.1f} dB of robustness bought)"
-        )
-        if more_db > LITTLE_DB:
-            reasons.append(f"more than {LITTLE_DB:g} dB bought")
-    else:
-        text += f", too few successes ({counts}) to compare their SNRs"
+    found = [r.get("n_adversarial") for r in (a, n)]
+    counts = " and ".join(
+        f"{v:.0f} of {r['n_files']}" if _finite(v) else "not recorded"
+        for v, r in zip(found, (a, n), strict=True)
+    )
+    if not all(_finite(v) and v >= MIN_SUCCESSES for v in found) or not all(map(_finite, snr)):
+        # The claim's SNR half cannot be judged: it holds at best "cannot tell".
+        text += f", too few successes ({counts} files) to compare their SNRs"
+        return (FAILS if reasons else UNKNOWN), reasons, text
+    more_db = snr[1] - snr[0]
+    text += (
+        f", mean SNR of the successes ({counts} files) {snr[0]:.1f} vs {snr[1]:.1f} dB "
+        f"({more_db:+.1f} dB of robustness bought)"
+    )
+    if more_db > LITTLE_DB:
+        reasons.append(f"more than {LITTLE_DB:g} dB bought")
     return (FAILS if reasons else HOLDS), reasons, text
 
 

@@ -264,7 +264,7 @@ def run_study(
         "survival_draws": spec.survival_draws,
         "files": data.files,
     }
-    run_id = store.start_run(model_id, config, versions(), str(model.device))
+    run_id = store.start_run(model_id, config, versions(), executor.device_of(model))
     n_classes = len(model.labels)
     jobs = [
         (a, seed, cell)

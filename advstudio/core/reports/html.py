@@ -581,7 +581,9 @@ def run_header(
     config: dict[str, Any], default_title: str, computed_on: dict[str, int] | None = None
 ) -> dict[str, Any]:
     """The head of a multi-model run's report (experiment, transfer): title, date, data,
-    split and device, from the run's `config` with defaults where it recorded none."""
+    split and device, from the run's `config` with defaults where it recorded none; the device
+    line names the devices that computed the results, with counts, where `computed_on` has
+    others than the config's device."""
     return {
         "title": config.get("title") or default_title,
         "date": config.get("date") or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
