@@ -139,7 +139,7 @@ def test_synthesis_shares_over_many_clips(fluidsynth):
             assert 0.4 < share < 0.6, label
         else:
             assert share == 0.0 and len(sources) == 300, label
-    gongs = [c.source for c in plan if c.source in (render_v2.SYNTH_GONG, render_v2.SYNTH_GONG_FM)]
+    gongs = [c.source for c in plan if c.source in render_v2.GONG_MODELS]
     assert 0.4 < np.mean([s == render_v2.SYNTH_GONG_FM for s in gongs]) < 0.6
 
 

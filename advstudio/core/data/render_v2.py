@@ -64,7 +64,8 @@ from advstudio.core.data.render import (
 from advstudio.core.progress import ItemFinished, JobStarted, Message, Reporter, check_cancelled
 
 SYNTH_GONG, SYNTH_GONG_FM, SYNTH_VOICE = "synth-gong", "synth-gong-fm", "synth-voice"
-SYNTHESISED = (SYNTH_GONG, SYNTH_GONG_FM, SYNTH_VOICE)
+GONG_MODELS = {SYNTH_GONG: synthesis.synthesise_gong, SYNTH_GONG_FM: synthesis.synthesise_fm_gong}
+SYNTHESISED = (*GONG_MODELS, SYNTH_VOICE)
 FREEPATS = timidity.FREEPATS
 FONTS: tuple[Font, ...] = (*render.FONTS, FREEPATS)  # version 1 draws from render.FONTS only
 # Independent source groups: MuseScore_General is derived from FluidR3_GM; TimGM6mb (not used:
@@ -256,9 +257,7 @@ def _phrase_columns(phrase: Phrase) -> dict[str, Any]:
 
 def _gong_clip(rng: np.random.Generator, model: str) -> tuple[np.ndarray, dict[str, Any]]:
     seconds = draw_length(rng)
-    fm = model == SYNTH_GONG_FM
-    synthesise = synthesis.synthesise_fm_gong if fm else synthesis.synthesise_gong
-    audio, params = synthesise(rng, SAMPLE_RATE, seconds)
+    audio, params = GONG_MODELS[model](rng, SAMPLE_RATE, seconds)
     row = {"kind": "stroke", "ending": "cut", "notes": 1, "synthesis": _params(params)}
     return _fitted(audio, seconds), {"group": model, "licence": SYNTH_LICENCE, **row}
 
@@ -280,7 +279,7 @@ def _draw_clip(
     """The clip's audio (16 kHz, before recording conditions), its content columns, and how
     many silent draws it took."""
     for attempt in range(_MAX_ATTEMPTS):
-        if clip.source in (SYNTH_GONG, SYNTH_GONG_FM):
+        if clip.source in GONG_MODELS:
             drawn = _gong_clip(clip.content, clip.source)
         elif clip.source == SYNTH_VOICE:
             drawn = _voice_clip(clip.content, clip.label)

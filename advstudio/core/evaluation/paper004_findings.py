@@ -84,8 +84,14 @@ def at_chance(
     accuracy, confidence = row["normalised_accuracy_attacked"], row["confidence_attacked_mean"]
     if not _finite(accuracy) or (confident and not _finite(confidence)):
         return False
-    near_chance = accuracy <= 1.0 / n_classes + margin + _ROUNDING
-    return near_chance and (not confident or confidence > CONFIDENCE)
+    return _within_chance(accuracy, n_classes, margin) and (
+        not confident or confidence > CONFIDENCE
+    )
+
+
+def _within_chance(accuracy: float, n_classes: int, margin: float = CHANCE_MARGIN) -> bool:
+    """A normalised accuracy at most 1/C + margin, allowing for rounding (see _ROUNDING)."""
+    return accuracy <= 1.0 / n_classes + margin + _ROUNDING
 
 
 def chance_bound(
@@ -142,10 +148,10 @@ def _confidence_text(row: dict[str, Any]) -> str:
     return f"{confidence:.3f}" if _finite(confidence) else "-"
 
 
-def _short_of_chance(model: dict[str, Any]) -> str:
-    """Why a model misses (a): at chance on accuracy but with too little confidence there (the
-    paper's claim needs both) or only at low bounds, or nowhere at chance at all."""
-    bound = chance_bound(model, confident=False)
+def _short_of_chance(model: dict[str, Any], bound: float | None) -> str:
+    """Why a model misses (a), `bound` being its chance bound on accuracy alone: at chance on
+    accuracy but with too little confidence there (the paper's claim needs both) or only at
+    low bounds, or nowhere at chance at all."""
     if bound is None:
         rows = [r for r in _random_rows(model) if _finite(r["normalised_accuracy_attacked"])]
         if not rows:
@@ -176,19 +182,20 @@ def finding_a(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [r["value"] for r in _random_rows(model)]
         clean = model["clean"]["normalised_accuracy"]
         bound = chance_bound(model)
+        accuracy_bound = chance_bound(model, confident=False)
         if not any(v >= HIGH_SNR_DB for v in values):
             parts.append(
                 (UNKNOWN, f"{name}: the sweep holds no bound of {HIGH_SNR_DB:g} dB or more")
             )
-        elif _finite(clean) and clean <= chance_level(model) + CHANCE_MARGIN + _ROUNDING:
+        elif _finite(clean) and _within_chance(clean, model["n_classes"]):
             parts.append((UNKNOWN, f"{name}: already at chance on clean audio ({clean:.3f})"))
         elif bound is not None and bound >= HIGH_SNR_DB:
             parts.append((HOLDS, f"{name}: falls to chance at {bound:g} dB"))
-        elif bound is not None and chance_bound(model, confident=False) < HIGH_SNR_DB:
+        elif bound is not None and accuracy_bound < HIGH_SNR_DB:
             parts.append((FAILS, f"{name}: falls to chance only at {bound:g} dB"))
         else:
             confident = "" if bound is None else f"confidently only at {bound:g} dB; "
-            parts.append((FAILS, f"{name}: {confident}{_short_of_chance(model)}"))
+            parts.append((FAILS, f"{name}: {confident}{_short_of_chance(model, accuracy_bound)}"))
     return _finding("a", parts, "no model was evaluated")
 
 
