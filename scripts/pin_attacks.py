@@ -1,6 +1,10 @@
-"""Pin what fgsm, pgdn, cw and mscw do today on the shipped model and the demo clips, so that a
-rewrite of the engine can prove it gives the same results (issue 10, item 1;
-tests/test_attack_pins.py re-runs every pin and compares).
+"""Pin what fgsm, pgdn, cw and mscw do today on a fixed model and clips, so that a rewrite of the
+engine can prove it gives the same results (issue 10, item 1; tests/test_attack_pins.py re-runs
+every pin and compares).
+
+The model and clips are those that shipped when the pins were made (the version-1 instrument
+CNN and twelve of its single-note demo clips), kept in tests/data/attack-pins when issue 12
+replaced the shipped ones: the pins compare engines, so their inputs must not change.
 
 Each pin is one attack run on CPU with seed 21 over a few demo clips of different lengths in
 one padded batch: the four paper presets with their default targets, the `wrong` directive
@@ -33,6 +37,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "tests" / "data" / "attack_pins.json"
+PINNED_INPUTS = REPO / "tests" / "data" / "attack-pins"
+PINNED_MODEL = PINNED_INPUTS / "model"
+PINNED_CLIPS = PINNED_INPUTS / "clips"  # a folder per class
 SEED = 21
 PINNED_THREADS = 1  # the CPU thread count the pins are made and checked with
 # Read once when torch starts: the kernels of an AVX2 processor, for ATen and for oneDNN.
@@ -48,7 +55,7 @@ FIELDS = (
     "snr_db",
     "confidence",
 )
-# Every third demo clip from the second: eight classes, 0.48 s to 4.0 s in one batch.
+# Every third version-1 demo clip from the second: eight classes, 0.48 s to 4.0 s in one batch.
 MIXED = (
     "Accordion_0001.flac",
     "Bass_drum_0011.flac",
@@ -59,7 +66,7 @@ MIXED = (
     "Hi-hat_0003.flac",
     "Marimba_and_xylophone_0000.flac",
 )
-# Male_singing_0000 is the demo clip the shipped model gets wrong: done before any step.
+# Male_singing_0000 is the clip the pinned model gets wrong: done before any step.
 WRONG = (
     "Acoustic_guitar_0003.flac",
     "Bass_drum_0016.flac",
@@ -106,14 +113,13 @@ PINS = (
 
 def run_pin(model, pin: Pin) -> list[dict[str, Any]]:
     """The pinned fields of each clip's result, in the order of `pin.clips`. The clips and
-    their classes come from the demo set as `advstudio evaluate` reads it."""
+    their classes come from the pinned clips' folders as `advstudio evaluate` reads them."""
     from advstudio.core.attacks import make_attack
     from advstudio.core.audio import load_audio
     from advstudio.core.data.datasets import open_dataset
-    from advstudio.core.resources import demo_clips_dir
 
-    demo = open_dataset(demo_clips_dir()).with_classes(model.labels)
-    examples = {e.path.name: e for e in demo.examples}
+    pinned = open_dataset(PINNED_CLIPS).with_classes(model.labels)
+    examples = {e.path.name: e for e in pinned.examples}
     chosen = [examples[name] for name in pin.clips]
     clips = [load_audio(e.path, model.sample_rate).samples for e in chosen]
     labels = [model.labels.index(e.label) for e in chosen]
@@ -132,8 +138,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def shipped_model_on_cpu(threads: int):
-    """The shipped model on CPU, with torch limited to `threads` threads and the kernels of
+def pinned_model_on_cpu(threads: int):
+    """The pinned model on CPU, with torch limited to `threads` threads and the kernels of
     PINNED_CPU (so torch must not be imported before)."""
     if "torch" in sys.modules:
         raise RuntimeError("torch was imported before the pinned CPU kernels could be chosen")
@@ -143,7 +149,7 @@ def shipped_model_on_cpu(threads: int):
     configure_threads(threads)
     from advstudio.core.models import load_model
 
-    return load_model(device="cpu")
+    return load_model(PINNED_MODEL, device="cpu")
 
 
 def engine_commit() -> str:
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", action="append", choices=[p.name for p in PINS])
     args = parser.parse_args(argv)
     pins = [p for p in PINS if args.only is None or p.name in args.only]
-    model = shipped_model_on_cpu(args.threads)
+    model = pinned_model_on_cpu(args.threads)
     import torch
 
     if torch.backends.cpu.get_cpu_capability() != "AVX2":

@@ -4,8 +4,9 @@ reach the same decisions with the same figures.
 
 How the pins were made: `python scripts/pin_attacks.py` on the engine of commit ac0cbec (one
 loop), on CPU with one torch thread, the kernels of an AVX2 processor and seed 21; the script's
-PINS say which attack, preset, parameters, target and demo clips each run uses (the shipped
-model; eight clips of 0.48 s to 4.0 s in one padded batch; iteration caps lowered so that some
+PINS say which attack, preset, parameters, target and clips each run uses (the model and
+demo clips that shipped then, kept in tests/data/attack-pins since the shipped ones changed;
+eight clips of 0.48 s to 4.0 s in one padded batch; iteration caps lowered so that some
 clips succeed early and others fail at the cap; the `wrong` directive with one clip the model
 already gets wrong; C&W going on after success with `after_success=shrink`). The test runs the
 same script, one pin at a time, in a fresh process: the thread count and the kernels are chosen

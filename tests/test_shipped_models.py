@@ -35,6 +35,13 @@ ADVERSARIAL_MUSIC_MODELS = {
 }
 MUSIC_CLASSES = ["bach_chorales", "fiddle_tunes", "folk_songs", "trecento"]
 MAX_WEIGHTS_BYTES = 8 * 1024 * 1024
+# The version-2 demo set (issue 12): the CNNs learn from every clip, the DNN keeps sf_GMbank's
+# 484 clips apart to validate on.
+VERSION_2_SPLITS = {
+    "instrument-cnn": {"name": "demo-v2", "train_files": 2400, "validation_files": 0},
+    "instrument-cnn-seed1": {"name": "demo-v2", "train_files": 2400, "validation_files": 0},
+    "instrument-dnn": {"name": "demo-v2", "train_files": 1916, "validation_files": 484},
+}
 
 
 def instrument_dir(name: str):
@@ -77,20 +84,22 @@ def test_each_instrument_model_ships_its_card_and_small_weights_only(name):
     card = shipped_card(directory)
     default_labels = list(load_model(default_model_dir()).labels)
     assert card["labels"] == list(load_model(directory).labels) == default_labels
-    assert card["dataset"] == {"name": "demo200", "train_files": 1674, "validation_files": 726}
-    accuracy = card["validation"]["accuracy"]
-    assert set(card["validation"]["per_class_recall"]) == set(default_labels)
+    assert card["dataset"] == VERSION_2_SPLITS[name]
     text = (directory / "MODEL_CARD.md").read_text()
-    assert f"{accuracy:.3f}" in text and "advstudio train demo200" in text
-    assert model_title(directory).startswith(f"{name} (") and f"{accuracy:.2f}" in model_title(
-        directory
-    )
+    assert "advstudio train" in text and "demo-v2" in text and "The epochs took" in text
+    title = model_title(directory)
+    assert title.startswith(f"{name} (") and "12 classes, demo-v2" in title
+    if card["validation"] is not None:  # trained with sf_GMbank held out: its figures
+        accuracy = card["validation"]["accuracy"]
+        assert set(card["validation"]["per_class_recall"]) == set(default_labels)
+        assert f"{accuracy:.3f}" in text and f"accuracy {accuracy:.2f}" in title
 
 
 @pytest.mark.parametrize("name", INSTRUMENT_MODELS)
 def test_each_instrument_model_recognises_most_demo_clips(name):
-    """The demo clips come from a training font: the trained models get 23, 22 and 18 of the
-    24 right; untrained or mismatched weights (about 2 by chance) get nowhere near half."""
+    """The demo clips are other renders of the training sources: the trained models get 18, 18
+    and 18 of the 24 right; untrained or mismatched weights (about 2 by chance) get nowhere
+    near half."""
     clips = demo_clips()
     results = classify_files(load_model(instrument_dir(name)), clips)
     assert all(isinstance(r, Classification) for r in results)

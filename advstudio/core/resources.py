@@ -40,7 +40,8 @@ def shipped_model_in_use(model_path: str | os.PathLike | None) -> Path | None:
 
 def model_title(directory: Path) -> str:
     """A model directory's name for a menu, with what its card says: architecture, number of
-    classes, data set and validation accuracy. A missing or unreadable card leaves the name."""
+    classes, data set and validation accuracy (for a model trained on every clip, its expected
+    accuracy on unseen sources). A missing or unreadable card leaves the name."""
     try:
         card = json.loads((directory / CARD_FILE).read_text())
     except (OSError, ValueError):
@@ -58,7 +59,19 @@ def model_title(directory: Path) -> str:
     validation = card.get("validation")
     if isinstance(validation, dict) and isinstance(validation.get("accuracy"), int | float):
         facts.append(f"accuracy {validation['accuracy']:.2f}")
+    elif (unseen := _unseen_source_accuracy(card)) is not None:
+        facts.append(f"unseen sources {unseen:.2f}")
     return f"{directory.name} ({', '.join(facts)})" if facts else directory.name
+
+
+def _unseen_source_accuracy(card: dict) -> float | None:
+    """A model trained on every clip has no validation figure; its card's leave-one-group-out
+    mean accuracy on the clips is what it can be expected to do on sources it never heard."""
+    expected = card.get("expected_accuracy")
+    summary = expected.get("summary") if isinstance(expected, dict) else None
+    clips = summary.get("clips") if isinstance(summary, dict) else None
+    mean = clips.get("mean_accuracy") if isinstance(clips, dict) else None
+    return float(mean) if isinstance(mean, int | float) else None
 
 
 def demo_clips_dir() -> Path:
