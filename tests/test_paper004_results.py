@@ -258,8 +258,10 @@ def test_a_store_of_the_older_layout_opens_and_resumes(model, folder, tmp_path):
     old_file, *rest = sorted(resumed["attacks"][0]["files"], key=lambda f: f["file"])
     assert np.isnan(old_file["spectral_snr_db"])
     by_file = {f["file"]: f for f in whole["attacks"][0]["files"]}
+    # The whole run attacked three clips in one batch, the resumed run two: float32 sums in
+    # another order moved a spectral SNR by 0.0009 dB (measured with the version-2 model).
     assert [f["spectral_snr_db"] for f in rest] == pytest.approx(
-        [by_file[f["file"]]["spectral_snr_db"] for f in rest]
+        [by_file[f["file"]]["spectral_snr_db"] for f in rest], abs=0.01
     )
     with ResultStore(old):  # opening an up-to-date store changes nothing
         pass
