@@ -630,7 +630,8 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
     for a clip the model already hears as the target, and warn when the perturbation is
     louder than the signal."""
     names = [window.files.item(row).text() for row in range(window.files.count())]
-    select(qtbot, window, names.index(demo_clip("Gong").split("/")[1]))
+    # the second Gong clip (the first, an FM gong stroke, is heard as Accordion)
+    select(qtbot, window, names.index(demo_clip("Gong", 1).split("/")[1]))
     outcome = attack(qtbot, window, target="Gong")
     assert outcome.result.already
     assert "already classified as Gong; nothing to attack" in window.log_view.toPlainText()
@@ -654,13 +655,13 @@ def test_a_clip_already_of_the_target_class_and_a_loud_attack_are_said_so(
 
 
 def test_the_right_directive_aims_a_clip_at_the_class_its_folder_names(qtbot, window):
-    """The first Male_singing clip (heard as Female_singing) under --target right: the attack
-    is aimed at Male_singing, the class its folder names, chosen in the target box as a person
-    would."""
+    """The second Electric_guitar clip (heard as Marimba_and_xylophone) under --target right:
+    the attack is aimed at Electric_guitar, the class its folder names, chosen in the target box
+    as a person would."""
     names = [window.files.item(row).text() for row in range(window.files.count())]
-    select(qtbot, window, names.index(demo_clip("Male_singing").split("/")[1]))
+    select(qtbot, window, names.index(demo_clip("Electric_guitar", 1).split("/")[1]))
     outcome = attack(qtbot, window, target="right")
-    assert outcome.result.target == window.model.labels.index("Male_singing")
+    assert outcome.result.target == window.model.labels.index("Electric_guitar")
     assert not outcome.result.already
 
 
@@ -668,7 +669,9 @@ def test_every_label_grid_fills_and_a_click_plays_that_version(qtbot, window):
     """Target every-label and Run attack on one file: the Every label tab shows a row of
     cells as they finish; clicking a reached cell shows and loads that version in the Clip
     tab (the file attacked towards that class)."""
-    select(qtbot, window, 0)  # the first Accordion clip: FGSM's paper preset reaches Gong
+    names = [window.files.item(row).text() for row in range(window.files.count())]
+    # the first Bass_guitar clip, labelled right: FGSM's paper preset reaches Male_singing only
+    select(qtbot, window, names.index(demo_clip("Bass_guitar").split("/")[1]))
     path = str(window.audio.path)
     panel = window.attack_panel
     panel.attack.setCurrentText("fgsm")
@@ -694,17 +697,17 @@ def test_every_label_grid_fills_and_a_click_plays_that_version(qtbot, window):
     labels = window.model.labels
     assert (grid.rowCount(), grid.columnCount()) == (1, len(labels))
     texts = [grid.item(0, k).text() for k in range(len(labels))]
-    assert texts[labels.index("Accordion")] == "="
-    gong = labels.index("Gong")
-    assert float(texts[gong]) and texts.count("-") == len(labels) - 2
+    assert texts[labels.index("Bass_guitar")] == "="
+    reached = labels.index("Male_singing")
+    assert float(texts[reached]) and texts.count("-") == len(labels) - 2
     assert "reached 1 of 11 cells attacked" in window.every_label.figures.text()
-    rect = grid.visualItemRect(grid.item(0, gong))
+    rect = grid.visualItemRect(grid.item(0, reached))
     with qtbot.waitSignal(window.worker.finished, timeout=60_000):
         qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.tabs.currentWidget() is window.clip
-    assert str(window.audio.path) == path and window.result.target == gong
+    assert str(window.audio.path) == path and window.result.target == reached
     assert window.result.success
-    assert float(texts[gong]) == pytest.approx(window.result.snr_db, abs=0.5)  # float vs file
+    assert float(texts[reached]) == pytest.approx(window.result.snr_db, abs=0.5)  # float vs file
     assert window.clip.output.sources == ("original", "adversarial", "perturbation")
     qtbot.keyClick(window, Qt.Key.Key_2)
     assert window.clip.output.source == "adversarial"
