@@ -4,7 +4,9 @@ every pin and compares).
 
 The model and clips are those that shipped when the pins were made (the version-1 instrument
 CNN and twelve of its single-note demo clips), kept in tests/data/attack-pins when issue 12
-replaced the shipped ones: the pins compare engines, so their inputs must not change.
+replaced the shipped ones: the pins compare engines, so their inputs must not change. (The
+folder holds two more version-1 clips, a gong and an accordion, for the pinned defense
+evaluation of tests/test_defense_tasks.py.)
 
 Each pin is one attack run on CPU with seed 21 over a few demo clips of different lengths in
 one padded batch: the four paper presets with their default targets, the `wrong` directive

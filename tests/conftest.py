@@ -67,13 +67,15 @@ def write_wav(tmp_path: Path):
     return write
 
 
-def demo_listing(root: Path, every: int) -> Path:
-    """Every `every`-th demo clip in a CSV layout with one split, written in `root`."""
+def demo_listing(root: Path, every: int, first: int = 0) -> Path:
+    """Every `every`-th demo clip from the `first` in a CSV layout with one split, written in
+    `root`."""
     from advstudio.core.data.datasets import open_dataset
     from advstudio.core.resources import demo_clips_dir
 
     demo = open_dataset(demo_clips_dir())
-    rows = ["path,label,split"] + [f"{e.path},{e.label},validation" for e in demo.examples[::every]]
+    chosen = demo.examples[first::every]
+    rows = ["path,label,split"] + [f"{e.path},{e.label},validation" for e in chosen]
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
 

@@ -20,7 +20,9 @@ from advstudio.core.progress import AttackStep, ItemFinished, NullReporter, Reco
 from advstudio.core.resources import demo_clips
 from advstudio.core.transforms.base import Mixture, Transform
 
-PGDN = {"eps": 0.003, "eta": 3e-4, "max_iter": 25}
+# Small steps in a small ball: on the shipped model four of the six cut clips are fooled
+# within 25 steps (after 4 to 22) and two run to the cap, so both kinds of row occur.
+PGDN = {"eps": 0.0005, "eta": 2e-5, "max_iter": 25}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,8 @@ def test_the_longest_clips_start_first(model, clips):
 def test_a_transform_stands_between_the_stored_waveform_and_the_model(model, clips):
     """What the model hears passes through expectation over transformation: a transform that
     mutes whatever it gets leaves the model nothing but silence to hear, so a target other
-    than silence's class is never reached (the same attack without it reaches it)."""
+    than silence's class is never reached (the same attack without it reaches it). A clip
+    already of the target class is not attacked at all."""
     attack = make_attack("pgdn", **PGDN)
     plain = attack.composition()
     with torch.no_grad():
@@ -118,8 +121,10 @@ def test_a_transform_stands_between_the_stored_waveform_and_the_model(model, cli
 
     assert any(r.success for r in run(plain))
     results = run(deaf)
+    attacked = [r for r in results if not r.already]
+    assert len(attacked) >= 5 and all(r.iterations == 0 for r in results if r.already)
     assert not any(r.success for r in results)
-    assert all(r.iterations == PGDN["max_iter"] for r in results)
+    assert all(r.iterations == PGDN["max_iter"] for r in attacked)
 
 
 def test_rows_select_and_extend_cut_and_pad_every_kind_of_field():

@@ -22,6 +22,12 @@ from advstudio.core.transforms.spec import parse_transform
 from advstudio.core.transforms.survival import survival_rates
 
 PGDN = {"eps": 0.005, "eta": 5e-4, "max_iter": 40}
+# Survival is measured on adversarial examples, so the CLI tests list clips the shipped model
+# labels right and the attacks fool: from the sixth on, every sixth demo clip (a bass drum, a
+# female voice, a harmonica, a marimba: PGD fools one, FGSM all four), and the third alone
+# (an acoustic guitar phrase, which FGSM fools).
+RIGHT_EVERY_6 = 5
+RIGHT_FOOLED = 2
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,8 @@ def model():
 
 @pytest.fixture(scope="module")
 def clips(model):
-    return [load_audio(p, model.sample_rate).samples[:12000] for p in demo_clips()[1:12:5]]
+    """Every third demo clip (eight classes), cut to 0.75 s."""
+    return [load_audio(p, model.sample_rate).samples[:12000] for p in demo_clips()[::3]]
 
 
 def _survival(model, results, condition):
@@ -49,7 +56,8 @@ def _survival(model, results, condition):
 def test_eot_survives_a_low_pass_that_undoes_the_plain_attack(model, clips):
     """PGD's perturbation towards a random class lives mostly above 2 kHz, where a low-pass
     removes it; optimised through the low-pass, the perturbation moves below it and the
-    decision survives (measured: plain survives on 1 clip of 3, EoT on 3 of 3)."""
+    decision survives (measured: both reach the random target on all 8 clips; plain survives
+    on 3, EoT on 8)."""
     lowpass = parse_transform("lowpass@2k", "verify")
     lowpass.check(model.sample_rate)
     plain = make_attack("pgdn", **PGDN).run(model, clips, target="random")
@@ -99,7 +107,7 @@ def test_survival_rate_is_required_for_success(model, clips):
 
 
 def test_evaluate_reports_survival_per_attack_and_clean_accuracy(tmp_path, capsys):
-    listing = demo_listing(tmp_path, every=6)
+    listing = demo_listing(tmp_path, every=6, first=RIGHT_EVERY_6)
     out = tmp_path / "study.json"
     code = main(
         [
@@ -143,7 +151,7 @@ def test_other_survival_conditions_are_other_cells(tmp_path, capsys):
     cells and reports the new survival (it reported the first run's, rows being skipped); a
     rerun with the same conditions redoes nothing."""
     db = tmp_path / "r.sqlite"
-    listing = demo_listing(tmp_path, every=24)
+    listing = demo_listing(tmp_path, every=24, first=RIGHT_FOOLED)
 
     def evaluate(survival):
         out = tmp_path / "s.json"
@@ -176,7 +184,7 @@ def test_other_survival_conditions_are_other_cells(tmp_path, capsys):
 @pytest.mark.parametrize("extra", [["--seeds", "2"], ["--target", "every-label"]])
 def test_survival_is_pooled_over_seeds_and_target_classes(tmp_path, extra):
     """Over two seeds the table took the first seed's survival only; every-label lost it."""
-    listing = demo_listing(tmp_path, every=24)
+    listing = demo_listing(tmp_path, every=24, first=RIGHT_FOOLED)
     out = tmp_path / "s.json"
     args = ["evaluate", str(listing), "--attack", "fgsm", "--survival", "lowpass@1k"]
     assert main([*args, *extra, "--db", str(tmp_path / "r.db"), "--json", str(out)]) == 0

@@ -125,17 +125,21 @@ def test_an_unreadable_file_is_a_recorded_failure_and_the_rest_is_computed(
     study, data, local, tmp_path
 ):
     folder = shutil.copytree(data, tmp_path / "clips")
-    bad = folder / "Gong" / "Gong_broken.wav"  # in a task with the Gong clip (files 2 and 3)
+    # Files are taken by class folder and name: the first task holds the Accordion clip and
+    # this one, whatever class the short clip is of.
+    bad = folder / "Accordion" / "Accordion_broken.wav"
     bad.write_bytes(b"not audio at all")
     with ResultStore(tmp_path / "t.sqlite") as store:
         results = _transfer(study, folder, store=store)
         failures = store.task_failures(KIND)
     assert {f["file"] for f in results["failed"]} == {str(bad)}
     assert [f["task"] for f in results["failed"]] == [
-        "cnn on Gong_broken.wav", "dnn on Gong_broken.wav", "cnn+dnn on Gong_broken.wav"
+        "cnn on Accordion_broken.wav",
+        "dnn on Accordion_broken.wav",
+        "cnn+dnn on Accordion_broken.wav",
     ]
     assert all(str(bad) in f["message"] for f in results["failed"])
-    # recorded: each source's task of files 2 and 3, and of the bad file alone
+    # recorded: each source's task of files 1 and 2, and of the bad file alone
     assert len(failures) == 6 and set(failures.values()) == {results["failed"][0]["message"]}
     # the good files, its batch-mates among them (done again one by one), as without it
     assert [Path(f).name for f in results["files"]] == [Path(f).name for f in local["files"]]
