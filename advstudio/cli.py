@@ -670,6 +670,7 @@ def _cmd_render_demo(args: argparse.Namespace) -> int:
         validation_font=args.validation_font,
         reporter=ProgressBarReporter(),
         version=args.version,
+        fonts=[Path(f) for f in args.font],
     )
     print(f"demo set written: {metadata}")
     return 0
@@ -1197,6 +1198,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="recipe: 1 single notes (the default, as before), 2 phrases, synthesised gongs and "
         "voices, recording conditions",
+    )
+    p.add_argument(
+        "--font",
+        action="append",
+        default=[],
+        metavar="SF2",
+        help="version 2 from this SoundFont instead of the project's (repeatable): every clip "
+        "for validation, to judge a model on fonts it never heard",
     )
     p.set_defaults(func=_cmd_render_demo)
 

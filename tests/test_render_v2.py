@@ -180,3 +180,47 @@ def test_cli_unknown_version_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "unknown demo set version 3" in err
     assert not (tmp_path / "a").exists()
+
+
+def test_given_fonts_play_every_clip_for_validation(fluidsynth, tmp_path):
+    """`--font`: the version-2 phrases from that SoundFont alone, nothing synthesised, every
+    clip for validation (a set to judge a model on a font it never heard), in its own group."""
+    font = tmp_path / "other_bank.sf2"
+    font.write_bytes(Path(render.find_font(FONTS[2])).read_bytes())  # sf_GMbank, renamed
+    out_dir = tmp_path / "judge"
+    assert main(["data", "render-demo", str(out_dir), "--version", "2", "--per-class", "2",
+                 "--seed", "5", "--font", str(font)]) == 0  # fmt: skip
+    rows = read_rows(out_dir)
+    assert sorted({row["label"] for row in rows}) == sorted(DEMO_CLASSES) and len(rows) == 24
+    assert {(row["font"], row["group"], row["split"]) for row in rows} == {
+        ("other_bank", "other_bank", "validation")
+    }
+    assert not any(row["synthesis"] for row in rows)
+    assert {row["kind"] for row in rows} <= set(KINDS)
+    description = (out_dir / "DATASET.md").read_text()
+    assert "from\nother_bank alone" in description
+    assert "Every clip is in the validation" in description
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--font", "nowhere.sf2"], "nowhere.sf2: no such SoundFont file"),
+        (["--version", "1", "--font", "{sf2}"], "needs version 2"),
+        (["--font", "{sf2}", "--font", "{other}/a.sf2"], "both named a: rename one"),
+        (["--font", "{text}"], "notes.sf2: not a SoundFont FluidSynth can read"),
+    ],
+)
+def test_bad_given_fonts_are_one_line_exit_2(fluidsynth, tmp_path, capsys, extra, message):
+    (tmp_path / "other").mkdir()
+    for path in (tmp_path / "a.sf2", tmp_path / "other" / "a.sf2"):
+        path.write_bytes(Path(render.find_font(FONTS[2])).read_bytes())
+    (tmp_path / "notes.sf2").write_text("not a SoundFont")
+    names = {"sf2": tmp_path / "a.sf2", "other": tmp_path / "other", "text": tmp_path / "notes.sf2"}
+    args = [a.format(**names) for a in extra]
+    version = [] if "--version" in args else ["--version", "2"]
+    out = tmp_path / "set"
+    assert main(["data", "render-demo", str(out), "--per-class", "1", *version, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and message in err
+    assert not (out / "metadata.csv").exists()

@@ -14,7 +14,7 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -89,7 +89,7 @@ _TRIM_DB = -60.0
 _MIN_DURATION_S = 0.3
 _SILENT_PEAK = 1e-4  # about -80 dBFS at FluidSynth's default gain: the preset played nothing
 _MAX_ATTEMPTS = 20
-_FLUID_WARN = 2  # FluidSynth's log level for warnings
+_FLUID_ERR, _FLUID_WARN = 1, 2  # FluidSynth's log levels for errors and warnings
 
 
 @dataclass(frozen=True)
@@ -277,8 +277,10 @@ class Synth:
         self._borrowed: list[int] = []  # SoundFonts another synth loaded (and will free)
 
     def load(self, path: str) -> int:
-        """Load a SoundFont; returns its id, negative when FluidSynth cannot read it."""
-        return self._synth.sfload(path)
+        """Load a SoundFont; returns its id, negative when FluidSynth cannot read it (its own
+        error line muted: the caller says which font failed)."""
+        with self._muted(_FLUID_ERR):
+            return self._synth.sfload(path)
 
     def soundfont(self, sfid: int) -> int:
         """The loaded SoundFont itself (a pointer), to lend to other synths with `borrow`.
@@ -295,7 +297,7 @@ class Synth:
         """
         # Adding a font resets every channel; channel 9 asks for the General MIDI drum kit (bank
         # 128), which drum-kit fonts lack, and warns: expected, so muted.
-        with self._warnings_muted():
+        with self._muted(_FLUID_WARN):
             sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, soundfont)
         if sfid < 0:
             raise RendererUnavailableError("FluidSynth could not share a loaded SoundFont")
@@ -348,18 +350,19 @@ class Synth:
         if self._borrowed:
             # Handing a font back resets every channel, and each reset warns that the channel
             # has no preset left: expected here, so FluidSynth's warnings are muted meanwhile.
-            with self._warnings_muted():
+            with self._muted(_FLUID_WARN):
                 for sfont in self._borrowed:
                     self._lib.fluid_synth_remove_sfont(self._synth.synth, sfont)
         self._synth.delete()
 
     @contextmanager
-    def _warnings_muted(self) -> Iterator[None]:
-        previous = self._lib.fluid_set_log_function(_FLUID_WARN, None, None)
+    def _muted(self, level: int) -> Iterator[None]:
+        """FluidSynth's messages of one log level silenced meanwhile."""
+        previous = self._lib.fluid_set_log_function(level, None, None)
         try:
             yield
         finally:
-            self._lib.fluid_set_log_function(_FLUID_WARN, previous, None)
+            self._lib.fluid_set_log_function(level, previous, None)
 
 
 def blocks(seconds: float) -> int:
@@ -423,13 +426,21 @@ def _finish(raw: np.ndarray, note: _Note) -> np.ndarray | None:
     return (audio[:end] * gain).astype(np.float32)
 
 
-def load_fonts(synth: Synth, reporter: Reporter, validation_font: str) -> dict[str, _LoadedFont]:
-    """Load every installed font of FONTS into `synth`, saying which are missing; refuse when
-    none is, or when the validation font is."""
+def load_fonts(
+    synth: Synth,
+    reporter: Reporter,
+    validation_font: str | None,
+    given: Sequence[Font] = (),
+) -> dict[str, _LoadedFont]:
+    """Load every installed font of FONTS (or the `given` ones, each of which must load) into
+    `synth`, saying which are missing; refuse when none is, or when the validation font (if
+    any) is."""
     loaded, missing = {}, []
-    for font in FONTS:
+    for font in given or FONTS:
         path = find_font(font)
         sfid = synth.load(path) if path else -1
+        if sfid < 0 and given:
+            raise DatasetError(f"{font.paths[0]}: not a SoundFont FluidSynth can read")
         if sfid < 0:
             missing.append(f"{font.name} ({' or '.join(font.paths)})")
             continue
@@ -447,7 +458,7 @@ def load_fonts(synth: Synth, reporter: Reporter, validation_font: str) -> dict[s
                 f"install them with `{INSTALL_COMMAND}`",
             )
         )
-    if validation_font not in loaded:
+    if validation_font is not None and validation_font not in loaded:
         raise DatasetError(
             f"the validation SoundFont {validation_font} is missing; install it with "
             f"`{INSTALL_COMMAND}` or choose another validation font"
@@ -523,22 +534,26 @@ def render_demo_set(
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
     version: int = 1,
+    fonts: Sequence[Path] = (),
 ) -> Path:
     """Render `per_class` clips of each demo class into `out_dir`; returns metadata.csv's path.
 
     Version 1 (the default) is single notes, as this module's docstring says; version 2 is
     phrases, synthesised gongs and voices and recording conditions (`render_v2`). Clips from
-    `validation_font` form the validation split, the rest the training split.
+    `validation_font` form the validation split, the rest the training split. Version 2 with
+    `fonts` (SoundFont files) plays its phrases on those fonts alone, every clip for validation:
+    a set to judge a model on fonts it never heard.
     Raises RendererUnavailableError when FluidSynth or every SoundFont is missing, and
     DatasetError rather than write over an existing set. A cancelled or failed render removes
     the clips it wrote, so that the same folder can be used again.
     """
     reporter = reporter or NullReporter()
     out_dir = check_request(out_dir, per_class, seed, validation_font, version)
+    given = user_fonts(fonts, version)
     if version == 2:
         from advstudio.core.data.render_v2 import render_version_2
 
-        return render_version_2(out_dir, per_class, seed, validation_font, reporter, cancel)
+        return render_version_2(out_dir, per_class, seed, validation_font, reporter, cancel, given)
 
     fluidsynth = import_fluidsynth()
     start = time.perf_counter()
@@ -618,6 +633,27 @@ def check_request(
             f"{out_dir}: already holds {taken[0]} (a rendered set?); choose a new or empty folder"
         )
     return out_dir
+
+
+def user_fonts(paths: Sequence[Path], version: int) -> tuple[Font, ...]:
+    """The SoundFont files a user names, as fonts listed for every class (General MIDI
+    programs, drums in bank 128), each named after its file."""
+    if paths and version != 2:
+        raise ParameterError("rendering from given SoundFonts needs version 2 (--version 2)")
+    fonts = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such SoundFont file")
+        with open(path, "rb") as fh:
+            header = fh.read(12)
+        if header[:4] != b"RIFF" or header[8:] != b"sfbk":  # SoundFont 2 and 3 alike
+            raise DatasetError(f"{path}: not a SoundFont FluidSynth can read")
+        fonts.append(Font(path.stem, (str(path),), "not stated (a given font)", "", _ALL))
+    names = [f.name for f in fonts]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ParameterError(f"two given SoundFonts are both named {twice[0]}: rename one")
+    return tuple(fonts)
 
 
 def silence_error(font_name: str, label: str) -> RendererUnavailableError:

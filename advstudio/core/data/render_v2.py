@@ -165,19 +165,26 @@ def load_sources(
     return loaded, patches
 
 
-def _plan(seed: int, per_class: int, loaded: dict[str, _LoadedFont]) -> list[_Planned]:
-    """Every clip's source and generators; clips of a missing font (or one without a preset for
-    the class) are left out."""
+def _plan(
+    seed: int,
+    per_class: int,
+    loaded: dict[str, _LoadedFont],
+    given: tuple[Font, ...] = (),
+) -> list[_Planned]:
+    """Every clip's source and generators (from the `given` fonts alone, with nothing
+    synthesised, when there are any); clips of a missing font (or one without a preset for the
+    class) are left out."""
+    synth_share = {} if given else SYNTH_SHARE
     plan = []
     for class_index, label in enumerate(DEMO_CLASSES):
-        candidates = [f.name for f in FONTS if label in f.classes]
+        candidates = [f.name for f in given or FONTS if label in f.classes]
         for index in range(per_class):
             # The third generator picks the gong model, apart from the content's draws.
             content_seed, recording_seed, model_seed = np.random.SeedSequence(
                 [seed, class_index, index]
             ).spawn(3)
             content = np.random.Generator(np.random.PCG64(content_seed))
-            synthesised = content.random() < SYNTH_SHARE.get(label, 0.0)
+            synthesised = content.random() < synth_share.get(label, 0.0)
             font = candidates[int(content.integers(len(candidates)))]  # drawn either way
             source = _synthesis_model(label, model_seed) if synthesised else font
             if synthesised or (font in loaded and label in loaded[font].options):
@@ -237,7 +244,7 @@ def _font_clip(
     audio = resample(raw, SYNTH_RATE, round(SAMPLE_RATE * stretch / 100) * 100)
     row = {
         "font": lf.font.name,
-        "group": SOURCE_GROUPS[lf.font.name],
+        "group": SOURCE_GROUPS.get(lf.font.name, lf.font.name),  # a given font: its own
         "licence": lf.font.licence,
         "bank": bank,
         "program": program,
@@ -297,16 +304,22 @@ def render_version_2(
     validation_font: str,
     reporter: Reporter,
     cancel: threading.Event | None,
+    given: tuple[Font, ...] = (),
 ) -> Path:
-    """Render version 2 into `out_dir` (arguments already checked by `render_demo_set`)."""
+    """Render version 2 into `out_dir` (arguments already checked by `render_demo_set`); with
+    `given` fonts, from those alone (no FreePats, nothing synthesised), every clip for
+    validation."""
     fluidsynth = import_fluidsynth()
     start = time.perf_counter()
     library = Synth(fluidsynth)
     written: list[Path] = []
     try:
-        loaded, patches = load_sources(library, reporter, validation_font)
+        if given:
+            loaded, patches = load_fonts(library, reporter, None, given), None
+        else:
+            loaded, patches = load_sources(library, reporter, validation_font)
+        plan = _plan(seed, per_class, loaded, given)
         players = _Players(fluidsynth, library, loaded, patches)
-        plan = _plan(seed, per_class, loaded)
         reporter.report(JobStarted("render", len(plan)))
         rows: list[dict[str, Any]] = []
         redrawn = 0
@@ -318,14 +331,16 @@ def render_version_2(
             audio = conditions.apply_conditions(audio, SAMPLE_RATE, recording, clip.recording)
             relative = f"{clip.label}/{clip.label}_{clip.index:04d}.flac"
             written.append(save_audio(out_dir / relative, audio, SAMPLE_RATE))
-            split = "validation" if content.get("font") == validation_font else "train"
+            held_out = given or content.get("font") == validation_font
+            split = "validation" if held_out else "train"
             row = dict.fromkeys(COLUMNS, "")
             row.update(path=relative, label=clip.label, split=split, **content)
             row.update(duration_s=f"{audio.size / SAMPLE_RATE:.4f}", **recording.columns())
             rows.append(row)
             reporter.report(ItemFinished("render", len(rows), len(plan), relative))
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / DESCRIPTION_NAME).write_text(describe(rows, seed, validation_font))
+        description = describe_given(rows, seed) if given else describe(rows, seed, validation_font)
+        (out_dir / DESCRIPTION_NAME).write_text(description)
         metadata = write_metadata(out_dir, rows, COLUMNS)
     except BaseException:
         remove_partial(out_dir, written)
@@ -387,4 +402,20 @@ Clips per group: {per_group}.
 Split (column `split`), as in version 1: the {validation} validation clips all come from
 {validation_font}, a font never heard in training; the other {len(rows) - validation} clips,
 synthesised ones included, are for training.
+"""
+
+
+def describe_given(rows: list[dict[str, Any]], seed: int) -> str:
+    """DATASET.md of a version-2 set rendered from given fonts: what they played, and that
+    every clip is for judging."""
+    fonts = sorted({row["font"] for row in rows})
+    kinds = sorted({row["kind"] for row in rows})
+    return f"""Version-2 phrases from given SoundFonts: rendered by `advstudio data render-demo
+--version 2 --font ...` (seed {seed}), {len(rows)} clips of 0.3-30 s at 16 kHz from
+{", ".join(fonts)} alone (column `font`, and `group` per font), each clip a phrase
+({", ".join(kinds)}; see advstudio/core/data/phrases.py) played with FluidSynth at 48 kHz and
+resampled, with nothing synthesised, then given recording conditions drawn per clip (columns
+{", ".join(conditions.COLUMNS)}; advstudio/core/data/conditions.py). Classes without a
+preset in a font are missing from its clips. Every clip is in the validation split: the set
+is for judging a model on fonts it never heard. The fonts' licences are not stated here.
 """
