@@ -16,7 +16,7 @@ from advstudio.core.data.conditions import RecordingConditions
 from advstudio.core.data.phrases import KINDS
 from advstudio.core.data.render import DEMO_CLASSES, FONTS, render_demo_set
 from advstudio.core.errors import ParameterError
-from advstudio.core.progress import JobFinished, NullReporter, RecordingReporter
+from advstudio.core.progress import JobFinished, Message, NullReporter, RecordingReporter
 
 # per_class=3 draws every source group: both gong models and a lowered cymbal for Gong,
 # synthesised and font clips of singing
@@ -182,23 +182,30 @@ def test_cli_unknown_version_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
-def test_given_fonts_play_every_clip_for_validation(fluidsynth, tmp_path):
+def sf_gmbank_copy(path: Path) -> Path:
+    path.write_bytes(Path(render.find_font(FONTS[2])).read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("name", ["other_bank", "MuseScore_General", "FreePats"])
+def test_given_fonts_play_every_clip_for_validation(fluidsynth, tmp_path, name):
     """`--font`: the version-2 phrases from that SoundFont alone, nothing synthesised, every
-    clip for validation (a set to judge a model on a font it never heard), in its own group."""
-    font = tmp_path / "other_bank.sf2"
-    font.write_bytes(Path(render.find_font(FONTS[2])).read_bytes())  # sf_GMbank, renamed
+    clip for validation (a set to judge a model on a font it never heard), in a group named
+    after it, even when it bears the name of one of the project's sources (FreePats went to
+    TiMidity++ and crashed; MuseScore_General took the group fluid)."""
+    font = sf_gmbank_copy(tmp_path / f"{name}.sf2")
     out_dir = tmp_path / "judge"
     assert main(["data", "render-demo", str(out_dir), "--version", "2", "--per-class", "2",
                  "--seed", "5", "--font", str(font)]) == 0  # fmt: skip
     rows = read_rows(out_dir)
     assert sorted({row["label"] for row in rows}) == sorted(DEMO_CLASSES) and len(rows) == 24
     assert {(row["font"], row["group"], row["split"]) for row in rows} == {
-        ("other_bank", "other_bank", "validation")
+        (name, name, "validation")
     }
     assert not any(row["synthesis"] for row in rows)
     assert {row["kind"] for row in rows} <= set(KINDS)
     description = (out_dir / "DATASET.md").read_text()
-    assert "from\nother_bank alone" in description
+    assert f"from\n{name} alone" in description
     assert "Every clip is in the validation" in description
 
 
@@ -207,20 +214,46 @@ def test_given_fonts_play_every_clip_for_validation(fluidsynth, tmp_path):
     [
         (["--font", "nowhere.sf2"], "nowhere.sf2: no such SoundFont file"),
         (["--version", "1", "--font", "{sf2}"], "needs version 2"),
-        (["--font", "{sf2}", "--font", "{other}/a.sf2"], "both named a: rename one"),
+        (["--font", "{sf2}", "--font", "{other}/a.sf2"], "both named a (or one is given"),
+        (["--font", "{sf2}", "--font", "{sf2}"], "both named a (or one is given twice)"),
         (["--font", "{text}"], "notes.sf2: not a SoundFont FluidSynth can read"),
+        (["--font", "{cut}"], "cut.sf2: not a SoundFont FluidSynth can read"),
+        (["--font", "{other}"], "other: is a folder, not a SoundFont file"),
+        (["--font", "{kit}"], "kit: no General MIDI preset of any demo class"),
     ],
 )
-def test_bad_given_fonts_are_one_line_exit_2(fluidsynth, tmp_path, capsys, extra, message):
+def test_bad_given_fonts_are_one_line_exit_2(fluidsynth, tmp_path, capfd, extra, message):
+    """capfd: FluidSynth's loader writes to the process's stderr itself."""
     (tmp_path / "other").mkdir()
     for path in (tmp_path / "a.sf2", tmp_path / "other" / "a.sf2"):
-        path.write_bytes(Path(render.find_font(FONTS[2])).read_bytes())
+        sf_gmbank_copy(path)
     (tmp_path / "notes.sf2").write_text("not a SoundFont")
-    names = {"sf2": tmp_path / "a.sf2", "other": tmp_path / "other", "text": tmp_path / "notes.sf2"}
+    (tmp_path / "cut.sf2").write_bytes((tmp_path / "a.sf2").read_bytes()[:100_000])
+    drum_kit = Path(render.find_font(FONTS[3]))  # Black_Pearl_4_LV2: its kit is not in bank 128
+    (tmp_path / "kit.sf2").write_bytes(drum_kit.read_bytes())
+    names = {
+        "sf2": tmp_path / "a.sf2",
+        "other": tmp_path / "other",
+        "text": tmp_path / "notes.sf2",
+        "cut": tmp_path / "cut.sf2",
+        "kit": tmp_path / "kit.sf2",
+    }
     args = [a.format(**names) for a in extra]
     version = [] if "--version" in args else ["--version", "2"]
     out = tmp_path / "set"
     assert main(["data", "render-demo", str(out), "--per-class", "1", *version, *args]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.strip().count("\n") == 0 and message in err
     assert not (out / "metadata.csv").exists()
+
+
+def test_classes_no_given_font_has_are_named_once():
+    """Given fonts without a preset for some classes: one line names them (they are left
+    out); fonts with no preset of any class are refused (the drum kit case above)."""
+    reporter = RecordingReporter()
+    font = render.Font("partial", ("partial.sf2",), "", "", frozenset(DEMO_CLASSES))
+    only_two = {"Accordion": (), "Gong": ()}
+    render_v2._say_missing_classes({"partial": render._LoadedFont(font, 1, only_two)}, reporter)
+    (note,) = [e.text for e in reporter.events if isinstance(e, Message)]
+    missing = [c for c in DEMO_CLASSES if c not in only_two]
+    assert note == f"no given font has a preset for {', '.join(missing)}: left out"

@@ -89,7 +89,7 @@ _TRIM_DB = -60.0
 _MIN_DURATION_S = 0.3
 _SILENT_PEAK = 1e-4  # about -80 dBFS at FluidSynth's default gain: the preset played nothing
 _MAX_ATTEMPTS = 20
-_FLUID_ERR, _FLUID_WARN = 1, 2  # FluidSynth's log levels for errors and warnings
+_FLUID_WARN = 2  # FluidSynth's log level for warnings
 
 
 @dataclass(frozen=True)
@@ -277,10 +277,8 @@ class Synth:
         self._borrowed: list[int] = []  # SoundFonts another synth loaded (and will free)
 
     def load(self, path: str) -> int:
-        """Load a SoundFont; returns its id, negative when FluidSynth cannot read it (its own
-        error line muted: the caller says which font failed)."""
-        with self._muted(_FLUID_ERR):
-            return self._synth.sfload(path)
+        """Load a SoundFont; returns its id, negative when FluidSynth cannot read it."""
+        return self._synth.sfload(path)
 
     def soundfont(self, sfid: int) -> int:
         """The loaded SoundFont itself (a pointer), to lend to other synths with `borrow`.
@@ -297,7 +295,7 @@ class Synth:
         """
         # Adding a font resets every channel; channel 9 asks for the General MIDI drum kit (bank
         # 128), which drum-kit fonts lack, and warns: expected, so muted.
-        with self._muted(_FLUID_WARN):
+        with self._warnings_muted():
             sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, soundfont)
         if sfid < 0:
             raise RendererUnavailableError("FluidSynth could not share a loaded SoundFont")
@@ -350,19 +348,18 @@ class Synth:
         if self._borrowed:
             # Handing a font back resets every channel, and each reset warns that the channel
             # has no preset left: expected here, so FluidSynth's warnings are muted meanwhile.
-            with self._muted(_FLUID_WARN):
+            with self._warnings_muted():
                 for sfont in self._borrowed:
                     self._lib.fluid_synth_remove_sfont(self._synth.synth, sfont)
         self._synth.delete()
 
     @contextmanager
-    def _muted(self, level: int) -> Iterator[None]:
-        """FluidSynth's messages of one log level silenced meanwhile."""
-        previous = self._lib.fluid_set_log_function(level, None, None)
+    def _warnings_muted(self) -> Iterator[None]:
+        previous = self._lib.fluid_set_log_function(_FLUID_WARN, None, None)
         try:
             yield
         finally:
-            self._lib.fluid_set_log_function(level, previous, None)
+            self._lib.fluid_set_log_function(_FLUID_WARN, previous, None)
 
 
 def blocks(seconds: float) -> int:
@@ -440,7 +437,7 @@ def load_fonts(
         path = find_font(font)
         sfid = synth.load(path) if path else -1
         if sfid < 0 and given:
-            raise DatasetError(f"{font.paths[0]}: not a SoundFont FluidSynth can read")
+            raise unreadable_font(font.paths[0])
         if sfid < 0:
             missing.append(f"{font.name} ({' or '.join(font.paths)})")
             continue
@@ -642,18 +639,31 @@ def user_fonts(paths: Sequence[Path], version: int) -> tuple[Font, ...]:
         raise ParameterError("rendering from given SoundFonts needs version 2 (--version 2)")
     fonts = []
     for path in map(Path, paths):
+        if path.is_dir():
+            raise DatasetError(f"{path}: is a folder, not a SoundFont file")
         if not path.is_file():
             raise DatasetError(f"{path}: no such SoundFont file")
         with open(path, "rb") as fh:
             header = fh.read(12)
-        if header[:4] != b"RIFF" or header[8:] != b"sfbk":  # SoundFont 2 and 3 alike
-            raise DatasetError(f"{path}: not a SoundFont FluidSynth can read")
+        # SoundFont 2 and 3 alike: a RIFF file of form sfbk whose chunk spans the whole file
+        # (a truncated one would reach FluidSynth, whose loader prints its own complaints).
+        end = int.from_bytes(header[4:8], "little") + 8
+        whole = end <= path.stat().st_size <= end + 1  # an odd-sized chunk has a pad byte
+        if header[:4] != b"RIFF" or header[8:] != b"sfbk" or not whole:
+            raise unreadable_font(path)
         fonts.append(Font(path.stem, (str(path),), "not stated (a given font)", "", _ALL))
     names = [f.name for f in fonts]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ParameterError(f"two given SoundFonts are both named {twice[0]}: rename one")
+        raise ParameterError(
+            f"two given SoundFonts are both named {twice[0]} (or one is given twice): "
+            "give each once, under its own file name"
+        )
     return tuple(fonts)
+
+
+def unreadable_font(path: str | Path) -> DatasetError:
+    return DatasetError(f"{path}: not a SoundFont FluidSynth can read")
 
 
 def silence_error(font_name: str, label: str) -> RendererUnavailableError:

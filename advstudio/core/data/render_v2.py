@@ -61,6 +61,7 @@ from advstudio.core.data.render import (
     silence_error,
     write_metadata,
 )
+from advstudio.core.errors import DatasetError
 from advstudio.core.progress import ItemFinished, JobStarted, Message, Reporter, check_cancelled
 
 SYNTH_GONG, SYNTH_GONG_FM, SYNTH_VOICE = "synth-gong", "synth-gong-fm", "synth-voice"
@@ -127,13 +128,14 @@ class _Players:
         patches: timidity.PatchSetPlayer | None,
     ):
         self._fluidsynth, self._patches = fluidsynth, patches
-        # Taken before any lending: lending renumbers a font in the library synth.
+        # Taken before any lending: lending renumbers a font in the library synth. FreePats is
+        # not in FluidSynth (its id is -1), whatever a given SoundFont is named.
         self._soundfonts = {
-            name: library.soundfont(lf.sfid) for name, lf in loaded.items() if name != FREEPATS.name
+            name: library.soundfont(lf.sfid) for name, lf in loaded.items() if lf.sfid >= 0
         }
 
     def play(self, font: str, phrase: Phrase, bank: int, program: int) -> np.ndarray:
-        if font == FREEPATS.name:
+        if font not in self._soundfonts:
             assert self._patches is not None  # FreePats is loaded only with its player
             return self._patches.render_phrase(phrase, bank, program)
         synth = Synth(self._fluidsynth)
@@ -193,6 +195,20 @@ def _plan(
     return plan
 
 
+def _say_missing_classes(loaded: dict[str, _LoadedFont], reporter: Reporter) -> None:
+    """One line naming the classes no given font has a General MIDI preset for (they are left
+    out); refuse fonts that have none."""
+    covered = {label for lf in loaded.values() for label in lf.options}
+    if not covered:
+        names = ", ".join(loaded)
+        raise DatasetError(f"{names}: no General MIDI preset of any demo class")
+    missing = [label for label in DEMO_CLASSES if label not in covered]
+    if missing:
+        reporter.report(
+            Message("render", f"no given font has a preset for {', '.join(missing)}: left out")
+        )
+
+
 def _synthesis_model(label: str, seed: np.random.SeedSequence) -> str:
     if label != "Gong":
         return SYNTH_VOICE
@@ -244,7 +260,7 @@ def _font_clip(
     audio = resample(raw, SYNTH_RATE, round(SAMPLE_RATE * stretch / 100) * 100)
     row = {
         "font": lf.font.name,
-        "group": SOURCE_GROUPS.get(lf.font.name, lf.font.name),  # a given font: its own
+        "group": SOURCE_GROUPS[lf.font.name] if lf.font in FONTS else lf.font.name,
         "licence": lf.font.licence,
         "bank": bank,
         "program": program,
@@ -316,6 +332,7 @@ def render_version_2(
     try:
         if given:
             loaded, patches = load_fonts(library, reporter, None, given), None
+            _say_missing_classes(loaded, reporter)
         else:
             loaded, patches = load_sources(library, reporter, validation_font)
         plan = _plan(seed, per_class, loaded, given)
