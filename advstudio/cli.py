@@ -663,14 +663,11 @@ def number_list(text: str, option: str) -> list[float]:
 def _cmd_render_demo(args: argparse.Namespace) -> int:
     from advstudio.core.data.render import render_demo_set
 
-    if args.font and args.validation_font is not None:
-        raise ParameterError("--validation-font does not apply with --font: every clip of a "
-                             "given font is for validation")
     metadata = render_demo_set(
         Path(args.out),
         args.per_class,
         args.seed,
-        validation_font=args.validation_font or "sf_GMbank",
+        validation_font=args.validation_font,
         reporter=ProgressBarReporter(),
         version=args.version,
         fonts=[Path(f) for f in args.font],
@@ -1192,7 +1189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--validation-font",
-        help="SoundFont held out of training for validation (default sf_GMbank)",
+        help="SoundFont held out of training for validation (default sf_GMbank; not with --font)",
     )
     p.add_argument(
         "--version",

@@ -114,13 +114,17 @@ def quietest_demo_clip() -> str:
 THREE_DEMO_CLIPS = (demo_clip("Gong"), shortest_demo_clip(), demo_clip("Accordion"))
 
 
-def demo_folder(root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS) -> Path:
-    """Copies of the named demo clips in class folders under `root` (a folder layout)."""
+def demo_folder(
+    root: Path, names: tuple[str, ...] = THREE_DEMO_CLIPS, source: Path | None = None
+) -> Path:
+    """Copies of the named clips of `source` (default: the shipped demo clips) in class
+    folders under `root` (a folder layout)."""
     from advstudio.core.resources import demo_clips_dir
 
+    source = source or demo_clips_dir()
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes((demo_clips_dir() / name).read_bytes())
+        (root / name).write_bytes((source / name).read_bytes())
     return root
 
 

@@ -128,10 +128,7 @@ def _comparable(evaluations):
 @pytest.fixture(scope="module")
 def pinned_local(tmp_path_factory, robust_dir):
     """The study on the local executor of the pinned model and clips."""
-    folder = tmp_path_factory.mktemp("pinned")
-    for name in BEFORE_CLIPS:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes((PINNED_INPUTS / "clips" / name).read_bytes())
+    folder = demo_folder(tmp_path_factory.mktemp("pinned"), BEFORE_CLIPS, PINNED_INPUTS / "clips")
     pinned = load_model(PINNED_INPUTS / "model")
     return _study(pinned, folder, ":memory:", LocalExecutor(), [*DEFENSES, robust_dir])
 

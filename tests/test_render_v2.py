@@ -220,7 +220,7 @@ def test_given_fonts_play_every_clip_for_validation(fluidsynth, tmp_path, name):
         (["--font", "{cut}"], "cut.sf2: not a SoundFont FluidSynth can read"),
         (["--font", "{other}"], "other: is a folder, not a SoundFont file"),
         (["--font", "{kit}"], "kit: no General MIDI preset of any demo class"),
-        (["--font", "{sf2}", "--validation-font", "sf_GMbank"], "does not apply with --font"),
+        (["--font", "{sf2}", "--validation-font", "sf_GMbank"], "does not apply with given"),
     ],
 )
 def test_bad_given_fonts_are_one_line_exit_2(fluidsynth, tmp_path, capfd, extra, message):

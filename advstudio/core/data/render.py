@@ -54,6 +54,7 @@ DEMO_CLASSES = (
 )
 
 SAMPLE_RATE = 16000
+DEFAULT_VALIDATION_FONT = "sf_GMbank"  # the only General MIDI font not derived from Fluid
 VERSIONS = (1, 2)  # of the demo set's recipe; version 1 stays reproducible
 METADATA_NAME = "metadata.csv"
 DESCRIPTION_NAME = "DATASET.md"  # read by the dataset layer into model cards
@@ -527,7 +528,7 @@ def render_demo_set(
     out_dir: Path,
     per_class: int,
     seed: int = 0,
-    validation_font: str = "sf_GMbank",
+    validation_font: str | None = None,
     reporter: Reporter | None = None,
     cancel: threading.Event | None = None,
     version: int = 1,
@@ -537,14 +538,21 @@ def render_demo_set(
 
     Version 1 (the default) is single notes, as this module's docstring says; version 2 is
     phrases, synthesised gongs and voices and recording conditions (`render_v2`). Clips from
-    `validation_font` form the validation split, the rest the training split. Version 2 with
-    `fonts` (SoundFont files) plays its phrases on those fonts alone, every clip for validation:
-    a set to judge a model on fonts it never heard.
+    `validation_font` (default DEFAULT_VALIDATION_FONT) form the validation split, the rest the
+    training split. Version 2 with `fonts` (SoundFont files) plays its phrases on those fonts
+    alone, every clip for validation: a set to judge a model on fonts it never heard (so no
+    validation font may be named with them).
     Raises RendererUnavailableError when FluidSynth or every SoundFont is missing, and
     DatasetError rather than write over an existing set. A cancelled or failed render removes
     the clips it wrote, so that the same folder can be used again.
     """
     reporter = reporter or NullReporter()
+    if fonts and validation_font is not None:
+        raise ParameterError(
+            "a validation font does not apply with given fonts: every clip of a given font is "
+            "for validation"
+        )
+    validation_font = validation_font or DEFAULT_VALIDATION_FONT
     out_dir = check_request(out_dir, per_class, seed, validation_font, version)
     given = user_fonts(fonts, version)
     if version == 2:
