@@ -8,7 +8,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,6 +83,14 @@ def held_out(examples: list, folder: str) -> tuple[list, int]:
     return kept, len(examples) - len(kept)
 
 
+def _say_caveats(detectors: Sequence[Detector]) -> list[str]:
+    """Print each detector's caveat about its fit (stderr) and return them."""
+    caveats = [c for c in (d.caveat() for d in detectors) if c]
+    for caveat in caveats:
+        print(f"advstudio: note: {caveat}", file=sys.stderr)
+    return caveats
+
+
 def _cmd_detect_fit(args: argparse.Namespace) -> int:
     from advstudio.cli import open_data, select_examples
     from advstudio.cli_output import ProgressBarReporter
@@ -121,6 +129,7 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
         detector.fit(model, clips, adversarial, model.sample_rate)
         detector.save(out / detector.name)
         print(f"{detector.name}: fitted, saved in {out / detector.name}")
+    caveats = _say_caveats(detectors)
     summary = {
         "model": model_name(args.model),
         "model_fingerprint": fingerprint(model),
@@ -131,6 +140,7 @@ def _cmd_detect_fit(args: argparse.Namespace) -> int:
         "adversarial_examples": found,
         "attack_parameters": {a.name: a.params for a in attacks},
         "detectors": names,
+        "caveats": caveats,
     }
     (out / FIT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return 0
@@ -156,6 +166,7 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model, labels=args.labels, device=args.device)
     for detector in detectors:
         detector.check(model, model.sample_rate)
+    caveats = _say_caveats(detectors)
     selection = select_examples(open_data(args.data, args), args.split, model.labels)
     if selection.note:
         print(f"advstudio: {selection.note}", file=sys.stderr)
@@ -196,6 +207,8 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
         "detectors": str(args.detector),
         "adaptive": "yes" if args.adaptive else "no",
     }
+    if caveats:
+        config["caveats"] = "; ".join(caveats)
     if outputs["json_path"] is not None:
         outputs["json_path"].write_text(detector_json(evaluations, config) + "\n")
     if outputs["report_dir"] is not None:

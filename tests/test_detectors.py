@@ -167,6 +167,17 @@ def test_hidden_pca_on_fewer_clips_than_dimensions_scores_whatever_basis_the_svd
     )
 
 
+def test_only_a_pca_fitted_on_fewer_vectors_than_dimensions_has_a_caveat(fitted):
+    """12 clean clips give 12 hidden vectors for 512 dimensions (a caveat that names it);
+    their log-mel frames (hundreds) span all 64 input dimensions; the others have none."""
+    spanned = fitted["pca-hidden"].used.shape[0]
+    assert spanned < 12
+    assert fitted["pca-hidden"].caveat().startswith(
+        f"pca-hidden: the clean fitting clips span {spanned} of the 512 directions it reads"
+    )
+    assert [n for n in DETECTORS if fitted[n].caveat()] == ["pca-hidden"]
+
+
 def test_input_pca_separates_a_narrowband_perturbation(model, clips):
     """PCA on log-mel frames flags energy in directions clean clips leave alone; broadband
     noise (FGSM, PGD) fills the quiet bands and reads as *more* typical to it (AUC under 0.5:
@@ -219,14 +230,20 @@ def test_detect_fit_then_evaluate_writes_figures_and_a_report(demo_csv, tmp_path
     chosen = ["--detectors", "pca-hidden,mmd"]
     assert main(["detect", "fit", str(demo_csv), *fast, *chosen, "--out", str(out)]) == 0
     assert (out / "mmd" / "detector.json").is_file()
-    assert json.loads((out / "fit.json").read_text())["detectors"] == ["pca-hidden", "mmd"]
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["detectors"] == ["pca-hidden", "mmd"]
+    # 8 clean clips for 512 hidden dimensions: said on stderr and kept with the fit
+    assert [c.split(":")[0] for c in fit["caveats"]] == ["pca-hidden"]
+    assert f"advstudio: note: {fit['caveats'][0]}" in capsys.readouterr().err
     result = tmp_path / "r.json"
     report = tmp_path / "report"
     argv = ["detect", "evaluate", str(demo_csv), *fast, "--detector", str(out)]
     assert main([*argv, "--json", str(result), "--report", str(report)]) == 0
     table = capsys.readouterr().out
     assert "pca-hidden" in table and "TPR@5%FPR" in table
-    evaluation = json.loads(result.read_text())["evaluations"][0]
+    written = json.loads(result.read_text())
+    assert written["caveats"] == fit["caveats"][0]
+    evaluation = written["evaluations"][0]
     assert [d["detector"] for d in evaluation["detectors"]] == ["mmd", "pca-hidden"]
     assert 0.0 <= evaluation["detectors"][0]["plain"]["auc"] <= 1.0
     html = (report / "report.html").read_text()

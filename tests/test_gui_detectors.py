@@ -27,6 +27,7 @@ from advstudio.core.attacks import make_attack  # noqa: E402
 from advstudio.core.audio import load_audio  # noqa: E402
 from advstudio.core.detectors import make_detector  # noqa: E402
 from advstudio.core.resources import demo_clips  # noqa: E402
+from advstudio.gui.detector_bar import CAVEAT_MARK  # noqa: E402
 
 RATE = 16000
 
@@ -74,6 +75,9 @@ def test_the_bar_scores_the_clip_and_its_adversarial(qtbot, win, clips, tmp_path
     state = win.clip.state
     expected = detector.score(shipped, [state.audio.samples, state.adversarial], RATE)
     assert shown_scores(win) == pytest.approx(list(expected), rel=1e-2)
+    # 12 clips for 512 hidden dimensions: the bar says the fit has a caveat, the tooltip which.
+    assert bar.scores.text().endswith(CAVEAT_MARK)
+    assert bar.scores.toolTip() == detector.caveat() != ""
     bar.worker.wait()
 
 

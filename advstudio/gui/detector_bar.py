@@ -21,6 +21,7 @@ from advstudio.gui.worker import JobWorker
 
 log = logging.getLogger("advstudio")
 NO_DETECTOR = "no detector loaded"
+CAVEAT_MARK = " (its fit has a caveat: hover for it)"
 
 
 class DetectorBar(QWidget):
@@ -58,6 +59,7 @@ class DetectorBar(QWidget):
         except AdvStudioError as exc:
             self.problem.emit("Cannot load the detector", str(exc))
             return
+        self.scores.setToolTip(self.detector.caveat() or "")
         if self.wanted is not None:
             self.show_clip(
                 self.wanted.model,
@@ -92,7 +94,8 @@ class DetectorBar(QWidget):
     def _scored(self, scores: ClipScores) -> None:
         job, self.running = self.running, None
         if job is self.wanted:
-            self.scores.setText(scores.text())
+            caveat = job.detector.caveat() if job.detector is not None else None
+            self.scores.setText(scores.text() + (CAVEAT_MARK if caveat else ""))
         else:
             self._start()
 

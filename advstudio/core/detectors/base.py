@@ -75,6 +75,11 @@ class Detector:
         self.clean_std = float(clean_scores.std()) or 1.0
         return self
 
+    def caveat(self) -> str | None:
+        """What a reader of this fitted detector's figures should know about how well the
+        fitting clips could teach it (None: nothing to say)."""
+        return None
+
     def score(
         self, model: AudioClassifier, clips: Sequence[np.ndarray], sample_rate: int
     ) -> np.ndarray:
