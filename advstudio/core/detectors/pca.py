@@ -73,8 +73,8 @@ class _PCADetector(Detector):
         self.tail, self.tail_variance = chosen
 
     def caveat(self) -> str | None:
-        """Fewer clean vectors than dimensions leave directions the PCA never saw clean data
-        in, read as one subspace: a held-out clean clip lies mostly there too, so the score says
+        """Fewer clean vectors than dimensions (or vectors that never vary along some
+        direction) leave directions the PCA never saw clean data in, read as one subspace: a held-out clean clip lies mostly there too, so the score says
         more about how unlike the fitting clips a clip is than about a perturbation (measured
         on the shipped model with 12 fitting clips: AUC 0.55 on FGSM examples, 0.56 on a
         planted tone)."""
@@ -85,7 +85,7 @@ class _PCADetector(Detector):
             f"{self.name}: the clean fitting {self.vector_kind} span {spanned} of the "
             f"{dimensions} directions it reads; the other {dimensions - spanned} are scored as "
             "one subspace, so the score mostly says how unlike the fitting clips a clip is "
-            f"(fit on more clean {self.vector_kind} than {dimensions})"
+            f"(fit on more, and more varied, clean {self.vector_kind}: over {dimensions})"
         )
 
     def _energy(self, vectors: torch.Tensor) -> torch.Tensor:
