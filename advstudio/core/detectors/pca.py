@@ -74,10 +74,10 @@ class _PCADetector(Detector):
 
     def caveat(self) -> str | None:
         """Fewer clean vectors than dimensions (or vectors that never vary along some
-        direction) leave directions the PCA never saw clean data in, read as one subspace: a held-out clean clip lies mostly there too, so the score says
-        more about how unlike the fitting clips a clip is than about a perturbation (measured
-        on the shipped model with 12 fitting clips: AUC 0.55 on FGSM examples, 0.56 on a
-        planted tone)."""
+        direction) leave directions the PCA never saw clean data in, read as one subspace: a
+        held-out clean clip lies mostly there too, so the score says more about how unlike the
+        fitting clips a clip is than about a perturbation (measured on the shipped model with
+        12 fitting clips: AUC 0.55 on FGSM examples, 0.56 on a planted tone)."""
         spanned, dimensions = self.used.shape
         if spanned >= dimensions:
             return None
