@@ -196,6 +196,21 @@ def _cmd_loso(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_loso_compare(args: argparse.Namespace) -> int:
+    from advstudio.core.atomic import write_atomically
+    from advstudio.core.evaluation.loso_comparison import compare_runs, comparison_report
+    from advstudio.core.output_paths import check_output_file
+
+    json_path = None if args.json is None else check_output_file(args.json, args.overwrite)
+    comparison = compare_runs(Path(args.first), Path(args.second))
+    print(comparison_report(comparison), end="")
+    if json_path is not None:
+        text = json.dumps(comparison, indent=2) + "\n"
+        write_atomically(json_path, lambda tmp: Path(tmp).write_text(text))
+        print(f"comparison written to {json_path}")
+    return 0
+
+
 def _cmd_attack(args: argparse.Namespace) -> int:
     from advstudio.core.attacks import make_attack
     from advstudio.core.attacks.every_label import EVERY_LABEL, check_every_label
@@ -1245,6 +1260,20 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_options(p)
     recipe_options(p)
     p.set_defaults(func=_cmd_loso)
+
+    p = data_sub.add_parser(
+        "loso-compare",
+        help="two leave-one-group-out runs side by side (a recipe's effect on held-out groups)",
+        description="Print the figures of two `data loso` runs side by side, per condition, "
+        "group and class (pooled), with the change B - A, the settings that differ and whether "
+        "the held-out clips are the same. It chooses nothing: a recipe picked by these figures "
+        "was chosen on held-out groups.",
+    )
+    p.add_argument("first", metavar="A", help="folder of the first run (its loso.json)")
+    p.add_argument("second", metavar="B", help="folder of the second run")
+    p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.set_defaults(func=_cmd_loso_compare)
     return parser
 
 

@@ -37,11 +37,11 @@ CLASSES = {"Gong": 220.0, "Hi-hat": 3000.0, "Marimba_and_xylophone": 880.0}
 CLIPS = (("note", 0.6), ("walk", 6.0))
 
 
-def write_grouped_set(root: Path, with_group: bool = True) -> Path:
+def write_grouped_set(root: Path, with_group: bool = True, groups=GROUPS) -> Path:
     """A metadata.csv as render-demo --version 2 writes it (path, label, split, group, kind,
     duration_s) over real FLAC files, split column set to train everywhere."""
     rows = ["path,label,split,group,kind,duration_s" if with_group else "path,label,split"]
-    for g, group in enumerate(GROUPS):
+    for g, group in enumerate(groups):
         for label, freq in CLASSES.items():
             for k, (kind, seconds) in enumerate(CLIPS):
                 relative = f"{label}/{group}_{k}.flac"
@@ -452,3 +452,72 @@ def test_the_shipped_models_card_gives_its_recipes_leave_one_group_out_figures(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not leave-one-group-out results" in err
     assert not other.exists()
+
+
+def loso_run(data: Path, out: Path, seed: int) -> dict:
+    args = ["data", "loso", str(data), "--out", str(out), "--preset", "paper",
+            "--epochs", "1", "--batch-size", "6", "--seed", str(seed)]  # fmt: skip
+    assert main(args) == 0
+    return json.loads((out / "loso.json").read_text())
+
+
+def test_loso_compare_pairs_two_runs_figures_and_says_what_differs(grouped_set, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    first, second = loso_run(grouped_set, a, 4), loso_run(grouped_set, b, 5)
+    capsys.readouterr()
+    written = tmp_path / "compare.json"
+    assert main(["data", "loso-compare", str(a), str(b), "--json", str(written)]) == 0
+    report = capsys.readouterr().out
+    comparison = json.loads(written.read_text())
+    assert comparison["settings_changed"] == {"seed": [4, 5]}
+    assert "Settings that decide the weights and differ: seed 4 -> 5." in report
+    assert comparison["same_held_out_counts"] and "held-out clips differ" not in report
+    for condition in CONDITIONS:
+        means = [r["summary"][condition]["mean_accuracy"] for r in (first, second)]
+        assert comparison["summary"][condition]["mean_accuracy"] == means
+        assert (
+            f"| {condition} | {means[0]:.3f} | {means[1]:.3f} | {means[1] - means[0]:+.3f} |"
+            in (report)
+        )
+        for group in GROUPS:
+            pair = [r["folds"][group][condition]["accuracy"] for r in (first, second)]
+            assert [e["accuracy"] for e in comparison["per_group"][condition][group]] == pair
+    pooled = first["summary"]["clips"]["pooled"]["per_class"]["Gong"]
+    assert comparison["per_class"]["clips"]["Gong"][0] == pooled
+    # an existing --json file is kept unless --overwrite; a folder without results is one line
+    assert main(["data", "loso-compare", str(a), str(b), "--json", str(written)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("already exists; choose another name or --overwrite")
+    )
+    assert main(["data", "loso-compare", str(a), str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith(f"advstudio: error: {tmp_path / 'loso.json'}: not found") and "\n" not in err
+    )
+    (tmp_path / "loso.json").write_text('{"groups": ["fluid"]}')
+    assert main(["data", "loso-compare", str(a), str(tmp_path)]) == 2
+    assert "not leave-one-group-out results" in capsys.readouterr().err
+
+
+def test_loso_compare_of_runs_on_other_groups_gives_the_mean_over_the_shared_ones(
+    grouped_set, tmp_path, capsys
+):
+    fewer = write_grouped_set(tmp_path / "fewer", groups=GROUPS[:2])
+    a, b = tmp_path / "a", tmp_path / "b"
+    first, second = loso_run(grouped_set, a, 4), loso_run(fewer, b, 4)
+    capsys.readouterr()
+    assert main(["data", "loso-compare", str(a), str(b)]) == 0
+    report = capsys.readouterr().out
+    assert "The held-out clips differ" in report
+    shared = [first["folds"][g]["clips"]["accuracy"] for g in GROUPS[:2]]
+    theirs = [second["folds"][g]["clips"]["accuracy"] for g in GROUPS[:2]]
+    assert (
+        f"over the 2 both hold ({GROUPS[0]}, {GROUPS[1]}), the mean accuracy: clips A "
+        f"{np.mean(shared):.3f}, B {np.mean(theirs):.3f}"
+    ) in report
+    assert (
+        f"| {GROUPS[2]} | {first['folds'][GROUPS[2]]['clips']['accuracy']:.3f} (6) | – | – |"
+        in (report)
+    )

@@ -131,7 +131,7 @@ def _check_settings(folder: Path, recorded: dict[str, Any], config: TrainConfig)
 def _differing_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
     """The settings that decide the weights and differ between `recorded` and `config`, each
     as "NAME RECORDED there, CONFIG here"."""
-    here, there = _comparable(asdict(config)), _comparable(recorded)
+    here, there = comparable_settings(asdict(config)), comparable_settings(recorded)
     return [
         f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
         for k in sorted(here.keys() | there.keys())
@@ -139,7 +139,7 @@ def _differing_settings(recorded: dict[str, Any], config: TrainConfig) -> list[s
     ]
 
 
-def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that decide a fold's weights, less the device (a fold may resume
     elsewhere)."""
     return {k: v for k, v in weight_settings(settings).items() if k != "device"}
@@ -340,11 +340,10 @@ def leave_one_group_out(
     return results
 
 
-def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
-    """What a model trained with `config` on every group of `dataset` can expect on sources it
-    never heard: the figures of the leave-one-group-out run in `loso_dir` (its loso.json), for
-    the model card. Refused when that run trained another recipe or judged another set's
-    groups or classes: the card would claim figures that are not its recipe's."""
+def read_results(loso_dir: Path) -> dict[str, Any]:
+    """The loso.json that `leave_one_group_out` wrote in `loso_dir`, checked for what readers
+    take from it (training settings, groups, labels, every condition's summary and each
+    fold's figures), or one line saying what is wrong."""
     path = loso_dir / RESULTS_NAME
     if not path.is_file():
         raise ParameterError(
@@ -353,12 +352,38 @@ def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> 
         )
     try:
         results = json.loads(path.read_text())
-        trained_with, groups = dict(results["training"]), list(results["groups"])
-        labels, summary, folds = list(results["labels"]), results["summary"], results["folds"]
-        per_group = {g: {c: folds[g][c]["accuracy"] for c in CONDITIONS} for g in groups}
-        summaries = {c: _expected_summary(summary[c]) for c in CONDITIONS}
+        results["training"] = dict(results["training"])
+        results["groups"], results["labels"] = list(results["groups"]), list(results["labels"])
+        for condition in CONDITIONS:
+            _expected_summary(results["summary"][condition])
+            for group in results["groups"]:
+                fold_figures(results["folds"][group][condition])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ParameterError(f"{path}: not leave-one-group-out results ({exc})") from None
+    return results
+
+
+def fold_figures(scores: dict[str, Any]) -> tuple[float | None, int, dict[str, Any]]:
+    """One fold's figures in one condition: accuracy (None: no clip), clips, per class."""
+    accuracy = scores["accuracy"]
+    return (
+        None if accuracy is None else float(accuracy),
+        int(scores["clips"]),
+        dict(scores["per_class"]),
+    )
+
+
+def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+    """What a model trained with `config` on every group of `dataset` can expect on sources it
+    never heard: the figures of the leave-one-group-out run in `loso_dir` (its loso.json), for
+    the model card. Refused when that run trained another recipe or judged another set's
+    groups or classes: the card would claim figures that are not its recipe's."""
+    path = loso_dir / RESULTS_NAME
+    results = read_results(loso_dir)
+    trained_with, groups = results["training"], results["groups"]
+    labels, summary, folds = results["labels"], results["summary"], results["folds"]
+    per_group = {g: {c: folds[g][c]["accuracy"] for c in CONDITIONS} for g in groups}
+    summaries = {c: _expected_summary(summary[c]) for c in CONDITIONS}
     differ = _differing_settings(trained_with, config)
     if differ:
         raise ParameterError(
