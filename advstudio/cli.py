@@ -1250,9 +1250,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave-one-group-out: one model per source group held out, judged on it",
         description="Train one model per source group (the CSV's group column) on every other "
         "group, in OUT/holdout-GROUP (a finished fold is kept, an interrupted one resumes), and "
-        "judge it on its held-out group: the clips as they are, one 1-s excerpt of each, and "
-        "the phrases of at least 5 s. Writes OUT/loso.json and OUT/LOSO.md. Each fold keeps "
-        "its last epoch (no model selection on the held-out group). Runs of the same command "
+        "judge it on its held-out group: the clips as they are, the first second of each, one "
+        "1-s excerpt of each at a seeded random position, and the phrases of at least 5 s. "
+        "Writes OUT/loso.json and OUT/LOSO.md. Each fold keeps its last epoch (no model "
+        "selection on the held-out group). Runs of the same command "
         "share the folds: each trains those no other run holds, then waits for the rest.",
     )
     p.add_argument("data", help="rendered set (folder with metadata.csv, or the CSV)")

@@ -25,6 +25,9 @@ from advstudio.core.evaluation.leave_one_group_out import (
     one_second_excerpts,
 )
 from advstudio.core.folder_lock import exclusive_folder
+from advstudio.core.inference import clip_for_model
+from advstudio.core.models import load_model
+from advstudio.core.models.base import predict_proba
 from advstudio.core.progress import Cancelled, ItemFinished, JobStarted, RecordingReporter
 from advstudio.core.training import config_from_preset
 from tests.conftest import tone
@@ -159,7 +162,8 @@ def test_loso_trains_one_fold_per_group_and_keeps_finished_folds(grouped_set, tm
         card = json.loads((fold_dir(out, group) / "card.json").read_text())
         assert card["dataset"]["validation_files"] == len(CLASSES) * len(CLIPS)
         assert fold["trained_now"] and fold["training_seconds"] == card["training_seconds"] > 0
-        assert fold["clips"]["clips"] == fold["one_second"]["clips"] == 6
+        assert fold["clips"]["clips"] == fold["first_second"]["clips"] == 6
+        assert fold["one_second"]["clips"] == 6
         assert fold["classes_not_trained"] == []
         assert fold["long_phrases"]["clips"] == 3  # the 6-s walks, not the 0.6-s notes
         for condition in CONDITIONS:
@@ -177,8 +181,18 @@ def test_loso_trains_one_fold_per_group_and_keeps_finished_folds(grouped_set, tm
         assert summary["pooled"]["clips"] == sum(
             results["folds"][g][condition]["clips"] for g in GROUPS
         )
+    # first_second: the fold's model on the first second of each held-out clip, nothing else
+    model = load_model(fold_dir(out, "gmbank"))
+    held = held_out_group(open_dataset(grouped_set), "gmbank").subset("validation").examples
+    firsts = [clip_for_model(e.path, model)[:RATE] for e in held]
+    predicted = predict_proba(model, firsts).argmax(axis=1)
+    truth = [model.labels.index(e.label) for e in held]
+    scores = results["folds"]["gmbank"]["first_second"]
+    assert scores["accuracy"] == pytest.approx(np.mean(predicted == truth))
+    assert np.trace(scores["confusion_counts"]) == (predicted == truth).sum()
     report = (out / "LOSO.md").read_text()
     assert "no model selection" in report and "## Per class: one_second" in report
+    assert "## Per class: first_second" in report
     assert all(f"| {group} |" in report for group in GROUPS)
     written = {g: (fold_dir(out, g) / "card.json").stat().st_mtime_ns for g in GROUPS}
     assert main(args) == 0  # the rerun trains nothing and judges the same excerpts
@@ -436,7 +450,10 @@ def test_the_shipped_models_card_gives_its_recipes_leave_one_group_out_figures(
     (loso_dir / "loso.json").write_text(json.dumps(results))
     assert main([*train_args, "--out", str(tmp_path / "again"), *recipe]) == 0
     card = (tmp_path / "again" / "MODEL_CARD.md").read_text()
-    row = f"| gmbank | {fold['clips']['accuracy']:.3f} | {fold['one_second']['accuracy']:.3f} | – |"
+    row = (
+        f"| gmbank | {fold['clips']['accuracy']:.3f} | {fold['first_second']['accuracy']:.3f} "
+        f"| {fold['one_second']['accuracy']:.3f} | – |"
+    )
     assert row in card
     capsys.readouterr()
     other = tmp_path / "other"
@@ -499,6 +516,12 @@ def test_loso_compare_pairs_two_runs_figures_and_says_what_differs(grouped_set, 
     (tmp_path / "loso.json").write_text('{"groups": ["fluid"]}')
     assert main(["data", "loso-compare", str(a), str(tmp_path)]) == 2
     assert "not leave-one-group-out results" in capsys.readouterr().err
+    # a run judged before a condition existed: one line saying how to judge it anew
+    del second["summary"]["first_second"]
+    (b / "loso.json").write_text(json.dumps(second))
+    assert main(["data", "loso-compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "judged before the condition first_second existed" in err and "\n" not in err
 
 
 def test_loso_compare_of_runs_on_other_groups_gives_the_mean_over_the_shared_ones(

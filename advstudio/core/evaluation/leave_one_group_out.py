@@ -3,11 +3,14 @@
 The clips of a rendered set come from independent source groups (a column `group`: the Fluid
 fonts, sf_GMbank, the drum kits, each synthesis model). One model is trained per group with
 that group held out (`DIR/holdout-GROUP/`, a model directory as `advstudio train` writes), and
-judged on the held-out group only, under three conditions:
+judged on the held-out group only, under four conditions:
 
 - `clips`: the held-out clips as they are;
-- `one_second`: one excerpt of EXCERPT_S seconds per clip at a seeded random position (the
-  note cut off, no release), as people drop short recordings in; shorter clips as they are;
+- `first_second`: the first EXCERPT_S seconds of each clip, a note (or a phrase's first notes)
+  from its onset and cut off, without its release: issue 12's one-second condition, as people
+  drop short one-shot recordings in; shorter clips as they are;
+- `one_second`: one excerpt of EXCERPT_S seconds per clip at a seeded random position, harder:
+  it may begin inside a note's decay, in its release or in a rest; shorter clips as they are;
 - `long_phrases`: the clips that play a phrase (metadata `kind` other than a single note or a
   gong stroke) of at least LONG_PHRASE_S seconds.
 
@@ -55,8 +58,10 @@ LONG_PHRASE_S = 5.0  # FSDKaggle2019's recordings are mostly phrases of several 
 PHRASE_KINDS = tuple(kind for kind in KINDS if kind != "note")  # not a single note or stroke
 CONDITIONS = {
     "clips": "the held-out clips as they are",
-    "one_second": f"one {EXCERPT_S:g}-s excerpt per clip at a seeded random position (the note "
-    "cut off, no release); clips shorter than that as they are",
+    "first_second": f"the first {EXCERPT_S:g} s of each clip: its note, or its phrase's first "
+    "notes, from the onset and cut off (no release); clips shorter than that as they are",
+    "one_second": f"one {EXCERPT_S:g}-s excerpt per clip at a seeded random position (it may "
+    "begin inside a note, in its release or in a rest); clips shorter than that as they are",
     "long_phrases": f"the held-out phrases ({', '.join(PHRASE_KINDS)}) of at least "
     f"{LONG_PHRASE_S:g} s",
 }
@@ -163,10 +168,12 @@ def _evaluate_fold(
         if e.kind in PHRASE_KINDS and len(clip) >= long_phrase_s * model.sample_rate
     ]
     whole = predict_proba(model, clips)
+    first = predict_proba(model, [clip[: round(EXCERPT_S * model.sample_rate)] for clip in clips])
     excerpts = predict_proba(model, one_second_excerpts(clips, model.sample_rate, rng))
     labels = dataset.classes
     return {
         "clips": condition_scores(whole, truth, labels),
+        "first_second": condition_scores(first, truth, labels),
         "one_second": condition_scores(excerpts, truth, labels),
         "long_phrases": condition_scores(whole[long], [truth[i] for i in long], labels),
     }
@@ -192,6 +199,7 @@ def _judged_fold(
         "excerpt_seconds": EXCERPT_S,
         "excerpt_seed": excerpt_seed,
         "long_phrase_seconds": long_phrase_s,
+        "conditions": list(CONDITIONS),  # kept scores of fewer conditions are judged anew
     }
     scores = _judged_before(folder / JUDGED_NAME, judged_on)
     if scores is None:
@@ -352,6 +360,13 @@ def read_results(loso_dir: Path) -> dict[str, Any]:
         )
     try:
         results = json.loads(path.read_text())
+        missing = [c for c in CONDITIONS if c not in results["summary"]]
+        if missing:
+            raise ParameterError(
+                f"{path}: judged before the condition {', '.join(missing)} existed; run the same "
+                f"`advstudio data loso ... --out {loso_dir}` again (its folds are kept and only "
+                "judged anew)"
+            )
         results["training"] = dict(results["training"])
         results["groups"], results["labels"] = list(results["groups"]), list(results["labels"])
         for condition in CONDITIONS:
