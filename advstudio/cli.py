@@ -131,7 +131,7 @@ def recipe_config(args: argparse.Namespace, **more: Any) -> TrainConfig:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from advstudio.core.data.datasets import NO_HOLD_OUT, held_out_group
-    from advstudio.core.evaluation.leave_one_group_out import expected_accuracy
+    from advstudio.core.evaluation.loso_results import expected_accuracy
     from advstudio.core.training import train, write_model_card
 
     dataset = open_data(args.data, args)

@@ -208,7 +208,7 @@ def _cmd_detect_evaluate(args: argparse.Namespace) -> int:
         "adaptive": "yes" if args.adaptive else "no",
     }
     if caveats:
-        config["caveats"] = "; ".join(caveats)
+        config["caveats"] = caveats
     if outputs["json_path"] is not None:
         outputs["json_path"].write_text(detector_json(evaluations, config) + "\n")
     if outputs["report_dir"] is not None:

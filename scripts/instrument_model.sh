@@ -20,8 +20,9 @@
 # levelled to -20 dBFS, windows cut from excerpts, and half the clips cut to a 0.3-1.5 s
 # stretch each epoch. Recipe 1 (without the short stretches, on a set whose gongs all came from
 # the modal model) was fixed before any held-out result was seen; this one, recipe 2, was chosen
-# after seeing recipe 1's: the one-second condition was its weakest, and holding out its only
-# gong model left no gong to learn from (the set now has an FM gong beside it). PYTHON is the
+# after seeing recipe 1's: the random-position one-second condition was its weakest, and
+# holding out its only gong model left no gong to learn from (the set now has an FM gong beside
+# it). PYTHON is the
 # interpreter (default .venv/bin/python); STAGES picks steps (default "render loso train real
 # unheard").
 set -euo pipefail
@@ -35,7 +36,14 @@ advstudio() { "$python" -m advstudio "$@"; }
 mkdir -p "$work"
 export ADVSTUDIO_THREADS=1 OMP_NUM_THREADS=1
 opl3=/usr/share/sounds/sf2/OPL-3_FM_128M.sf2
-for stage in ${STAGES:-render loso train real unheard}; do
+stages="${STAGES:-render loso train real unheard}"
+for stage in $stages; do  # every name checked before hours of the first stages
+    case $stage in
+    render | loso | train | real | unheard) ;;
+    *) echo "unknown stage $stage (render, loso, train, real, unheard)" >&2; exit 2 ;;
+    esac
+done
+for stage in $stages; do
     case $stage in
     render)
         [ -e "$work/demo-v2/metadata.csv" ] \
@@ -67,6 +75,5 @@ for stage in ${STAGES:-render loso train real unheard}; do
             echo "unheard: $opl3 is missing (apt install opl3-soundfont); demo clips only" >&2
         fi
         advstudio score "$repo/resources/demo/metadata.csv" --model "$work/instrument-cnn" ;;
-    *) echo "unknown stage $stage (render, loso, train, real, unheard)" >&2; exit 2 ;;
     esac
 done

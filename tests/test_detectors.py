@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import demo_clip, demo_folder, make_random_model, shortest_demo_clip
+from scipy.signal import butter, lfilter
 from sklearn.metrics import roc_auc_score
 
 from advstudio.cli import main
@@ -167,15 +168,36 @@ def test_hidden_pca_on_fewer_clips_than_dimensions_scores_whatever_basis_the_svd
     )
 
 
-def test_only_a_pca_fitted_on_fewer_vectors_than_dimensions_has_a_caveat(fitted):
+def test_only_a_pca_fitted_on_fewer_vectors_than_dimensions_has_a_caveat(fitted, tmp_path):
     """12 clean clips give 12 hidden vectors for 512 dimensions (a caveat that names it);
     their log-mel frames (hundreds) span all 64 input dimensions; the others have none."""
-    spanned = fitted["pca-hidden"].used.shape[0]
-    assert spanned < 12
-    assert fitted["pca-hidden"].caveat().startswith(
-        f"pca-hidden: the clean fitting clips span {spanned} of the 512 directions it reads"
+    hidden = fitted["pca-hidden"]
+    spanned = hidden.used.shape[0]
+    assert hidden.fitted_vectors == 12 and spanned < 12
+    assert hidden.caveat().startswith(
+        f"pca-hidden: fitted on 12 clean clips for 512 dimensions, so clean data spans only "
+        f"{spanned} of its directions"
     )
     assert [n for n in DETECTORS if fitted[n].caveat()] == ["pca-hidden"]
+    # kept when saved; a detector saved before the count was kept loads, with no caveat
+    folder = hidden.save(tmp_path / "h")
+    assert load_detector(folder).caveat() == hidden.caveat()
+    config = json.loads((folder / "detector.json").read_text())
+    del config["settings"]["fitted_vectors"]
+    (folder / "detector.json").write_text(json.dumps(config))
+    assert load_detector(folder).caveat() is None
+
+
+def test_a_band_limited_input_pca_on_many_frames_has_no_caveat(model, clips):
+    """Hundreds of frames of telephone-band clips leave the top bands unused: no caveat (a
+    perturbation there is what the input PCA is for), though it spans fewer than 64."""
+    b, a = butter(8, 3400, fs=RATE)
+    narrow = [lfilter(b, a, c).astype(np.float32) for c in clips[0::2]]
+    detector = make_detector("pca-input").fit(
+        model, narrow, [narrowband_plant(c) for c in narrow], RATE
+    )
+    assert detector.fitted_vectors > 64 and detector.used.shape[0] < 64
+    assert detector.caveat() is None
 
 
 def test_input_pca_separates_a_narrowband_perturbation(model, clips):
@@ -242,7 +264,7 @@ def test_detect_fit_then_evaluate_writes_figures_and_a_report(demo_csv, tmp_path
     table = capsys.readouterr().out
     assert "pca-hidden" in table and "TPR@5%FPR" in table
     written = json.loads(result.read_text())
-    assert written["caveats"] == fit["caveats"][0]
+    assert written["caveats"] == fit["caveats"]
     evaluation = written["evaluations"][0]
     assert [d["detector"] for d in evaluation["detectors"]] == ["mmd", "pca-hidden"]
     assert 0.0 <= evaluation["detectors"][0]["plain"]["auc"] <= 1.0

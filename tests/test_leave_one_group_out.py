@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,9 @@ CLASSES = {"Gong": 220.0, "Hi-hat": 3000.0, "Marimba_and_xylophone": 880.0}
 CLIPS = (("note", 0.6), ("walk", 6.0))
 
 
-def write_grouped_set(root: Path, with_group: bool = True, groups=GROUPS) -> Path:
+def write_grouped_set(
+    root: Path, with_group: bool = True, groups: Sequence[str] = GROUPS
+) -> Path:
     """A metadata.csv as render-demo --version 2 writes it (path, label, split, group, kind,
     duration_s) over real FLAC files, split column set to train everywhere."""
     rows = ["path,label,split,group,kind,duration_s" if with_group else "path,label,split"]
@@ -488,59 +491,114 @@ def test_loso_compare_pairs_two_runs_figures_and_says_what_differs(grouped_set, 
     comparison = json.loads(written.read_text())
     assert comparison["settings_changed"] == {"seed": [4, 5]}
     assert "Settings that decide the weights and differ: seed 4 -> 5." in report
-    assert comparison["same_held_out_counts"] and "held-out clips differ" not in report
+    # the excerpt positions follow the training seed: said, as the one_second clips differ
+    assert comparison["judging_changed"] == {"excerpt_seed": [4, 5]}
+    assert "Judged differently: excerpt_seed 4 -> 5" in report
+    assert comparison["same_clip_counts"] and "clip counts differ" not in report
     for condition in CONDITIONS:
         means = [r["summary"][condition]["mean_accuracy"] for r in (first, second)]
         assert comparison["summary"][condition]["mean_accuracy"] == means
-        assert (
-            f"| {condition} | {means[0]:.3f} | {means[1]:.3f} | {means[1] - means[0]:+.3f} |"
-            in (report)
-        )
+        change = f"{means[1] - means[0]:+.3f}"
+        assert f"| {condition} | {means[0]:.3f} (3) | {means[1]:.3f} (3) | {change} (3) |" in report
         for group in GROUPS:
             pair = [r["folds"][group][condition]["accuracy"] for r in (first, second)]
             assert [e["accuracy"] for e in comparison["per_group"][condition][group]] == pair
     pooled = first["summary"]["clips"]["pooled"]["per_class"]["Gong"]
     assert comparison["per_class"]["clips"]["Gong"][0] == pooled
-    # an existing --json file is kept unless --overwrite; a folder without results is one line
+    # an existing --json file is kept unless --overwrite, which replaces it
+    written.write_text("kept")
     assert main(["data", "loso-compare", str(a), str(b), "--json", str(written)]) == 2
-    assert (
-        capsys.readouterr()
-        .err.strip()
-        .endswith("already exists; choose another name or --overwrite")
-    )
-    assert main(["data", "loso-compare", str(a), str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err.startswith(f"advstudio: error: {tmp_path / 'loso.json'}: not found") and "\n" not in err
-    )
-    (tmp_path / "loso.json").write_text('{"groups": ["fluid"]}')
-    assert main(["data", "loso-compare", str(a), str(tmp_path)]) == 2
-    assert "not leave-one-group-out results" in capsys.readouterr().err
-    # a run judged before a condition existed: one line saying how to judge it anew
-    del second["summary"]["first_second"]
-    (b / "loso.json").write_text(json.dumps(second))
-    assert main(["data", "loso-compare", str(a), str(b)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "judged before the condition first_second existed" in err and "\n" not in err
+    assert err.endswith("already exists; choose another name or --overwrite")
+    assert written.read_text() == "kept"
+    compare = ["data", "loso-compare", str(a), str(b), "--json", str(written)]
+    assert main([*compare, "--overwrite"]) == 0
+    assert json.loads(written.read_text()) == comparison
+    # the loso.json itself may be given instead of its folder
+    capsys.readouterr()
+    assert main(["data", "loso-compare", str(a / "loso.json"), str(b)]) == 0
+    assert capsys.readouterr().out.replace("/loso.json`", "`") == report.split("comparison")[0]
 
 
-def test_loso_compare_of_runs_on_other_groups_gives_the_mean_over_the_shared_ones(
-    grouped_set, tmp_path, capsys
-):
+def test_loso_compare_changes_are_over_the_groups_both_judged(grouped_set, tmp_path, capsys):
+    """A run on fewer groups, and a run whose group judged no clip in a condition: each mean is
+    the run's own, the change only over the groups both judged (never 3 groups against 2)."""
     fewer = write_grouped_set(tmp_path / "fewer", groups=GROUPS[:2])
     a, b = tmp_path / "a", tmp_path / "b"
     first, second = loso_run(grouped_set, a, 4), loso_run(fewer, b, 4)
     capsys.readouterr()
     assert main(["data", "loso-compare", str(a), str(b)]) == 0
     report = capsys.readouterr().out
-    assert "The held-out clips differ" in report
-    shared = [first["folds"][g]["clips"]["accuracy"] for g in GROUPS[:2]]
-    theirs = [second["folds"][g]["clips"]["accuracy"] for g in GROUPS[:2]]
-    assert (
-        f"over the 2 both hold ({GROUPS[0]}, {GROUPS[1]}), the mean accuracy: clips A "
-        f"{np.mean(shared):.3f}, B {np.mean(theirs):.3f}"
-    ) in report
-    assert (
-        f"| {GROUPS[2]} | {first['folds'][GROUPS[2]]['clips']['accuracy']:.3f} (6) | – | – |"
-        in (report)
+    assert f"Groups only in A: {GROUPS[2]}; only in B: none." in report
+    assert "The held-out clip counts differ" in report and "data sets differ" in report
+    ours = np.mean([first["folds"][g]["clips"]["accuracy"] for g in GROUPS[:2]])
+    theirs = np.mean([second["folds"][g]["clips"]["accuracy"] for g in GROUPS[:2]])
+    mean_a, mean_b = (r["summary"]["clips"]["mean_accuracy"] for r in (first, second))
+    assert f"| clips | {mean_a:.3f} (3) | {mean_b:.3f} (2) | {theirs - ours:+.3f} (2) |" in report
+    fold = first["folds"][GROUPS[2]]["clips"]
+    assert f"| {GROUPS[2]} | {fold['accuracy']:.3f} (6) | – | – |" in report
+    # the same groups, one of which judged no clip in a condition in B: the change over the two
+    again = loso_run(grouped_set, tmp_path / "c", 4)
+    again["folds"]["gmbank"]["long_phrases"] |= {"accuracy": None, "clips": 0}
+    (tmp_path / "c" / "loso.json").write_text(json.dumps(again))
+    assert main(["data", "loso-compare", str(a), str(tmp_path / "c")]) == 0
+    row = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("| long_phrases"))
+    assert row.split(" | ")[3].endswith("(2)")
+
+
+def test_loso_compare_says_in_one_line_what_is_wrong_with_a_run(grouped_set, tmp_path, capsys):
+    a = tmp_path / "a"
+    results = loso_run(grouped_set, a, 4)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+
+    def refused(data) -> str:
+        (broken / "loso.json").write_text(data if isinstance(data, str) else json.dumps(data))
+        capsys.readouterr()
+        assert main(["data", "loso-compare", str(a), str(broken)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("advstudio: error: ") and "\n" not in err
+        return err
+
+    (broken / "loso.json").unlink(missing_ok=True)
+    assert main(["data", "loso-compare", str(a), str(broken)]) == 2
+    assert f"{broken / 'loso.json'}: not found" in capsys.readouterr().err
+    assert main(["data", "loso-compare", str(a), str(a / "LOSO.md")]) == 2
+    assert "LOSO.md: not a folder" in capsys.readouterr().err
+    assert "not leave-one-group-out results" in refused("{not json")
+    assert "not leave-one-group-out results" in refused({"groups": ["fluid"]})
+    assert "summary: none of the conditions" in refused(results | {"summary": {}})
+    summary = json.loads(json.dumps(results["summary"]))
+    summary["clips"]["mean_accuracy"] = "0.7"
+    assert "summary.clips.mean_accuracy: missing or not an accuracy" in refused(
+        results | {"summary": summary}
     )
+    summary = json.loads(json.dumps(results["summary"]))
+    del summary["clips"]["pooled"]["per_class"]["Gong"]["accuracy"]
+    assert "pooled.per_class.Gong.accuracy" in refused(results | {"summary": summary})
+    # a run judged before a condition existed: how to judge it anew
+    summary = json.loads(json.dumps(results["summary"]))
+    del summary["first_second"]
+    err = refused(results | {"summary": summary})
+    assert "judged before the condition first_second existed" in err
+
+
+def test_a_folds_scores_kept_from_before_a_condition_existed_are_judged_anew(
+    grouped_set, tmp_path
+):
+    """held_out.json written before first_second existed (three conditions, no list of them):
+    a rerun judges the fold again, with the same figures, instead of failing on the gap."""
+    out = tmp_path / "loso"
+    results = loso_run(grouped_set, out, 4)
+    for group in GROUPS:
+        path = fold_dir(out, group) / "held_out.json"
+        kept = json.loads(path.read_text())
+        del kept["judged_on"]["conditions"], kept["scores"]["first_second"]
+        path.write_text(json.dumps(kept))
+    again = loso_run(grouped_set, out, 4)
+    for group in GROUPS:
+        assert not again["folds"][group]["trained_now"]
+        for condition in CONDITIONS:
+            assert again["folds"][group][condition] == results["folds"][group][condition]
+    kept = json.loads((fold_dir(out, GROUPS[0]) / "held_out.json").read_text())
+    assert "first_second" in kept["scores"]

@@ -59,8 +59,12 @@ class DetectorBar(QWidget):
         except AdvStudioError as exc:
             self.problem.emit("Cannot load the detector", str(exc))
             return
-        self.scores.setToolTip(self.detector.caveat() or "")
-        if self.wanted is not None:
+        caveat = self.detector.caveat()
+        self.scores.setToolTip(caveat or "")
+        if self.wanted is None:
+            mark = CAVEAT_MARK if caveat else ""
+            self.scores.setText(f"{self.detector.name} detector loaded{mark}")
+        else:
             self.show_clip(
                 self.wanted.model,
                 self.wanted.original,

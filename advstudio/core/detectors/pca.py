@@ -12,6 +12,8 @@ hidden layer (`embed`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
@@ -33,10 +35,12 @@ VARIANCE_FLOOR = 1e-6  # x the largest variance: a direction clean data never us
 
 class _PCADetector(Detector):
     vector_kind: str  # what one vector of the PCA is: a clip's "frames" or one per "clips"
+    settings = ("fitted_vectors",)
     arrays = ("mean", "tail", "tail_variance", "used", "unused_variance")
 
     def __init__(self) -> None:
         super().__init__()
+        self.fitted_vectors = 0  # clean vectors the PCA was fitted on (0: saved before it was kept)
         self.mean = torch.zeros(0)
         self.tail = torch.zeros(0, 0)  # [k, D] the lowest-variance components clean data uses
         self.tail_variance = torch.zeros(0)
@@ -54,6 +58,7 @@ class _PCADetector(Detector):
         if len(pool) > MAX_FRAMES:
             pool = pool[np.linspace(0, len(pool) - 1, MAX_FRAMES).astype(int)]
         pca = PCA().fit(pool)
+        self.fitted_vectors = len(pool)
         floor = VARIANCE_FLOOR * pca.explained_variance_.max()
         used = pca.explained_variance_ > floor
         variance, components = pca.explained_variance_[used], pca.components_[used]
@@ -72,20 +77,29 @@ class _PCADetector(Detector):
                 best, chosen = auc, (self.tail, self.tail_variance)
         self.tail, self.tail_variance = chosen
 
+    def restore(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Detector:
+        """As saved; a detector saved before the count of fitting vectors was kept reads 0."""
+        settings = config.get("settings")
+        if isinstance(settings, dict) and "fitted_vectors" not in settings:
+            config = config | {"settings": settings | {"fitted_vectors": 0}}
+        return super().restore(config, arrays)
+
     def caveat(self) -> str | None:
-        """Fewer clean vectors than dimensions (or vectors that never vary along some
-        direction) leave directions the PCA never saw clean data in, read as one subspace: a
-        held-out clean clip lies mostly there too, so the score says more about how unlike the
-        fitting clips a clip is than about a perturbation (measured on the shipped model with
-        12 fitting clips: AUC 0.55 on FGSM examples, 0.56 on a planted tone)."""
+        """Fewer clean vectors than dimensions leave directions the PCA never saw clean data in,
+        read as one subspace: a held-out clean clip lies mostly there too, so the score says
+        more about how unlike the fitting clips a clip is than about a perturbation (measured
+        on the shipped model with 12 fitting clips: AUC 0.55 on FGSM examples, 0.56 on a
+        planted tone). Directions that many clean vectors never vary along (a band-limited
+        set's empty bands) are no caveat: a perturbation there is what the detector is for."""
         spanned, dimensions = self.used.shape
-        if spanned >= dimensions:
+        if not 0 < self.fitted_vectors <= dimensions:
             return None
         return (
-            f"{self.name}: the clean fitting {self.vector_kind} span {spanned} of the "
-            f"{dimensions} directions it reads; the other {dimensions - spanned} are scored as "
-            "one subspace, so the score mostly says how unlike the fitting clips a clip is "
-            f"(fit on more, and more varied, clean {self.vector_kind}: over {dimensions})"
+            f"{self.name}: fitted on {self.fitted_vectors} clean {self.vector_kind} for "
+            f"{dimensions} dimensions, so clean data spans only {spanned} of its directions; the "
+            f"other {dimensions - spanned} are scored as one subspace, and the score mostly "
+            f"says how unlike the fitting clips a clip is (fit on more than {dimensions} clean "
+            f"{self.vector_kind})"
         )
 
     def _energy(self, vectors: torch.Tensor) -> torch.Tensor:

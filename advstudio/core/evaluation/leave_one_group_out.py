@@ -7,10 +7,10 @@ judged on the held-out group only, under four conditions:
 
 - `clips`: the held-out clips as they are;
 - `first_second`: the first EXCERPT_S seconds of each clip, a note (or a phrase's first notes)
-  from its onset and cut off, without its release: issue 12's one-second condition, as people
-  drop short one-shot recordings in; shorter clips as they are;
-- `one_second`: one excerpt of EXCERPT_S seconds per clip at a seeded random position, harder:
-  it may begin inside a note's decay, in its release or in a rest; shorter clips as they are;
+  from its onset and cut off there, as people drop short one-shot recordings in; shorter clips
+  as they are;
+- `one_second`: one excerpt of EXCERPT_S seconds per clip at a seeded random position: it may
+  begin inside a note's decay, in its release or in a rest; shorter clips as they are;
 - `long_phrases`: the clips that play a phrase (metadata `kind` other than a single note or a
   gong stroke) of at least LONG_PHRASE_S seconds.
 
@@ -59,7 +59,7 @@ PHRASE_KINDS = tuple(kind for kind in KINDS if kind != "note")  # not a single n
 CONDITIONS = {
     "clips": "the held-out clips as they are",
     "first_second": f"the first {EXCERPT_S:g} s of each clip: its note, or its phrase's first "
-    "notes, from the onset and cut off (no release); clips shorter than that as they are",
+    "notes, from the onset, cut off there; clips shorter than that as they are",
     "one_second": f"one {EXCERPT_S:g}-s excerpt per clip at a seeded random position (it may "
     "begin inside a note, in its release or in a rest); clips shorter than that as they are",
     "long_phrases": f"the held-out phrases ({', '.join(PHRASE_KINDS)}) of at least "
@@ -127,21 +127,25 @@ def _train_fold(
 
 def _check_settings(folder: Path, recorded: dict[str, Any], config: TrainConfig) -> None:
     """One line when a fold's folder was trained with other settings than `config`."""
-    if _differing_settings(recorded, config):
+    if differing_settings(recorded, config):
         raise ParameterError(
             f"{folder}: trained with other settings than these; give a new --out folder"
         )
 
 
-def _differing_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
+def differing_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
     """The settings that decide the weights and differ between `recorded` and `config`, each
     as "NAME RECORDED there, CONFIG here"."""
-    here, there = comparable_settings(asdict(config)), comparable_settings(recorded)
     return [
-        f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
-        for k in sorted(here.keys() | there.keys())
-        if here.get(k) != there.get(k)
+        f"{k} {there!r} there, {here!r} here"
+        for k, (there, here) in setting_differences(recorded, asdict(config)).items()
     ]
+
+
+def setting_differences(first: dict[str, Any], second: dict[str, Any]) -> dict[str, tuple]:
+    """The settings that decide the weights and differ, by name: (first's, second's)."""
+    a, b = comparable_settings(first), comparable_settings(second)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
 def comparable_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +231,8 @@ def _judged_before(path: Path, judged_on: dict[str, Any]) -> dict[str, Any] | No
         return None
     if not isinstance(kept, dict) or kept.get("judged_on") != judged_on:
         return None
-    return kept.get("scores")
+    scores = kept.get("scores")
+    return scores if isinstance(scores, dict) and set(CONDITIONS) <= scores.keys() else None
 
 
 def _classes_not_trained(dataset: Dataset, group: str) -> list[str]:
@@ -346,83 +351,6 @@ def leave_one_group_out(
     write_atomically(out_dir / RESULTS_NAME, lambda tmp: Path(tmp).write_text(text))
     (out_dir / REPORT_NAME).write_text(loso_report(results))
     return results
-
-
-def read_results(loso_dir: Path) -> dict[str, Any]:
-    """The loso.json that `leave_one_group_out` wrote in `loso_dir`, checked for what readers
-    take from it (training settings, groups, labels, every condition's summary and each
-    fold's figures), or one line saying what is wrong."""
-    path = loso_dir / RESULTS_NAME
-    if not path.is_file():
-        raise ParameterError(
-            f"{path}: not found; `advstudio data loso ... --out {loso_dir}` writes it once "
-            "every fold is judged"
-        )
-    try:
-        results = json.loads(path.read_text())
-        missing = [c for c in CONDITIONS if c not in results["summary"]]
-        if missing:
-            raise ParameterError(
-                f"{path}: judged before the condition {', '.join(missing)} existed; run the same "
-                f"`advstudio data loso ... --out {loso_dir}` again (its folds are kept and only "
-                "judged anew)"
-            )
-        results["training"] = dict(results["training"])
-        results["groups"], results["labels"] = list(results["groups"]), list(results["labels"])
-        for condition in CONDITIONS:
-            _expected_summary(results["summary"][condition])
-            for group in results["groups"]:
-                fold_figures(results["folds"][group][condition])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ParameterError(f"{path}: not leave-one-group-out results ({exc})") from None
-    return results
-
-
-def fold_figures(scores: dict[str, Any]) -> tuple[float | None, int, dict[str, Any]]:
-    """One fold's figures in one condition: accuracy (None: no clip), clips, per class."""
-    accuracy = scores["accuracy"]
-    return (
-        None if accuracy is None else float(accuracy),
-        int(scores["clips"]),
-        dict(scores["per_class"]),
-    )
-
-
-def expected_accuracy(loso_dir: Path, config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
-    """What a model trained with `config` on every group of `dataset` can expect on sources it
-    never heard: the figures of the leave-one-group-out run in `loso_dir` (its loso.json), for
-    the model card. Refused when that run trained another recipe or judged another set's
-    groups or classes: the card would claim figures that are not its recipe's."""
-    path = loso_dir / RESULTS_NAME
-    results = read_results(loso_dir)
-    trained_with, groups = results["training"], results["groups"]
-    labels, summary, folds = results["labels"], results["summary"], results["folds"]
-    per_group = {g: {c: folds[g][c]["accuracy"] for c in CONDITIONS} for g in groups}
-    summaries = {c: _expected_summary(summary[c]) for c in CONDITIONS}
-    differ = _differing_settings(trained_with, config)
-    if differ:
-        raise ParameterError(
-            f"{path}: its folds were trained with other settings ({'; '.join(differ)})"
-        )
-    if labels != list(dataset.classes) or groups != dataset_groups(dataset):
-        raise ParameterError(
-            f"{path}: judged another set (groups {', '.join(groups)}; classes "
-            f"{', '.join(labels)}) than {dataset.name}"
-        )
-    return {
-        "loso": str(loso_dir),
-        "dataset": results.get("dataset"),
-        "conditions": dict(CONDITIONS),
-        "summary": summaries,
-        "per_group": per_group,
-        "training_seconds": results.get("training_seconds"),
-    }
-
-
-def _expected_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """One condition's summary as the model card gives it."""
-    kept = ("groups", "mean_accuracy", "mean_normalised_accuracy", "min_group", "min_accuracy")
-    return {k: summary[k] for k in kept} | {"pooled_accuracy": summary["pooled"]["accuracy"]}
 
 
 def loso_report(results: dict[str, Any]) -> str:
